@@ -1,0 +1,443 @@
+//! The command contract of `shared/design.md`, as clap types. Parsing does no I/O.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// autoseg: self-configuring medical image segmentation (nnU-Net style) on libtorch.
+///
+/// Point it at a dataset folder in nnU-Net raw layout (dataset.json, imagesTr/, labelsTr/) and
+/// run `autoseg plan-and-train DATASET`. `autoseg --version` also reports the libtorch in use and
+/// whether CUDA is usable.
+#[derive(Debug, Parser)]
+#[command(name = "autoseg", disable_version_flag = true)]
+pub struct Cli {
+    /// Print the version, the libtorch in use and whether CUDA is usable, then exit.
+    #[arg(short = 'V', long, global = true)]
+    pub version: bool,
+    /// Worker threads for parallel stages (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Log more (-v: debug, -vv: trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands users and scripts rely on (names are a contract).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a dataset folder and list every problem found, each with its file.
+    Verify(VerifyArgs),
+    /// Extract the dataset fingerprint (spacings, shapes, intensities) to fingerprint.toml.
+    Fingerprint(FingerprintArgs),
+    /// Plan the 2D/3D U-Net configurations and write plans.toml.
+    Plan(PlanArgs),
+    /// Crop, normalize and resample every case into the preprocessed cache.
+    Preprocess(PreprocessArgs),
+    /// Train one configuration on one fold.
+    Train(TrainArgs),
+    /// Verify, fingerprint, plan, preprocess, train every fold and pick the best configuration.
+    PlanAndTrain(PlanAndTrainArgs),
+    /// Predict new cases with trained folds (sliding window, TTA, fold ensemble).
+    Predict(PredictArgs),
+    /// Average saved probabilities of several prediction folders and write masks.
+    Ensemble(EnsembleArgs),
+    /// Compute metrics of predictions against references and write summary.json.
+    Evaluate(EvaluateArgs),
+    /// Choose the best configuration, ensemble and postprocessing from cross-validation.
+    FindBest(WorkArgs),
+    /// Write an HTML report (plan, curves, metrics, overlays) of a trained dataset.
+    Report(WorkArgs),
+    /// Write a deterministic synthetic dataset (or broken-dataset corpus) to OUT_DIR.
+    Fixtures(FixturesArgs),
+}
+
+impl Command {
+    /// The command's name as typed on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Verify(_) => "verify",
+            Command::Fingerprint(_) => "fingerprint",
+            Command::Plan(_) => "plan",
+            Command::Preprocess(_) => "preprocess",
+            Command::Train(_) => "train",
+            Command::PlanAndTrain(_) => "plan-and-train",
+            Command::Predict(_) => "predict",
+            Command::Ensemble(_) => "ensemble",
+            Command::Evaluate(_) => "evaluate",
+            Command::FindBest(_) => "find-best",
+            Command::Report(_) => "report",
+            Command::Fixtures(_) => "fixtures",
+        }
+    }
+}
+
+/// Where autoseg keeps its artifacts for a dataset: `<work>/<dataset folder name>/`.
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Dataset folder in nnU-Net raw layout (dataset.json, imagesTr/, labelsTr/).
+    pub dataset: PathBuf,
+    /// Folder for fingerprints, plans, caches and results.
+    #[arg(long, default_value = "autoseg_work", value_name = "DIR")]
+    pub work: PathBuf,
+}
+
+/// Arguments of `autoseg verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Dataset folder in nnU-Net raw layout.
+    pub dataset: PathBuf,
+}
+
+/// Arguments of `autoseg fingerprint`.
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// Dataset folder and work folder.
+    #[command(flatten)]
+    pub work: WorkArgs,
+}
+
+/// Planner settings shared by `plan` and `plan-and-train`.
+#[derive(Debug, Args)]
+pub struct PlannerArgs {
+    /// GPU memory the plans are sized for, in GB (nnU-Net's reference: 8).
+    #[arg(long, default_value_t = 8.0, value_name = "GB")]
+    pub gpu_memory_gb: f64,
+    /// Planner preset: nnU-Net's default or a residual-encoder preset.
+    #[arg(long, value_enum, default_value_t = PlannerPreset::Default)]
+    pub planner: PlannerPreset,
+}
+
+/// The planner presets of nnU-Net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlannerPreset {
+    /// nnU-Net's ExperimentPlanner (PlainConvUNet).
+    Default,
+    /// nnUNetPlannerResEncM (ResidualEncoderUNet, 8 GB).
+    ResencM,
+    /// nnUNetPlannerResEncL (ResidualEncoderUNet, 24 GB).
+    ResencL,
+    /// nnUNetPlannerResEncXL (ResidualEncoderUNet, 40 GB).
+    ResencXl,
+}
+
+/// Arguments of `autoseg plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Dataset folder and work folder.
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Memory budget and preset.
+    #[command(flatten)]
+    pub planner: PlannerArgs,
+    /// Override the full-resolution target spacing, in array order (z y x), in mm.
+    #[arg(long, num_args = 3, value_names = ["Z", "Y", "X"])]
+    pub target_spacing: Option<Vec<f64>>,
+}
+
+/// Arguments of `autoseg preprocess`.
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Dataset folder and work folder.
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Configurations to preprocess (default: every planned one).
+    #[arg(short = 'c', long = "configuration", value_name = "CONFIG")]
+    pub configurations: Vec<String>,
+}
+
+/// Training length and device, shared by `train` and `plan-and-train`.
+#[derive(Debug, Args)]
+pub struct TrainingArgs {
+    /// Device to train on: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
+    #[arg(long)]
+    pub device: Option<DeviceArg>,
+    /// Number of epochs (nnU-Net: 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub epochs: usize,
+    /// Training iterations per epoch (nnU-Net: 250).
+    #[arg(long, default_value_t = 250)]
+    pub iters_per_epoch: usize,
+}
+
+/// Arguments of `autoseg train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset folder and work folder.
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Configuration to train, e.g. 3d_fullres or 2d.
+    pub configuration: String,
+    /// Fold: 0..4, or `all` (train and validate on every case).
+    pub fold: Fold,
+    /// Length and device.
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// Continue from the latest checkpoint (a larger --epochs extends a finished run).
+    #[arg(long)]
+    pub resume: bool,
+    /// Seed for sampling, augmentation and initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Arguments of `autoseg plan-and-train`.
+#[derive(Debug, Args)]
+pub struct PlanAndTrainArgs {
+    /// Dataset folder and work folder.
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Configurations to train (default: 2d, 3d_fullres and the cascade when planned).
+    #[arg(short = 'c', long = "configuration", value_name = "CONFIG")]
+    pub configurations: Vec<String>,
+    /// Folds to train: a comma list such as `0,2`, or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub folds: Vec<Fold>,
+    /// Length and device.
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// Memory budget and preset.
+    #[command(flatten)]
+    pub planner: PlannerArgs,
+}
+
+/// Arguments of `autoseg predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Input folder of `CASE_XXXX` channel files, or a single image file.
+    #[arg(short = 'i', long = "input")]
+    pub input: PathBuf,
+    /// Output folder for masks (and probabilities on request).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Model folder: `<work>/<dataset>` or a copy of it.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Configuration to use (default: the one in results/best.toml).
+    #[arg(short = 'c', long = "configuration")]
+    pub configuration: Option<String>,
+    /// Folds to ensemble: a comma list such as `0,1,2,3,4`, or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub folds: Vec<Fold>,
+    /// Disable mirroring test-time augmentation.
+    #[arg(long)]
+    pub no_tta: bool,
+    /// Sliding-window step as a fraction of the patch size.
+    #[arg(long, default_value_t = 0.5)]
+    pub step: f64,
+    /// Also write per-class probabilities (`<case>.npz`).
+    #[arg(long)]
+    pub save_probabilities: bool,
+    /// Do not apply the postprocessing recorded in results/best.toml.
+    #[arg(long)]
+    pub no_postprocessing: bool,
+    /// Device: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
+    #[arg(long)]
+    pub device: Option<DeviceArg>,
+}
+
+/// Arguments of `autoseg ensemble`.
+#[derive(Debug, Args)]
+pub struct EnsembleArgs {
+    /// Prediction folders written with --save-probabilities (two or more).
+    #[arg(short = 'i', long = "input", num_args = 2.., required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder for the ensembled masks.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `autoseg evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Folder of predicted masks.
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// Folder of reference masks (same file names).
+    #[arg(long = "ref")]
+    pub reference: PathBuf,
+    /// dataset.json giving the labels (default: labels found in the references).
+    #[arg(long)]
+    pub dataset_json: Option<PathBuf>,
+    /// Where to write summary.json (default: <pred>/summary.json).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `autoseg fixtures`.
+#[derive(Debug, Args)]
+pub struct FixturesArgs {
+    /// Name of the synthetic dataset (or `broken` for the corpus); `list` prints the names.
+    pub name: String,
+    /// Folder to write it into.
+    pub out_dir: Option<PathBuf>,
+}
+
+/// A cross-validation fold: an index, or nnU-Net's `all` (train and validate on every case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Fold `k` of the k-fold split.
+    Index(u8),
+    /// Train and validate on every case.
+    All,
+}
+
+impl FromStr for Fold {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all" {
+            return Ok(Fold::All);
+        }
+        s.parse::<u8>()
+            .map(Fold::Index)
+            .map_err(|_| format!("fold must be a number such as 0..4, or `all`; got `{s}`"))
+    }
+}
+
+impl fmt::Display for Fold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fold::Index(k) => write!(f, "{k}"),
+            Fold::All => write!(f, "all"),
+        }
+    }
+}
+
+/// A compute device as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(DeviceArg::Cpu),
+            "cuda" => Ok(DeviceArg::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceArg::Cuda)
+                .ok_or_else(|| format!("device must be cpu, cuda or cuda:N; got `{s}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn folds_parse_as_a_comma_list_and_all() {
+        let cli = parse(&["autoseg", "plan-and-train", "ds", "--folds", "0,2"]);
+        assert!(matches!(cli.command, Some(Command::PlanAndTrain(a))
+            if a.folds == vec![Fold::Index(0), Fold::Index(2)]));
+        let cli = parse(&["autoseg", "plan-and-train", "ds", "--folds", "all"]);
+        assert!(
+            matches!(cli.command, Some(Command::PlanAndTrain(a)) if a.folds == vec![Fold::All])
+        );
+        assert!(Cli::try_parse_from(["autoseg", "plan-and-train", "ds", "--folds", "x"]).is_err());
+    }
+
+    #[test]
+    fn plan_and_train_defaults_to_five_folds_and_nnunet_lengths() {
+        let cli = parse(&["autoseg", "plan-and-train", "ds"]);
+        let Some(Command::PlanAndTrain(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(a.folds, (0..5).map(Fold::Index).collect::<Vec<_>>());
+        assert_eq!((a.training.epochs, a.training.iters_per_epoch), (1000, 250));
+        assert_eq!(a.work.work, PathBuf::from("autoseg_work"));
+        assert_eq!(a.planner.gpu_memory_gb, 8.0);
+    }
+
+    #[test]
+    fn train_takes_dataset_config_fold_and_device() {
+        let cli = parse(&[
+            "autoseg",
+            "train",
+            "ds",
+            "3d_fullres",
+            "all",
+            "--device",
+            "cuda:1",
+            "--resume",
+        ]);
+        let Some(Command::Train(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            (a.configuration.as_str(), a.fold, a.resume),
+            ("3d_fullres", Fold::All, true)
+        );
+        assert_eq!(a.training.device, Some(DeviceArg::Cuda(1)));
+        assert!(
+            Cli::try_parse_from(["autoseg", "train", "ds", "2d", "0", "--device", "gpu"]).is_err()
+        );
+    }
+
+    #[test]
+    fn plan_takes_target_spacing_and_preset() {
+        let cli = parse(&[
+            "autoseg",
+            "plan",
+            "ds",
+            "--target-spacing",
+            "3",
+            "0.5",
+            "0.5",
+            "--planner",
+            "resenc-l",
+        ]);
+        let Some(Command::Plan(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(a.target_spacing, Some(vec![3.0, 0.5, 0.5]));
+        assert_eq!(a.planner.planner, PlannerPreset::ResencL);
+        assert!(
+            Cli::try_parse_from(["autoseg", "plan", "ds", "--target-spacing", "3", "0.5"]).is_err()
+        );
+    }
+
+    #[test]
+    fn predict_and_ensemble_use_the_short_flags_of_the_contract() {
+        let cli = parse(&[
+            "autoseg", "predict", "-i", "in", "-o", "out", "-m", "model", "-c", "2d", "--no-tta",
+            "--step", "0.25",
+        ]);
+        let Some(Command::Predict(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            (a.no_tta, a.step, a.configuration.as_deref()),
+            (true, 0.25, Some("2d"))
+        );
+        let cli = parse(&["autoseg", "ensemble", "-i", "a", "b", "-o", "out"]);
+        let Some(Command::Ensemble(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(a.inputs, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert!(Cli::try_parse_from(["autoseg", "ensemble", "-i", "a", "-o", "out"]).is_err());
+    }
+
+    #[test]
+    fn threads_is_global() {
+        let cli = parse(&["autoseg", "verify", "ds", "--threads", "3"]);
+        assert_eq!(cli.threads, Some(3));
+    }
+}

@@ -1,0 +1,68 @@
+//! The `autoseg` binary: argument parsing, wiring of stages and the terminal. No algorithms live
+//! here; every stage is a library crate.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit code for a usage error, and for a command whose stage does not exist yet.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if cli.version {
+        println!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("autoseg: no command given; see `autoseg --help`");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if let Err(err) = configure_threads(cli.threads) {
+        eprintln!("autoseg: {err:#}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    run(command)
+}
+
+fn run(command: Command) -> ExitCode {
+    eprintln!("autoseg: not implemented yet: {}", command.name());
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn version_text() -> String {
+    format!(
+        "autoseg {}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        autoseg_network::torch_runtime()
+    )
+}
+
+fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    Ok(())
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(level);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,6 @@
+//! The `autoseg` crate's integration tests: architecture invariants, tidy rules, and the binary's
+//! command contract.
+
+mod architecture;
+mod cli;
+mod tidy;

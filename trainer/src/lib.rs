@@ -1,0 +1,7 @@
+//! `autoseg-trainer`: training one configuration and fold.
+//!
+//! Owns patch sampling, augmentation, the data-loader threads, losses, the optimiser and its
+//! schedule, the training loop, k-fold splits, checkpoints and resume, logs, curves and the final
+//! validation (through `autoseg-inference`).
+//!
+//! Must not: change a plan, or hold the whole dataset in memory.
