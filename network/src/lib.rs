@@ -7,6 +7,13 @@
 //! Must not: read files other than checkpoints it is handed, choose hyper-parameters (the plan
 //! does), or panic on a plan that was validated when it was loaded.
 
+mod error;
+mod layers;
+mod layout;
 mod torch_info;
+mod unet;
 
+pub use error::NetworkError;
+pub use layout::conv_feature_map_size;
 pub use torch_info::{torch_runtime, TorchRuntime};
+pub use unet::UNet;

@@ -8,6 +8,24 @@
 //! Must not: depend on libtorch, print to the terminal (it logs through `tracing`), or panic on
 //! anything read from a user's file.
 
+mod dataset;
+mod nifti_io;
 mod progress;
+pub mod resample;
+pub mod rng;
+mod verify;
+mod volume;
 
+pub use dataset::{
+    parse_dataset_json, read_dataset_json, Case, CaseEntry, CaseId, Dataset, DatasetError,
+    DatasetJson, JsonFault, LabelEntry, LabelValue, Labels, PathProblem,
+};
+pub use nifti_io::{
+    read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,
+    write_image, write_label_map, DataType, NiftiInfo, NiftiIoError, Scaling,
+};
 pub use progress::Progress;
+pub use verify::{verify, Fault, Issue, Report};
+pub use volume::{
+    Affine, Geometry, GeometryDiff, HeaderGeometry, Image, LabelMap, Shape3, Spacing, Volume,
+};

@@ -5,3 +5,5 @@
 //! validation (through `autoseg-inference`).
 //!
 //! Must not: change a plan, or hold the whole dataset in memory.
+
+pub mod splits;
