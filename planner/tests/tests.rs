@@ -1,0 +1,4 @@
+//! The planner's integration tests: one binary, one module per area.
+
+mod nnunet_vectors;
+mod plans_file;
