@@ -2,6 +2,8 @@
 //! here; every stage is a library crate.
 
 mod cli;
+mod commands;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -9,8 +11,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Exit code for a usage error, and for a command whose stage does not exist yet.
-const EXIT_USAGE: u8 = 2;
+use commands::{EXIT_FAILURE, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         eprintln!("autoseg: no command given; see `autoseg --help`");
         return ExitCode::from(EXIT_USAGE);
     };
+    commands::set_threads(cli.threads);
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("autoseg: {err:#}");
         return ExitCode::from(EXIT_USAGE);
@@ -31,8 +33,13 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> ExitCode {
-    eprintln!("autoseg: not implemented yet: {}", command.name());
-    ExitCode::from(EXIT_USAGE)
+    match commands::run(command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("autoseg: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn version_text() -> String {
