@@ -1,0 +1,3 @@
+//! Integration tests of `autoseg-preprocessing`: one module per area, one test binary.
+
+mod nifti;
