@@ -1,0 +1,143 @@
+//! Gamma: `x = ((x - min) / max(range, 1e-7))^γ · range + min` per channel, keeping the
+//! channel's mean and (unbiased, torch `std`) standard deviation; optionally on the inverted
+//! image `-x`.
+//!
+//! nnU-Net: `RandomTransform(GammaTransform(gamma=BGContrast((0.7, 1.5)), p_invert_image=1,
+//! synchronize_channels=False, p_per_channel=1, p_retain_stats=1), apply_probability=0.1)`, then
+//! the same with `p_invert_image=0` and `apply_probability=0.3`.
+
+use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis};
+use rand::Rng;
+
+use super::{bg_contrast, channel_stats};
+
+const EPS: f64 = 1e-7;
+
+/// Draws [`Gamma`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RandomGamma {
+    /// Probability of applying (0.1 with inversion, 0.3 without).
+    pub p: f64,
+    /// Whether the image is inverted around the gamma curve.
+    pub invert: bool,
+    /// Gamma range for [`bg_contrast`] (0.7, 1.5).
+    pub range: (f64, f64),
+}
+
+impl RandomGamma {
+    /// nnU-Net's settings: `invert` true gives the p = 0.1 variant, false the p = 0.3 one.
+    pub fn nnunet(invert: bool) -> RandomGamma {
+        RandomGamma {
+            p: if invert { 0.1 } else { 0.3 },
+            invert,
+            range: (0.7, 1.5),
+        }
+    }
+
+    /// Draws one gamma per channel, or `None` (not applied).
+    pub fn sample<R: Rng>(&self, rng: &mut R, n_channels: usize) -> Option<Gamma> {
+        if rng.gen::<f64>() >= self.p {
+            return None;
+        }
+        let gammas = (0..n_channels)
+            .map(|_| bg_contrast(rng, self.range) as f32)
+            .collect();
+        Some(Gamma {
+            gammas,
+            invert: self.invert,
+        })
+    }
+}
+
+/// Applies `gammas[c]` to channel `c`, keeping its mean and std.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gamma {
+    /// One gamma per channel.
+    pub gammas: Vec<f32>,
+    /// Whether to work on the inverted image.
+    pub invert: bool,
+}
+
+impl Gamma {
+    /// Applies the gamma curve to data `(c, z, y, x)` in place.
+    pub fn apply(&self, mut data: ArrayViewMut4<'_, f32>) {
+        for (mut channel, &g) in data.axis_iter_mut(Axis(0)).zip(&self.gammas) {
+            if self.invert {
+                channel.map_inplace(|v| *v = -*v);
+            }
+            gamma_keep_stats(channel.view_mut(), g);
+            if self.invert {
+                channel.map_inplace(|v| *v = -*v);
+            }
+        }
+    }
+}
+
+/// The gamma curve in f32 (as torch applies it), then the original mean and std restored.
+fn gamma_keep_stats(mut channel: ArrayViewMut3<'_, f32>, gamma: f32) {
+    let before = channel_stats(channel.view());
+    let min = before.min;
+    let range = before.max - min;
+    let denom = range.max(EPS as f32);
+    channel.map_inplace(|v| *v = ((*v - min) / denom).powf(gamma) * range + min);
+    let after = channel_stats(channel.view());
+    let factor = (before.std / after.std.max(EPS)) as f32;
+    let (mean_after, mean_before) = (after.mean as f32, before.mean as f32);
+    channel.map_inplace(|v| *v = (*v - mean_after) * factor + mean_before);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    fn stats(data: &Array4<f32>) -> (f64, f64) {
+        let s = channel_stats(data.index_axis(Axis(0), 0));
+        (s.mean, s.std)
+    }
+
+    #[test]
+    fn gamma_on_known_values() {
+        // [0, 1, 2, 4] -> normalised [0, .25, .5, 1] -> squared [0, .0625, .25, 1] × 4
+        // = [0, .25, 1, 4], then rescaled to the original mean 1.75 and std.
+        let mut data = Array4::from_shape_vec((1, 1, 1, 4), vec![0.0f32, 1.0, 2.0, 4.0]).unwrap();
+        let before = stats(&data);
+        Gamma {
+            gammas: vec![2.0],
+            invert: false,
+        }
+        .apply(data.view_mut());
+        let raw = [0.0f64, 0.25, 1.0, 4.0];
+        let m = raw.iter().sum::<f64>() / 4.0;
+        let sd = (raw.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 3.0).sqrt();
+        for (got, r) in data.iter().zip(raw) {
+            let want = (r - m) / sd * before.1 + before.0;
+            assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        }
+        let after = stats(&data);
+        assert!((after.0 - before.0).abs() < 1e-5 && (after.1 - before.1).abs() < 1e-5);
+    }
+
+    #[test]
+    fn inverted_gamma_mirrors_the_curve() {
+        // Inversion: gamma acts on -x, so values near the top move like values near the bottom
+        // without inversion. With stats kept, inverted(x) = -plain(-x).
+        let values = vec![0.0f32, 1.0, 3.0, 4.0, 10.0];
+        let mut inv = Array4::from_shape_vec((1, 1, 1, 5), values.clone()).unwrap();
+        Gamma {
+            gammas: vec![1.5],
+            invert: true,
+        }
+        .apply(inv.view_mut());
+        let mut plain =
+            Array4::from_shape_vec((1, 1, 1, 5), values.iter().map(|v| -v).collect()).unwrap();
+        Gamma {
+            gammas: vec![1.5],
+            invert: false,
+        }
+        .apply(plain.view_mut());
+        for (a, b) in inv.iter().zip(plain.iter()) {
+            assert!((a + b).abs() < 1e-5);
+        }
+    }
+}

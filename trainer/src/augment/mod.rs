@@ -1,0 +1,110 @@
+//! Data augmentation for training, nnU-Net's set with its probabilities and ranges.
+//!
+//! Every transform comes in two parts: a `Random…` value whose `sample(rng, ..)` draws the
+//! parameters, and a deterministic transform whose `apply` uses them (test-time augmentation
+//! reuses [`Mirror`]). Intensity transforms work in place on `ArrayViewMut4` views of a sample
+//! `(c, z, y, x)`; only the spatial transform and the deep-supervision targets allocate.
+//! [`Pipeline`] runs them in nnU-Net's order.
+//!
+//! nnU-Net: `nnUNetTrainer.get_training_transforms` / `get_validation_transforms`, classes from
+//! batchgeneratorsv2.
+
+mod blur;
+mod brightness;
+mod contrast;
+mod gamma;
+mod labels;
+mod lowres;
+mod mirror;
+mod noise;
+mod pipeline;
+mod resize;
+mod setup;
+mod spatial;
+
+use ndarray::ArrayView3;
+use rand::Rng;
+
+pub use blur::{gaussian_kernel, ChannelBlur, GaussianBlur, RandomGaussianBlur};
+pub use brightness::{MultiplicativeBrightness, RandomBrightness};
+pub use contrast::{Contrast, RandomContrast};
+pub use gamma::{Gamma, RandomGamma};
+pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
+pub use lowres::{RandomLowResolution, SimulateLowResolution};
+pub use mirror::{Mirror, RandomMirror};
+pub use noise::{GaussianNoise, RandomGaussianNoise};
+pub use pipeline::{AugmentParams, Augmented, Pipeline};
+pub use setup::{DaSetup, SpatialMode};
+pub use spatial::{Matrix3, RandomSpatial, Spatial};
+
+/// batchgeneratorsv2's `BGContrast(range)`: with probability 0.5 (when `range.0 < 1`) a factor
+/// in `U(range.0, 1)`, otherwise in `U(max(range.0, 1), range.1)`, so that shrinking and
+/// growing are equally likely.
+pub fn bg_contrast<R: Rng>(rng: &mut R, range: (f64, f64)) -> f64 {
+    if rng.gen::<f64>() < 0.5 && range.0 < 1.0 {
+        uniform(rng, range.0, 1.0)
+    } else {
+        uniform(rng, range.0.max(1.0), range.1)
+    }
+}
+
+/// numpy's `uniform(lo, hi)`: `lo + (hi - lo) · U[0, 1)`; `lo` when the range is empty.
+pub(crate) fn uniform<R: Rng>(rng: &mut R, lo: f64, hi: f64) -> f64 {
+    if hi <= lo {
+        return lo;
+    }
+    lo + (hi - lo) * rng.gen::<f64>()
+}
+
+/// Mean, unbiased standard deviation (torch's `std`), min and max of one channel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ChannelStats {
+    pub mean: f64,
+    pub std: f64,
+    pub min: f32,
+    pub max: f32,
+}
+
+pub(crate) fn channel_stats(channel: ArrayView3<'_, f32>) -> ChannelStats {
+    let n = channel.len() as f64;
+    let (mut sum, mut min, mut max) = (0.0f64, f32::INFINITY, f32::NEG_INFINITY);
+    for &v in channel.iter() {
+        sum += v as f64;
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let mean = sum / n;
+    let ss: f64 = channel.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+    ChannelStats {
+        mean,
+        std: (ss / (n - 1.0).max(1.0)).sqrt(),
+        min,
+        max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn bg_contrast_halves_below_and_above_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let draws: Vec<f64> = (0..20_000)
+            .map(|_| bg_contrast(&mut rng, (0.75, 1.25)))
+            .collect();
+        assert!(draws.iter().all(|&f| (0.75..1.25).contains(&f)));
+        let below = draws.iter().filter(|&&f| f < 1.0).count() as f64 / draws.len() as f64;
+        assert!((below - 0.5).abs() < 0.015, "{below}");
+    }
+
+    #[test]
+    fn stats_use_the_unbiased_std() {
+        let a = ndarray::Array3::from_shape_vec((1, 1, 4), vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        let s = channel_stats(a.view());
+        assert_eq!((s.mean, s.min, s.max), (2.5, 1.0, 4.0));
+        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,288 @@
+//! The training data loader: worker threads that sample, augment and assemble whole batches into
+//! contiguous arrays, each feeding its own bounded queue.
+//!
+//! Worker `w` draws from a ChaCha8 generator seeded with `seed + w` and produces batches
+//! `w, w + n, w + 2n, …`; [`DataLoader::next_batch`] takes them round-robin, so the sequence of
+//! batches depends only on the seed and the number of workers, never on thread timing.
+//! Dropping the loader stops and joins the workers.
+//!
+//! nnU-Net: `nnUNetDataLoader.generate_train_batch` inside batchgenerators'
+//! `NonDetMultiThreadedAugmenter` (`nnUNet_n_proc_DA` processes, unseeded).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use ndarray::{s, Array5};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::augment::Pipeline;
+use crate::sampling::{CaseSource, DataError, DrawnPatch, PatchSampler};
+
+/// One training batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Images `(b, c, z, y, x)`, standard layout (2D configurations: `z = 1`; drop axis 2).
+    pub data: Array5<f32>,
+    /// Targets `(b, 1, z, y, x)`, one per deep-supervision level, full resolution first.
+    pub targets: Vec<Array5<i16>>,
+    /// How each sample was drawn.
+    pub drawn: Vec<DrawnPatch>,
+}
+
+/// Samples, augments and assembles one batch.
+///
+/// # Errors
+/// Whatever sampling ([`PatchSampler::draw_batch`], [`PatchSampler::read`]) or augmentation
+/// ([`Pipeline::apply`]) returns.
+pub fn make_batch<R: Rng>(
+    rng: &mut R,
+    source: &dyn CaseSource,
+    sampler: &PatchSampler,
+    pipeline: &Pipeline,
+) -> Result<Batch, DataError> {
+    let drawn = sampler.draw_batch(rng, source)?;
+    let patch = sampler.final_patch();
+    let n = drawn.len();
+    let [z, y, x] = patch;
+    let mut data = Array5::zeros((n, source.n_channels(), z, y, x));
+    let mut targets: Vec<Array5<i16>> = (0..pipeline.n_targets())
+        .map(|level| {
+            let [tz, ty, tx] = pipeline.target_shape(patch, level);
+            Array5::zeros((n, 1, tz, ty, tx))
+        })
+        .collect();
+    for (j, d) in drawn.iter().enumerate() {
+        let sample = pipeline.run(rng, sampler.read(source, d)?)?;
+        if sample.data.shape()[1..] != patch[..] {
+            return Err(DataError::SampleShape {
+                expected: patch,
+                found: sample.data.shape()[1..].to_vec(),
+            });
+        }
+        data.slice_mut(s![j, .., .., .., ..]).assign(&sample.data);
+        for (batch_target, target) in targets.iter_mut().zip(&sample.targets) {
+            batch_target.slice_mut(s![j, .., .., .., ..]).assign(target);
+        }
+    }
+    Ok(Batch {
+        data,
+        targets,
+        drawn,
+    })
+}
+
+/// Loader settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoaderSettings {
+    /// Worker threads.
+    pub n_workers: usize,
+    /// Ready batches each worker may hold in its queue.
+    pub queue_depth: usize,
+    /// Base seed; worker `w` uses `seed + w`.
+    pub seed: u64,
+}
+
+impl LoaderSettings {
+    /// One worker per available core (at least one), two batches queued per worker.
+    pub fn from_available_cores(seed: u64) -> LoaderSettings {
+        let n_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        LoaderSettings {
+            n_workers,
+            queue_depth: 2,
+            seed,
+        }
+    }
+}
+
+type BatchResult = Result<Batch, DataError>;
+
+/// Background workers filling bounded queues of ready batches.
+pub struct DataLoader {
+    receivers: Vec<Receiver<BatchResult>>,
+    workers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    next_worker: usize,
+}
+
+impl DataLoader {
+    /// Starts `settings.n_workers` workers producing batches from `source`.
+    ///
+    /// # Errors
+    /// [`DataError::LoaderSettings`] for zero workers or a zero queue depth,
+    /// [`DataError::SpawnWorker`] when a thread cannot be started.
+    pub fn spawn(
+        source: Arc<dyn CaseSource>,
+        sampler: PatchSampler,
+        pipeline: Pipeline,
+        settings: LoaderSettings,
+    ) -> Result<DataLoader, DataError> {
+        if settings.n_workers == 0 || settings.queue_depth == 0 {
+            return Err(DataError::LoaderSettings {
+                n_workers: settings.n_workers,
+                queue_depth: settings.queue_depth,
+            });
+        }
+        let shared = Arc::new((sampler, pipeline));
+        let mut loader = DataLoader {
+            receivers: Vec::with_capacity(settings.n_workers),
+            workers: Vec::with_capacity(settings.n_workers),
+            stop: Arc::new(AtomicBool::new(false)),
+            next_worker: 0,
+        };
+        for worker_idx in 0..settings.n_workers {
+            let (tx, rx) = sync_channel(settings.queue_depth);
+            let seed = settings.seed.wrapping_add(worker_idx as u64);
+            let job = Worker {
+                source: Arc::clone(&source),
+                shared: Arc::clone(&shared),
+                stop: Arc::clone(&loader.stop),
+                tx,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("autoseg-loader-{worker_idx}"))
+                .spawn(move || job.run(ChaCha8Rng::seed_from_u64(seed)))
+                .map_err(|source| DataError::SpawnWorker { worker_idx, source })?;
+            loader.receivers.push(rx);
+            loader.workers.push(handle);
+        }
+        Ok(loader)
+    }
+
+    /// The next batch, in the seed-determined order.
+    ///
+    /// # Errors
+    /// The worker's sampling or augmentation error, or [`DataError::WorkerStopped`] when the
+    /// worker is gone (it failed earlier or panicked).
+    pub fn next_batch(&mut self) -> Result<Batch, DataError> {
+        let worker_idx = self.next_worker;
+        self.next_worker = (self.next_worker + 1) % self.receivers.len();
+        self.receivers[worker_idx]
+            .recv()
+            .map_err(|_| DataError::WorkerStopped { worker_idx })?
+    }
+
+    /// Number of worker threads.
+    pub fn n_workers(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+impl Drop for DataLoader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the receivers wakes workers blocked on a full queue: their send fails.
+        self.receivers.clear();
+        for handle in self.workers.drain(..) {
+            // A worker that panicked has nothing left to clean up.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// What one worker thread owns.
+struct Worker {
+    source: Arc<dyn CaseSource>,
+    shared: Arc<(PatchSampler, Pipeline)>,
+    stop: Arc<AtomicBool>,
+    tx: SyncSender<BatchResult>,
+}
+
+impl Worker {
+    /// Produces batches until stopped, disconnected, or after sending an error.
+    fn run(self, mut rng: ChaCha8Rng) {
+        let (sampler, pipeline) = &*self.shared;
+        while !self.stop.load(Ordering::Relaxed) {
+            let batch = make_batch(&mut rng, self.source.as_ref(), sampler, pipeline);
+            let failed = batch.is_err();
+            if self.tx.send(batch).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::DaSetup;
+    use crate::sampling::{InMemoryCase, InMemorySource};
+    use ndarray::Array4;
+
+    fn source() -> Arc<dyn CaseSource> {
+        let cases = (0..3)
+            .map(|i| {
+                let shape = (1, 20 + i, 24, 22);
+                let data = Array4::from_shape_fn(shape, |(_, z, y, x)| (z * y + x) as f32 / 100.0);
+                let seg = Array4::from_shape_fn(shape, |(_, z, y, x)| {
+                    i16::from(z > 8 && z < 12 && y > 10 && y < 14 && x > 9 && x < 13)
+                });
+                InMemoryCase::new(&format!("case_{i}"), data, seg)
+            })
+            .collect();
+        Arc::new(InMemorySource::new(cases).unwrap())
+    }
+
+    fn loader(seed: u64, n_workers: usize) -> DataLoader {
+        let setup = DaSetup::nnunet(&[12, 16, 16]).unwrap();
+        let sampler = PatchSampler::new(setup.crop, setup.patch, 3, false).unwrap();
+        let scales = [[1.0; 3], [0.5; 3]];
+        let pipeline = Pipeline::nnunet_training(&setup, &[false], &scales).unwrap();
+        let settings = LoaderSettings {
+            n_workers,
+            queue_depth: 2,
+            seed,
+        };
+        DataLoader::spawn(source(), sampler, pipeline, settings).unwrap()
+    }
+
+    #[test]
+    fn batches_are_contiguous_and_shaped() {
+        let mut l = loader(1, 2);
+        let b = l.next_batch().unwrap();
+        assert_eq!(b.data.shape(), &[3, 1, 12, 16, 16]);
+        assert!(b.data.is_standard_layout());
+        assert_eq!(b.targets[0].shape(), &[3, 1, 12, 16, 16]);
+        assert_eq!(b.targets[1].shape(), &[3, 1, 6, 8, 8]);
+        // bs 3: round(3 · 0.67) = 2 random samples, the last one forced to foreground.
+        let forced: Vec<bool> = b.drawn.iter().map(|d| d.forced_foreground).collect();
+        assert_eq!(forced, vec![false, false, true]);
+    }
+
+    #[test]
+    fn same_seed_same_batches_whatever_the_timing() {
+        let take = |seed, n_workers| {
+            let mut l = loader(seed, n_workers);
+            (0..5).map(|_| l.next_batch().unwrap()).collect::<Vec<_>>()
+        };
+        let a = take(42, 3);
+        assert_eq!(a, take(42, 3));
+        assert_ne!(a, take(43, 3));
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        let setup = DaSetup::nnunet(&[12, 16, 16]).unwrap();
+        let sampler = PatchSampler::new(setup.crop, setup.patch, 2, false).unwrap();
+        let pipeline = Pipeline::nnunet_validation(&[]).unwrap();
+        let settings = LoaderSettings {
+            n_workers: 0,
+            queue_depth: 1,
+            seed: 0,
+        };
+        let err = DataLoader::spawn(source(), sampler, pipeline, settings);
+        assert!(matches!(
+            err,
+            Err(DataError::LoaderSettings { n_workers: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn dropping_a_loader_with_full_queues_returns() {
+        let l = loader(3, 2);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(l);
+    }
+}
