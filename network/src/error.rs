@@ -1,0 +1,67 @@
+//! The network crate's error: a bad architecture, a bad input shape, or a libtorch failure.
+
+use autoseg_planner::NetworkKind;
+use thiserror::Error;
+
+/// Why a network could not be built or run.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The architecture names a network family this crate does not build yet.
+    #[error("architecture: network {kind:?} is not implemented (only PlainConvUNet is)")]
+    UnsupportedKind {
+        /// The requested family.
+        kind: NetworkKind,
+    },
+    /// A U-Net needs an encoder stage and a bottleneck at least.
+    #[error("architecture: {n_stages} stage(s); a U-Net needs at least 2")]
+    TooFewStages {
+        /// Number of stages given.
+        n_stages: usize,
+    },
+    /// A kernel, stride or patch has the wrong number of axes for the configuration.
+    #[error("architecture: stage {stage_idx} {what} has {len} axes, expected {expected}")]
+    AxisCount {
+        /// Stage index (0 = highest resolution).
+        stage_idx: usize,
+        /// `"kernel"` or `"stride"`.
+        what: &'static str,
+        /// Axes given.
+        len: usize,
+        /// Axes expected (2 or 3).
+        expected: usize,
+    },
+    /// A size that must be positive is zero.
+    #[error("architecture: stage {stage_idx} has a zero {what}")]
+    ZeroSize {
+        /// Stage index (0 = highest resolution).
+        stage_idx: usize,
+        /// `"kernel"`, `"stride"`, `"features"`, `"n_convs"` or `"n_convs_decoder"`.
+        what: &'static str,
+    },
+    /// A stage above the bottleneck has no decoder convolution count.
+    #[error("architecture: stage {stage_idx} is not the bottleneck but has no n_convs_decoder")]
+    MissingDecoderConvs {
+        /// Stage index (0 = highest resolution).
+        stage_idx: usize,
+    },
+    /// A patch size has the wrong number of axes.
+    #[error("patch {patch:?} has {} axes, the architecture has {expected}", patch.len())]
+    PatchAxes {
+        /// The patch given.
+        patch: Vec<usize>,
+        /// Axes expected (2 or 3).
+        expected: usize,
+    },
+    /// The input tensor does not fit the network.
+    #[error("input of shape {shape:?} does not fit the network: expected {expected}")]
+    InputShape {
+        /// Shape of the input tensor.
+        shape: Vec<i64>,
+        /// What the network needs, in words.
+        expected: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
