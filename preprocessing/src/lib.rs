@@ -8,8 +8,15 @@
 //! Must not: depend on libtorch, print to the terminal (it logs through `tracing`), or panic on
 //! anything read from a user's file.
 
+mod atomic;
+pub mod cache;
+pub mod crop;
 mod dataset;
+pub mod fingerprint;
+pub mod foreground;
 mod nifti_io;
+pub mod normalize;
+pub mod pipeline;
 mod progress;
 pub mod resample;
 pub mod rng;
@@ -23,6 +30,12 @@ pub use dataset::{
 pub use nifti_io::{
     read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,
     write_image, write_label_map, DataType, NiftiInfo, NiftiIoError, Scaling,
+};
+pub use atomic::{write_atomic, write_atomic_with};
+pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
+pub use pipeline::{
+    preprocess_arrays, preprocess_case, CaseProperties, PreprocessError, PreprocessSpec,
+    PreprocessedCase,
 };
 pub use progress::Progress;
 pub use verify::{verify, Fault, Issue, Report};

@@ -1,0 +1,89 @@
+//! `autoseg plan DATASET [--work DIR] [--gpu-memory-gb N] [--planner P] [--target-spacing Z Y X]`:
+//! plans the configurations from the fingerprint (reused when current, else extracted) and
+//! writes `<work>/<dataset>/plans.toml`, then prints why each number was chosen.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use autoseg_planner::{plan_with_report, PlanReport, PlannerPreset, PlannerSettings, Plans};
+use autoseg_preprocessing::write_atomic;
+
+use crate::cli::{self, PlanArgs, PlannerArgs};
+use crate::commands::dataset_work_dir;
+use crate::commands::fingerprint::{current_or_fresh, open_dataset};
+
+/// Runs `autoseg plan`.
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let settings = planner_settings(&args.planner, args.target_spacing.as_deref())?;
+    let dataset = open_dataset(&args.work.dataset)?;
+    let dir = dataset_work_dir(&args.work)?;
+    let fingerprint = current_or_fresh(&dataset, &dir)?;
+    let info = dataset
+        .dataset_info()
+        .with_context(|| format!("{}: cannot plan this dataset", dataset.root.display()))?;
+    let (plans, report) = plan_with_report(&fingerprint, &info, &settings)
+        .with_context(|| format!("{}: planning failed", dataset.name()))?;
+    let path = dir.join("plans.toml");
+    write_atomic(&path, plans.to_toml_string()?.as_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    print_summary(&plans, &report, &path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The planner settings the flags ask for: preset, GPU memory target and an optional target
+/// spacing override (array order `z y x`).
+pub fn planner_settings(
+    args: &PlannerArgs,
+    target_spacing: Option<&[f64]>,
+) -> anyhow::Result<PlannerSettings> {
+    let target_spacing_override = match target_spacing {
+        None => None,
+        Some(values) => Some(<[f64; 3]>::try_from(values).map_err(|_| {
+            anyhow::anyhow!(
+                "--target-spacing needs 3 values (z y x), got {}",
+                values.len()
+            )
+        })?),
+    };
+    Ok(PlannerSettings {
+        gpu_memory_target_gb: args.gpu_memory_gb,
+        preset: preset(args.planner),
+        target_spacing_override,
+    })
+}
+
+fn preset(arg: cli::PlannerPreset) -> PlannerPreset {
+    match arg {
+        cli::PlannerPreset::Default => PlannerPreset::Default,
+        cli::PlannerPreset::ResencM => PlannerPreset::ResEncM,
+        cli::PlannerPreset::ResencL => PlannerPreset::ResEncL,
+        cli::PlannerPreset::ResencXl => PlannerPreset::ResEncXL,
+    }
+}
+
+fn print_summary(plans: &Plans, report: &PlanReport, path: &Path) -> anyhow::Result<()> {
+    println!(
+        "plans for {} ({} planner, {} GB) -> {}",
+        plans.dataset_name,
+        plans.planner,
+        plans.gpu_memory_target_gb,
+        path.display()
+    );
+    for line in report.lines() {
+        println!("  {line}");
+    }
+    for name in plans.configuration_names() {
+        let config = plans.resolve(&name)?;
+        let strides: Vec<&Vec<usize>> = config.network.stages.iter().map(|s| &s.stride).collect();
+        println!(
+            "  [{name}] spacing {:?}, patch {:?}, batch size {}, {} stages, strides {:?}",
+            config.spacing,
+            config.patch_size,
+            config.batch_size,
+            config.network.stages.len(),
+            strides
+        );
+    }
+    Ok(())
+}

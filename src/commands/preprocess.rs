@@ -1,0 +1,146 @@
+//! `autoseg preprocess DATASET [--work DIR] [-c CONFIG ...]`: runs the planned configurations'
+//! preprocessing into `<work>/<dataset>/preprocessed/<config>/`, planning first when there is
+//! no `plans.toml`. Re-runs skip cases that are still current.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use autoseg_planner::Plans;
+use autoseg_preprocessing::{preprocess, PreprocessSettings};
+
+use crate::cli::{self, PlanArgs, PlannerArgs, PreprocessArgs, WorkArgs};
+use crate::commands::fingerprint::open_dataset;
+use crate::commands::{dataset_work_dir, plan};
+use crate::progress::Bar;
+
+/// The cascade's full-resolution stage reads the 3d_fullres cache (nnU-Net: same
+/// `data_identifier`), so it is not preprocessed by default.
+const SHARES_FULLRES_DATA: &str = "3d_cascade_fullres";
+
+/// Runs `autoseg preprocess`.
+pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
+    let dataset = open_dataset(&args.work.dataset)?;
+    let dir = dataset_work_dir(&args.work)?;
+    let plans = load_or_plan(&args.work, &dir)?;
+    let names = configurations(&plans, &args.configurations)?;
+    let settings = PreprocessSettings::per_thread();
+    for name in &names {
+        let summary = preprocess(&dataset, &plans, name, &dir, &settings, &Bar::new())
+            .with_context(|| format!("{}: cannot preprocess {name}", dataset.name()))?;
+        println!(
+            "{name}: {} cases ({} preprocessed, {} current{}) -> {}",
+            summary.n_cases,
+            summary.n_written,
+            summary.n_skipped,
+            removed_note(summary.n_removed, summary.stamp_changed),
+            summary.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn removed_note(n_removed: usize, stamp_changed: bool) -> String {
+    match (n_removed, stamp_changed) {
+        (0, _) => String::new(),
+        (n, true) => format!(", {n} stale files of an earlier plan removed"),
+        (n, false) => format!(", {n} stray files removed"),
+    }
+}
+
+/// `<dir>/plans.toml`, planned with the default settings first if it does not exist.
+fn load_or_plan(work: &WorkArgs, dir: &Path) -> anyhow::Result<Plans> {
+    let path = dir.join("plans.toml");
+    if !path.is_file() {
+        tracing::info!(path = %path.display(), "no plans yet; planning with the default settings");
+        let plan_args = PlanArgs {
+            work: WorkArgs {
+                dataset: work.dataset.clone(),
+                work: work.work.clone(),
+            },
+            planner: PlannerArgs {
+                gpu_memory_gb: 8.0,
+                planner: cli::PlannerPreset::Default,
+            },
+            target_spacing: None,
+        };
+        plan::run(&plan_args)?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Plans::from_toml_str(&text)
+        .with_context(|| format!("{}: cannot use these plans", path.display()))
+}
+
+/// The configurations asked for (each must be planned), or every planned one except the
+/// cascade's full-resolution stage.
+fn configurations(plans: &Plans, asked: &[String]) -> anyhow::Result<Vec<String>> {
+    let planned = plans.configuration_names();
+    if asked.is_empty() {
+        return Ok(planned
+            .into_iter()
+            .filter(|name| name != SHARES_FULLRES_DATA)
+            .collect());
+    }
+    for name in asked {
+        anyhow::ensure!(
+            planned.contains(name),
+            "configuration {name} is not in plans.toml (planned: {})",
+            planned.join(", ")
+        );
+    }
+    Ok(asked.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoseg_planner::{
+        plan, DatasetInfo, Fingerprint, ForegroundIntensityProperties, LabelEntry, LabelValue,
+        PlannerSettings,
+    };
+
+    fn plans_with_cascade() -> Plans {
+        let stats = ForegroundIntensityProperties {
+            mean: 0.0,
+            median: 0.0,
+            std: 1.0,
+            min: -1.0,
+            max: 1.0,
+            percentile_00_5: -1.0,
+            percentile_99_5: 1.0,
+        };
+        // Large images: nnU-Net plans 3d_lowres and 3d_cascade_fullres.
+        let fp = Fingerprint::new(
+            vec![[1.0; 3]; 10],
+            vec![[400, 400, 400]; 10],
+            1.0,
+            vec![stats],
+        )
+        .expect("valid fingerprint");
+        let label = |name: &str, v| LabelEntry {
+            name: name.into(),
+            value: LabelValue::Single(v),
+        };
+        let labels = vec![label("background", 0), label("organ", 1)];
+        let info = DatasetInfo::new("Dataset001_Big", vec!["MRI".into()], labels, 10, ".nii.gz")
+            .expect("valid dataset info");
+        plan(&fp, &info, &PlannerSettings::nnunet_default()).expect("plannable")
+    }
+
+    #[test]
+    fn default_configurations_skip_the_cascade_stage_and_unknown_names_fail() {
+        let plans = plans_with_cascade();
+        assert!(plans.configurations.contains_key(SHARES_FULLRES_DATA));
+        let names = configurations(&plans, &[]).unwrap();
+        assert_eq!(names, ["2d", "3d_fullres", "3d_lowres"]);
+        let asked = configurations(&plans, &["3d_lowres".into()]).unwrap();
+        assert_eq!(asked, ["3d_lowres"]);
+        let err = configurations(&plans, &["3d_fulres".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration 3d_fulres is not in plans.toml (planned: 2d, 3d_cascade_fullres, \
+             3d_fullres, 3d_lowres)"
+        );
+    }
+}
