@@ -44,7 +44,9 @@
 mod convert;
 mod ensemble;
 mod error;
+mod export;
 mod gaussian;
+mod predictor;
 mod segmenter;
 mod sliding_window;
 mod tiling;
@@ -55,10 +57,19 @@ pub use convert::{
 };
 pub use ensemble::ensemble_logits;
 pub use error::InferenceError;
+pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
+pub use predictor::{
+    case_id_of, discover_input_cases, fold_dir, read_best_choice, validate_fold, BestChoice,
+    CasePreprocessor, InputCase, PredictError, PredictOptions, Prediction, Predictor,
+    PreparedCase, ValidationJob, CHECKPOINT_SCHEMA_VERSION,
+};
 pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};
 pub use tiling::{compute_steps, crop_padding, pad_to_patch, Padding};
+
+// Re-exported so that the binary names devices without depending on tch.
+pub use tch::Device;
 
 // Re-exported so that callers name label rules without depending on the evaluation crate.
 pub use autoseg_evaluation::SegmentationRule;

@@ -8,6 +8,8 @@ use autoseg_inference::{
 };
 use tch::{Device, Kind, TchError, Tensor};
 
+mod predict;
+
 const CPU: (Kind, Device) = (Kind::Float, Device::Cpu);
 
 /// Logits `[b, n_classes, *spatial]` with `value` in channel `class` and 0 elsewhere.
