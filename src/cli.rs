@@ -1,9 +1,9 @@
 //! The command contract of `shared/design.md`, as clap types. Parsing does no I/O.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use autoseg_trainer::splits::Fold;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// autoseg: self-configuring medical image segmentation (nnU-Net style) on libtorch.
@@ -105,9 +105,10 @@ pub struct FingerprintArgs {
 /// Planner settings shared by `plan` and `plan-and-train`.
 #[derive(Debug, Args)]
 pub struct PlannerArgs {
-    /// GPU memory the plans are sized for, in GB (nnU-Net's reference: 8).
-    #[arg(long, default_value_t = 8.0, value_name = "GB")]
-    pub gpu_memory_gb: f64,
+    /// GPU memory the plans are sized for, in GB (default: the preset's own target, as in
+    /// nnU-Net: 8 for default and resenc-m, 24 for resenc-l, 40 for resenc-xl).
+    #[arg(long, value_name = "GB")]
+    pub gpu_memory_gb: Option<f64>,
     /// Planner preset: nnU-Net's default or a residual-encoder preset.
     #[arg(long, value_enum, default_value_t = PlannerPreset::Default)]
     pub planner: PlannerPreset,
@@ -278,37 +279,6 @@ pub struct FixturesArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// A cross-validation fold: an index, or nnU-Net's `all` (train and validate on every case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fold {
-    /// Fold `k` of the k-fold split.
-    Index(u8),
-    /// Train and validate on every case.
-    All,
-}
-
-impl FromStr for Fold {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "all" {
-            return Ok(Fold::All);
-        }
-        s.parse::<u8>()
-            .map(Fold::Index)
-            .map_err(|_| format!("fold must be a number such as 0..4, or `all`; got `{s}`"))
-    }
-}
-
-impl fmt::Display for Fold {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fold::Index(k) => write!(f, "{k}"),
-            Fold::All => write!(f, "all"),
-        }
-    }
-}
-
 /// A compute device as given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceArg {
@@ -363,7 +333,7 @@ mod tests {
         assert_eq!(a.folds, (0..5).map(Fold::Index).collect::<Vec<_>>());
         assert_eq!((a.training.epochs, a.training.iters_per_epoch), (1000, 250));
         assert_eq!(a.work.work, PathBuf::from("autoseg_work"));
-        assert_eq!(a.planner.gpu_memory_gb, 8.0);
+        assert_eq!(a.planner.gpu_memory_gb, None);
     }
 
     #[test]

@@ -3,4 +3,6 @@
 
 mod architecture;
 mod cli;
+mod plan;
+mod report;
 mod tidy;

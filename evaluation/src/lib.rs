@@ -19,6 +19,8 @@
 //! - [`determine_postprocessing`] / [`apply_postprocessing`]: nnU-Net's postprocessing choice.
 //! - [`average_probabilities`], [`probabilities_to_segmentation`]: configuration ensembles.
 //! - [`choose_best`]: the best configuration or ensemble by foreground Dice.
+//! - [`evaluate_folder`] / [`ensemble_folders`]: folders of NIfTI masks and probability files
+//!   ([`read_probabilities`], [`ProbabilityProperties`]: `<case>.npz` + `<case>.props.toml`).
 //!
 //! Arrays are `(z, y, x)` (probabilities `(c, z, y, x)`), spacings `(z, y, x)` in mm.
 //!
@@ -60,8 +62,11 @@ mod counts;
 mod edt;
 mod ensemble;
 mod error;
+mod folder;
 mod metrics;
+mod npz;
 mod postprocessing;
+pub mod report;
 mod selection;
 mod summary;
 mod summary_json;
@@ -78,9 +83,17 @@ pub use ensemble::{
     average_probabilities, logits_to_segmentation, probabilities_to_segmentation, SegmentationRule,
 };
 pub use error::EvaluationError;
+pub use folder::{
+    detect_file_ending, ensemble_folders, evaluate_folder, evaluate_pairs, labels_in_references,
+    match_cases, settings_from_dataset_json, CasePair, FolderError, DEFAULT_NSD_TOLERANCE_MM,
+};
 pub use metrics::{
     evaluate_case, evaluate_cases, CaseInput, CaseMetrics, EvaluationSettings, LabelMetrics,
     Metric, SurfaceSettings,
+};
+pub use npz::{
+    probabilities_file, properties_file, read_probabilities, read_probabilities_shape,
+    write_probabilities, NpzError, ProbabilityProperties, PROBABILITIES_KEY,
 };
 pub use postprocessing::{
     apply_postprocessing, determine_postprocessing, PostprocessingDecision, PostprocessingPlan,

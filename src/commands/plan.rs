@@ -27,8 +27,18 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let path = dir.join("plans.toml");
     write_atomic(&path, plans.to_toml_string()?.as_bytes())
         .with_context(|| format!("{}: cannot write", path.display()))?;
+    copy_dataset_json(&dataset.root, &dir)?;
     print_summary(&plans, &report, &path)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps a copy of `dataset.json` beside the plans, as nnU-Net does, so a model folder
+/// (`<work>/<dataset>`) is self-contained for `predict`.
+fn copy_dataset_json(dataset_root: &Path, dir: &Path) -> anyhow::Result<()> {
+    let source = dataset_root.join("dataset.json");
+    let bytes = std::fs::read(&source).with_context(|| format!("{}: cannot read", source.display()))?;
+    let target = dir.join("dataset.json");
+    write_atomic(&target, &bytes).with_context(|| format!("{}: cannot write", target.display()))
 }
 
 /// The planner settings the flags ask for: preset, GPU memory target and an optional target
@@ -46,9 +56,10 @@ pub fn planner_settings(
             )
         })?),
     };
+    let preset = preset(args.planner);
     Ok(PlannerSettings {
-        gpu_memory_target_gb: args.gpu_memory_gb,
-        preset: preset(args.planner),
+        gpu_memory_target_gb: args.gpu_memory_gb.unwrap_or(preset.native_gpu_memory_gb()),
+        preset,
         target_spacing_override,
     })
 }

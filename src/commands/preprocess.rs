@@ -59,7 +59,7 @@ fn load_or_plan(work: &WorkArgs, dir: &Path) -> anyhow::Result<Plans> {
                 work: work.work.clone(),
             },
             planner: PlannerArgs {
-                gpu_memory_gb: 8.0,
+                gpu_memory_gb: None,
                 planner: cli::PlannerPreset::Default,
             },
             target_spacing: None,
