@@ -62,6 +62,7 @@ mod counts;
 mod edt;
 mod ensemble;
 mod error;
+mod find_best;
 mod folder;
 mod metrics;
 mod npz;
@@ -83,6 +84,9 @@ pub use ensemble::{
     average_probabilities, logits_to_segmentation, probabilities_to_segmentation, SegmentationRule,
 };
 pub use error::EvaluationError;
+pub use find_best::{
+    find_best, BestOutcome, FindBestError, FindBestJob, ScoredCandidate, BEST_SCHEMA_VERSION,
+};
 pub use folder::{
     detect_file_ending, ensemble_folders, evaluate_folder, evaluate_pairs, labels_in_references,
     match_cases, settings_from_dataset_json, CasePair, FolderError, DEFAULT_NSD_TOLERANCE_MM,

@@ -1,0 +1,313 @@
+//! Choosing the best configuration, ensemble and postprocessing from cross-validation
+//! (nnU-Net: `evaluation/find_best_configuration.py`, `postprocessing/remove_connected_components.py`).
+//!
+//! Layout read and written under `<work>/<dataset>/results/` (design.md):
+//! - reads `<config>/fold_<k>/validation/` (masks, `.npz` probabilities and `.props.toml`);
+//! - writes `<config>/crossval/` (every fold's validation files merged, plus `summary.json`),
+//!   `ensembles/<a>__<b>/` (averaged probabilities of two configurations, plus `summary.json`)
+//!   and `best.toml` (the choice, its postprocessing and the commands to predict with it).
+//!
+//! The choice is nnU-Net's: the highest foreground-mean Dice wins, ties go to the first
+//! candidate, single configurations are listed before ensembles. Postprocessing is then decided
+//! on the winner's cross-validation predictions.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use autoseg_preprocessing::{read_label_map, write_atomic, DatasetJson};
+use ndarray::Axis;
+use thiserror::Error;
+
+use crate::{
+    choose_best, determine_postprocessing, ensemble_folders, ensemble_pairs, evaluate_folder,
+    settings_from_dataset_json, Candidate, CaseInput, EvaluationError, FolderError,
+    PostprocessingPlan, SurfaceSettings, DEFAULT_NSD_TOLERANCE_MM,
+};
+
+/// Version of the `best.toml` layout written by this build.
+pub const BEST_SCHEMA_VERSION: u32 = 1;
+
+/// Why the best configuration could not be determined.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FindBestError {
+    /// No configuration has a validation folder for every requested fold.
+    #[error("{}: no configuration has finished validation for folds {folds:?}; train (and validate) first", results.display())]
+    NoCandidates {
+        /// The results folder searched.
+        results: PathBuf,
+        /// The folds required.
+        folds: Vec<String>,
+    },
+    /// Reading, merging, ensembling or evaluating predictions failed.
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    /// Choosing or postprocessing failed.
+    #[error(transparent)]
+    Evaluation(#[from] EvaluationError),
+    /// A file could not be copied or written.
+    #[error("{}: {action} failed", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to search: the dataset's work folder, its references, and which runs count.
+#[derive(Debug, Clone, Copy)]
+pub struct FindBestJob<'a> {
+    /// `<work>/<dataset>`.
+    pub work_dataset_dir: &'a Path,
+    /// The reference label maps (`labelsTr`).
+    pub labels_dir: &'a Path,
+    /// The dataset description (labels, regions, ignore label, file ending).
+    pub dataset: &'a DatasetJson,
+    /// Configurations to consider, in order (those without complete validation are skipped).
+    pub configurations: &'a [String],
+    /// Folds whose validation must all exist (e.g. `["0", "1", "2", "3", "4"]`).
+    pub folds: &'a [String],
+    /// Whether to try every pair of configurations as an ensemble.
+    pub ensembles: bool,
+}
+
+/// One evaluated candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredCandidate {
+    /// `2d`, `3d_fullres`, or `2d__3d_fullres` for an ensemble.
+    pub name: String,
+    /// The configurations it averages (one for a single model).
+    pub members: Vec<String>,
+    /// Cross-validation foreground-mean Dice.
+    pub foreground_dice: f64,
+    /// Folder of its merged cross-validation predictions.
+    pub predictions: PathBuf,
+}
+
+/// The outcome of [`find_best`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestOutcome {
+    /// Every candidate in the order they were considered.
+    pub candidates: Vec<ScoredCandidate>,
+    /// Index of the winner in `candidates`.
+    pub best: usize,
+    /// The postprocessing decided on the winner's predictions.
+    pub postprocessing: PostprocessingPlan,
+    /// Foreground Dice of the winner after postprocessing.
+    pub dice_after_postprocessing: f64,
+    /// `results/best.toml`.
+    pub best_toml: PathBuf,
+}
+
+/// Evaluates every configuration's cross-validation and (optionally) every pair ensemble,
+/// picks the best, decides its postprocessing and writes `results/best.toml`.
+///
+/// # Errors
+/// [`FindBestError::NoCandidates`] when nothing finished validation; reading, evaluation and
+/// write failures name their file.
+pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
+    let results = job.work_dataset_dir.join("results");
+    let settings = settings_from_dataset_json(
+        job.dataset,
+        Some(SurfaceSettings { nsd_tolerance_mm: DEFAULT_NSD_TOLERANCE_MM }),
+    );
+    let ending = job.dataset.file_ending.as_str();
+    let mut candidates = Vec::new();
+    for config in job.configurations {
+        let Some(merged) = merge_crossval(&results, config, job.folds)? else {
+            tracing::info!(configuration = %config, "skipped: validation missing for some fold");
+            continue;
+        };
+        let summary = evaluate_folder(&merged, job.labels_dir, &settings, ending)?;
+        summary.write(&merged.join("summary.json"))?;
+        candidates.push(ScoredCandidate {
+            name: config.clone(),
+            members: vec![config.clone()],
+            foreground_dice: summary.foreground_dice(),
+            predictions: merged,
+        });
+    }
+    if candidates.is_empty() {
+        return Err(FindBestError::NoCandidates { results, folds: job.folds.to_vec() });
+    }
+    if job.ensembles {
+        let singles = candidates.clone();
+        for (a, b) in ensemble_pairs(singles.len()) {
+            let name = format!("{}__{}", singles[a].name, singles[b].name);
+            let out = results.join("ensembles").join(&name);
+            ensemble_folders(&[singles[a].predictions.clone(), singles[b].predictions.clone()], &out)?;
+            let summary = evaluate_folder(&out, job.labels_dir, &settings, ending)?;
+            summary.write(&out.join("summary.json"))?;
+            candidates.push(ScoredCandidate {
+                name,
+                members: vec![singles[a].name.clone(), singles[b].name.clone()],
+                foreground_dice: summary.foreground_dice(),
+                predictions: out,
+            });
+        }
+    }
+    let scores: Vec<Candidate> = candidates
+        .iter()
+        .map(|c| Candidate { name: c.name.clone(), foreground_dice: c.foreground_dice })
+        .collect();
+    let best = choose_best(&scores)?;
+    let (postprocessing, dice_after_postprocessing) =
+        decide_postprocessing(&candidates[best].predictions, job, &settings)?;
+    let best_toml = results.join("best.toml");
+    let text = best_toml_text(job, &candidates, best, &postprocessing, dice_after_postprocessing)?;
+    write_atomic(&best_toml, text.as_bytes())
+        .map_err(|source| FindBestError::Io { path: best_toml.clone(), action: "write", source })?;
+    Ok(BestOutcome { candidates, best, postprocessing, dice_after_postprocessing, best_toml })
+}
+
+/// Merges `fold_<k>/validation/` of every fold into `<config>/crossval/` (hard links where the
+/// filesystem allows, else copies); `None` when some fold has no validation yet.
+fn merge_crossval(results: &Path, config: &str, folds: &[String]) -> Result<Option<PathBuf>, FindBestError> {
+    let config_dir = results.join(config);
+    let sources: Vec<PathBuf> =
+        folds.iter().map(|f| config_dir.join(format!("fold_{f}")).join("validation")).collect();
+    if sources.iter().any(|s| !s.join("summary.json").is_file()) {
+        return Ok(None);
+    }
+    let merged = config_dir.join("crossval");
+    std::fs::create_dir_all(&merged)
+        .map_err(|source| FindBestError::Io { path: merged.clone(), action: "create folder", source })?;
+    for source_dir in &sources {
+        let entries = std::fs::read_dir(source_dir)
+            .map_err(|source| FindBestError::Io { path: source_dir.clone(), action: "list", source })?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|source| FindBestError::Io { path: source_dir.clone(), action: "list", source })?;
+            let name = entry.file_name();
+            if name == "summary.json" || !entry.path().is_file() {
+                continue;
+            }
+            link_or_copy(&entry.path(), &merged.join(&name))?;
+        }
+    }
+    Ok(Some(merged))
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), FindBestError> {
+    let _ = std::fs::remove_file(to);
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|source| FindBestError::Io { path: to.to_path_buf(), action: "copy", source })
+}
+
+/// nnU-Net's postprocessing decision on the winner's merged predictions.
+fn decide_postprocessing(
+    predictions: &Path,
+    job: &FindBestJob<'_>,
+    settings: &crate::EvaluationSettings,
+) -> Result<(PostprocessingPlan, f64), FindBestError> {
+    let pairs = crate::match_cases(predictions, job.labels_dir, &job.dataset.file_ending)?;
+    let mut maps = Vec::with_capacity(pairs.len());
+    for pair in &pairs {
+        let pred = read_label_map(&pair.prediction).map_err(FolderError::from)?;
+        let reference = read_label_map(&pair.reference).map_err(FolderError::from)?;
+        maps.push((pair, pred, reference));
+    }
+    let inputs: Vec<CaseInput<'_, u16>> = maps
+        .iter()
+        .map(|(pair, pred, reference)| CaseInput {
+            prediction_file: file_name(&pair.prediction),
+            reference_file: file_name(&pair.reference),
+            prediction: pred.data.index_axis(Axis(0), 0),
+            reference: reference.data.index_axis(Axis(0), 0),
+            spacing: reference.geometry.spacing().0,
+        })
+        .collect();
+    let decision = determine_postprocessing(&inputs, settings)?;
+    Ok((decision.plan, decision.after.foreground_dice()))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The text of `results/best.toml`: what `predict` reads (`configuration`, `[postprocessing]`)
+/// plus the evidence and the commands to run.
+fn best_toml_text(
+    job: &FindBestJob<'_>,
+    candidates: &[ScoredCandidate],
+    best: usize,
+    postprocessing: &PostprocessingPlan,
+    dice_after: f64,
+) -> Result<String, FindBestError> {
+    let winner = &candidates[best];
+    let model = job.work_dataset_dir.display();
+    let folds = job.folds.join(",");
+    let mut text = String::new();
+    let _ = writeln!(text, "# Written by `autoseg find-best`: the best cross-validation result and how to use it.");
+    let _ = writeln!(text, "schema_version = {BEST_SCHEMA_VERSION}");
+    if winner.members.len() == 1 {
+        let _ = writeln!(text, "configuration = {:?}", winner.members[0]);
+    }
+    let _ = writeln!(text, "ensemble = {:?}", winner.members);
+    let _ = writeln!(text, "folds = {:?}", job.folds);
+    let _ = writeln!(text, "foreground_dice = {}", toml_float(winner.foreground_dice));
+    let _ = writeln!(text, "foreground_dice_after_postprocessing = {}", toml_float(dice_after));
+    let commands = predict_commands(&winner.members, &model.to_string(), &folds);
+    let _ = writeln!(text, "commands = {commands:?}");
+    let _ = writeln!(text, "\n[candidates]");
+    for c in candidates {
+        let _ = writeln!(text, "{:?} = {}", c.name, toml_float(c.foreground_dice));
+    }
+    let plan = postprocessing.to_toml()?;
+    let _ = writeln!(text, "\n[postprocessing]\n{plan}");
+    Ok(text)
+}
+
+fn toml_float(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_string()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn predict_commands(members: &[String], model: &str, folds: &str) -> Vec<String> {
+    if let [config] = members {
+        return vec![format!("autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER -m {model} -c {config} --folds {folds}")];
+    }
+    let mut commands: Vec<String> = members
+        .iter()
+        .map(|c| {
+            format!(
+                "autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER_{c} -m {model} -c {c} --folds {folds} --save-probabilities"
+            )
+        })
+        .collect();
+    let inputs: Vec<String> = members.iter().map(|c| format!("OUTPUT_FOLDER_{c}")).collect();
+    commands.push(format!("autoseg ensemble -i {} -o OUTPUT_FOLDER", inputs.join(" ")));
+    commands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_for_a_single_configuration_and_an_ensemble() {
+        let single = predict_commands(&["3d_fullres".into()], "w/D", "0,1");
+        assert_eq!(single, vec!["autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER -m w/D -c 3d_fullres --folds 0,1"]);
+        let pair = predict_commands(&["2d".into(), "3d_fullres".into()], "w/D", "0");
+        assert_eq!(pair.len(), 3);
+        assert!(pair[0].ends_with("-c 2d --folds 0 --save-probabilities"));
+        assert_eq!(pair[2], "autoseg ensemble -i OUTPUT_FOLDER_2d OUTPUT_FOLDER_3d_fullres -o OUTPUT_FOLDER");
+    }
+
+    #[test]
+    fn nan_is_written_as_toml_nan() {
+        assert_eq!(toml_float(f64::NAN), "nan");
+        assert_eq!(toml_float(0.5), "0.5");
+    }
+}
