@@ -3,7 +3,8 @@
 //! nnU-Net: `evaluation/evaluate_predictions.py::compute_metrics_on_folder`:
 //! `mean[class][metric]` is the NaN-ignoring mean over cases, and `foreground_mean[metric]` the
 //! plain mean over classes of those means (a NaN class mean makes it NaN), leaving out a class
-//! keyed `"0"`. The JSON form is in `summary_json.rs`.
+//! keyed `"0"`. Both sum like numpy (pairwise, see `pairwise_sum`), so the means are
+//! bit-identical to nnU-Net's. The JSON form is in `summary_json.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -82,28 +83,87 @@ fn case_values(cases: &[CaseMetrics], class: &LabelOrRegion, metric: Metric) -> 
         .collect()
 }
 
-/// numpy's `nanmean`: mean of the non-NaN values, NaN if there are none.
+/// numpy's `nanmean`: the sum of the values with NaN replaced by 0, summed pairwise over the
+/// whole array, divided by the number of non-NaN values; NaN if there are none.
+/// numpy: `lib/_nanfunctions_impl.py::nanmean` (`_replace_nan`, `np.sum`, `_divide_by_count`).
 pub(crate) fn nanmean(values: &[f64]) -> f64 {
-    let kept: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    if kept.is_empty() {
-        return f64::NAN;
-    }
-    kept.iter().sum::<f64>() / kept.len() as f64
+    let (zeroed, count) = nan_to_zero(values);
+    numpy_sum(&zeroed) / count as f64
 }
 
-/// numpy's `nanstd` (population, ddof = 0): NaN if no value is left.
+/// numpy's `nanstd` (population, ddof = 0): the square root of the pairwise sum of squared
+/// deviations from the [`nanmean`] (0 at NaN positions) over the non-NaN count; NaN if no
+/// value is left. numpy: `lib/_nanfunctions_impl.py::nanvar`.
 fn nanstd(values: &[f64]) -> f64 {
-    let mean = nanmean(values);
+    let (zeroed, count) = nan_to_zero(values);
+    let mean = numpy_sum(&zeroed) / count as f64;
     let squares: Vec<f64> = values
         .iter()
-        .filter(|v| !v.is_nan())
-        .map(|v| (v - mean) * (v - mean))
+        .map(|&v| {
+            if v.is_nan() {
+                0.0
+            } else {
+                (v - mean) * (v - mean)
+            }
+        })
         .collect();
-    nanmean(&squares).sqrt()
+    (numpy_sum(&squares) / count as f64).sqrt()
 }
 
-fn foreground_mean(mean: &[(LabelOrRegion, MetricValues)], metric_list: &[Metric]) -> MetricValues {
-    let foreground: Vec<&MetricValues> = mean
+/// numpy's `mean` of a 1-D float64 array: [`numpy_sum`] over the length; NaN when empty.
+fn mean(values: &[f64]) -> f64 {
+    numpy_sum(values) / values.len() as f64
+}
+
+/// The values with NaN replaced by 0 (numpy's `_replace_nan`), and how many were not NaN.
+fn nan_to_zero(values: &[f64]) -> (Vec<f64>, usize) {
+    let count = values.iter().filter(|v| !v.is_nan()).count();
+    let zeroed = values
+        .iter()
+        .map(|&v| if v.is_nan() { 0.0 } else { v })
+        .collect();
+    (zeroed, count)
+}
+
+/// numpy's `np.sum` of a contiguous 1-D float64 array: the reduction starts from the identity
+/// 0 and adds [`pairwise_sum`] of all the values.
+fn numpy_sum(values: &[f64]) -> f64 {
+    0.0 + pairwise_sum(values)
+}
+
+/// Values summed in one unrolled block by [`pairwise_sum`]; longer runs are halved.
+const PAIRWISE_BLOCK: usize = 128;
+
+/// numpy's `pairwise_sum` for float64 (`_core/src/umath/loops_utils.h.src`): fewer than 8
+/// values are added left to right from 0; up to 128 go into 8 interleaved accumulators that
+/// are combined as `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, the remainder added
+/// after; longer runs split at half the length rounded down to a multiple of 8.
+pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        values.iter().fold(0.0, |sum, &v| sum + v)
+    } else if n <= PAIRWISE_BLOCK {
+        let mut r: [f64; 8] = values[..8].try_into().expect("n >= 8 values");
+        let full = n - n % 8;
+        for chunk in values[8..full].chunks_exact(8) {
+            for (acc, &v) in r.iter_mut().zip(chunk) {
+                *acc += v;
+            }
+        }
+        let block = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        values[full..].iter().fold(block, |sum, &v| sum + v)
+    } else {
+        let half = n / 2;
+        let split = half - half % 8;
+        pairwise_sum(&values[..split]) + pairwise_sum(&values[split..])
+    }
+}
+
+fn foreground_mean(
+    mean_per_class: &[(LabelOrRegion, MetricValues)],
+    metric_list: &[Metric],
+) -> MetricValues {
+    let foreground: Vec<&MetricValues> = mean_per_class
         .iter()
         .filter(|(class, _)| *class != LabelOrRegion::Label(0))
         .map(|(_, values)| values)
@@ -112,12 +172,7 @@ fn foreground_mean(mean: &[(LabelOrRegion, MetricValues)], metric_list: &[Metric
         .iter()
         .map(|&m| {
             let values: Vec<f64> = foreground.iter().map(|v| v[&m]).collect();
-            let plain_mean = if values.is_empty() {
-                f64::NAN
-            } else {
-                values.iter().sum::<f64>() / values.len() as f64
-            };
-            (m, plain_mean)
+            (m, mean(&values))
         })
         .collect()
 }
@@ -205,6 +260,75 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    // Golden values from numpy 2.4.6 (peer venv), printed as IEEE bit patterns:
+    //
+    // import numpy as np, struct
+    // bits = lambda x: hex(struct.unpack('<Q', struct.pack('<d', float(x)))[0])
+    // vals = np.array([((i * 2654435761) % 4294967296) / 7.0 * (1.0 if i % 3 == 0 else 1e-2)
+    //                  for i in range(1000)])
+    // short = np.array([(k * 0.7) if k % 4 else np.nan for k in range(1, 17)])
+    // print(bits(np.mean(vals)), bits(np.nanstd(vals)))       # 0x4198fbe91ad30643 0x41a50791d3211800
+    // print(bits(np.nanmean(short)), bits(np.nanstd(short)))  # 0x4016666666666667 0x4009753b8054dbd6
+
+    fn thousand_values() -> Vec<f64> {
+        (0..1000u64)
+            .map(|i| {
+                let scale = if i % 3 == 0 { 1.0 } else { 1e-2 };
+                ((i * 2654435761) % 4294967296) as f64 / 7.0 * scale
+            })
+            .collect()
+    }
+
+    fn short_with_nans() -> Vec<f64> {
+        (1..=16)
+            .map(|k| if k % 4 == 0 { f64::NAN } else { k as f64 * 0.7 })
+            .collect()
+    }
+
+    fn running_mean(values: &[f64]) -> f64 {
+        let kept: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        kept.iter().fold(0.0, |s, v| s + v) / kept.len() as f64
+    }
+
+    #[test]
+    fn means_match_numpy_bit_for_bit() {
+        let values = thousand_values();
+        assert_eq!(mean(&values).to_bits(), 0x4198fbe91ad30643);
+        assert_eq!(nanmean(&values).to_bits(), 0x4198fbe91ad30643);
+        assert_eq!(nanstd(&values).to_bits(), 0x41a50791d3211800);
+        // A running sum lands 4 ulp away, so the pairwise order is what is being checked.
+        assert_eq!(running_mean(&values).to_bits(), 0x4198fbe91ad30647);
+    }
+
+    #[test]
+    fn nanmean_sums_the_zero_filled_array_like_numpy() {
+        let values = short_with_nans();
+        assert_eq!(nanmean(&values).to_bits(), 0x4016666666666667);
+        assert_eq!(nanstd(&values).to_bits(), 0x4009753b8054dbd6);
+        assert_ne!(running_mean(&values).to_bits(), 0x4016666666666667);
+    }
+
+    #[test]
+    fn empty_or_all_nan_means_are_nan() {
+        assert!(mean(&[]).is_nan());
+        assert!(nanmean(&[f64::NAN, f64::NAN]).is_nan());
+        assert!(nanstd(&[]).is_nan());
+        assert_eq!(pairwise_sum(&[]), 0.0);
+    }
+
+    #[test]
+    fn pairwise_sum_splits_long_runs_at_multiples_of_eight() {
+        // numpy: v = np.zeros(130); v[0] = 2.0**53; v[64] = v[72] = 1; np.sum(v) -> 2**53 + 2.
+        // 130 values split 64 + 66, so both ones meet in the right half before the 2^53; a
+        // running sum (or a split at 65) rounds each one away.
+        let mut values = vec![0.0; 130];
+        values[0] = 9007199254740992.0;
+        values[64] = 1.0;
+        values[72] = 1.0;
+        assert_eq!(numpy_sum(&values), 9007199254740994.0);
+        assert_eq!(values.iter().sum::<f64>(), 9007199254740992.0);
     }
 
     #[test]

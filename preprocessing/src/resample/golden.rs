@@ -1,7 +1,8 @@
-//! Golden values from skimage 0.26.0 / scipy 1.17.1 / numpy 2.4.6 for the resampler.
+//! Golden values for the resampler.
 //!
-//! Produced in a throwaway venv (`pip install numpy scipy scikit-image`) by this script; the
-//! constants below are its output, the tests at the end compare ours at 1e-5.
+//! Images: skimage 0.26.0 / scipy 1.17.1 / numpy 2.4.6, produced in a throwaway venv
+//! (`pip install numpy scipy scikit-image`) by this script; the tests at the end compare ours
+//! at 1e-5.
 //!
 //! ```python
 //! import numpy as np
@@ -12,17 +13,6 @@
 //!     n = int(np.prod(shape))
 //!     return np.array([((i * 37 + 11) % 101) / 101.0 * 10.0 - 3.0 for i in range(n)]).reshape(shape).astype(np.float32)
 //!
-//! def label_input(shape):
-//!     n = int(np.prod(shape))
-//!     return np.array([((i * 13 + 5) % 7) // 2 - 1 for i in range(n)]).reshape(shape).astype(np.int16)
-//!
-//! def resize_seg(seg, shape, order):  # batchgenerators resize_segmentation, order > 0
-//!     out = np.zeros(shape, dtype=seg.dtype)
-//!     for c in np.unique(seg):
-//!         m = resize((seg == c).astype(float), shape, order, mode="edge", clip=True, anti_aliasing=False)
-//!         out[m >= 0.5] = c
-//!     return out
-//!
 //! def nearest_along_axis0(vol, n_out):  # nnU-Net's separate-z step, order_z 0
 //!     rows, cols, dim = n_out, vol.shape[1], vol.shape[2]
 //!     mr, mc, md = np.mgrid[:rows, :cols, :dim]
@@ -32,15 +22,52 @@
 //! x = ramp_input((5, 6, 7)).astype(float)
 //! CUBIC = resize(x, (9, 4, 11), 3, mode="edge", anti_aliasing=False).astype(np.float32)
 //! LINEAR = resize(x, (9, 4, 11), 1, mode="edge", anti_aliasing=False).astype(np.float32)
-//! seg = label_input((5, 6, 7)).astype(float)
-//! LABELS_9X4X11 = resize_seg(seg, (9, 4, 11), 1).astype(np.int16)
-//! LABELS_3X8X5 = resize_seg(seg, (3, 8, 5), 1).astype(np.int16)
 //! x3 = ramp_input((3, 6, 7)).astype(float)
 //! inplane = np.stack([resize(x3[s], (4, 9), 3, mode="edge", anti_aliasing=False) for s in range(3)])
 //! SEPARATE_Z = nearest_along_axis0(inplane, 8).astype(np.float32)
-//! seg3 = label_input((3, 6, 7)).astype(float)
-//! inplane = np.stack([resize_seg(seg3[s], (4, 9), 1) for s in range(3)])
-//! SEPARATE_Z_LABELS = nearest_along_axis0(inplane, 8).astype(np.int16)
+//! ```
+//!
+//! Label maps: the functions nnU-Net 2.8.1 actually runs, as installed with it (batchgenerators
+//! 0.25.5 `resize_segmentation`, which takes the per-voxel argmax and settles exact ties by the
+//! nearest neighbour; nnunetv2 `resample_data_or_seg_to_shape` for the separate-z path), run
+//! with the peer venv's Python (`/work/peer-venv/bin/python`); the constants are its output
+//! (`emit` lines reformatted) and the tests compare ours exactly. The `TIES`/`BLOCK_TIES` cases
+//! are full of exact ties: the old `>= 0.5`, larger-label-wins rule gets 4/24, 41/96, 18/24,
+//! 36/48 and (separate z) 66/84 of their voxels wrong.
+//!
+//! ```python
+//! import numpy as np
+//! from batchgenerators.augmentations.utils import resize_segmentation
+//! from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape
+//!
+//! def label_input(shape):
+//!     n = int(np.prod(shape))
+//!     return np.array([((i * 13 + 5) % 7) // 2 - 1 for i in range(n)]).reshape(shape).astype(np.int16)
+//!
+//! def block_input(shape):  # 2-voxel blocks offset by one: a 2x downsample ties at every voxel
+//!     z, y, x = np.indices(shape)
+//!     return ((((z + 1) // 2) * 3 + ((y + 1) // 2) * 2 + (x + 1) // 2) % 4 - 1).astype(np.int16)
+//!
+//! def emit(name, arr):
+//!     print(name, arr.astype(np.int16).ravel().tolist())
+//!
+//! seg = label_input((5, 6, 7)).astype(float)
+//! emit("LABELS_5X6X7_TO_9X4X11", resize_segmentation(seg, (9, 4, 11), 1))
+//! emit("LABELS_5X6X7_TO_3X8X5", resize_segmentation(seg, (3, 8, 5), 1))
+//! seg = label_input((4, 6, 8)).astype(float)
+//! emit("TIES_4X6X8_TO_2X3X4", resize_segmentation(seg, (2, 3, 4), 1))
+//! emit("TIES_4X6X8_TO_4X6X4", resize_segmentation(seg, (4, 6, 4), 1))
+//! blocks = block_input((4, 6, 8)).astype(float)
+//! emit("BLOCK_TIES_4X6X8_TO_2X3X4", resize_segmentation(blocks, (2, 3, 4), 1))
+//! emit("BLOCK_TIES_4X6X8_TO_4X3X4", resize_segmentation(blocks, (4, 3, 4), 1))
+//! seg3 = label_input((3, 6, 7))[None]
+//! emit("SEPARATE_Z_LABELS_3X6X7_TO_8X4X9", resample_data_or_seg_to_shape(
+//!     seg3, (8, 4, 9), (4.0, 1.0, 1.0), (1.5, 1.5, 0.78), is_seg=True, order=1, order_z=0, force_separate_z=None))
+//! blocks3 = block_input((3, 8, 6))[None]
+//! for order_z in (0, 1):
+//!     emit(f"SEPARATE_Z{order_z}_TIES_3X8X6_TO_7X4X3", resample_data_or_seg_to_shape(
+//!         blocks3, (7, 4, 3), (4.0, 1.0, 1.0), (1.7, 2.0, 2.0), is_seg=True, order=1, order_z=order_z,
+//!         force_separate_z=None))
 //! ```
 
 #[rustfmt::skip]
@@ -182,38 +209,6 @@ pub(super) const LINEAR_5X6X7_TO_9X4X11: [f32; 396] = [
     1.3316832, 3.6629162, 3.948695, 1.5072007, 1.7929792, 2.321782,
 ];
 #[rustfmt::skip]
-pub(super) const LABELS_5X6X7_TO_9X4X11: [i16; 396] = [
-    1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1,
-    2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1,
-    -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0,
-    0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1,
-    0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1,
-    1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2,
-    2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1,
-    -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0,
-    -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0,
-    0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1,
-    1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2,
-    1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1,
-    2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1,
-    -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0,
-    0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1,
-    0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1,
-    1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2,
-    2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1,
-    -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0,
-    -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2,
-];
-#[rustfmt::skip]
-pub(super) const LABELS_5X6X7_TO_3X8X5: [i16; 120] = [
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
-];
-#[rustfmt::skip]
 pub(super) const SEPARATE_Z_3X6X7_TO_8X4X9: [f32; 288] = [
     -0.3302958, -0.3068791, 2.4248257, 3.8316042, 0.623308, 0.5437768,
     4.541338, 4.8758774, 1.1202731, -0.13842288, 0.97772986, 4.400384,
@@ -264,6 +259,63 @@ pub(super) const SEPARATE_Z_3X6X7_TO_8X4X9: [f32; 288] = [
     -0.2991738, 3.120604, 4.23753, 2.7861369, -0.83263737, -0.42309487,
     3.5507555, 3.475702, 0.26802272, 1.6738588, 4.405989, 4.4292912,
 ];
+
+#[rustfmt::skip]
+pub(super) const LABELS_5X6X7_TO_9X4X11: [i16; 396] = [
+    1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1,
+    2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1,
+    -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0,
+    0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1,
+    0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1,
+    1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2,
+    2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1,
+    -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0,
+    -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0,
+    0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1,
+    1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2,
+    1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1,
+    2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1,
+    -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0,
+    0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1,
+    0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1,
+    1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2,
+    2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1,
+    -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0,
+    -1, -1, -1, 2, 2, 1, 1, 1, 0, 0, 0, -1, -1, -1, 2, 2,
+];
+#[rustfmt::skip]
+pub(super) const LABELS_5X6X7_TO_3X8X5: [i16; 120] = [
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+    1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2, 1, 0, 0, -1, 2,
+];
+#[rustfmt::skip]
+pub(super) const TIES_4X6X8_TO_2X3X4: [i16; 24] = [
+    1, 0, -1, 1, 0, -1, 1, 0, -1, 1, 0, -1, -1, 1, 0, -1, 1, 0, -1, 1,
+    0, -1, 1, 0,
+];
+#[rustfmt::skip]
+pub(super) const TIES_4X6X8_TO_4X6X4: [i16; 96] = [
+    1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0, -1,
+    2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0,
+    -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1,
+    0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1,
+    1, 0, -1, 2, 1, 0, -1, 1, 0, -1, 2, 1, 0, -1, 1, 0,
+];
+#[rustfmt::skip]
+pub(super) const BLOCK_TIES_4X6X8_TO_2X3X4: [i16; 24] = [
+    1, 2, -1, 0, -1, 0, 1, 2, 1, 2, -1, 0, 0, 1, 2, -1, 2, -1, 0, 1,
+    0, 1, 2, -1,
+];
+#[rustfmt::skip]
+pub(super) const BLOCK_TIES_4X6X8_TO_4X3X4: [i16; 48] = [
+    2, -1, 0, 1, 0, 1, 2, -1, 2, -1, 0, 1, 1, 2, -1, 0, -1, 0, 1, 2,
+    1, 2, -1, 0, 1, 2, -1, 0, -1, 0, 1, 2, 1, 2, -1, 0, 0, 1, 2, -1,
+    2, -1, 0, 1, 0, 1, 2, -1,
+];
 #[rustfmt::skip]
 pub(super) const SEPARATE_Z_LABELS_3X6X7_TO_8X4X9: [i16; 288] = [
     1, 1, 1, 0, 0, -1, -1, -1, 2, 1, 1, 1, 0, 0, -1, -1, -1, 2, 1, 1,
@@ -281,6 +333,22 @@ pub(super) const SEPARATE_Z_LABELS_3X6X7_TO_8X4X9: [i16; 288] = [
     -1, -1, 2, 1, 1, 1, 0, 0, -1, -1, -1, 2, 1, 1, 1, 0, 0, -1, -1, -1,
     2, 1, 1, 1, 0, 0, -1, -1, -1, 2, 1, 1, 1, 0, 0, -1, -1, -1, 2, 1,
     1, 1, 0, 0, -1, -1, -1, 2,
+];
+#[rustfmt::skip]
+pub(super) const SEPARATE_Z0_TIES_3X8X6_TO_7X4X3: [i16; 84] = [
+    2, -1, 0, 0, 1, 2, 2, -1, 0, 0, 1, 2, 2, -1, 0, 0, 1, 2, 2, -1,
+    0, 0, 1, 2, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1,
+    0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1,
+    1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2,
+    -1, -1, 0, 1,
+];
+#[rustfmt::skip]
+pub(super) const SEPARATE_Z1_TIES_3X8X6_TO_7X4X3: [i16; 84] = [
+    2, -1, 0, 0, 1, 2, 2, -1, 0, 0, 1, 2, 2, -1, 0, 0, 1, 2, 2, -1,
+    0, 0, 1, 2, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1,
+    0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1,
+    1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2, -1, -1, 0, 1, 1, 2,
+    -1, -1, 0, 1,
 ];
 
 #[cfg(test)]
@@ -350,20 +418,70 @@ mod tests {
         assert_close(&out, &super::LINEAR_5X6X7_TO_9X4X11);
     }
 
+    /// The label script's `block_input`: 2-voxel blocks offset by one.
+    fn block_input(shape: (usize, usize, usize)) -> Array4<i16> {
+        Array::from_shape_fn((1, shape.0, shape.1, shape.2), |(_, z, y, x)| {
+            ((z.div_ceil(2) * 3 + y.div_ceil(2) * 2 + x.div_ceil(2)) % 4) as i16 - 1
+        })
+    }
+
+    fn labels_of(out: &Array4<i16>) -> Vec<i16> {
+        out.iter().copied().collect()
+    }
+
+    fn resized_labels(seg: &Array4<i16>, shape: [usize; 3]) -> Vec<i16> {
+        let settings = isotropic(SplineOrder::Linear);
+        labels_of(&resample_labels(seg.view(), shape, [1.0; 3], [1.0; 3], &settings).unwrap())
+    }
+
     #[test]
     fn one_hot_labels_match_resize_segmentation() {
         let seg = label_input((5, 6, 7));
-        let settings = isotropic(SplineOrder::Linear);
-        let up = resample_labels(seg.view(), [9, 4, 11], [1.0; 3], [1.0; 3], &settings).unwrap();
         assert_eq!(
-            up.iter().copied().collect::<Vec<_>>(),
+            resized_labels(&seg, [9, 4, 11]),
             super::LABELS_5X6X7_TO_9X4X11
         );
-        let mixed = resample_labels(seg.view(), [3, 8, 5], [1.0; 3], [1.0; 3], &settings).unwrap();
         assert_eq!(
-            mixed.iter().copied().collect::<Vec<_>>(),
+            resized_labels(&seg, [3, 8, 5]),
             super::LABELS_5X6X7_TO_3X8X5
         );
+    }
+
+    #[test]
+    fn exact_ties_match_resize_segmentation() {
+        let seg = label_input((4, 6, 8));
+        assert_eq!(resized_labels(&seg, [2, 3, 4]), super::TIES_4X6X8_TO_2X3X4);
+        assert_eq!(resized_labels(&seg, [4, 6, 4]), super::TIES_4X6X8_TO_4X6X4);
+        let blocks = block_input((4, 6, 8));
+        assert_eq!(
+            resized_labels(&blocks, [2, 3, 4]),
+            super::BLOCK_TIES_4X6X8_TO_2X3X4
+        );
+        assert_eq!(
+            resized_labels(&blocks, [4, 3, 4]),
+            super::BLOCK_TIES_4X6X8_TO_4X3X4
+        );
+    }
+
+    #[test]
+    fn separate_z_ties_match_nnunet() {
+        let blocks = block_input((3, 8, 6));
+        let (from, to) = ([4.0, 1.0, 1.0], [1.7, 2.0, 2.0]);
+        let want: [&[i16]; 2] = [
+            &super::SEPARATE_Z0_TIES_3X8X6_TO_7X4X3,
+            &super::SEPARATE_Z1_TIES_3X8X6_TO_7X4X3,
+        ];
+        for (order_z, want) in [SplineOrder::Nearest, SplineOrder::Linear]
+            .into_iter()
+            .zip(want)
+        {
+            let settings = ResampleSettings {
+                order_z,
+                ..ResampleSettings::nnunet_seg()
+            };
+            let out = resample_labels(blocks.view(), [7, 4, 3], from, to, &settings).unwrap();
+            assert_eq!(labels_of(&out), want, "order_z {order_z:?}");
+        }
     }
 
     #[test]
