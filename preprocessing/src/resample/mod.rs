@@ -237,8 +237,11 @@ pub fn resample_data(
 
 /// Resample a label map `(c, z, y, x)` to `new_shape` as nnU-Net's
 /// `resample_data_or_seg_to_shape(is_seg=True)` does: batchgenerators' `resize_segmentation`
-/// (order 0: nearest; otherwise each label's mask is resampled as a float image and voxels
-/// where it reaches 0.5 take the label, larger labels winning; voxels no label reaches stay 0),
+/// as installed with nnU-Net 2.8.1 (batchgenerators 0.25.5; order 0: nearest; otherwise each
+/// label's mask is resampled as a float image and every voxel takes the label with the highest
+/// score; exact ties go to the nearest neighbour's label if it is among the tied, else to the
+/// smallest tied label). `shared/reference/nnunet.md` §3.8 still describes the older
+/// ">= 0.5, later label wins" rule; the installed code is what we match.
 /// or the separate-z variant (per-slice `resize_segmentation`, then nearest slices along the
 /// axis for `order_z` 0, else one-hot interpolation along it with threshold `> 0.5`). If the
 /// shape already matches, the labels are returned unchanged.
