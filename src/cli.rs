@@ -57,25 +57,6 @@ pub enum Command {
     Fixtures(FixturesArgs),
 }
 
-impl Command {
-    /// The command's name as typed on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Verify(_) => "verify",
-            Command::Fingerprint(_) => "fingerprint",
-            Command::Plan(_) => "plan",
-            Command::Preprocess(_) => "preprocess",
-            Command::Train(_) => "train",
-            Command::PlanAndTrain(_) => "plan-and-train",
-            Command::Predict(_) => "predict",
-            Command::Ensemble(_) => "ensemble",
-            Command::Evaluate(_) => "evaluate",
-            Command::FindBest(_) => "find-best",
-            Command::Report(_) => "report",
-            Command::Fixtures(_) => "fixtures",
-        }
-    }
-}
 
 /// Where autoseg keeps its artifacts for a dataset: `<work>/<dataset folder name>/`.
 #[derive(Debug, Args)]
@@ -161,7 +142,8 @@ pub struct TrainingArgs {
     /// Number of epochs (nnU-Net: 1000).
     #[arg(long, default_value_t = 1000)]
     pub epochs: usize,
-    /// Training iterations per epoch (nnU-Net: 250).
+    /// Training iterations per epoch (nnU-Net: 250). Validation runs a fifth as many (nnU-Net:
+    /// 50), at least 1 and at most 50.
     #[arg(long, default_value_t = 250)]
     pub iters_per_epoch: usize,
 }

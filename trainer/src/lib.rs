@@ -7,3 +7,11 @@
 //! Must not: change a plan, or hold the whole dataset in memory.
 
 pub mod splits;
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+pub mod augment;
+pub mod loader;
+pub mod sampling;
+pub mod train;
+pub mod validation;

@@ -1,0 +1,71 @@
+//! One module per command: each turns parsed arguments into library calls and prints results.
+
+mod ensemble;
+mod evaluate;
+mod fingerprint;
+mod find_best;
+mod fixtures;
+mod plan;
+mod plan_and_train;
+mod predict;
+mod preprocess;
+mod report;
+mod train;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use crate::cli::{Command, WorkArgs};
+
+static THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Records `--threads` (0 = all cores) for commands that size their own pools.
+pub fn set_threads(threads: Option<usize>) {
+    let _ = THREADS.set(threads.unwrap_or(0));
+}
+
+/// The `--threads` value, 0 meaning all cores.
+pub fn threads() -> usize {
+    THREADS.get().copied().unwrap_or(0)
+}
+
+/// Exit code for a usage error, and for a command whose stage does not exist yet.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure or for problems found (e.g. by `verify`).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Runs one command; errors are printed by the caller with their whole cause chain.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Fingerprint(args) => fingerprint::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Preprocess(args) => preprocess::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Fixtures(args) => fixtures::run(&args),
+        Command::FindBest(args) => find_best::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
+        Command::Ensemble(args) => ensemble::run(&args),
+        Command::Predict(args) => predict::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::PlanAndTrain(args) => plan_and_train::run(&args),
+    }
+}
+
+/// `<work>/<dataset folder name>`: where every artifact of this dataset goes.
+pub fn dataset_work_dir(args: &WorkArgs) -> anyhow::Result<PathBuf> {
+    let name = dataset_name(&args.dataset)?;
+    Ok(args.work.join(name))
+}
+
+/// The dataset's folder name (the last component of its path, after resolving `.` and `..`).
+pub fn dataset_name(dataset: &Path) -> anyhow::Result<String> {
+    let resolved = std::fs::canonicalize(dataset)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open dataset folder: {e}", dataset.display()))?;
+    resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("{}: a dataset folder needs a name", dataset.display()))
+}

@@ -1,0 +1,145 @@
+//! The training loop's error: every failure names the file, configuration, fold or case.
+
+use std::path::PathBuf;
+
+use autoseg_network::NetworkError;
+use autoseg_planner::PlanError;
+use thiserror::Error;
+
+use crate::loss::LossError;
+use crate::optim::OptimError;
+use crate::sampling::{DataError, SourceError};
+use crate::splits::SplitError;
+
+/// Why training a fold failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The configuration cannot be resolved from the plans.
+    #[error("configuration '{configuration}': invalid plan")]
+    Plan {
+        /// Configuration name.
+        configuration: String,
+        /// The planner's error (boxed: it is large).
+        #[source]
+        source: Box<PlanError>,
+    },
+    /// The job itself is inconsistent (e.g. fewer than two classes).
+    #[error("configuration '{configuration}': {fault}")]
+    Job {
+        /// Configuration name.
+        configuration: String,
+        /// What is wrong.
+        fault: String,
+    },
+    /// The requested CUDA device does not exist.
+    #[error("device {device} is not available: libtorch sees {n_devices} CUDA device(s); use --device cpu")]
+    Device {
+        /// The device asked for.
+        device: String,
+        /// CUDA devices libtorch can use.
+        n_devices: i64,
+    },
+    /// The network cannot be built or run.
+    #[error("network: {0}")]
+    Network(#[from] NetworkError),
+    /// The loss failed.
+    #[error(transparent)]
+    Loss(#[from] LossError),
+    /// The optimiser failed.
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    /// Sampling, augmentation or the loader failed.
+    #[error("training data: {0}")]
+    Data(#[from] DataError),
+    /// The training cases cannot be opened.
+    #[error("cannot open the {which} cases of fold {fold}")]
+    Cases {
+        /// `"training"` or `"validation"`.
+        which: &'static str,
+        /// The fold.
+        fold: String,
+        /// The case store's error.
+        #[source]
+        source: SourceError,
+    },
+    /// A fold without training or validation cases.
+    #[error("fold {fold} has no {which} cases")]
+    EmptyFold {
+        /// The fold.
+        fold: String,
+        /// `"training"` or `"validation"`.
+        which: &'static str,
+    },
+    /// `splits.toml` cannot be made, read or used.
+    #[error("{}: splits", path.display())]
+    Splits {
+        /// The splits file.
+        path: PathBuf,
+        /// The splits error.
+        #[source]
+        source: SplitError,
+    },
+    /// A file or folder cannot be read or written.
+    #[error("{}: cannot {what}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint is missing, incomplete or does not fit this model.
+    #[error("{}: {fault}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        fault: String,
+    },
+    /// A checkpoint's metadata is not valid TOML of the expected layout.
+    #[error("{}: cannot parse the checkpoint metadata", path.display())]
+    CheckpointMeta {
+        /// The metadata file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// `--resume` found no checkpoint to continue from.
+    #[error("{}: no checkpoint_latest or checkpoint_final to resume from", dir.display())]
+    NothingToResume {
+        /// The fold folder searched.
+        dir: PathBuf,
+    },
+    /// The progress plot cannot be drawn.
+    #[error("{}: cannot draw the progress plot: {fault}", path.display())]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// The plotting library's message.
+        fault: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &std::path::Path, what: &'static str, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    }
+
+    pub(crate) fn checkpoint(path: &std::path::Path, fault: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            fault: fault.into(),
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The training loop of one configuration and fold: a short loop over a [`TrainState`], with
+//! checkpoints every epoch, resume, `train.log` and `progress.png`.
+//!
+//! Per epoch `e` (nnU-Net's `run_training`): the poly learning rate of `e`; `iters_per_epoch`
+//! training steps (deep-supervision Dice + CE, backward, clip to norm 12, SGD-Nesterov; fp16
+//! autocast with loss scaling on CUDA); `val_iters_per_epoch` validation steps (loss, pseudo
+//! Dice of the top output); the EMA of the mean foreground pseudo Dice; then the checkpoints
+//! [`checkpoint_actions`] asks for, the log lines and the plot.
+//!
+//! Determinism: every random stream of epoch `e` (libtorch's generator, the training and the
+//! validation loader) is seeded from `(seed, e)` at the start of the epoch, and each loader is
+//! new for its epoch. An interrupted run resumed from `checkpoint_latest` therefore replays the
+//! remaining epochs exactly: on the CPU, with the same number of loader workers and libtorch
+//! threads, the final weights are bitwise those of an uninterrupted run.
+//!
+//! Final validation (nnU-Net's `perform_actual_validation`: sliding-window prediction of every
+//! validation case, export, `summary.json`) is not part of this loop: the caller runs it through
+//! `autoseg-inference` on the [`TrainedFold`] returned (its `fold_dir` and `val_cases`).
+//!
+//! Files (design.md): `<dataset_dir>/splits.toml`, and in
+//! `<dataset_dir>/results/<config>/fold_<k>/`: `checkpoint_{latest,best,final}.safetensors`,
+//! `.optim.safetensors` and `.toml`, `train.log`, `progress.png`.
+
+mod cache;
+mod checkpoint;
+mod curves;
+mod data;
+mod error;
+mod log;
+mod model;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use autoseg_planner::Plans;
+use autoseg_preprocessing::Progress;
+/// The device type of [`RunOptions`] (libtorch's), re-exported for callers without `tch`.
+pub use tch::Device;
+
+pub use cache::CacheStore;
+pub use checkpoint::{
+    checkpoint_actions, load_weights, read_checkpoint_meta, resume_checkpoint, CheckpointAction,
+    CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, CHECKPOINT_SCHEMA_VERSION,
+};
+pub use curves::plot_progress;
+pub use data::{fold_split, CaseStore, InMemoryStore};
+pub use error::TrainError;
+pub use state::{EpochRecord, TrainLog, TrainState};
+
+use crate::schedule::TrainSettings;
+use crate::splits::Fold;
+use crate::validation::{mean_foreground_dice, ClassCounts};
+use data::FoldData;
+use log::{unix_seconds, LogFile};
+use model::Model;
+
+/// What to train: a configuration of a plan, a fold, and the dataset facts the plan does not
+/// hold.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainJob<'a> {
+    /// The plans (stored with every checkpoint).
+    pub plans: &'a Plans,
+    /// Configuration name, e.g. `3d_fullres`.
+    pub configuration: &'a str,
+    /// Fold to train.
+    pub fold: Fold,
+    /// `<work>/<dataset>`: `splits.toml` lives here, results go to `results/<config>/fold_<k>`.
+    pub dataset_dir: &'a Path,
+    /// Segmentation heads: the number of labels including background.
+    pub n_classes: usize,
+    /// The dataset's ignore label, if it has one.
+    pub ignore_label: Option<i64>,
+}
+
+impl TrainJob<'_> {
+    /// `<dataset_dir>/results/<config>/fold_<k>` (`fold_all` for the `all` fold).
+    pub fn fold_dir(&self) -> PathBuf {
+        self.dataset_dir
+            .join("results")
+            .join(self.configuration)
+            .join(format!("fold_{}", self.fold))
+    }
+}
+
+/// How to run: device, seed, resume, loader threads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunOptions {
+    /// Device to train on.
+    pub device: Device,
+    /// Seed of the weights and of every epoch's sampling and augmentation.
+    pub seed: u64,
+    /// Continue from `checkpoint_latest` (or `checkpoint_final`) instead of starting over.
+    pub resume: bool,
+    /// Data-loader worker threads for training (validation uses half).
+    pub n_loader_workers: usize,
+}
+
+impl RunOptions {
+    /// A fresh run on `device` with `seed`, one loader worker per available core.
+    pub fn new(device: Device, seed: u64) -> RunOptions {
+        RunOptions {
+            device,
+            seed,
+            resume: false,
+            n_loader_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// CUDA device 0 when libtorch can use CUDA, else the CPU (design.md's default device).
+pub fn default_device() -> Device {
+    Device::cuda_if_available()
+}
+
+/// Sets libtorch's intra-op thread count (the `--threads` flag).
+pub fn set_torch_threads(n_threads: usize) {
+    tch::set_num_threads(i32::try_from(n_threads).unwrap_or(i32::MAX));
+}
+
+/// A trained fold: where its files are, and what final validation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedFold {
+    /// The fold's results folder.
+    pub fold_dir: PathBuf,
+    /// `checkpoint_final.safetensors`.
+    pub final_weights: PathBuf,
+    /// Epochs trained in total.
+    pub epochs_done: usize,
+    /// Best EMA pseudo Dice.
+    pub best_ema: Option<f64>,
+    /// The per-epoch logs.
+    pub log: TrainLog,
+    /// The fold's validation cases (input of the final validation).
+    pub val_cases: Vec<String>,
+}
+
+/// Trains `job` on the cases of `store` for `settings.epochs` epochs (resuming when
+/// `run.resume`; a larger `epochs` extends a finished run, with the poly schedule of the new
+/// total). Reports each epoch's steps through `progress`.
+///
+/// # Errors
+/// A [`TrainError`] naming the configuration, fold, case or file at fault.
+pub fn train(
+    job: &TrainJob<'_>,
+    store: &dyn CaseStore,
+    settings: &TrainSettings,
+    run: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<TrainedFold, TrainError> {
+    let config = job
+        .plans
+        .resolve(job.configuration)
+        .map_err(|source| TrainError::Plan {
+            configuration: job.configuration.to_string(),
+            source: Box::new(source),
+        })?;
+    check_job(job)?;
+    check_device(run.device)?;
+    let fold_dir = job.fold_dir();
+    std::fs::create_dir_all(&fold_dir)
+        .map_err(|e| TrainError::io(&fold_dir, "create the fold folder", e))?;
+    let split = fold_split(job.dataset_dir, &store.case_ids(), job.fold)?;
+    let has_ignore = job.ignore_label.is_some();
+    let data = FoldData::new(
+        store,
+        &split,
+        job.fold,
+        &config,
+        has_ignore,
+        run.n_loader_workers,
+    )?;
+    let mut model = Model::new(
+        &config,
+        data.n_channels(),
+        job.n_classes,
+        job.ignore_label,
+        settings,
+        run,
+    )?;
+    let mut log = LogFile::open(&fold_dir.join("train.log"))?;
+    let mut state = start_state(job, run, &fold_dir, &mut model, &mut log)?;
+    while state.epochs_done < settings.epochs {
+        let record = run_epoch(&mut model, &data, &state, settings, progress)?;
+        let new_best = state.record(record);
+        log.epoch(&state.log, new_best)?;
+        for action in checkpoint_actions(state.epochs_done, settings.epochs, new_best) {
+            let CheckpointAction::Save(kind) = action;
+            save(
+                job,
+                &fold_dir,
+                kind,
+                &model,
+                &state,
+                settings,
+                data.n_channels(),
+            )?;
+        }
+        plot_progress(&state.log, &fold_dir.join("progress.png"))?;
+    }
+    let final_paths = CheckpointPaths::new(&fold_dir, CheckpointKind::Final);
+    if !final_paths.meta.is_file() {
+        // Resumed from a `latest` that already has every epoch asked for (a smaller --epochs).
+        let n_channels = data.n_channels();
+        save(
+            job,
+            &fold_dir,
+            CheckpointKind::Final,
+            &model,
+            &state,
+            settings,
+            n_channels,
+        )?;
+    }
+    Ok(TrainedFold {
+        final_weights: final_paths.weights,
+        fold_dir,
+        epochs_done: state.epochs_done,
+        best_ema: state.best_ema,
+        log: state.log,
+        val_cases: split.val,
+    })
+}
+
+fn check_job(job: &TrainJob<'_>) -> Result<(), TrainError> {
+    if job.n_classes < 2 {
+        return Err(TrainError::Job {
+            configuration: job.configuration.to_string(),
+            fault: format!(
+                "{} segmentation head(s): label maps need background and at least one label",
+                job.n_classes
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_device(device: Device) -> Result<(), TrainError> {
+    if let Device::Cuda(idx) = device {
+        let n_devices = tch::Cuda::device_count();
+        if idx as i64 >= n_devices {
+            return Err(TrainError::Device {
+                device: format!("cuda:{idx}"),
+                n_devices,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A fresh state, or the one of the checkpoint `--resume` continues from (weights, momentum,
+/// loss scaler, logs, EMA, seed restored into `model`).
+fn start_state(
+    job: &TrainJob<'_>,
+    run: &RunOptions,
+    fold_dir: &Path,
+    model: &mut Model,
+    log: &mut LogFile,
+) -> Result<TrainState, TrainError> {
+    if !run.resume {
+        log.line(&format!(
+            "Training configuration '{}', fold {}, seed {}, device {:?}",
+            job.configuration, job.fold, run.seed, run.device
+        ))?;
+        return Ok(TrainState::new(run.seed));
+    }
+    let kind = resume_checkpoint(fold_dir)?.ok_or_else(|| TrainError::NothingToResume {
+        dir: fold_dir.to_path_buf(),
+    })?;
+    let loaded = checkpoint::load_checkpoint(fold_dir, kind)?;
+    let paths = CheckpointPaths::new(fold_dir, kind);
+    checkpoint::copy_weights(&model.vs, &loaded.weights, &paths.weights)?;
+    model.sgd.load_momentum_buffers(&loaded.buffers)?;
+    model.scaler.set_state(loaded.meta.scaler);
+    let seed = loaded.meta.seed(&paths.meta)?;
+    if seed != run.seed {
+        tracing::warn!(
+            checkpoint_seed = seed,
+            requested_seed = run.seed,
+            "resuming with the checkpoint's seed"
+        );
+    }
+    log.line(&format!(
+        "Resuming configuration '{}', fold {} from {} at epoch {}",
+        job.configuration,
+        job.fold,
+        kind.stem(),
+        loaded.meta.epochs_done
+    ))?;
+    Ok(TrainState {
+        epochs_done: loaded.meta.epochs_done,
+        log: loaded.meta.log,
+        best_ema: loaded.meta.best_ema,
+        seed,
+    })
+}
+
+/// The seed of random stream `stream` of `epoch` (splitmix64 over the three).
+pub fn epoch_seed(seed: u64, epoch: usize, stream: u64) -> u64 {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    mix(mix(mix(seed) ^ epoch as u64) ^ stream)
+}
+
+/// One epoch: training steps at the epoch's learning rate, then validation steps.
+fn run_epoch(
+    model: &mut Model,
+    data: &FoldData,
+    state: &TrainState,
+    settings: &TrainSettings,
+    progress: &dyn Progress,
+) -> Result<EpochRecord, TrainError> {
+    let epoch = state.epochs_done;
+    let start = unix_seconds(SystemTime::now());
+    let lr = settings.lr_schedule().lr(epoch);
+    model.sgd.config.lr = lr;
+    tch::manual_seed(epoch_seed(state.seed, epoch, 0) as i64);
+    progress.start(
+        &format!("epoch {epoch}"),
+        (settings.iters_per_epoch + settings.val_iters_per_epoch) as u64,
+    );
+    let result = epoch_steps(model, data, state.seed, epoch, settings, progress);
+    progress.finish();
+    let (train_loss, val_loss, counts) = result?;
+    let dice_per_class = counts.dice_per_class();
+    Ok(EpochRecord {
+        lr,
+        train_loss,
+        val_loss,
+        mean_fg_dice: mean_foreground_dice(&dice_per_class),
+        dice_per_class,
+        start,
+        end: unix_seconds(SystemTime::now()),
+    })
+}
+
+/// The steps of an epoch: mean training loss, mean validation loss, summed TP/FP/FN.
+fn epoch_steps(
+    model: &mut Model,
+    data: &FoldData,
+    seed: u64,
+    epoch: usize,
+    settings: &TrainSettings,
+    progress: &dyn Progress,
+) -> Result<(f64, f64, ClassCounts), TrainError> {
+    let mut loader = data.train_loader(epoch_seed(seed, epoch, 1))?;
+    let mut train_total = 0.0;
+    for _ in 0..settings.iters_per_epoch {
+        train_total += model.train_step(&loader.next_batch()?)?;
+        progress.advance(1);
+    }
+    drop(loader);
+    let mut counts = ClassCounts::zeros(model.n_foreground());
+    let mut val_total = 0.0;
+    if settings.val_iters_per_epoch > 0 {
+        let mut loader = data.val_loader(epoch_seed(seed, epoch, 2))?;
+        for _ in 0..settings.val_iters_per_epoch {
+            let (loss, batch_counts) = model.val_step(&loader.next_batch()?)?;
+            val_total += loss;
+            counts.add(&batch_counts);
+            progress.advance(1);
+        }
+    }
+    let mean = |total: f64, n: usize| if n == 0 { f64::NAN } else { total / n as f64 };
+    Ok((
+        mean(train_total, settings.iters_per_epoch),
+        mean(val_total, settings.val_iters_per_epoch),
+        counts,
+    ))
+}
+
+/// Writes checkpoint `kind` of the current state.
+fn save(
+    job: &TrainJob<'_>,
+    fold_dir: &Path,
+    kind: CheckpointKind,
+    model: &Model,
+    state: &TrainState,
+    settings: &TrainSettings,
+    in_channels: usize,
+) -> Result<(), TrainError> {
+    let placeholder = FileDigest::of(&[]);
+    let meta = CheckpointMeta {
+        schema_version: CHECKPOINT_SCHEMA_VERSION,
+        configuration: job.configuration.to_string(),
+        fold: job.fold.to_string(),
+        epochs_done: state.epochs_done,
+        total_epochs: settings.epochs,
+        seed: state.seed.to_string(),
+        in_channels,
+        n_classes: job.n_classes,
+        ignore_label: job.ignore_label,
+        best_ema: state.best_ema,
+        scaler: model.scaler.state(),
+        weights: placeholder.clone(),
+        optimizer: placeholder,
+        log: state.log.clone(),
+        plans: job.plans.clone(),
+    };
+    checkpoint::save_checkpoint(
+        fold_dir,
+        kind,
+        &model.named_weights(),
+        &model.sgd.momentum_buffers(),
+        meta,
+    )
+}

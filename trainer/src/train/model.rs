@@ -1,0 +1,139 @@
+//! The network with everything a step needs: its variables, the SGD, the loss scaler and the
+//! deep-supervision loss; and nnU-Net's training and validation steps.
+//!
+//! nnU-Net: `nnUNetTrainer.train_step` (autocast on CUDA, `GradScaler`, clip 12, SGD step) and
+//! `validation_step` (no grad, loss with deep supervision, TP/FP/FN on the top output).
+
+use autoseg_network::UNet;
+use autoseg_planner::Configuration;
+use tch::{nn, Device, Tensor};
+
+use super::{RunOptions, TrainError};
+use crate::loader::Batch;
+use crate::loss::{deep_supervision_weights, DeepSupervisionLoss, DiceCeLoss};
+use crate::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
+use crate::schedule::TrainSettings;
+use crate::validation::{count_tp_fp_fn, ClassCounts};
+
+/// The model being trained.
+pub(crate) struct Model {
+    pub vs: nn::VarStore,
+    pub net: UNet,
+    pub sgd: Sgd,
+    pub scaler: LossScaler,
+    loss: DeepSupervisionLoss,
+    device: Device,
+    mixed_precision: bool,
+    ignore_label: Option<i64>,
+    n_classes: usize,
+    /// 2D configurations: batches carry a singleton `z` axis that the network does not take.
+    squeeze_z: bool,
+    grad_clip_norm: f64,
+}
+
+impl Model {
+    /// Builds the network of `config` on `run.device` with weights drawn from `run.seed`; on
+    /// CUDA, steps use fp16 autocast and nnU-Net's loss scaler, on the CPU fp32.
+    pub fn new(
+        config: &Configuration,
+        in_channels: usize,
+        n_classes: usize,
+        ignore_label: Option<i64>,
+        settings: &TrainSettings,
+        run: &RunOptions,
+    ) -> Result<Model, TrainError> {
+        tch::manual_seed(run.seed as i64);
+        let vs = nn::VarStore::new(run.device);
+        let net = UNet::new(
+            &vs.root(),
+            config.unet_spec(),
+            in_channels as i64,
+            n_classes as i64,
+        )?;
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        // A fixed order makes the gradient norm, a float sum, identical from run to run.
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let sgd = Sgd::new(params, SgdConfig::from_settings(settings));
+        let mixed_precision = run.device.is_cuda();
+        let scaler = if mixed_precision {
+            LossScaler::nnunet_default()
+        } else {
+            LossScaler::disabled()
+        };
+        let loss = DeepSupervisionLoss {
+            loss: DiceCeLoss {
+                batch_dice: config.batch_dice,
+                ignore_label,
+            },
+            weights: deep_supervision_weights(net.n_outputs_ds()),
+        };
+        Ok(Model {
+            vs,
+            net,
+            sgd,
+            scaler,
+            loss,
+            device: run.device,
+            mixed_precision,
+            ignore_label,
+            n_classes,
+            squeeze_z: config.patch_size.len() == 2,
+            grad_clip_norm: settings.grad_clip_norm,
+        })
+    }
+
+    /// One optimisation step on `batch`; returns its loss.
+    pub fn train_step(&mut self, batch: &Batch) -> Result<f64, TrainError> {
+        let (data, targets) = self.to_tensors(batch)?;
+        self.sgd.zero_grad();
+        let loss = tch::autocast(self.mixed_precision, || -> Result<Tensor, TrainError> {
+            let outputs = self.net.forward_ds(&data)?;
+            Ok(self.loss.forward(&outputs, &targets)?)
+        })?;
+        self.scaler.scale(&loss)?.f_backward()?;
+        optimizer_step(&mut self.sgd, &mut self.scaler, self.grad_clip_norm)?;
+        Ok(loss.f_double_value(&[])?)
+    }
+
+    /// The loss on `batch` and the TP/FP/FN of the top output, without gradients.
+    pub fn val_step(&self, batch: &Batch) -> Result<(f64, ClassCounts), TrainError> {
+        let _no_grad = tch::no_grad_guard();
+        let (data, targets) = self.to_tensors(batch)?;
+        tch::autocast(self.mixed_precision, || {
+            let outputs = self.net.forward_ds(&data)?;
+            let loss = self.loss.forward(&outputs, &targets)?;
+            let counts = count_tp_fp_fn(&outputs[0], &targets[0], self.ignore_label)?;
+            Ok((loss.f_double_value(&[])?, counts))
+        })
+    }
+
+    /// Number of foreground classes (segmentation heads without background).
+    pub fn n_foreground(&self) -> usize {
+        self.n_classes - 1
+    }
+
+    /// The parameters by name (for the weights file).
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        self.vs.variables().into_iter().collect()
+    }
+
+    /// Crosses to libtorch once per batch: images `[b, c, *spatial]` and one target
+    /// `[b, 1, *spatial_i]` per deep-supervision output, on the model's device.
+    fn to_tensors(&self, batch: &Batch) -> Result<(Tensor, Vec<Tensor>), TrainError> {
+        let convert = |t: Tensor| -> Result<Tensor, tch::TchError> {
+            let t = if self.squeeze_z {
+                t.f_squeeze_dim(2)?
+            } else {
+                t
+            };
+            t.f_to_device(self.device)
+        };
+        let data = convert(Tensor::try_from(&batch.data)?)?;
+        let targets = batch
+            .targets
+            .iter()
+            .map(|t| convert(Tensor::try_from(t)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((data, targets))
+    }
+}

@@ -1,0 +1,154 @@
+//! What a training run remembers between epochs: the per-epoch logs nnU-Net keeps, the EMA of
+//! the pseudo Dice and its best value, the epoch counter and the seed. Everything here goes into
+//! the checkpoint metadata, so a resumed run continues exactly where it stopped.
+//!
+//! nnU-Net: `training/logging/nnunet_logger.py::nnUNetLogger` (the lists) and the `_best_ema`
+//! / `current_epoch` checkpoint entries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::ema_update;
+
+/// nnU-Net's logged lists, one entry per finished epoch.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainLog {
+    /// Mean over the training steps of the deep-supervision loss.
+    pub train_losses: Vec<f64>,
+    /// Mean over the validation steps of the deep-supervision loss.
+    pub val_losses: Vec<f64>,
+    /// Pseudo Dice per foreground class (NaN where a class was neither present nor predicted).
+    pub dice_per_class: Vec<Vec<f64>>,
+    /// `nanmean` of the pseudo Dice per class.
+    pub mean_fg_dice: Vec<f64>,
+    /// Exponential moving average of `mean_fg_dice`.
+    pub ema_fg_dice: Vec<f64>,
+    /// Learning rate of the epoch.
+    pub lrs: Vec<f64>,
+    /// Epoch start, seconds since the Unix epoch.
+    pub epoch_start_timestamps: Vec<f64>,
+    /// Epoch end, seconds since the Unix epoch.
+    pub epoch_end_timestamps: Vec<f64>,
+}
+
+impl TrainLog {
+    /// Number of epochs logged.
+    pub fn n_epochs(&self) -> usize {
+        self.train_losses.len()
+    }
+
+    /// Duration of each epoch in seconds.
+    pub fn epoch_durations(&self) -> Vec<f64> {
+        self.epoch_end_timestamps
+            .iter()
+            .zip(&self.epoch_start_timestamps)
+            .map(|(end, start)| end - start)
+            .collect()
+    }
+}
+
+/// The measurements of one finished epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Mean validation loss (NaN without validation steps).
+    pub val_loss: f64,
+    /// Pseudo Dice per foreground class.
+    pub dice_per_class: Vec<f64>,
+    /// Their `nanmean`.
+    pub mean_fg_dice: f64,
+    /// Start, seconds since the Unix epoch.
+    pub start: f64,
+    /// End, seconds since the Unix epoch.
+    pub end: f64,
+}
+
+/// The state of a run between epochs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState {
+    /// Epochs finished (the next epoch's index).
+    pub epochs_done: usize,
+    /// The per-epoch logs.
+    pub log: TrainLog,
+    /// Best EMA pseudo Dice so far (`None` before the first finite value).
+    pub best_ema: Option<f64>,
+    /// Seed every random stream of every epoch derives from.
+    pub seed: u64,
+}
+
+impl TrainState {
+    /// A run that has not trained yet.
+    pub fn new(seed: u64) -> TrainState {
+        TrainState {
+            epochs_done: 0,
+            log: TrainLog::default(),
+            best_ema: None,
+            seed,
+        }
+    }
+
+    /// Appends an epoch to the logs, updates the EMA and the best EMA; returns whether the EMA
+    /// is a new best (nnU-Net: `ema > _best_ema`, where a NaN EMA never is).
+    pub fn record(&mut self, epoch: EpochRecord) -> bool {
+        let log = &mut self.log;
+        let ema = ema_update(log.ema_fg_dice.last().copied(), epoch.mean_fg_dice);
+        log.train_losses.push(epoch.train_loss);
+        log.val_losses.push(epoch.val_loss);
+        log.dice_per_class.push(epoch.dice_per_class);
+        log.mean_fg_dice.push(epoch.mean_fg_dice);
+        log.ema_fg_dice.push(ema);
+        log.lrs.push(epoch.lr);
+        log.epoch_start_timestamps.push(epoch.start);
+        log.epoch_end_timestamps.push(epoch.end);
+        self.epochs_done += 1;
+        let improved = match self.best_ema {
+            None => !ema.is_nan(),
+            Some(best) => ema > best,
+        };
+        if improved {
+            self.best_ema = Some(ema);
+        }
+        improved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(dice: f64) -> EpochRecord {
+        EpochRecord {
+            lr: 0.01,
+            train_loss: -0.5,
+            val_loss: -0.4,
+            dice_per_class: vec![dice],
+            mean_fg_dice: dice,
+            start: 10.0,
+            end: 12.5,
+        }
+    }
+
+    #[test]
+    fn records_track_ema_and_best() {
+        let mut state = TrainState::new(7);
+        assert!(state.record(epoch(0.5)));
+        // ema 0.9 * 0.5 + 0.1 * 0.3 = 0.48 < 0.5: not a new best.
+        assert!(!state.record(epoch(0.3)));
+        // ema 0.9 * 0.48 + 0.1 * 1.0 = 0.532 > 0.5.
+        assert!(state.record(epoch(1.0)));
+        assert_eq!(state.epochs_done, 3);
+        assert!((state.best_ema.unwrap() - 0.532).abs() < 1e-12);
+        assert_eq!(state.log.n_epochs(), 3);
+        assert_eq!(state.log.epoch_durations(), vec![2.5; 3]);
+    }
+
+    #[test]
+    fn a_nan_dice_is_never_a_best() {
+        let mut state = TrainState::new(0);
+        assert!(!state.record(epoch(f64::NAN)));
+        assert_eq!(state.best_ema, None);
+    }
+}

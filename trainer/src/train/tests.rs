@@ -1,0 +1,460 @@
+//! Tests of the training loop on tiny synthetic datasets on the CPU: overfitting a 2D and a 3D
+//! plan, checkpoints, resume equality, the learning rate per epoch, and the splits file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use autoseg_network::UNet;
+use autoseg_planner::{
+    ArchitectureEntry, ConfigurationEntry, ForegroundIntensityProperties, NetworkKind,
+    NormalizationScheme, PlannerPreset, Plans, ResamplingSettings, PLANS_SCHEMA_VERSION,
+};
+use ndarray::Array4;
+use tch::{nn, Device, Kind, Tensor};
+
+use super::*;
+use crate::sampling::InMemoryCase;
+use crate::splits::Splits;
+
+/// A PlainConvUNet configuration: 2 convs per stage, kernel 3, batch size 2.
+fn entry(patch: &[usize], features: &[usize], strides: &[&[usize]]) -> ConfigurationEntry {
+    let n = features.len();
+    let architecture = ArchitectureEntry {
+        network: NetworkKind::PlainConvUNet,
+        n_stages: n,
+        features_per_stage: features.to_vec(),
+        kernel_sizes: vec![vec![3; patch.len()]; n],
+        strides: strides.iter().map(|s| s.to_vec()).collect(),
+        n_conv_per_stage: Some(vec![2; n]),
+        n_blocks_per_stage: None,
+        n_conv_per_stage_decoder: vec![2; n - 1],
+    };
+    ConfigurationEntry {
+        spacing: Some(vec![1.0; patch.len()]),
+        patch_size: Some(patch.to_vec()),
+        batch_size: Some(2),
+        median_image_size_in_voxels: Some(patch.iter().map(|&p| p as f64).collect()),
+        normalization_schemes: Some(vec![NormalizationScheme::ZScoreNormalization]),
+        use_mask_for_norm: Some(vec![false]),
+        batch_dice: Some(false),
+        resampling_data: Some(ResamplingSettings::nnunet_data()),
+        resampling_seg: Some(ResamplingSettings::nnunet_seg()),
+        resampling_probabilities: Some(ResamplingSettings::nnunet_probabilities()),
+        architecture: Some(architecture),
+        ..ConfigurationEntry::default()
+    }
+}
+
+/// Plans with a tiny `2d` (patch 32x32) and `3d_fullres` (patch 16x32x32), 3 stages each.
+fn tiny_plans() -> Plans {
+    let stats = ForegroundIntensityProperties {
+        mean: 0.0,
+        median: 0.0,
+        std: 1.0,
+        min: -1.0,
+        max: 1.0,
+        percentile_00_5: -1.0,
+        percentile_99_5: 1.0,
+    };
+    let configurations = BTreeMap::from([
+        (
+            "2d".to_string(),
+            entry(&[32, 32], &[8, 16, 32], &[&[1, 1], &[2, 2], &[2, 2]]),
+        ),
+        (
+            "3d_fullres".to_string(),
+            entry(
+                &[16, 32, 32],
+                &[8, 16, 32],
+                &[&[1, 1, 1], &[2, 2, 2], &[2, 2, 2]],
+            ),
+        ),
+    ]);
+    Plans {
+        schema_version: PLANS_SCHEMA_VERSION,
+        dataset_name: "Dataset999_Tiny".to_string(),
+        planner: PlannerPreset::Default,
+        gpu_memory_target_gb: 8.0,
+        transpose_forward: [0, 1, 2],
+        transpose_backward: [0, 1, 2],
+        foreground_intensity_properties: vec![stats],
+        configurations,
+    }
+}
+
+/// A deterministic value in [-0.5, 0.5) per voxel (an integer hash).
+fn noise(i: usize) -> f32 {
+    let mut h = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    ((h >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+}
+
+/// A case `(1, z, y, x)` labelled 1 where `inside` holds; the image is the mask scaled to
+/// [-0.5, 1] plus noise.
+fn case_from_mask(
+    name: &str,
+    shape: [usize; 3],
+    inside: impl Fn([usize; 3]) -> bool,
+) -> InMemoryCase {
+    let [z, y, x] = shape;
+    let seg = Array4::from_shape_fn((1, z, y, x), |(_, a, b, c)| i16::from(inside([a, b, c])));
+    let data = Array4::from_shape_fn((1, z, y, x), |(_, a, b, c)| {
+        f32::from(seg[[0, a, b, c]]) * 1.5 - 0.5 + 0.6 * noise((a * y + b) * x + c)
+    });
+    InMemoryCase::new(name, data, seg)
+}
+
+/// 2D data: volumes of 4 slices of 48x48, each slice holding the same disk of radius 9.
+fn disk_store() -> InMemoryStore {
+    let disk = |name: &str, cy: f64, cx: f64| {
+        case_from_mask(name, [4, 48, 48], |[_, y, x]| {
+            (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2) <= 81.0
+        })
+    };
+    InMemoryStore {
+        cases: vec![disk("disk_a", 20.0, 24.0), disk("disk_b", 28.0, 20.0)],
+    }
+}
+
+/// 3D data: two 24x40x40 volumes with a ball of radius 7.
+fn ball_store() -> InMemoryStore {
+    let ball = |name: &str, c: [f64; 3]| {
+        case_from_mask(name, [24, 40, 40], |[z, y, x]| {
+            let d2 =
+                (z as f64 - c[0]).powi(2) + (y as f64 - c[1]).powi(2) + (x as f64 - c[2]).powi(2);
+            d2 <= 49.0
+        })
+    };
+    InMemoryStore {
+        cases: vec![
+            ball("ball_a", [11.0, 18.0, 20.0]),
+            ball("ball_b", [13.0, 22.0, 17.0]),
+        ],
+    }
+}
+
+fn job<'a>(plans: &'a Plans, configuration: &'a str, dir: &'a Path) -> TrainJob<'a> {
+    TrainJob {
+        plans,
+        configuration,
+        fold: Fold::All,
+        dataset_dir: dir,
+        n_classes: 2,
+        ignore_label: None,
+    }
+}
+
+fn settings(epochs: usize, iters: usize, val_iters: usize) -> TrainSettings {
+    TrainSettings {
+        epochs,
+        iters_per_epoch: iters,
+        val_iters_per_epoch: val_iters,
+        ..TrainSettings::nnunet_default()
+    }
+}
+
+fn cpu_run(seed: u64) -> RunOptions {
+    RunOptions {
+        n_loader_workers: 1,
+        ..RunOptions::new(Device::Cpu, seed)
+    }
+}
+
+/// Foreground Dice of the final checkpoint on the whole of `case` (one forward pass; 2D
+/// configurations take the slices as the batch).
+fn final_dice(plans: &Plans, configuration: &str, fold: &TrainedFold, case: &InMemoryCase) -> f64 {
+    let config = plans.resolve(configuration).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = UNet::new(&vs.root(), config.unet_spec(), 1, 2).unwrap();
+    load_weights(&vs, &fold.final_weights).unwrap();
+    let data = Tensor::try_from(&case.data).unwrap();
+    let input = if config.patch_size.len() == 2 {
+        data.permute([1, 0, 2, 3])
+    } else {
+        data.unsqueeze(0)
+    };
+    let _no_grad = tch::no_grad_guard();
+    let pred = net.forward(&input).unwrap().argmax(1, false);
+    let pred = if config.patch_size.len() == 2 {
+        pred
+    } else {
+        pred.squeeze_dim(0)
+    };
+    let truth = Tensor::try_from(&case.seg)
+        .unwrap()
+        .squeeze_dim(0)
+        .to_kind(Kind::Int64);
+    let p = pred.eq(1).to_kind(Kind::Double);
+    let t = truth.eq(1).to_kind(Kind::Double);
+    let tp = (&p * &t).sum(Kind::Double).double_value(&[]);
+    let total = (p.sum(Kind::Double) + t.sum(Kind::Double)).double_value(&[]);
+    2.0 * tp / total
+}
+
+#[test]
+fn overfits_a_2d_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let store = disk_store();
+    let fold = train(
+        &job(&plans, "2d", dir.path()),
+        &store,
+        &settings(10, 25, 2),
+        &cpu_run(1),
+        &(),
+    )
+    .unwrap();
+    assert_eq!(fold.epochs_done, 10);
+    for case in &store.cases {
+        let dice = final_dice(&plans, "2d", &fold, case);
+        assert!(dice >= 0.9, "2D {}: foreground Dice {dice}", case.name);
+    }
+    let fold_dir = fold.fold_dir.clone();
+    assert!(fold_dir.ends_with("results/2d/fold_all"));
+    for file in [
+        "train.log",
+        "progress.png",
+        "checkpoint_best.toml",
+        "checkpoint_final.safetensors",
+    ] {
+        assert!(fold_dir.join(file).is_file(), "{file} missing");
+    }
+    let log = std::fs::read_to_string(fold_dir.join("train.log")).unwrap();
+    assert_eq!(log.matches(": Epoch time: ").count(), 10);
+    assert!(log.contains(": Epoch 9\n"));
+    assert!(log.contains("Yayy! New best EMA pseudo Dice"));
+}
+
+#[test]
+fn overfits_a_3d_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let store = ball_store();
+    let fold = train(
+        &job(&plans, "3d_fullres", dir.path()),
+        &store,
+        &settings(6, 25, 2),
+        &cpu_run(2),
+        &(),
+    )
+    .unwrap();
+    for case in &store.cases {
+        let dice = final_dice(&plans, "3d_fullres", &fold, case);
+        assert!(dice >= 0.9, "3D {}: foreground Dice {dice}", case.name);
+    }
+}
+
+/// Copies `checkpoint_latest.*` away when the third epoch starts: what a run killed during
+/// that epoch leaves behind.
+struct SnapshotAtEpoch2<'a> {
+    fold_dir: &'a Path,
+    backup: &'a Path,
+}
+
+impl Progress for SnapshotAtEpoch2<'_> {
+    fn start(&self, what: &str, _total: u64) {
+        if what == "epoch 2" {
+            for ext in ["safetensors", "optim.safetensors", "toml"] {
+                let name = format!("checkpoint_latest.{ext}");
+                std::fs::copy(self.fold_dir.join(&name), self.backup.join(&name)).unwrap();
+            }
+        }
+    }
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
+
+fn read_weights(path: &Path) -> Vec<(String, Tensor)> {
+    let mut w = Tensor::read_safetensors(path).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+#[test]
+fn resuming_an_interrupted_run_gives_the_same_weights() {
+    let plans = tiny_plans();
+    let store = disk_store();
+    let s = settings(3, 3, 1);
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = train(
+        &job(&plans, "2d", straight_dir.path()),
+        &store,
+        &s,
+        &cpu_run(5),
+        &(),
+    )
+    .unwrap();
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let resumed_job = job(&plans, "2d", resumed_dir.path());
+    let fold_dir = resumed_job.fold_dir();
+    let snapshot = SnapshotAtEpoch2 {
+        fold_dir: &fold_dir,
+        backup: backup.path(),
+    };
+    train(&resumed_job, &store, &s, &cpu_run(5), &snapshot).unwrap();
+    // Roll the fold back to "killed during epoch 2": latest after 2 epochs, no final.
+    for ext in ["safetensors", "optim.safetensors", "toml"] {
+        let name = format!("checkpoint_latest.{ext}");
+        std::fs::copy(backup.path().join(&name), fold_dir.join(&name)).unwrap();
+        std::fs::remove_file(fold_dir.join(format!("checkpoint_final.{ext}"))).unwrap();
+    }
+    let run = RunOptions {
+        resume: true,
+        ..cpu_run(5)
+    };
+    let resumed = train(&resumed_job, &store, &s, &run, &()).unwrap();
+    assert_eq!(resumed.epochs_done, 3);
+    let a = read_weights(&straight.final_weights);
+    let b = read_weights(&resumed.final_weights);
+    assert_eq!(a.len(), b.len());
+    for ((name_a, ta), (name_b, tb)) in a.iter().zip(&b) {
+        assert_eq!(name_a, name_b);
+        assert!(ta.equal(tb), "{name_a} differs after resume");
+    }
+    assert_eq!(straight.log.train_losses, resumed.log.train_losses);
+    assert_eq!(straight.log.lrs, resumed.log.lrs);
+}
+
+#[test]
+fn checkpoints_round_trip_and_torn_files_are_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let store = disk_store();
+    let j = job(&plans, "2d", dir.path());
+    let fold = train(&j, &store, &settings(1, 2, 1), &cpu_run(3), &()).unwrap();
+    let meta = read_checkpoint_meta(&fold.fold_dir, CheckpointKind::Final)
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.epochs_done, 1);
+    assert_eq!(meta.configuration, "2d");
+    assert_eq!(meta.fold, "all");
+    assert_eq!(meta.seed, "3");
+    assert_eq!((meta.in_channels, meta.n_classes), (1, 2));
+    assert_eq!(meta.plans, plans);
+    assert_eq!(meta.log, fold.log);
+    // After a step every parameter has a momentum buffer except the lowest-resolution head
+    // `decoder.seg_layers.0`, whose deep-supervision weight is 0 (no gradient, as in nnU-Net).
+    let paths = CheckpointPaths::new(&fold.fold_dir, CheckpointKind::Final);
+    let weights = read_weights(&paths.weights);
+    let buffers = read_weights(&paths.optimizer);
+    let buffer_names: Vec<&String> = buffers.iter().map(|(n, _)| n).collect();
+    let expected: Vec<&String> = weights
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !n.starts_with("decoder.seg_layers.0."))
+        .collect();
+    assert_eq!(buffer_names, expected);
+    assert_eq!(weights.len(), expected.len() + 2);
+    assert!(weights
+        .iter()
+        .any(|(n, _)| n == "decoder.seg_layers.1.weight"));
+    // Weights loaded into a fresh network are bitwise the saved ones.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = plans.resolve("2d").unwrap();
+    let _net = UNet::new(&vs.root(), config.unet_spec(), 1, 2).unwrap();
+    load_weights(&vs, &paths.weights).unwrap();
+    let vars = vs.variables();
+    for (name, t) in &weights {
+        assert!(vars[name].equal(t), "{name}");
+    }
+    // A flipped byte in a tensor file stops a resume with a message naming the file.
+    let mut bytes = std::fs::read(&paths.weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&paths.weights, &bytes).unwrap();
+    let run = RunOptions {
+        resume: true,
+        ..cpu_run(3)
+    };
+    let err = train(&j, &store, &settings(2, 2, 1), &run, &()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("checkpoint_final.safetensors"), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+}
+
+#[test]
+fn learning_rate_per_epoch_is_poly_and_extension_uses_the_new_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let store = disk_store();
+    let j = job(&plans, "2d", dir.path());
+    let fold = train(&j, &store, &settings(2, 1, 0), &cpu_run(4), &()).unwrap();
+    // python: [0.01 * (1 - e / 2) ** 0.9 for e in (0, 1)] -> [0.01, 0.005358867312681466]
+    assert_eq!(fold.log.lrs.len(), 2);
+    assert_eq!(fold.log.lrs[0], 0.01);
+    assert!((fold.log.lrs[1] - 0.005_358_867_312_681_466).abs() < 1e-15);
+    // Without validation steps there is no pseudo Dice, so never a best checkpoint.
+    assert!(fold.log.mean_fg_dice.iter().all(|d| d.is_nan()));
+    assert_eq!(fold.best_ema, None);
+    let run = RunOptions {
+        resume: true,
+        ..cpu_run(4)
+    };
+    let extended = train(&j, &store, &settings(4, 1, 0), &run, &()).unwrap();
+    // python: [0.01 * (1 - e / 4) ** 0.9 for e in (2, 3)]
+    //   -> [0.005358867312681466, 0.0028717458874925874]
+    assert_eq!(extended.epochs_done, 4);
+    assert_eq!(&extended.log.lrs[..2], &fold.log.lrs[..]);
+    assert!((extended.log.lrs[2] - 0.005_358_867_312_681_466).abs() < 1e-15);
+    assert!((extended.log.lrs[3] - 0.002_871_745_887_492_587_4).abs() < 1e-15);
+}
+
+#[test]
+fn resume_without_checkpoint_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let run = RunOptions {
+        resume: true,
+        ..cpu_run(0)
+    };
+    let err = train(
+        &job(&plans, "2d", dir.path()),
+        &disk_store(),
+        &settings(1, 1, 0),
+        &run,
+        &(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::NothingToResume { .. }), "{err}");
+}
+
+#[test]
+fn splits_file_is_made_once_then_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("case_{i:03}")).collect();
+    let split = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap();
+    // reference §6.3, n = 20: fold 0 validates cases [3, 8, 13, 16].
+    let expected: Vec<String> = [3, 8, 13, 16]
+        .iter()
+        .map(|i| format!("case_{i:03}"))
+        .collect();
+    assert_eq!(split.val, expected);
+    assert_eq!(split.train.len(), 16);
+    let path = dir.path().join("splits.toml");
+    // A user's edit is respected.
+    let mut splits = Splits::from_toml_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    splits.folds[0].val = vec!["case_000".to_string()];
+    std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
+    let edited = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap();
+    assert_eq!(edited.val, vec!["case_000".to_string()]);
+    // A case the dataset does not have is an error naming the file.
+    splits.folds[1].val = vec!["case_999".to_string()];
+    std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
+    let err = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap_err();
+    assert!(err.to_string().contains("splits.toml"), "{err}");
+    // The `all` fold needs no file.
+    let all = fold_split(Path::new("/nonexistent"), &ids, Fold::All).unwrap();
+    assert_eq!((all.train.len(), all.val.len()), (20, 20));
+}
+
+#[test]
+fn epoch_seeds_differ_by_epoch_and_stream() {
+    let a = epoch_seed(0, 0, 0);
+    assert_ne!(a, epoch_seed(0, 1, 0));
+    assert_ne!(a, epoch_seed(0, 0, 1));
+    assert_ne!(a, epoch_seed(1, 0, 0));
+    assert_eq!(a, epoch_seed(0, 0, 0));
+}
