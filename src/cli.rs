@@ -57,7 +57,6 @@ pub enum Command {
     Fixtures(FixturesArgs),
 }
 
-
 /// Where autoseg keeps its artifacts for a dataset: `<work>/<dataset folder name>/`.
 #[derive(Debug, Args)]
 pub struct WorkArgs {

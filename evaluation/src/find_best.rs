@@ -113,7 +113,9 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
     let results = job.work_dataset_dir.join("results");
     let settings = settings_from_dataset_json(
         job.dataset,
-        Some(SurfaceSettings { nsd_tolerance_mm: DEFAULT_NSD_TOLERANCE_MM }),
+        Some(SurfaceSettings {
+            nsd_tolerance_mm: DEFAULT_NSD_TOLERANCE_MM,
+        }),
     );
     let ending = job.dataset.file_ending.as_str();
     let mut candidates = Vec::new();
@@ -132,14 +134,23 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
         });
     }
     if candidates.is_empty() {
-        return Err(FindBestError::NoCandidates { results, folds: job.folds.to_vec() });
+        return Err(FindBestError::NoCandidates {
+            results,
+            folds: job.folds.to_vec(),
+        });
     }
     if job.ensembles {
         let singles = candidates.clone();
         for (a, b) in ensemble_pairs(singles.len()) {
             let name = format!("{}__{}", singles[a].name, singles[b].name);
             let out = results.join("ensembles").join(&name);
-            ensemble_folders(&[singles[a].predictions.clone(), singles[b].predictions.clone()], &out)?;
+            ensemble_folders(
+                &[
+                    singles[a].predictions.clone(),
+                    singles[b].predictions.clone(),
+                ],
+                &out,
+            )?;
             let summary = evaluate_folder(&out, job.labels_dir, &settings, ending)?;
             summary.write(&out.join("summary.json"))?;
             candidates.push(ScoredCandidate {
@@ -152,36 +163,69 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
     }
     let scores: Vec<Candidate> = candidates
         .iter()
-        .map(|c| Candidate { name: c.name.clone(), foreground_dice: c.foreground_dice })
+        .map(|c| Candidate {
+            name: c.name.clone(),
+            foreground_dice: c.foreground_dice,
+        })
         .collect();
     let best = choose_best(&scores)?;
     let (postprocessing, dice_after_postprocessing) =
         decide_postprocessing(&candidates[best].predictions, job, &settings)?;
     let best_toml = results.join("best.toml");
-    let text = best_toml_text(job, &candidates, best, &postprocessing, dice_after_postprocessing)?;
-    write_atomic(&best_toml, text.as_bytes())
-        .map_err(|source| FindBestError::Io { path: best_toml.clone(), action: "write", source })?;
-    Ok(BestOutcome { candidates, best, postprocessing, dice_after_postprocessing, best_toml })
+    let text = best_toml_text(
+        job,
+        &candidates,
+        best,
+        &postprocessing,
+        dice_after_postprocessing,
+    )?;
+    write_atomic(&best_toml, text.as_bytes()).map_err(|source| FindBestError::Io {
+        path: best_toml.clone(),
+        action: "write",
+        source,
+    })?;
+    Ok(BestOutcome {
+        candidates,
+        best,
+        postprocessing,
+        dice_after_postprocessing,
+        best_toml,
+    })
 }
 
 /// Merges `fold_<k>/validation/` of every fold into `<config>/crossval/` (hard links where the
 /// filesystem allows, else copies); `None` when some fold has no validation yet.
-fn merge_crossval(results: &Path, config: &str, folds: &[String]) -> Result<Option<PathBuf>, FindBestError> {
+fn merge_crossval(
+    results: &Path,
+    config: &str,
+    folds: &[String],
+) -> Result<Option<PathBuf>, FindBestError> {
     let config_dir = results.join(config);
-    let sources: Vec<PathBuf> =
-        folds.iter().map(|f| config_dir.join(format!("fold_{f}")).join("validation")).collect();
+    let sources: Vec<PathBuf> = folds
+        .iter()
+        .map(|f| config_dir.join(format!("fold_{f}")).join("validation"))
+        .collect();
     if sources.iter().any(|s| !s.join("summary.json").is_file()) {
         return Ok(None);
     }
     let merged = config_dir.join("crossval");
-    std::fs::create_dir_all(&merged)
-        .map_err(|source| FindBestError::Io { path: merged.clone(), action: "create folder", source })?;
+    std::fs::create_dir_all(&merged).map_err(|source| FindBestError::Io {
+        path: merged.clone(),
+        action: "create folder",
+        source,
+    })?;
     for source_dir in &sources {
-        let entries = std::fs::read_dir(source_dir)
-            .map_err(|source| FindBestError::Io { path: source_dir.clone(), action: "list", source })?;
+        let entries = std::fs::read_dir(source_dir).map_err(|source| FindBestError::Io {
+            path: source_dir.clone(),
+            action: "list",
+            source,
+        })?;
         for entry in entries {
-            let entry =
-                entry.map_err(|source| FindBestError::Io { path: source_dir.clone(), action: "list", source })?;
+            let entry = entry.map_err(|source| FindBestError::Io {
+                path: source_dir.clone(),
+                action: "list",
+                source,
+            })?;
             let name = entry.file_name();
             if name == "summary.json" || !entry.path().is_file() {
                 continue;
@@ -199,7 +243,11 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), FindBestError> {
     }
     std::fs::copy(from, to)
         .map(|_| ())
-        .map_err(|source| FindBestError::Io { path: to.to_path_buf(), action: "copy", source })
+        .map_err(|source| FindBestError::Io {
+            path: to.to_path_buf(),
+            action: "copy",
+            source,
+        })
 }
 
 /// nnU-Net's postprocessing decision on the winner's merged predictions.
@@ -230,7 +278,9 @@ fn decide_postprocessing(
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The text of `results/best.toml`: what `predict` reads (`configuration`, `[postprocessing]`)
@@ -246,15 +296,26 @@ fn best_toml_text(
     let model = job.work_dataset_dir.display();
     let folds = job.folds.join(",");
     let mut text = String::new();
-    let _ = writeln!(text, "# Written by `autoseg find-best`: the best cross-validation result and how to use it.");
+    let _ = writeln!(
+        text,
+        "# Written by `autoseg find-best`: the best cross-validation result and how to use it."
+    );
     let _ = writeln!(text, "schema_version = {BEST_SCHEMA_VERSION}");
     if winner.members.len() == 1 {
         let _ = writeln!(text, "configuration = {:?}", winner.members[0]);
     }
     let _ = writeln!(text, "ensemble = {:?}", winner.members);
     let _ = writeln!(text, "folds = {:?}", job.folds);
-    let _ = writeln!(text, "foreground_dice = {}", toml_float(winner.foreground_dice));
-    let _ = writeln!(text, "foreground_dice_after_postprocessing = {}", toml_float(dice_after));
+    let _ = writeln!(
+        text,
+        "foreground_dice = {}",
+        toml_float(winner.foreground_dice)
+    );
+    let _ = writeln!(
+        text,
+        "foreground_dice_after_postprocessing = {}",
+        toml_float(dice_after)
+    );
     let commands = predict_commands(&winner.members, &model.to_string(), &folds);
     let _ = writeln!(text, "commands = {commands:?}");
     let _ = writeln!(text, "\n[candidates]");
@@ -286,8 +347,14 @@ fn predict_commands(members: &[String], model: &str, folds: &str) -> Vec<String>
             )
         })
         .collect();
-    let inputs: Vec<String> = members.iter().map(|c| format!("OUTPUT_FOLDER_{c}")).collect();
-    commands.push(format!("autoseg ensemble -i {} -o OUTPUT_FOLDER", inputs.join(" ")));
+    let inputs: Vec<String> = members
+        .iter()
+        .map(|c| format!("OUTPUT_FOLDER_{c}"))
+        .collect();
+    commands.push(format!(
+        "autoseg ensemble -i {} -o OUTPUT_FOLDER",
+        inputs.join(" ")
+    ));
     commands
 }
 
@@ -298,11 +365,19 @@ mod tests {
     #[test]
     fn commands_for_a_single_configuration_and_an_ensemble() {
         let single = predict_commands(&["3d_fullres".into()], "w/D", "0,1");
-        assert_eq!(single, vec!["autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER -m w/D -c 3d_fullres --folds 0,1"]);
+        assert_eq!(
+            single,
+            vec![
+                "autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER -m w/D -c 3d_fullres --folds 0,1"
+            ]
+        );
         let pair = predict_commands(&["2d".into(), "3d_fullres".into()], "w/D", "0");
         assert_eq!(pair.len(), 3);
         assert!(pair[0].ends_with("-c 2d --folds 0 --save-probabilities"));
-        assert_eq!(pair[2], "autoseg ensemble -i OUTPUT_FOLDER_2d OUTPUT_FOLDER_3d_fullres -o OUTPUT_FOLDER");
+        assert_eq!(
+            pair[2],
+            "autoseg ensemble -i OUTPUT_FOLDER_2d OUTPUT_FOLDER_3d_fullres -o OUTPUT_FOLDER"
+        );
     }
 
     #[test]

@@ -58,12 +58,12 @@ pub use convert::{
 pub use ensemble::ensemble_logits;
 pub use error::InferenceError;
 pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
+pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 pub use predictor::{
     case_id_of, discover_input_cases, fold_dir, read_best_choice, validate_fold, BestChoice,
-    CasePreprocessor, InputCase, PredictError, PredictOptions, Prediction, Predictor,
-    PreparedCase, ValidationJob, CHECKPOINT_SCHEMA_VERSION,
+    CasePreprocessor, InputCase, PredictError, PredictOptions, Prediction, Predictor, PreparedCase,
+    ValidationJob, CHECKPOINT_SCHEMA_VERSION,
 };
-pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};
 pub use tiling::{compute_steps, crop_padding, pad_to_patch, Padding};

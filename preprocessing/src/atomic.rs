@@ -18,7 +18,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 ///
 /// # Errors
 /// As [`write_atomic`], plus whatever `write` returns.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
@@ -34,7 +37,10 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
 
 /// `dir/.name.tmp.<pid>`: hidden, unique per process, in the target's folder (same filesystem).
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 

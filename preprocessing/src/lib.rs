@@ -23,6 +23,8 @@ pub mod rng;
 mod verify;
 mod volume;
 
+pub use atomic::{write_atomic, write_atomic_with};
+pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use dataset::{
     parse_dataset_json, read_dataset_json, Case, CaseEntry, CaseId, Dataset, DatasetError,
     DatasetJson, JsonFault, LabelEntry, LabelValue, Labels, PathProblem,
@@ -31,8 +33,6 @@ pub use nifti_io::{
     read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,
     write_image, write_label_map, DataType, NiftiInfo, NiftiIoError, Scaling,
 };
-pub use atomic::{write_atomic, write_atomic_with};
-pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use pipeline::{
     preprocess_arrays, preprocess_case, CaseProperties, PreprocessError, PreprocessSpec,
     PreprocessedCase,

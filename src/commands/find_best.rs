@@ -37,13 +37,19 @@ pub fn choose(args: &WorkArgs, folds: &[String]) -> anyhow::Result<BestOutcome> 
         folds,
         ensembles: true,
     };
-    find_best(&job).with_context(|| format!("{}: cannot choose the best configuration", dir.display()))
+    find_best(&job)
+        .with_context(|| format!("{}: cannot choose the best configuration", dir.display()))
 }
 
 fn planned_configurations(plans_path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(plans_path)
-        .with_context(|| format!("{}: cannot read (run `autoseg plan` first)", plans_path.display()))?;
-    let plans = Plans::from_toml_str(&text).with_context(|| format!("{}: cannot use these plans", plans_path.display()))?;
+    let text = std::fs::read_to_string(plans_path).with_context(|| {
+        format!(
+            "{}: cannot read (run `autoseg plan` first)",
+            plans_path.display()
+        )
+    })?;
+    let plans = Plans::from_toml_str(&text)
+        .with_context(|| format!("{}: cannot use these plans", plans_path.display()))?;
     // nnU-Net's candidate order; anything else planned (hand-added configurations) after.
     let order = ["2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres"];
     let mut names = plans.configuration_names();
@@ -61,7 +67,11 @@ pub fn print_outcome(outcome: &BestOutcome) {
     let steps = outcome.postprocessing.steps.len();
     println!(
         "postprocessing: {} (foreground Dice after: {:.4})",
-        if steps == 0 { "none".to_string() } else { format!("{steps} step(s) keeping the largest component") },
+        if steps == 0 {
+            "none".to_string()
+        } else {
+            format!("{steps} step(s) keeping the largest component")
+        },
         outcome.dice_after_postprocessing
     );
     println!("wrote {}", outcome.best_toml.display());

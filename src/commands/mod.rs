@@ -2,8 +2,8 @@
 
 mod ensemble;
 mod evaluate;
-mod fingerprint;
 mod find_best;
+mod fingerprint;
 mod fixtures;
 mod plan;
 mod plan_and_train;

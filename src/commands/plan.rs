@@ -36,7 +36,8 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 /// (`<work>/<dataset>`) is self-contained for `predict`.
 fn copy_dataset_json(dataset_root: &Path, dir: &Path) -> anyhow::Result<()> {
     let source = dataset_root.join("dataset.json");
-    let bytes = std::fs::read(&source).with_context(|| format!("{}: cannot read", source.display()))?;
+    let bytes =
+        std::fs::read(&source).with_context(|| format!("{}: cannot read", source.display()))?;
     let target = dir.join("dataset.json");
     write_atomic(&target, &bytes).with_context(|| format!("{}: cannot write", target.display()))
 }

@@ -14,7 +14,9 @@ use crate::commands::{dataset_work_dir, find_best, plan, train, verify, EXIT_FAI
 /// Runs the whole pipeline.
 pub fn run(args: &PlanAndTrainArgs) -> anyhow::Result<ExitCode> {
     stage("verify");
-    let verified = verify::run(&crate::cli::VerifyArgs { dataset: args.work.dataset.clone() })?;
+    let verified = verify::run(&crate::cli::VerifyArgs {
+        dataset: args.work.dataset.clone(),
+    })?;
     if verified != ExitCode::SUCCESS {
         eprintln!("autoseg: the dataset has errors (listed above); fix them and run again");
         return Ok(ExitCode::from(EXIT_FAILURE));
@@ -34,26 +36,34 @@ pub fn run(args: &PlanAndTrainArgs) -> anyhow::Result<ExitCode> {
             target_spacing: None,
         })?;
     }
-    let text = std::fs::read_to_string(&plans_path).with_context(|| format!("{}: cannot read", plans_path.display()))?;
-    let plans = Plans::from_toml_str(&text).with_context(|| format!("{}: cannot use these plans", plans_path.display()))?;
+    let text = std::fs::read_to_string(&plans_path)
+        .with_context(|| format!("{}: cannot read", plans_path.display()))?;
+    let plans = Plans::from_toml_str(&text)
+        .with_context(|| format!("{}: cannot use these plans", plans_path.display()))?;
     let configurations = chosen_configurations(args, &plans)?;
     for config in &configurations {
         for fold in &args.folds {
             stage(&format!("train {config} fold {fold}"));
-            let fold_dir = dir.join("results").join(config).join(format!("fold_{fold}"));
+            let fold_dir = dir
+                .join("results")
+                .join(config)
+                .join(format!("fold_{fold}"));
             let has_checkpoint = resume_checkpoint(&fold_dir)?.is_some();
-            train::train_and_validate(&TrainArgs {
-                work: work_args(&args.work),
-                configuration: config.clone(),
-                fold: *fold,
-                training: crate::cli::TrainingArgs {
-                    device: args.training.device,
-                    epochs: args.training.epochs,
-                    iters_per_epoch: args.training.iters_per_epoch,
+            train::train_and_validate(
+                &TrainArgs {
+                    work: work_args(&args.work),
+                    configuration: config.clone(),
+                    fold: *fold,
+                    training: crate::cli::TrainingArgs {
+                        device: args.training.device,
+                        epochs: args.training.epochs,
+                        iters_per_epoch: args.training.iters_per_epoch,
+                    },
+                    resume: false,
+                    seed: 0,
                 },
-                resume: false,
-                seed: 0,
-            }, has_checkpoint)?;
+                has_checkpoint,
+            )?;
         }
     }
     stage("find the best configuration");
@@ -64,7 +74,10 @@ pub fn run(args: &PlanAndTrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn work_args(work: &WorkArgs) -> WorkArgs {
-    WorkArgs { dataset: work.dataset.clone(), work: work.work.clone() }
+    WorkArgs {
+        dataset: work.dataset.clone(),
+        work: work.work.clone(),
+    }
 }
 
 /// `-c` as given (each must be planned), else what nnU-Net trains by default: `2d`,
@@ -74,14 +87,22 @@ fn chosen_configurations(args: &PlanAndTrainArgs, plans: &Plans) -> anyhow::Resu
     let planned = plans.configuration_names();
     if !args.configurations.is_empty() {
         for c in &args.configurations {
-            anyhow::ensure!(planned.contains(c), "configuration {c} is not planned (planned: {})", planned.join(", "));
+            anyhow::ensure!(
+                planned.contains(c),
+                "configuration {c} is not planned (planned: {})",
+                planned.join(", ")
+            );
         }
         return Ok(args.configurations.clone());
     }
     if planned.iter().any(|c| c == "3d_cascade_fullres") {
         tracing::warn!("3d_lowres/3d_cascade_fullres are planned but the cascade cannot be trained yet; training 2d and 3d_fullres");
     }
-    Ok(["2d", "3d_fullres"].iter().filter(|c| planned.iter().any(|p| p == *c)).map(|c| c.to_string()).collect())
+    Ok(["2d", "3d_fullres"]
+        .iter()
+        .filter(|c| planned.iter().any(|p| p == *c))
+        .map(|c| c.to_string())
+        .collect())
 }
 
 fn stage(what: &str) {

@@ -31,11 +31,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 pub fn train_and_validate(args: &TrainArgs, resume: bool) -> anyhow::Result<()> {
     let dataset = open_dataset(&args.work.dataset)?;
     let dir = dataset_work_dir(&args.work)?;
-    let run = RunOptions { resume, ..run_options(args) };
+    let run = RunOptions {
+        resume,
+        ..run_options(args)
+    };
     let trained = train_fold(args, &dataset, &dir, &run)?;
     let summary_path = trained.fold_dir.join("validation").join("summary.json");
     if is_newer(&summary_path, &trained.final_weights) {
-        println!("{} fold {}: validation is up to date", args.configuration, args.fold);
+        println!(
+            "{} fold {}: validation is up to date",
+            args.configuration, args.fold
+        );
         return Ok(());
     }
     let labels_dir = dataset.root.join("labelsTr");
@@ -49,8 +55,13 @@ pub fn train_and_validate(args: &TrainArgs, resume: bool) -> anyhow::Result<()> 
         dataset: &dataset.json,
         device: run.device,
     };
-    let summary = validate_fold(&job)
-        .with_context(|| format!("{}: final validation of {} fold {fold} failed", dataset.name(), args.configuration))?;
+    let summary = validate_fold(&job).with_context(|| {
+        format!(
+            "{}: final validation of {} fold {fold} failed",
+            dataset.name(),
+            args.configuration
+        )
+    })?;
     println!(
         "{} fold {fold}: validation foreground Dice {:.4} ({} cases) -> {}",
         args.configuration,

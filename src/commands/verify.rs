@@ -16,10 +16,16 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let (n_err, n_warn) = (report.errors.len(), report.warnings.len());
     if report.is_ok() {
-        println!("{}: dataset OK ({n_warn} warning(s))", args.dataset.display());
+        println!(
+            "{}: dataset OK ({n_warn} warning(s))",
+            args.dataset.display()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{}: {n_err} error(s), {n_warn} warning(s)", args.dataset.display());
+        println!(
+            "{}: {n_err} error(s), {n_warn} warning(s)",
+            args.dataset.display()
+        );
         Ok(ExitCode::from(EXIT_FAILURE))
     }
 }

@@ -6,12 +6,12 @@
 //!
 //! Must not: change a plan, or hold the whole dataset in memory.
 
-pub mod splits;
-pub mod loss;
-pub mod optim;
-pub mod schedule;
 pub mod augment;
 pub mod loader;
+pub mod loss;
+pub mod optim;
 pub mod sampling;
+pub mod schedule;
+pub mod splits;
 pub mod train;
 pub mod validation;
