@@ -3,6 +3,7 @@
 
 mod architecture;
 mod cli;
+mod pipeline;
 mod plan;
 mod report;
 mod tidy;

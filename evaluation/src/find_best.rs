@@ -11,11 +11,12 @@
 //! candidate, single configurations are listed before ensembles. Postprocessing is then decided
 //! on the winner's cross-validation predictions.
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use autoseg_preprocessing::{read_label_map, write_atomic, DatasetJson};
 use ndarray::Axis;
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::{
@@ -283,8 +284,23 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The text of `results/best.toml`: what `predict` reads (`configuration`, `[postprocessing]`)
-/// plus the evidence and the commands to run.
+/// The layout of `results/best.toml`: what `predict` reads (`configuration`,
+/// `[postprocessing]`) plus the evidence and the commands to run.
+#[derive(Serialize)]
+struct BestToml<'a> {
+    schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configuration: Option<&'a str>,
+    ensemble: &'a [String],
+    folds: &'a [String],
+    foreground_dice: f64,
+    foreground_dice_after_postprocessing: f64,
+    commands: Vec<String>,
+    candidates: BTreeMap<&'a str, f64>,
+    postprocessing: &'a PostprocessingPlan,
+}
+
+/// The text of `results/best.toml`.
 fn best_toml_text(
     job: &FindBestJob<'_>,
     candidates: &[ScoredCandidate],
@@ -293,46 +309,26 @@ fn best_toml_text(
     dice_after: f64,
 ) -> Result<String, FindBestError> {
     let winner = &candidates[best];
-    let model = job.work_dataset_dir.display();
-    let folds = job.folds.join(",");
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# Written by `autoseg find-best`: the best cross-validation result and how to use it."
-    );
-    let _ = writeln!(text, "schema_version = {BEST_SCHEMA_VERSION}");
-    if winner.members.len() == 1 {
-        let _ = writeln!(text, "configuration = {:?}", winner.members[0]);
-    }
-    let _ = writeln!(text, "ensemble = {:?}", winner.members);
-    let _ = writeln!(text, "folds = {:?}", job.folds);
-    let _ = writeln!(
-        text,
-        "foreground_dice = {}",
-        toml_float(winner.foreground_dice)
-    );
-    let _ = writeln!(
-        text,
-        "foreground_dice_after_postprocessing = {}",
-        toml_float(dice_after)
-    );
-    let commands = predict_commands(&winner.members, &model.to_string(), &folds);
-    let _ = writeln!(text, "commands = {commands:?}");
-    let _ = writeln!(text, "\n[candidates]");
-    for c in candidates {
-        let _ = writeln!(text, "{:?} = {}", c.name, toml_float(c.foreground_dice));
-    }
-    let plan = postprocessing.to_toml()?;
-    let _ = writeln!(text, "\n[postprocessing]\n{plan}");
-    Ok(text)
-}
-
-fn toml_float(value: f64) -> String {
-    if value.is_nan() {
-        "nan".to_string()
-    } else {
-        format!("{value}")
-    }
+    let model = job.work_dataset_dir.display().to_string();
+    let doc = BestToml {
+        schema_version: BEST_SCHEMA_VERSION,
+        configuration: match winner.members.as_slice() {
+            [single] => Some(single.as_str()),
+            _ => None,
+        },
+        ensemble: &winner.members,
+        folds: job.folds,
+        foreground_dice: winner.foreground_dice,
+        foreground_dice_after_postprocessing: dice_after,
+        commands: predict_commands(&winner.members, &model, &job.folds.join(",")),
+        candidates: candidates
+            .iter()
+            .map(|c| (c.name.as_str(), c.foreground_dice))
+            .collect(),
+        postprocessing,
+    };
+    let body = toml::to_string(&doc).map_err(|e| EvaluationError::Toml(e.to_string()))?;
+    Ok(format!("# Written by `autoseg find-best`: the best cross-validation result and how to use it.\n{body}"))
 }
 
 fn predict_commands(members: &[String], model: &str, folds: &str) -> Vec<String> {
@@ -381,8 +377,44 @@ mod tests {
     }
 
     #[test]
-    fn nan_is_written_as_toml_nan() {
-        assert_eq!(toml_float(f64::NAN), "nan");
-        assert_eq!(toml_float(0.5), "0.5");
+    fn best_toml_nests_postprocessing_steps_and_reads_back() {
+        let dataset: DatasetJson = autoseg_preprocessing::parse_dataset_json(
+            br#"{"channel_names": {"0": "MR"}, "labels": {"background": 0, "a": 1, "b": 2},
+                "numTraining": 2, "file_ending": ".nii.gz"}"#,
+            Path::new("dataset.json"),
+        )
+        .unwrap();
+        let configurations = ["2d".to_string()];
+        let folds = ["0".to_string()];
+        let job = FindBestJob {
+            work_dataset_dir: Path::new("w/D"),
+            labels_dir: Path::new("labelsTr"),
+            dataset: &dataset,
+            configurations: &configurations,
+            folds: &folds,
+            ensembles: false,
+        };
+        let candidate = ScoredCandidate {
+            name: "2d".into(),
+            members: vec!["2d".into()],
+            foreground_dice: 0.75,
+            predictions: PathBuf::from("p"),
+        };
+        let plan = PostprocessingPlan {
+            steps: vec![crate::PostprocessingStep {
+                keep_largest_component_of: vec![1, 2],
+            }],
+        };
+        let text = best_toml_text(&job, &[candidate], 0, &plan, f64::NAN).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["configuration"].as_str(), Some("2d"));
+        let back: PostprocessingPlan = table["postprocessing"].clone().try_into().unwrap();
+        assert_eq!(back, plan);
+        assert!(table["foreground_dice_after_postprocessing"]
+            .as_float()
+            .unwrap()
+            .is_nan());
+        let empty: PostprocessingPlan = toml::Table::new().try_into().unwrap();
+        assert!(empty.steps.is_empty());
     }
 }

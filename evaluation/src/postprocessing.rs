@@ -32,7 +32,8 @@ pub struct PostprocessingStep {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostprocessingPlan {
-    /// Steps in application order; empty means "no postprocessing".
+    /// Steps in application order; empty (or absent in the file) means "no postprocessing".
+    #[serde(default)]
     pub steps: Vec<PostprocessingStep>,
 }
 
