@@ -17,8 +17,11 @@
 //! file_ending = ".nii.gz"          # extension of masks written from these probabilities
 //! regions_class_order = [1, 2, 3]  # only for region-based datasets; absent: argmax over labels
 //!
-//! [geometry]                       # autoseg_preprocessing::Geometry of the input image
+//! [geometry]                       # autoseg_preprocessing::GeometryRecord of the input image
 //! shape = [40, 64, 56]             # (z, y, x) voxels; equals the probabilities' last 3 axes
+//! spacing = [2.5, 0.8, 0.8]        # (z, y, x) mm
+//!
+//! [geometry.header]                # autoseg_preprocessing::HeaderGeometry, unchanged
 //! pixdim = [1.0, 0.8, 0.8, 2.5, 0.0, 0.0, 0.0, 0.0]   # NIfTI pixdim[0..8], unchanged
 //! xyzt_units = 2
 //! qform_code = 1
@@ -27,15 +30,14 @@
 //! qoffset = [0.0, 0.0, 0.0]        # qoffset_x, qoffset_y, qoffset_z
 //! srow = [[0.8, 0.0, 0.0, 0.0], [0.0, 0.8, 0.0, 0.0], [0.0, 0.0, 2.5, 0.0]]
 //! ```
-//! The `[geometry]` fields are those of [`HeaderGeometry`] plus the grid shape; the geometry is
-//! rebuilt with [`Geometry::new`] (so a 2-D file's spacing is the header's, which only the
-//! surface metrics would read). Write it with [`ProbabilityProperties::write`].
+//! The `[geometry]` table is the same [`GeometryRecord`] the preprocessed cache stores. Write it
+//! with [`ProbabilityProperties::write`].
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use autoseg_preprocessing::{write_atomic, write_atomic_with, Geometry, HeaderGeometry, Shape3};
+use autoseg_preprocessing::{write_atomic, write_atomic_with, Geometry, GeometryRecord};
 use ndarray::{Array4, ArrayView4, IxDyn, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use zip::write::FileOptions;
@@ -551,21 +553,7 @@ struct PropertiesFile {
     file_ending: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     regions_class_order: Option<Vec<u16>>,
-    geometry: GeometryFile,
-}
-
-/// [`Geometry`] as written: the grid shape and the [`HeaderGeometry`] fields.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GeometryFile {
-    shape: [usize; 3],
-    pixdim: [f64; 8],
-    xyzt_units: u8,
-    qform_code: i16,
-    sform_code: i16,
-    quatern: [f64; 3],
-    qoffset: [f64; 3],
-    srow: [[f64; 4]; 3],
+    geometry: GeometryRecord,
 }
 
 impl ProbabilityProperties {
@@ -584,21 +572,11 @@ impl ProbabilityProperties {
     /// # Errors
     /// [`NpzError::PropertiesRender`] or [`NpzError::Io`], naming `path`.
     pub fn write(&self, path: &Path) -> Result<(), NpzError> {
-        let h = self.geometry.header();
         let file = PropertiesFile {
             schema_version: PROPERTIES_SCHEMA_VERSION,
             file_ending: self.file_ending.clone(),
             regions_class_order: self.regions_class_order.clone(),
-            geometry: GeometryFile {
-                shape: self.geometry.shape().0,
-                pixdim: h.pixdim,
-                xyzt_units: h.xyzt_units,
-                qform_code: h.qform_code,
-                sform_code: h.sform_code,
-                quatern: h.quatern,
-                qoffset: h.qoffset,
-                srow: h.srow,
-            },
+            geometry: GeometryRecord::from(&self.geometry),
         };
         let text = toml::to_string(&file).map_err(|source| NpzError::PropertiesRender {
             path: path.to_path_buf(),
@@ -634,18 +612,8 @@ impl ProbabilityProperties {
                 supported: PROPERTIES_SCHEMA_VERSION,
             });
         }
-        let g = file.geometry;
-        let header = HeaderGeometry {
-            pixdim: g.pixdim,
-            xyzt_units: g.xyzt_units,
-            qform_code: g.qform_code,
-            sform_code: g.sform_code,
-            quatern: g.quatern,
-            qoffset: g.qoffset,
-            srow: g.srow,
-        };
         Ok(ProbabilityProperties {
-            geometry: Geometry::new(Shape3(g.shape), header),
+            geometry: file.geometry.into(),
             file_ending: file.file_ending,
             regions_class_order: file.regions_class_order,
         })
@@ -655,7 +623,7 @@ impl ProbabilityProperties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autoseg_preprocessing::Spacing;
+    use autoseg_preprocessing::{HeaderGeometry, Shape3, Spacing};
     use ndarray::Array;
 
     /// `tests/data/numpy_probabilities.npz`, written by numpy 2.4.6 with:

@@ -40,5 +40,6 @@ pub use pipeline::{
 pub use progress::Progress;
 pub use verify::{verify, Fault, Issue, Report};
 pub use volume::{
-    Affine, Geometry, GeometryDiff, HeaderGeometry, Image, LabelMap, Shape3, Spacing, Volume,
+    Affine, Geometry, GeometryDiff, GeometryRecord, HeaderGeometry, Image, LabelMap, Shape3,
+    Spacing, Volume,
 };

@@ -10,6 +10,7 @@
 //! in RAS+ (nibabel's convention; SimpleITK's LPS differs by the sign of the first two rows).
 
 use ndarray::Array4;
+use serde::{Deserialize, Serialize};
 
 /// Voxel spacing in millimetres, `(z, y, x)` order (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,7 +106,8 @@ fn max_abs_diff<'a>(a: impl Iterator<Item = &'a f64>, b: impl Iterator<Item = &'
 /// and written unchanged into every file derived from it, so viewers overlay the two.
 ///
 /// Values are held as `f64`; NIfTI-1 stores `f32`, which converts to `f64` and back exactly.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeaderGeometry {
     /// `pixdim[0..8]`: `pixdim[0]` is qfac, `pixdim[1..4]` the voxel size along x, y, z.
     pub pixdim: [f64; 8],
@@ -397,6 +399,36 @@ impl<T> Volume<T> {
     /// Number of channels (`data`'s first axis).
     pub fn n_channels(&self) -> usize {
         self.data.shape()[0]
+    }
+}
+
+/// A [`Geometry`] as autoseg's own artifacts store it (cache properties, probability sidecars):
+/// the grid shape, the nnU-Net spacing and the header fields, enough to write a file that
+/// overlays the source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeometryRecord {
+    /// Grid shape `(z, y, x)`.
+    pub shape: [usize; 3],
+    /// nnU-Net spacing `(z, y, x)` in mm.
+    pub spacing: [f64; 3],
+    /// The header fields copied unchanged from the source file.
+    pub header: HeaderGeometry,
+}
+
+impl From<&Geometry> for GeometryRecord {
+    fn from(g: &Geometry) -> GeometryRecord {
+        GeometryRecord {
+            shape: g.shape().0,
+            spacing: g.spacing().0,
+            header: *g.header(),
+        }
+    }
+}
+
+impl From<GeometryRecord> for Geometry {
+    fn from(r: GeometryRecord) -> Geometry {
+        Geometry::with_spacing(Shape3(r.shape), r.header, Spacing(r.spacing))
     }
 }
 

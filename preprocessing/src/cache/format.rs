@@ -29,7 +29,7 @@ use crate::pipeline::{CaseProperties, PreprocessedCase};
 use crate::write_atomic_with;
 
 /// Version of the case-file layout written by this build.
-pub const CACHE_FORMAT_VERSION: u32 = 1;
+pub const CACHE_FORMAT_VERSION: u32 = 2;
 
 const MAGIC: [u8; 8] = *b"ASEGCASE";
 const HEADER_LEN: u64 = 80;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::crop::BoundingBox;
 use crate::foreground::{ClassLocations, LocationClass};
 use crate::pipeline::CaseProperties;
-use crate::volume::{Geometry, HeaderGeometry, Shape3, Spacing};
+use crate::volume::GeometryRecord;
 
 /// Serialized properties.
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub(super) struct PropertiesFile {
     shape_after_cropping_and_before_resampling: [usize; 3],
     spacing_after_resampling: [f64; 3],
     class_locations: Vec<LocationsFile>,
-    source_geometry: GeometryFile,
+    source_geometry: GeometryRecord,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,21 +39,6 @@ enum ClassFile {
     Region(Vec<i16>),
 }
 
-/// A [`Geometry`]: the grid shape, the nnU-Net spacing and the header's geometry fields.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GeometryFile {
-    shape: [usize; 3],
-    spacing: [f64; 3],
-    pixdim: [f64; 8],
-    xyzt_units: u8,
-    qform_code: i16,
-    sform_code: i16,
-    quatern: [f64; 3],
-    qoffset: [f64; 3],
-    srow: [[f64; 4]; 3],
-}
-
 impl PropertiesFile {
     pub(super) fn of(p: &CaseProperties) -> PropertiesFile {
         let bbox = &p.bbox_used_for_cropping;
@@ -66,7 +51,7 @@ impl PropertiesFile {
                 .shape_after_cropping_and_before_resampling,
             spacing_after_resampling: p.spacing_after_resampling,
             class_locations: p.class_locations.iter().map(LocationsFile::of).collect(),
-            source_geometry: GeometryFile::of(&p.source_geometry),
+            source_geometry: GeometryRecord::from(&p.source_geometry),
         }
     }
 
@@ -88,7 +73,7 @@ impl PropertiesFile {
                 .into_iter()
                 .map(LocationsFile::into_locations)
                 .collect(),
-            source_geometry: self.source_geometry.into_geometry(),
+            source_geometry: self.source_geometry.into(),
         }
     }
 }
@@ -114,35 +99,5 @@ impl LocationsFile {
             class,
             voxels: self.voxels,
         }
-    }
-}
-
-impl GeometryFile {
-    fn of(g: &Geometry) -> GeometryFile {
-        let h = g.header();
-        GeometryFile {
-            shape: g.shape().0,
-            spacing: g.spacing().0,
-            pixdim: h.pixdim,
-            xyzt_units: h.xyzt_units,
-            qform_code: h.qform_code,
-            sform_code: h.sform_code,
-            quatern: h.quatern,
-            qoffset: h.qoffset,
-            srow: h.srow,
-        }
-    }
-
-    fn into_geometry(self) -> Geometry {
-        let header = HeaderGeometry {
-            pixdim: self.pixdim,
-            xyzt_units: self.xyzt_units,
-            qform_code: self.qform_code,
-            sform_code: self.sform_code,
-            quatern: self.quatern,
-            qoffset: self.qoffset,
-            srow: self.srow,
-        };
-        Geometry::with_spacing(Shape3(self.shape), header, Spacing(self.spacing))
     }
 }
