@@ -29,9 +29,9 @@ use autoseg_network::{NetworkError, UNet};
 use autoseg_planner::{Configuration, PlanError, Plans};
 use autoseg_preprocessing::cache::{cache_dir, case_path, CachedCase};
 use autoseg_preprocessing::{
-    parse_dataset_json, preprocess_case, read_dataset_json, write_label_map, CacheError, Case,
-    CaseProperties, DatasetError, DatasetJson, LabelMap, NiftiIoError, PreprocessError,
-    PreprocessSpec,
+    discover_image_cases, parse_dataset_json, preprocess_case, read_dataset_json,
+    split_channel_name, write_label_map, CacheError, Case, CaseProperties, DatasetError,
+    DatasetJson, LabelMap, NiftiIoError, PreprocessError, PreprocessSpec,
 };
 use ndarray::{Array4, Axis};
 use serde::Deserialize;
@@ -750,18 +750,10 @@ pub fn case_id_of(path: &Path, file_ending: &str) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stem = name.strip_suffix(file_ending).unwrap_or(&name);
-    match split_channel(stem) {
+    match split_channel_name(&name, file_ending) {
         Some((case, _)) => case.to_string(),
-        None => stem.to_string(),
+        None => name.strip_suffix(file_ending).unwrap_or(&name).to_string(),
     }
-}
-
-/// `CASE_XXXX` → `(CASE, XXXX)` when the suffix is four ASCII digits and the case non-empty.
-fn split_channel(stem: &str) -> Option<(&str, &str)> {
-    let (case, digits) = stem.rsplit_once('_')?;
-    let is_index = digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit());
-    (is_index && !case.is_empty()).then_some((case, digits))
 }
 
 /// The cases of `input`: a single image file (one case, one channel), or a folder of
@@ -781,29 +773,13 @@ pub fn discover_input_cases(
             images: vec![input.to_path_buf()],
         }]);
     }
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(input).map_err(io_err(input, "list the folder"))? {
-        let entry = entry.map_err(io_err(input, "list the folder"))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(file_ending) && entry.path().is_file() {
-            names.push(name);
-        }
-    }
-    names.sort();
-    let mut cases: Vec<InputCase> = Vec::new();
-    for name in names {
-        let stem = &name[..name.len() - file_ending.len()];
-        let (id, _) = split_channel(stem).ok_or_else(|| PredictError::Input {
-            path: input.join(&name),
+    let (cases, misnamed) =
+        discover_image_cases(input, file_ending).map_err(io_err(input, "list the folder"))?;
+    if let Some(path) = misnamed.into_iter().next() {
+        return Err(PredictError::Input {
+            path,
             fault: format!("not named CASE_XXXX{file_ending} (XXXX: the channel, e.g. 0000)"),
-        })?;
-        match cases.last_mut() {
-            Some(case) if case.id == id => case.images.push(input.join(&name)),
-            _ => cases.push(InputCase {
-                id: id.to_string(),
-                images: vec![input.join(&name)],
-            }),
-        }
+        });
     }
     if cases.is_empty() {
         return Err(PredictError::Input {
@@ -811,8 +787,13 @@ pub fn discover_input_cases(
             fault: format!("no CASE_XXXX{file_ending} image files"),
         });
     }
-    cases.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(cases)
+    Ok(cases
+        .into_iter()
+        .map(|c| InputCase {
+            id: c.id,
+            images: c.images,
+        })
+        .collect())
 }
 
 /// What `results/best.toml` says predict should use.

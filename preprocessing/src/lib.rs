@@ -26,8 +26,9 @@ mod volume;
 pub use atomic::{write_atomic, write_atomic_with};
 pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use dataset::{
-    parse_dataset_json, read_dataset_json, Case, CaseEntry, CaseId, Dataset, DatasetError,
-    DatasetJson, JsonFault, LabelEntry, LabelValue, Labels, PathProblem,
+    discover_image_cases, parse_dataset_json, read_dataset_json, split_channel_name, Case,
+    CaseEntry, CaseId, Dataset, DatasetError, DatasetJson, JsonFault, LabelEntry, LabelValue,
+    Labels, PathProblem,
 };
 pub use nifti_io::{
     read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,

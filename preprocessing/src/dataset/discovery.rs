@@ -47,7 +47,7 @@ pub(crate) fn files_with_ending(
 
 /// The case id and channel index of `name`, if it is `{CASE}_{XXXX}{ending}` with a non-empty
 /// case id and four ASCII digits.
-pub(crate) fn split_channel_name<'a>(name: &'a str, ending: &str) -> Option<(&'a str, u16)> {
+pub fn split_channel_name<'a>(name: &'a str, ending: &str) -> Option<(&'a str, u16)> {
     let stem = name.strip_suffix(ending)?;
     let (case, digits) = stem.rsplit_once('_')?;
     let is_index = digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit());
@@ -89,6 +89,29 @@ pub(crate) fn discover(
         .collect();
     misnamed.sort();
     Ok(Discovered { cases, misnamed })
+}
+
+/// The cases of a folder of `{CASE}_{XXXX}{ending}` images without labels (e.g. `imagesTs`, or
+/// the input of `predict`): cases sorted by id, channels by name, as nnU-Net's
+/// `create_lists_from_splitted_dataset_folder`; plus the files with the ending whose names do
+/// not follow the pattern.
+///
+/// # Errors
+/// The folder cannot be listed.
+pub fn discover_image_cases(
+    image_dir: &Path,
+    ending: &str,
+) -> io::Result<(Vec<Case>, Vec<PathBuf>)> {
+    let found = discover(image_dir, image_dir, ending, false)?;
+    let cases = found
+        .cases
+        .into_iter()
+        .map(|case| Case {
+            label: None,
+            ..case
+        })
+        .collect();
+    Ok((cases, found.misnamed))
 }
 
 /// The cases of a `dataset` mapping, with paths resolved against the dataset folder.

@@ -12,7 +12,8 @@ mod labels;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use discovery::{cases_from_entries, discover, split_channel_name, Discovered};
+pub(crate) use discovery::{cases_from_entries, discover, Discovered};
+pub use discovery::{discover_image_cases, split_channel_name};
 pub(crate) use json::ParseFailure;
 pub use json::{CaseEntry, DatasetJson, JsonFault, PathProblem};
 pub use labels::{LabelEntry, LabelValue, Labels};
