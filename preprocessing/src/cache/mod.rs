@@ -15,6 +15,7 @@
 //! user to pick a unique `data_identifier` (style rule 23).
 
 mod format;
+mod prev_stage;
 mod properties;
 mod run;
 mod stamp;
@@ -24,6 +25,10 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use format::{write_case, CachedCase, CaseKeys, CACHE_FORMAT_VERSION};
+pub use prev_stage::{
+    prev_stage_dir, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg,
+    PREDICTED_NEXT_STAGE,
+};
 pub use run::{
     cache_dir, case_path, preprocess, source_key, PreprocessSettings, PreprocessSummary,
     CASE_EXTENSION,
@@ -95,6 +100,14 @@ pub enum CacheError {
         /// What was being serialized.
         what: &'static str,
         /// The serializer's message.
+        fault: String,
+    },
+    /// A previous-stage segmentation (cascade input) is missing, unreadable or misshapen.
+    #[error("{}: previous-stage segmentation: {fault}", path.display())]
+    PrevStage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         fault: String,
     },
     /// Only cases with a segmentation can be cached for training.

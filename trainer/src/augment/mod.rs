@@ -33,7 +33,7 @@ pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
 pub use lowres::{RandomLowResolution, SimulateLowResolution};
 pub use mirror::{Mirror, RandomMirror};
 pub use noise::{GaussianNoise, RandomGaussianNoise};
-pub use pipeline::{AugmentParams, Augmented, Pipeline};
+pub use pipeline::{AugmentParams, Augmented, Pipeline, TargetOptions};
 pub use setup::{DaSetup, SpatialMode};
 pub use spatial::{Matrix3, RandomSpatial, Spatial};
 

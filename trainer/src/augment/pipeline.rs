@@ -67,12 +67,29 @@ pub struct Augmented {
     pub targets: Vec<Array4<i16>>,
 }
 
+/// How the segmentation becomes the network's input and targets beyond nnU-Net's plain label
+/// maps (steps 13–14 of reference §6.5).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetOptions {
+    /// Cascade: the patch's seg has 2 channels, the second the previous stage's segmentation.
+    /// After `-1 → 0` that channel leaves the seg and is appended to the image as one 0/1
+    /// channel per label listed here (the foreground labels, ascending); training then applies
+    /// random binary morphology (p 0.4) and connected-component removal (p 0.2) to them.
+    pub cascade_labels: Option<Vec<i16>>,
+    /// Region-based training: the target becomes one 0/1 channel per region (the labels it
+    /// unites), plus a last channel marking ignore-label voxels when `ignore_label` is set.
+    pub regions: Option<Vec<Vec<i16>>>,
+    /// The dataset's ignore label, if any.
+    pub ignore_label: Option<i16>,
+}
+
 /// The augmentation pipeline of one configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pipeline {
     transforms: Option<RandomTransforms>,
     use_mask_for_norm: Vec<bool>,
     ds_scales: Vec<[f64; 3]>,
+    targets: TargetOptions,
 }
 
 impl Pipeline {
@@ -120,7 +137,28 @@ impl Pipeline {
             transforms: None,
             use_mask_for_norm: Vec::new(),
             ds_scales: ds_scales.to_vec(),
+            targets: TargetOptions::default(),
         })
+    }
+
+    /// The pipeline with cascade and/or region targets.
+    pub fn with_targets(mut self, targets: TargetOptions) -> Pipeline {
+        self.targets = targets;
+        self
+    }
+
+    /// Channels of [`Augmented::data`] for patches with `n_image_channels` image channels
+    /// (cascade: one more per previous-stage label).
+    pub fn n_data_channels(&self, n_image_channels: usize) -> usize {
+        n_image_channels + self.targets.cascade_labels.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Channels of each target: 1 (a label map), or one per region plus one for the ignore label.
+    pub fn n_target_channels(&self) -> usize {
+        match &self.targets.regions {
+            Some(regions) => regions.len() + usize::from(self.targets.ignore_label.is_some()),
+            None => 1,
+        }
     }
 
     /// Draws the parameters of every step for a sample with `n_channels` image channels.

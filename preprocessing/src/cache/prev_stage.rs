@@ -1,0 +1,97 @@
+//! The previous stage's segmentations of a cascade: `3d_lowres` predictions of every training
+//! case, resampled onto the `3d_cascade_fullres` preprocessed grid, which that stage's training
+//! reads as an extra input (nnU-Net: `predicted_next_stage/<next>/<case>`).
+//!
+//! Layout: `<work>/<dataset>/results/<previous>/predicted_next_stage/<next>/<case>.nii.gz`, a
+//! label map whose array `(z, y, x)` has exactly the shape of the case's preprocessed data in
+//! `<next>`'s cache (identity geometry: the file is a plain array, not an image in world space).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array3, ArrayView3, Axis};
+
+use super::CacheError;
+use crate::{read_label_map, write_label_map, Geometry, HeaderGeometry, LabelMap, Shape3, Spacing};
+
+/// Name of the folder, under a configuration's results, holding the next stage's inputs.
+pub const PREDICTED_NEXT_STAGE: &str = "predicted_next_stage";
+
+/// `<dataset_dir>/results/<previous>/predicted_next_stage/<next>/`.
+pub fn prev_stage_dir(dataset_dir: &Path, previous: &str, next: &str) -> PathBuf {
+    dataset_dir
+        .join("results")
+        .join(previous)
+        .join(PREDICTED_NEXT_STAGE)
+        .join(next)
+}
+
+/// The file of `case` in a [`prev_stage_dir`].
+pub fn prev_stage_path(dir: &Path, case: &str) -> PathBuf {
+    dir.join(format!("{case}.nii.gz"))
+}
+
+/// Writes a previous-stage segmentation atomically (gzip level 1).
+///
+/// # Errors
+/// [`CacheError::PrevStage`] when the file cannot be written.
+pub fn write_prev_stage_seg(path: &Path, seg: ArrayView3<'_, u16>) -> Result<(), CacheError> {
+    let shape = Shape3([seg.shape()[0], seg.shape()[1], seg.shape()[2]]);
+    let header = HeaderGeometry::axis_aligned(Spacing([1.0; 3]), [0.0; 3]);
+    let labels = LabelMap {
+        data: seg.to_owned().insert_axis(Axis(0)),
+        geometry: Geometry::new(shape, header),
+    };
+    write_label_map(path, &labels, 1).map_err(|e| CacheError::PrevStage {
+        path: path.to_path_buf(),
+        fault: e.to_string(),
+    })
+}
+
+/// Reads a previous-stage segmentation and checks that its shape is `expected` `(z, y, x)`.
+///
+/// # Errors
+/// [`CacheError::PrevStage`] when the file is missing or unreadable, or has another shape.
+pub fn read_prev_stage_seg(path: &Path, expected: [usize; 3]) -> Result<Array3<u16>, CacheError> {
+    let fault = |fault: String| CacheError::PrevStage {
+        path: path.to_path_buf(),
+        fault,
+    };
+    if !path.is_file() {
+        return Err(fault(
+            "missing: train and validate every fold of the previous stage first".to_string(),
+        ));
+    }
+    let labels = read_label_map(path).map_err(|e| fault(e.to_string()))?;
+    let shape = labels.data_shape().0;
+    if shape != expected || labels.n_channels() != 1 {
+        return Err(fault(format!(
+            "shape {shape:?} with {} channel(s), the preprocessed case has {expected:?}",
+            labels.n_channels()
+        )));
+    }
+    Ok(labels.data.index_axis_move(Axis(0), 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_segmentation_reads_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = prev_stage_path(&prev_stage_dir(dir.path(), "3d_lowres", "next"), "c_001");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let seg = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| ((z + 2 * y + x) % 3) as u16);
+        write_prev_stage_seg(&path, seg.view()).unwrap();
+        assert_eq!(read_prev_stage_seg(&path, [3, 4, 5]).unwrap(), seg);
+        let err = read_prev_stage_seg(&path, [3, 4, 6])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c_001.nii.gz") && err.contains("[3, 4, 6]"),
+            "{err}"
+        );
+        let missing = read_prev_stage_seg(&dir.path().join("x.nii.gz"), [1, 1, 1]);
+        assert!(missing.unwrap_err().to_string().contains("missing"));
+    }
+}
