@@ -128,6 +128,8 @@ fn train_fold(
         dataset_dir: dir,
         n_classes: labels.num_segmentation_heads(),
         ignore_label: labels.ignore_label().map(i64::from),
+        regions: None,
+        cascade_labels: None,
     };
     let trained = train(&job, &store, &settings, run, &Bar::new()).with_context(|| {
         format!(

@@ -73,6 +73,10 @@ pub struct TrainJob<'a> {
     pub n_classes: usize,
     /// The dataset's ignore label, if it has one.
     pub ignore_label: Option<i64>,
+    /// Region-based training: the regions (each the labels it unites), one output per region.
+    pub regions: Option<&'a [Vec<i16>]>,
+    /// Cascade stage: the foreground labels whose previous-stage one-hot maps are extra inputs.
+    pub cascade_labels: Option<&'a [i16]>,
 }
 
 impl TrainJob<'_> {

@@ -142,6 +142,8 @@ fn job<'a>(plans: &'a Plans, configuration: &'a str, dir: &'a Path) -> TrainJob<
         dataset_dir: dir,
         n_classes: 2,
         ignore_label: None,
+        regions: None,
+        cascade_labels: None,
     }
 }
 
