@@ -99,6 +99,9 @@ pub enum InferenceError {
         /// Dimensions wanted.
         ndim: usize,
     },
+    /// Resampling logits failed.
+    #[error("resampling: {0}")]
+    Resample(#[from] autoseg_preprocessing::resample::ResampleError),
     /// The network failed.
     #[error("network: {0}")]
     Network(#[from] NetworkError),

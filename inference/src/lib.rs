@@ -41,6 +41,7 @@
 //! # Ok::<(), autoseg_inference::InferenceError>(())
 //! ```
 
+mod cascade;
 mod convert;
 mod ensemble;
 mod error;
@@ -50,7 +51,9 @@ mod predictor;
 mod segmenter;
 mod sliding_window;
 mod tiling;
+mod timing;
 
+pub use cascade::{append_one_hot, next_stage_segmentation};
 pub use convert::{
     array4_to_tensor, label_map_to_array, probabilities, probabilities_array, segmentation,
     tensor_to_array4,
@@ -62,11 +65,12 @@ pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCA
 pub use predictor::{
     case_id_of, discover_input_cases, fold_dir, read_best_choice, validate_fold, BestChoice,
     CasePreprocessor, InputCase, PredictError, PredictOptions, Prediction, Predictor, PreparedCase,
-    ValidationJob, CHECKPOINT_SCHEMA_VERSION,
+    RawImages, ValidationJob, CHECKPOINT_SCHEMA_VERSION,
 };
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};
 pub use tiling::{compute_steps, crop_padding, pad_to_patch, Padding};
+pub use timing::{Phase, PhaseClock, PhaseGuard, PhaseTimes, TimedSegmenter};
 
 // Re-exported so that the binary names devices without depending on tch.
 pub use tch::Device;

@@ -27,11 +27,16 @@ use autoseg_evaluation::{
 };
 use autoseg_network::{NetworkError, UNet};
 use autoseg_planner::{Configuration, PlanError, Plans};
-use autoseg_preprocessing::cache::{cache_dir, case_path, CachedCase};
+use autoseg_preprocessing::cache::{
+    cache_dir, case_path, prev_stage_dir, prev_stage_path, read_prev_stage_seg,
+    write_prev_stage_seg, CachedCase,
+};
+use autoseg_preprocessing::pipeline::resample_settings;
+use autoseg_preprocessing::resample::ResampleSettings;
 use autoseg_preprocessing::{
-    discover_image_cases, parse_dataset_json, preprocess_case, read_dataset_json,
-    split_channel_name, write_label_map, CacheError, Case, CaseProperties, DatasetError,
-    DatasetJson, LabelMap, NiftiIoError, PreprocessError, PreprocessSpec,
+    discover_image_cases, parse_dataset_json, preprocess_arrays, preprocess_case, read_channels,
+    read_dataset_json, split_channel_name, write_label_map, CacheError, Case, CaseProperties,
+    DatasetError, DatasetJson, Geometry, LabelMap, NiftiIoError, PreprocessError, PreprocessSpec,
 };
 use ndarray::{Array4, Axis};
 use serde::Deserialize;
@@ -39,9 +44,10 @@ use tch::{nn, Device, Tensor};
 use thiserror::Error;
 
 use crate::{
-    array4_to_tensor, ensemble_logits, export_logits, ExportError, ExportSpec, InferenceError,
-    Segmenter, SlidingWindowSettings,
+    append_one_hot, array4_to_tensor, ensemble_logits, export_logits, next_stage_segmentation,
+    ExportError, ExportSpec, InferenceError, Segmenter, SlidingWindowSettings,
 };
+use crate::{Phase, PhaseClock, PhaseTimes};
 
 /// The checkpoint metadata layout this crate reads (the trainer's `CHECKPOINT_SCHEMA_VERSION`).
 pub const CHECKPOINT_SCHEMA_VERSION: u32 = 1;
@@ -100,13 +106,12 @@ pub enum PredictError {
         #[source]
         source: Box<PlanError>,
     },
-    /// The configuration is a cascade stage, which needs the previous stage's prediction.
-    #[error("configuration {configuration}: cascade prediction not supported yet (it needs the {previous} prediction)")]
-    CascadeNotSupported {
-        /// The configuration asked for.
-        configuration: String,
-        /// Its previous stage.
-        previous: String,
+    /// A cascade stage was given a case prepared without its images (see
+    /// [`Predictor::preprocessor`]).
+    #[error("case {case}: a cascade stage needs the case's images; prepare it with this predictor's preprocessor")]
+    CascadeInput {
+        /// Case identifier.
+        case: String,
     },
     /// The network of a checkpoint cannot be built.
     #[error("{}: cannot build the network", path.display())]
@@ -261,10 +266,23 @@ pub struct InputCase {
 /// A case read and preprocessed, ready for the network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedCase {
-    /// Image `(c, z, y, x)` on the configuration's grid.
+    /// Image `(c, z, y, x)` on the configuration's grid (a cascade: the first stage's grid).
     pub data: Array4<f32>,
     /// What export needs to restore the input's grid.
     pub properties: CaseProperties,
+    /// The channel files as read, kept only for a cascade, whose second stage preprocesses
+    /// them again together with the first stage's segmentation.
+    pub images: Option<RawImages>,
+}
+
+/// A case's channels as read from its files: `(c, z, y, x)` in file axis order, and the first
+/// channel's geometry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawImages {
+    /// The channels.
+    pub data: Array4<f32>,
+    /// Their geometry.
+    pub geometry: Geometry,
 }
 
 /// A predicted case in its input's geometry.
@@ -282,6 +300,9 @@ pub struct Prediction {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CasePreprocessor {
     spec: PreprocessSpec,
+    clock: PhaseClock,
+    /// Keep the raw channels in [`PreparedCase::images`] (the first stage of a cascade).
+    keep_images: bool,
 }
 
 impl CasePreprocessor {
@@ -296,10 +317,23 @@ impl CasePreprocessor {
             images: case.images.clone(),
             label: None,
         };
-        let preprocessed = preprocess_case(&case, &self.spec)?;
-        Ok(PreparedCase {
-            data: preprocessed.data,
-            properties: preprocessed.properties,
+        self.clock.time(Phase::Preprocessing, || {
+            if !self.keep_images {
+                let preprocessed = preprocess_case(&case, &self.spec)?;
+                return Ok(PreparedCase {
+                    data: preprocessed.data,
+                    properties: preprocessed.properties,
+                    images: None,
+                });
+            }
+            let (data, geometry) = read_channels(&case, self.spec.n_channels())?;
+            let preprocessed =
+                preprocess_arrays(&case.id, data.clone(), None, geometry.clone(), &self.spec)?;
+            Ok(PreparedCase {
+                data: preprocessed.data,
+                properties: preprocessed.properties,
+                images: Some(RawImages { data, geometry }),
+            })
         })
     }
 }
@@ -313,6 +347,19 @@ pub struct Predictor {
     folds: Vec<FoldModel>,
     device: Device,
     options: PredictOptions,
+    clock: PhaseClock,
+    /// The plans stored with the checkpoints.
+    plans: Plans,
+    /// The previous stage, when this configuration is a cascade stage.
+    cascade: Option<Cascade>,
+}
+
+/// A cascade stage's link to the stage before it.
+struct Cascade {
+    /// The previous stage's predictor, with the same folds.
+    previous: Box<Predictor>,
+    /// The labels its segmentation is one-hot encoded over (the foreground labels).
+    labels: Vec<u16>,
 }
 
 impl Predictor {
@@ -354,22 +401,30 @@ impl Predictor {
                 path: meta_path.clone(),
                 source: Box::new(source),
             })?;
-        if let Some(previous) = &config.previous_stage {
-            return Err(PredictError::CascadeNotSupported {
-                configuration: configuration.to_string(),
-                previous: previous.clone(),
-            });
-        }
         warn_if_plans_changed(model_dir, &info.plans);
         for fold in rest {
             let (path, other) = read_checkpoint_info(model_dir, configuration, fold)?;
             check_same_model(&path, &info, &other)?;
         }
-        let dataset = match dataset {
-            Some(json) => json.clone(),
-            None => model_dataset_json(model_dir, &info)?,
+        // A cascade loads its first stage first: without a dataset.json that stage's
+        // checkpoint (which takes only the image channels) describes the dataset.
+        let previous = match &config.previous_stage {
+            Some(previous) => Some(Box::new(Predictor::load_with(
+                model_dir, previous, folds, device, dataset,
+            )?)),
+            None => None,
         };
-        check_dataset(&meta_path, &info, &dataset)?;
+        let dataset = match (dataset, &previous) {
+            (Some(json), _) => json.clone(),
+            (None, Some(previous)) => previous.dataset.clone(),
+            (None, None) => model_dataset_json(model_dir, &info)?,
+        };
+        let cascade = previous.map(|previous| Cascade {
+            previous,
+            labels: dataset.labels.foreground_labels(),
+        });
+        let extra_channels = cascade.as_ref().map_or(0, |c| c.labels.len());
+        check_dataset(&meta_path, &info, &dataset, extra_channels)?;
         let rule = segmentation_rule(&dataset);
         let spec = PreprocessSpec::new(&info.plans, &config, &dataset.labels)?;
         let export = ExportSpec::new(&info.plans, &config, rule)?;
@@ -377,14 +432,22 @@ impl Predictor {
             .iter()
             .map(|fold| load_fold(model_dir, &config, fold, &info, device))
             .collect::<Result<Vec<_>, _>>()?;
+        let clock = PhaseClock::default();
         Ok(Predictor {
             configuration: config,
             dataset,
-            preprocessor: CasePreprocessor { spec },
+            preprocessor: CasePreprocessor {
+                spec,
+                clock: clock.clone(),
+                keep_images: false,
+            },
             export,
             folds: models,
             device,
             options: PredictOptions::nnunet(),
+            clock,
+            plans: info.plans,
+            cascade,
         })
     }
 
@@ -397,8 +460,21 @@ impl Predictor {
         let mut window = self.window_settings(self.device);
         window.step = options.step;
         window.validate().map_err(PredictError::Options)?;
+        if let Some(cascade) = &mut self.cascade {
+            // The first stage's segmentation is an input here: no probabilities for it.
+            cascade.previous.set_options(PredictOptions {
+                save_probabilities: false,
+                ..options.clone()
+            })?;
+        }
         self.options = options;
         Ok(())
+    }
+
+    /// Seconds per phase (preprocessing, network, accumulation, export) over the cases
+    /// predicted so far, including those prepared by [`Predictor::preprocessor`]'s clones.
+    pub fn phase_times(&self) -> PhaseTimes {
+        self.clock.times()
     }
 
     /// The resolved configuration (from the checkpoint's plans).
@@ -411,9 +487,17 @@ impl Predictor {
         &self.dataset
     }
 
-    /// A preprocessor for this model's configuration, to run on another thread.
+    /// A preprocessor for this model's configuration, to run on another thread. For a cascade
+    /// stage it is the first stage's, keeping the images for the second preprocessing.
     pub fn preprocessor(&self) -> CasePreprocessor {
-        self.preprocessor.clone()
+        match &self.cascade {
+            Some(cascade) => CasePreprocessor {
+                keep_images: true,
+                clock: self.clock.clone(),
+                ..cascade.previous.preprocessor.clone()
+            },
+            None => self.preprocessor.clone(),
+        }
     }
 
     /// Reads, preprocesses and predicts one case given its channel files.
@@ -430,7 +514,7 @@ impl Predictor {
             id,
             images: images.to_vec(),
         };
-        self.predict_prepared(self.preprocessor.prepare(&case)?)
+        self.predict_prepared(self.preprocessor().prepare(&case)?)
     }
 
     /// Predicts a preprocessed case: the folds' mean logits, exported to the input's grid.
@@ -438,15 +522,71 @@ impl Predictor {
     /// # Errors
     /// [`PredictError::Inference`] naming the case; [`PredictError::Export`].
     pub fn predict_prepared(&self, case: PreparedCase) -> Result<Prediction, PredictError> {
-        let PreparedCase { data, properties } = case;
-        let logits = self.logits(&data, &properties.case)?;
+        let PreparedCase {
+            data,
+            properties,
+            images,
+        } = case;
+        let Some(cascade) = &self.cascade else {
+            return self.predict_ready(data, properties);
+        };
+        let images = images.ok_or_else(|| PredictError::CascadeInput {
+            case: properties.case.clone(),
+        })?;
+        let case = properties.case.clone();
+        let first = cascade.previous.predict_ready(data, properties)?;
+        let seg = first.labels.data.mapv(|v| v.min(i16::MAX as u16) as i16);
+        drop(first);
+        let preprocessed = self.clock.time(Phase::Preprocessing, || {
+            preprocess_arrays(
+                &case,
+                images.data,
+                Some(seg),
+                images.geometry,
+                &self.preprocessor.spec,
+            )
+            .map_err(PredictError::from)
+        })?;
+        let seg = preprocessed
+            .seg
+            .expect("preprocess_arrays returns the segmentation it was given");
+        let data = append_one_hot(
+            preprocessed.data,
+            seg.index_axis(Axis(0), 0),
+            &cascade.labels,
+        );
+        self.predict_ready(data, preprocessed.properties)
+    }
+
+    /// Predicts image data that is ready for this configuration's network (a cascade: with
+    /// the one-hot channels appended).
+    fn predict_ready(
+        &self,
+        data: Array4<f32>,
+        properties: CaseProperties,
+    ) -> Result<Prediction, PredictError> {
+        let logits = self.clock.time(Phase::SlidingWindow, || {
+            self.logits(&data, &properties.case)
+        })?;
         drop(data);
-        let exported = export_logits(
-            &logits,
-            &properties,
-            &self.export,
-            self.options.save_probabilities,
-        )?;
+        self.export_prediction(&logits, properties)
+    }
+
+    /// Exports the folds' mean logits of a case to its input's grid.
+    fn export_prediction(
+        &self,
+        logits: &Tensor,
+        properties: CaseProperties,
+    ) -> Result<Prediction, PredictError> {
+        let exported = self.clock.time(Phase::Export, || {
+            export_logits(
+                logits,
+                &properties,
+                &self.export,
+                self.options.save_probabilities,
+            )
+        })?;
+        self.clock.count_case();
         Ok(Prediction {
             case: properties.case.clone(),
             labels: exported.labels,
@@ -463,7 +603,12 @@ impl Predictor {
             source,
         };
         let input = array4_to_tensor(data.view()).map_err(inference)?;
-        let models: Vec<&dyn Segmenter> = self.folds.iter().map(|f| &f.net as _).collect();
+        let timed: Vec<_> = self
+            .folds
+            .iter()
+            .map(|f| self.clock.timed(&f.net))
+            .collect();
+        let models: Vec<&dyn Segmenter> = timed.iter().map(|t| t as _).collect();
         let on_device = self.window_settings(self.device);
         match ensemble_logits(&models, &input, &on_device) {
             Err(InferenceError::Torch(e)) if self.device != Device::Cpu => {
@@ -501,6 +646,7 @@ impl Predictor {
         out_dir: &Path,
         postprocessing: Option<&PostprocessingPlan>,
     ) -> Result<Vec<PathBuf>, PredictError> {
+        let _export = self.clock.start(Phase::Export);
         std::fs::create_dir_all(out_dir).map_err(io_err(out_dir, "create the folder"))?;
         let Prediction {
             case,
@@ -656,23 +802,26 @@ fn model_dataset_json(
     Ok(parse_dataset_json(json.to_string().as_bytes(), &path)?)
 }
 
-/// The dataset's channels and segmentation heads must be the network's.
+/// The dataset's channels (plus `extra_channels`: a cascade's one-hot inputs) and
+/// segmentation heads must be the network's.
 fn check_dataset(
     path: &Path,
     info: &CheckpointInfo,
     dataset: &DatasetJson,
+    extra_channels: usize,
 ) -> Result<(), PredictError> {
     let heads = dataset.labels.num_segmentation_heads();
-    if dataset.n_channels() == info.in_channels && heads == info.n_classes {
+    let channels = dataset.n_channels() + extra_channels;
+    if channels == info.in_channels && heads == info.n_classes {
         return Ok(());
     }
     Err(PredictError::Checkpoint {
         path: path.to_path_buf(),
         fault: format!(
-            "the network takes {} channels and predicts {} classes, but dataset.json declares {} channels and {heads} outputs",
+            "the network takes {} channels and predicts {} classes, but dataset.json declares {channels} channels{} and {heads} outputs",
             info.in_channels,
             info.n_classes,
-            dataset.n_channels()
+            if extra_channels > 0 { " (with the previous stage's one-hot labels)" } else { "" }
         ),
     })
 }
@@ -841,6 +990,87 @@ pub fn read_best_choice(model_dir: &Path) -> Result<Option<BestChoice>, PredictE
     }))
 }
 
+/// Where a `3d_lowres` fold's validation writes the segmentations its next stage trains on.
+struct NextStage {
+    /// `results/<config>/predicted_next_stage/<next>/`.
+    dir: PathBuf,
+    /// The next stage's preprocessed cache, whose case shapes are the targets.
+    cache: PathBuf,
+    /// This configuration's spacing (current and target spacing of nnU-Net's resampling).
+    spacing: [f64; 3],
+    /// This configuration's probability resampling.
+    resampling: ResampleSettings,
+}
+
+impl NextStage {
+    fn new(
+        dataset_dir: &Path,
+        plans: &Plans,
+        configuration: &str,
+        next: &str,
+    ) -> Result<NextStage, PredictError> {
+        let config = plans
+            .resolve(configuration)
+            .map_err(|source| PredictError::Plan {
+                path: dataset_dir.join("plans.toml"),
+                source: Box::new(source),
+            })?;
+        let spacing = match config.spacing.as_slice() {
+            &[z, y, x] => [z, y, x],
+            _ => {
+                return Err(PredictError::Checkpoint {
+                    path: dataset_dir.join("plans.toml"),
+                    fault: format!("{configuration} has a next stage but is not 3D"),
+                })
+            }
+        };
+        let resampling = resample_settings(&config.resampling_probabilities).map_err(|fault| {
+            PredictError::Checkpoint {
+                path: dataset_dir.join("plans.toml"),
+                fault,
+            }
+        })?;
+        let dir = prev_stage_dir(dataset_dir, configuration, next);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create the folder"))?;
+        Ok(NextStage {
+            dir,
+            cache: cache_dir(dataset_dir, plans.data_configuration(next)),
+            spacing,
+            resampling,
+        })
+    }
+
+    /// Resamples `logits` of `case` onto the next stage's grid and writes its segmentation.
+    fn write(
+        &self,
+        predictor: &Predictor,
+        logits: &Tensor,
+        case: &str,
+    ) -> Result<(), PredictError> {
+        let target = case_path(&self.cache, case);
+        if !target.is_file() {
+            return Err(PredictError::Input {
+                path: target,
+                fault: "the next stage's preprocessed case is missing; preprocess that configuration first (`autoseg preprocess`, which plan-and-train runs)".into(),
+            });
+        }
+        let shape = CachedCase::open(&target)?.shape();
+        let seg = next_stage_segmentation(
+            logits,
+            shape,
+            self.spacing,
+            &self.resampling,
+            &predictor.export.rule,
+        )
+        .map_err(|source| PredictError::Inference {
+            case: case.to_string(),
+            source,
+        })?;
+        write_prev_stage_seg(&prev_stage_path(&self.dir, case), seg.view())?;
+        Ok(())
+    }
+}
+
 /// Where one fold's final validation reads and writes.
 #[derive(Clone, Copy, Debug)]
 pub struct ValidationJob<'a> {
@@ -884,15 +1114,37 @@ pub fn validate_fold(job: &ValidationJob<'_>) -> Result<Summary, PredictError> {
         ..PredictOptions::nnunet()
     })?;
     let out_dir = fold_dir(job.dataset_dir, job.configuration, job.fold).join("validation");
-    let cache = cache_dir(job.dataset_dir, job.configuration);
+    let plans = &predictor.plans;
+    let cache = cache_dir(job.dataset_dir, plans.data_configuration(job.configuration));
+    let previous_dir = predictor
+        .configuration
+        .previous_stage
+        .as_ref()
+        .map(|previous| prev_stage_dir(job.dataset_dir, previous, job.configuration));
+    let next_stage = match &predictor.configuration.next_stage {
+        Some(next) => Some(NextStage::new(
+            job.dataset_dir,
+            plans,
+            job.configuration,
+            next,
+        )?),
+        None => None,
+    };
     for case in job.cases {
         let cached = CachedCase::open(&case_path(&cache, case))?;
-        let (data, _) = cached.read_all()?;
-        let prepared = PreparedCase {
-            data,
-            properties: cached.properties().clone(),
-        };
-        let prediction = predictor.predict_prepared(prepared)?;
+        let (mut data, _) = cached.read_all()?;
+        if let (Some(cascade), Some(dir)) = (&predictor.cascade, &previous_dir) {
+            let seg = read_prev_stage_seg(&prev_stage_path(dir, case), cached.shape())?;
+            data = append_one_hot(data, seg.view(), &cascade.labels);
+        }
+        let logits = predictor
+            .clock
+            .time(Phase::SlidingWindow, || predictor.logits(&data, case))?;
+        drop(data);
+        if let Some(next) = &next_stage {
+            next.write(&predictor, &logits, case)?;
+        }
+        let prediction = predictor.export_prediction(&logits, cached.properties().clone())?;
         predictor.write_prediction(prediction, &out_dir, None)?;
     }
     let settings = settings_from_dataset_json(job.dataset, None);

@@ -334,6 +334,20 @@ impl Plans {
         self.configurations.keys().cloned().collect()
     }
 
+    /// The configuration whose preprocessed data `name` uses: a cascade stage (one with a
+    /// `previous_stage`) shares the data of the configuration it inherits from (nnU-Net: the
+    /// same `data_identifier`); any other configuration has its own.
+    pub fn data_configuration<'a>(&'a self, name: &'a str) -> &'a str {
+        match self.configurations.get(name) {
+            Some(ConfigurationEntry {
+                previous_stage: Some(_),
+                inherits_from: Some(parent),
+                ..
+            }) => parent,
+            _ => name,
+        }
+    }
+
     /// Resolves configuration `name`: follows `inherits_from` with nnU-Net's shallow merge of
     /// top-level keys (a child's `architecture` replaces the parent's whole table), then checks
     /// that every key is present and every list has the right length.

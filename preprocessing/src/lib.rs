@@ -35,8 +35,8 @@ pub use nifti_io::{
     write_image, write_label_map, DataType, NiftiInfo, NiftiIoError, Scaling,
 };
 pub use pipeline::{
-    preprocess_arrays, preprocess_case, CaseProperties, PreprocessError, PreprocessSpec,
-    PreprocessedCase,
+    preprocess_arrays, preprocess_case, read_channels, CaseProperties, PreprocessError,
+    PreprocessSpec, PreprocessedCase,
 };
 pub use progress::Progress;
 pub use verify::{verify, Fault, Issue, Report};

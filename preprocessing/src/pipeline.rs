@@ -456,8 +456,14 @@ fn spatial<T>(array: ArrayView4<'_, T>) -> [usize; 3] {
     [z, y, x]
 }
 
-/// The case's channels stacked as `(c, z, y, x)` and the first channel's geometry.
-fn read_channels(
+/// The case's channel files stacked as `(c, z, y, x)` in file axis order, and the first
+/// channel's geometry: what [`preprocess_arrays`] takes (a cascade keeps them to preprocess the
+/// case again with the previous stage's segmentation).
+///
+/// # Errors
+/// [`PreprocessError::ChannelCount`], [`PreprocessError::Read`] and shape mismatches, naming
+/// the case and file.
+pub fn read_channels(
     case: &Case,
     n_channels: usize,
 ) -> Result<(Array4<f32>, Geometry), PreprocessError> {

@@ -81,11 +81,18 @@ fn work_args(work: &WorkArgs) -> WorkArgs {
 }
 
 /// `-c` as given (each must be planned), else what nnU-Net trains by default: `2d`,
-/// `3d_fullres`, and `3d_lowres` + `3d_cascade_fullres` when planned. The cascade cannot be
-/// trained yet, so by default it is left out with a note.
+/// `3d_fullres`, and `3d_lowres` + `3d_cascade_fullres` when planned. Configurations are
+/// trained in this order, so every fold of `3d_lowres` (whose validation writes the cascade's
+/// inputs) is done before `3d_cascade_fullres` starts.
 fn chosen_configurations(args: &PlanAndTrainArgs, plans: &Plans) -> anyhow::Result<Vec<String>> {
     let planned = plans.configuration_names();
-    if !args.configurations.is_empty() {
+    let chosen: Vec<String> = if args.configurations.is_empty() {
+        DEFAULT_ORDER
+            .iter()
+            .filter(|c| planned.iter().any(|p| p == *c))
+            .map(|c| c.to_string())
+            .collect()
+    } else {
         for c in &args.configurations {
             anyhow::ensure!(
                 planned.contains(c),
@@ -93,17 +100,26 @@ fn chosen_configurations(args: &PlanAndTrainArgs, plans: &Plans) -> anyhow::Resu
                 planned.join(", ")
             );
         }
-        return Ok(args.configurations.clone());
+        let mut chosen = args.configurations.clone();
+        // A stage's previous stage trains first, whatever order they were given in.
+        chosen.sort_by_key(|c| DEFAULT_ORDER.iter().position(|d| d == c).unwrap_or(0));
+        chosen
+    };
+    for c in &chosen {
+        let previous = plans.resolve(c)?.previous_stage;
+        if let Some(previous) = previous.filter(|p| !chosen.contains(p)) {
+            tracing::info!(
+                configuration = c.as_str(),
+                previous = previous.as_str(),
+                "the previous stage is not trained in this run: its predicted_next_stage files must exist"
+            );
+        }
     }
-    if planned.iter().any(|c| c == "3d_cascade_fullres") {
-        tracing::warn!("3d_lowres/3d_cascade_fullres are planned but the cascade cannot be trained yet; training 2d and 3d_fullres");
-    }
-    Ok(["2d", "3d_fullres"]
-        .iter()
-        .filter(|c| planned.iter().any(|p| p == *c))
-        .map(|c| c.to_string())
-        .collect())
+    Ok(chosen)
 }
+
+/// nnU-Net's configurations in training order (a cascade's previous stage first).
+const DEFAULT_ORDER: [&str; 4] = ["2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres"];
 
 fn stage(what: &str) {
     println!("\n== {what}");

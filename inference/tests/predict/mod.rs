@@ -11,7 +11,10 @@ use autoseg_inference::{
 };
 use autoseg_network::UNet;
 use autoseg_planner::{plan, DatasetInfo, Fingerprint, ForegroundIntensityProperties, Plans};
-use autoseg_planner::{LabelEntry, LabelValue, PlannerSettings};
+use autoseg_planner::{ConfigurationEntry, LabelEntry, LabelValue, PlannerSettings};
+use autoseg_preprocessing::cache::{
+    cache_dir, case_path, prev_stage_dir, prev_stage_path, read_prev_stage_seg, CachedCase,
+};
 use autoseg_preprocessing::{
     read_dataset_json, read_image, read_label_map, write_image, write_label_map, Dataset, Geometry,
     HeaderGeometry, Image, LabelMap, PreprocessSettings, Shape3,
@@ -73,9 +76,21 @@ struct Meta<'a> {
 /// Writes fold `fold` of a model whose logits are `bias` everywhere: the top head's weights
 /// are zero (every other parameter keeps its random initialisation).
 fn write_constant_fold(model_dir: &Path, plans: &Plans, fold: &str, bias: [f64; 3]) {
-    let config = plans.resolve(CONFIG).unwrap();
+    write_constant_fold_of(model_dir, plans, CONFIG, 1, fold, bias);
+}
+
+/// [`write_constant_fold`] for configuration `name` of a network taking `in_channels`.
+fn write_constant_fold_of(
+    model_dir: &Path,
+    plans: &Plans,
+    name: &str,
+    in_channels: usize,
+    fold: &str,
+    bias: [f64; 3],
+) {
+    let config = plans.resolve(name).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    UNet::new(&vs.root(), config.unet_spec(), 1, 3).unwrap();
+    UNet::new(&vs.root(), config.unet_spec(), in_channels as i64, 3).unwrap();
     let top = config.unet_spec().stages.len() - 2;
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     tch::no_grad(|| {
@@ -87,14 +102,14 @@ fn write_constant_fold(model_dir: &Path, plans: &Plans, fold: &str, bias: [f64; 
             }
         }
     });
-    let dir = fold_dir(model_dir, CONFIG, fold);
+    let dir = fold_dir(model_dir, name, fold);
     std::fs::create_dir_all(&dir).unwrap();
     Tensor::write_safetensors(&named, dir.join("checkpoint_final.safetensors")).unwrap();
     let meta = Meta {
         schema_version: 1,
-        configuration: CONFIG,
+        configuration: name,
         fold,
-        in_channels: 1,
+        in_channels,
         n_classes: 3,
         epochs_done: 1,
         plans,
@@ -368,15 +383,12 @@ fn input_cases_and_best_choice_are_read_as_documented() {
     ));
 }
 
-#[test]
-fn final_validation_predicts_the_cache_and_writes_summary_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("Dataset001_Tiny");
-    let work = dir.path().join("work");
+/// A raw dataset of two 8 × 10 × 12 cases (spacing 2, 1, 1, oblique) nonzero in `ranges`, with
+/// label 2 on the nonzero region except one slab (z = 1) of label 1.
+fn write_tiny_raw(raw: &Path, ranges: &Box3) {
     std::fs::create_dir_all(raw.join("imagesTr")).unwrap();
     std::fs::create_dir_all(raw.join("labelsTr")).unwrap();
     std::fs::write(raw.join("dataset.json"), DATASET_JSON).unwrap();
-    let ranges = [1..7, 2..9, 1..10];
     for case in ["t_001", "t_002"] {
         let header = oblique_header([2.0, 1.0, 1.0]);
         let image = write_case_image(
@@ -396,6 +408,15 @@ fn final_validation_predicts_the_cache_and_writes_summary_json() {
         };
         write_label_map(&raw.join(format!("labelsTr/{case}.nii.gz")), &labels, 1).unwrap();
     }
+}
+
+#[test]
+fn final_validation_predicts_the_cache_and_writes_summary_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("Dataset001_Tiny");
+    let work = dir.path().join("work");
+    let ranges = [1..7, 2..9, 1..10];
+    write_tiny_raw(&raw, &ranges);
     let dataset = Dataset::open(&raw).unwrap();
     let plans = tiny_plans([0, 1, 2]);
     let settings = PreprocessSettings::per_thread();
@@ -430,4 +451,106 @@ fn final_validation_predicts_the_cache_and_writes_summary_json() {
     let written = read_image(&validation.join("t_002.nii.gz")).unwrap();
     let source = read_image(&raw.join("imagesTr/t_002_0000.nii.gz")).unwrap();
     assert_eq!(written.geometry, source.geometry);
+}
+
+/// [`tiny_plans`] with a `3d_lowres` stage at 2 mm and the `3d_cascade_fullres` stage after it,
+/// laid out as nnU-Net writes them.
+fn cascade_plans() -> Plans {
+    let mut plans = tiny_plans([0, 1, 2]);
+    let lowres = ConfigurationEntry {
+        inherits_from: Some(CONFIG.into()),
+        spacing: Some(vec![2.0; 3]),
+        next_stage: Some(CASCADE.into()),
+        ..ConfigurationEntry::default()
+    };
+    let cascade = ConfigurationEntry {
+        inherits_from: Some(CONFIG.into()),
+        previous_stage: Some(LOWRES.into()),
+        ..ConfigurationEntry::default()
+    };
+    plans.configurations.insert(LOWRES.into(), lowres);
+    plans.configurations.insert(CASCADE.into(), cascade);
+    plans
+}
+
+const LOWRES: &str = "3d_lowres";
+const CASCADE: &str = "3d_cascade_fullres";
+
+#[test]
+fn the_cascade_validates_and_predicts_from_the_first_stages_segmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("Dataset001_Tiny");
+    let work = dir.path().join("work");
+    let ranges = [1..7, 2..9, 1..10];
+    write_tiny_raw(&raw, &ranges);
+    let dataset = Dataset::open(&raw).unwrap();
+    let plans = cascade_plans();
+    let settings = PreprocessSettings::per_thread();
+    for config in [CONFIG, LOWRES] {
+        autoseg_preprocessing::preprocess(&dataset, &plans, config, &work, &settings, &()).unwrap();
+    }
+    // The first stage predicts class 2 everywhere; the cascade (1 image + 2 one-hot channels)
+    // class 1 everywhere.
+    write_constant_fold_of(&work, &plans, LOWRES, 1, "0", [0.0, 1.0, 5.0]);
+    write_constant_fold_of(&work, &plans, CASCADE, 3, "0", [0.0, 5.0, 1.0]);
+    let json = read_dataset_json(&raw.join("dataset.json")).unwrap();
+    let cases = vec!["t_001".to_string(), "t_002".to_string()];
+    let labels_dir = raw.join("labelsTr");
+    let job = |configuration| ValidationJob {
+        dataset_dir: &work,
+        configuration,
+        fold: "0",
+        cases: &cases,
+        labels_dir: &labels_dir,
+        dataset: &json,
+        device: Device::Cpu,
+    };
+
+    // The cascade cannot validate before the first stage wrote its segmentations.
+    let missing = validate_fold(&job(CASCADE)).unwrap_err().to_string();
+    assert!(
+        missing.contains("predicted_next_stage") && missing.contains("t_001.nii.gz"),
+        "{missing}"
+    );
+
+    validate_fold(&job(LOWRES)).unwrap();
+    let next_dir = prev_stage_dir(&work, LOWRES, CASCADE);
+    for case in &cases {
+        let fullres = CachedCase::open(&case_path(&cache_dir(&work, CONFIG), case)).unwrap();
+        let seg = read_prev_stage_seg(&prev_stage_path(&next_dir, case), fullres.shape()).unwrap();
+        assert!(
+            seg.iter().all(|&v| v == 2),
+            "{case}: the lowres class everywhere"
+        );
+    }
+
+    // Validation of the cascade: class 1 on the whole nonzero region (378 voxels) against a
+    // reference with 63 voxels of label 1 and none of the prediction's label 2.
+    let summary = validate_fold(&job(CASCADE)).unwrap();
+    let dice_1 = 2.0 * 63.0 / (378.0 + 63.0);
+    let fg = summary.foreground_dice();
+    assert!((fg - dice_1 / 2.0).abs() < 1e-12, "{fg}");
+
+    // Prediction from raw files runs both stages and writes the input's grid.
+    let predictor = Predictor::load(&work, CASCADE, &folds(&["0"]), Device::Cpu).unwrap();
+    let image = raw.join("imagesTr/t_002_0000.nii.gz");
+    let prediction = predictor
+        .predict_case(std::slice::from_ref(&image))
+        .unwrap();
+    let source = read_image(&image).unwrap();
+    assert_eq!(prediction.labels.geometry, source.geometry);
+    for ((_, z, y, x), &v) in prediction.labels.data.indexed_iter() {
+        assert_eq!(v, u16::from(inside(&ranges, z, y, x)), "({z}, {y}, {x})");
+    }
+
+    // Without the first stage's folds the cascade cannot load.
+    std::fs::remove_dir_all(fold_dir(&work, LOWRES, "0")).unwrap();
+    let err = Predictor::load(&work, CASCADE, &folds(&["0"]), Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("3d_lowres") && err.contains("checkpoint"),
+        "{err}"
+    );
 }

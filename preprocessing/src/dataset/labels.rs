@@ -124,6 +124,12 @@ impl Labels {
         all
     }
 
+    /// [`Labels::all_labels`] without background 0: the labels a cascade's previous-stage
+    /// segmentation is one-hot encoded over. nnU-Net: `LabelManager.foreground_labels`.
+    pub fn foreground_labels(&self) -> Vec<u16> {
+        self.all_labels().into_iter().filter(|&l| l != 0).collect()
+    }
+
     /// The values a label file may contain: [`Labels::all_labels`] plus the ignore label.
     /// nnU-Net: `expected_labels` in `verify_dataset_integrity`.
     pub fn expected_labels(&self) -> Vec<u16> {
