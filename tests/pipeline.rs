@@ -109,4 +109,34 @@ fn plan_and_train_then_predict_and_evaluate() {
     let mask = autoseg_preprocessing::read_label_map(&pred.join("demo_010.nii.gz")).unwrap();
     assert!(mask.geometry.affine().allclose(&input.geometry.affine()));
     assert_eq!(mask.geometry.shape(), input.geometry.shape());
+
+    // An ensemble of configurations from best.toml (here 2d with itself: the averaged
+    // probabilities are the member's, so the masks equal the single prediction).
+    let single_line = "configuration = \"2d\"\n";
+    assert!(best_text.contains("ensemble = [\"2d\"]"), "{best_text}");
+    let ensemble_text = best_text
+        .replace(single_line, "")
+        .replace("ensemble = [\"2d\"]", "ensemble = [\"2d\", \"2d\"]");
+    std::fs::write(&best, ensemble_text).unwrap();
+    let ensembled = tmp.path().join("ensembled");
+    let out = autoseg(&[
+        "predict",
+        "-i",
+        &images_ts,
+        "-o",
+        ensembled.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "--folds",
+        "0,1",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ensemble of 2d + 2d"));
+    assert!(!ensembled.join(".ensemble_members").exists());
+    let from_ensemble =
+        autoseg_preprocessing::read_label_map(&ensembled.join("demo_010.nii.gz")).unwrap();
+    assert_eq!(from_ensemble.data, mask.data);
+    assert_eq!(from_ensemble.geometry, mask.geometry);
 }

@@ -950,12 +950,15 @@ pub fn discover_input_cases(
 pub struct BestChoice {
     /// The chosen configuration, when a single one was chosen.
     pub configuration: Option<String>,
+    /// The configurations whose probabilities are averaged (the winner of find-best: one
+    /// configuration, or an ensemble of several).
+    pub ensemble: Vec<String>,
     /// The chosen postprocessing (empty steps: none).
     pub postprocessing: PostprocessingPlan,
 }
 
-/// `results/best.toml` as far as predict reads it: a top-level `configuration = "<name>"` and
-/// a `[postprocessing]` table (`steps = [{ keep_largest_component_of = [1, 2] }, ...]`); other
+/// `results/best.toml` as far as predict reads it: a top-level `configuration = "<name>"` (a
+/// single winner), `ensemble = ["<name>", ...]` (its members) and a `[postprocessing]` table (`steps = [{ keep_largest_component_of = [1, 2] }, ...]`); other
 /// keys are ignored. `None` when the file does not exist.
 ///
 /// # Errors
@@ -977,6 +980,13 @@ pub fn read_best_choice(model_dir: &Path) -> Result<Option<BestChoice>, PredictE
         .get("configuration")
         .and_then(|v| v.as_str())
         .map(str::to_string);
+    let ensemble = match table.get("ensemble") {
+        Some(value) => value
+            .clone()
+            .try_into::<Vec<String>>()
+            .map_err(|e| fault(format!("ensemble: {e}")))?,
+        None => configuration.iter().cloned().collect(),
+    };
     let postprocessing = match table.get("postprocessing") {
         Some(value) => value
             .clone()
@@ -986,6 +996,7 @@ pub fn read_best_choice(model_dir: &Path) -> Result<Option<BestChoice>, PredictE
     };
     Ok(Some(BestChoice {
         configuration,
+        ensemble,
         postprocessing,
     }))
 }

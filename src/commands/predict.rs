@@ -3,20 +3,27 @@
 //! `CASE_XXXX` case of a folder (or one image file) with the folds of a configuration, writing
 //! masks (and probabilities) in each input's own geometry.
 //!
+//! Without `-c`, the choice of `results/best.toml`: one configuration, or an ensemble of
+//! configurations (each predicts with probabilities, then they are averaged as `autoseg
+//! ensemble` does, then postprocessed). A cascade stage (`3d_cascade_fullres`) runs its
+//! `3d_lowres` stage on each case first.
+//!
 //! The next case is read and preprocessed on a second thread while the current one runs on the
 //! device (one case ahead). A case that fails is reported and skipped; the exit code is then 1.
+//! The time spent per phase is printed at the end.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
 use anyhow::Context;
-use autoseg_evaluation::PostprocessingPlan;
+use autoseg_evaluation::{apply_postprocessing, ensemble_folders, PostprocessingPlan};
 use autoseg_inference::{
     discover_input_cases, read_best_choice, BestChoice, Device, InputCase, PredictOptions,
     Predictor,
 };
-use autoseg_preprocessing::Progress;
+use autoseg_preprocessing::{read_label_map, write_label_map, Progress};
+use ndarray::Axis;
 
 use crate::cli::{DeviceArg, PredictArgs};
 use crate::commands::EXIT_FAILURE;
@@ -25,32 +32,18 @@ use crate::progress::Bar;
 /// Runs `autoseg predict`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
     let best = read_best_choice(&args.model)?;
-    let configuration = choose_configuration(args, best.as_ref())?;
-    let postprocessing = choose_postprocessing(args, &configuration, best.as_ref());
-    let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
-    let device = device(args.device);
-    let mut predictor = Predictor::load(&args.model, &configuration, &folds, device)
-        .with_context(|| format!("{}: cannot load {configuration}", args.model.display()))?;
-    predictor.set_options(PredictOptions {
-        step: args.step,
-        use_mirroring: !args.no_tta,
-        save_probabilities: args.save_probabilities,
-    })?;
-    let cases = discover_input_cases(&args.input, &predictor.dataset().file_ending)?;
-    tracing::info!(
-        n_cases = cases.len(),
-        configuration,
-        folds = ?folds,
-        device = ?device,
-        "predicting"
-    );
-    let n_failed = predict_all(&predictor, &cases, &args.output, postprocessing.as_ref());
-    println!(
-        "{configuration}: {} of {} cases predicted -> {}",
-        cases.len() - n_failed,
-        cases.len(),
-        args.output.display()
-    );
+    let configurations = choose_configurations(args, best.as_ref())?;
+    let postprocessing = choose_postprocessing(args, &configurations, best.as_ref());
+    let n_failed = match configurations.as_slice() {
+        [single] => predict_configuration(
+            args,
+            single,
+            &args.output,
+            args.save_probabilities,
+            postprocessing.as_ref(),
+        )?,
+        members => predict_ensemble(args, members, postprocessing.as_ref())?,
+    };
     Ok(if n_failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -58,24 +51,28 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `-c`, else the configuration `results/best.toml` chose.
-fn choose_configuration(args: &PredictArgs, best: Option<&BestChoice>) -> anyhow::Result<String> {
+/// `-c`, else what `results/best.toml` chose: one configuration or an ensemble of several.
+fn choose_configurations(
+    args: &PredictArgs,
+    best: Option<&BestChoice>,
+) -> anyhow::Result<Vec<String>> {
     if let Some(name) = &args.configuration {
-        return Ok(name.clone());
+        return Ok(vec![name.clone()]);
     }
-    best.and_then(|b| b.configuration.clone()).ok_or_else(|| {
-        anyhow::anyhow!(
+    match best {
+        Some(best) if !best.ensemble.is_empty() => Ok(best.ensemble.clone()),
+        _ => anyhow::bail!(
             "{}: no configuration given and results/best.toml names none (run `autoseg find-best` or pass -c CONFIG)",
             args.model.display()
-        )
-    })
+        ),
+    }
 }
 
 /// The postprocessing of `results/best.toml`, unless `--no-postprocessing`, the file is absent,
-/// or it was chosen for another configuration.
+/// or it was chosen for other configurations than `configurations`.
 fn choose_postprocessing(
     args: &PredictArgs,
-    configuration: &str,
+    configurations: &[String],
     best: Option<&BestChoice>,
 ) -> Option<PostprocessingPlan> {
     if args.no_postprocessing {
@@ -85,17 +82,112 @@ fn choose_postprocessing(
         tracing::info!("no results/best.toml in the model folder: no postprocessing");
         return None;
     };
-    match best.configuration.as_deref() {
-        Some(chosen) if chosen != configuration => {
-            tracing::info!(
-                chosen,
-                configuration,
-                "results/best.toml's postprocessing was chosen for another configuration: not applied"
-            );
-            None
-        }
-        _ => Some(best.postprocessing.clone()),
+    if best.ensemble.as_slice() != configurations {
+        tracing::info!(
+            chosen = ?best.ensemble,
+            predicting = ?configurations,
+            "results/best.toml's postprocessing was chosen for other configurations: not applied"
+        );
+        return None;
     }
+    Some(best.postprocessing.clone())
+}
+
+/// Predicts every input case with the folds of `configuration` into `output`; returns the
+/// number of cases that failed.
+fn predict_configuration(
+    args: &PredictArgs,
+    configuration: &str,
+    output: &Path,
+    save_probabilities: bool,
+    postprocessing: Option<&PostprocessingPlan>,
+) -> anyhow::Result<usize> {
+    let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
+    let device = device(args.device);
+    let mut predictor = Predictor::load(&args.model, configuration, &folds, device)
+        .with_context(|| format!("{}: cannot load {configuration}", args.model.display()))?;
+    predictor.set_options(PredictOptions {
+        step: args.step,
+        use_mirroring: !args.no_tta,
+        save_probabilities,
+    })?;
+    let cases = discover_input_cases(&args.input, &predictor.dataset().file_ending)?;
+    tracing::info!(
+        n_cases = cases.len(),
+        configuration,
+        folds = ?folds,
+        device = ?device,
+        "predicting"
+    );
+    let n_failed = predict_all(&predictor, &cases, output, postprocessing);
+    let t = predictor.phase_times();
+    println!(
+        "{configuration}: {} of {} cases predicted -> {} (preprocessing {:.1} s, network {:.1} s, accumulation {:.1} s, export {:.1} s)",
+        cases.len() - n_failed,
+        cases.len(),
+        output.display(),
+        t.preprocessing,
+        t.network,
+        t.accumulation,
+        t.export
+    );
+    Ok(n_failed)
+}
+
+/// nnU-Net's ensemble of configurations in one command: each member predicts with
+/// probabilities into `<output>/.ensemble_members/<config>/`, their probabilities are averaged
+/// into `<output>` ([`ensemble_folders`]), then the postprocessing is applied. The members'
+/// folders are removed afterwards unless `--save-probabilities`.
+fn predict_ensemble(
+    args: &PredictArgs,
+    members: &[String],
+    postprocessing: Option<&PostprocessingPlan>,
+) -> anyhow::Result<usize> {
+    let members_dir = args.output.join(".ensemble_members");
+    let mut dirs = Vec::with_capacity(members.len());
+    for member in members {
+        let dir = members_dir.join(member);
+        let n_failed = predict_configuration(args, member, &dir, true, None)?;
+        if n_failed > 0 {
+            anyhow::bail!(
+                "{member}: {n_failed} case(s) failed (listed above); the ensemble needs every case from every member"
+            );
+        }
+        dirs.push(dir);
+    }
+    let written = ensemble_folders(&dirs, &args.output).with_context(|| {
+        format!(
+            "ensembling {} into {}",
+            members.join(" + "),
+            args.output.display()
+        )
+    })?;
+    if let Some(plan) = postprocessing {
+        for mask in &written {
+            postprocess_mask(mask, plan)?;
+        }
+    }
+    if !args.save_probabilities {
+        std::fs::remove_dir_all(&members_dir)
+            .with_context(|| format!("{}: cannot remove", members_dir.display()))?;
+    }
+    println!(
+        "ensemble of {}: {} cases -> {}",
+        members.join(" + "),
+        written.len(),
+        args.output.display()
+    );
+    Ok(0)
+}
+
+/// Applies `plan` to the mask file at `path`, rewriting it atomically.
+fn postprocess_mask(path: &Path, plan: &PostprocessingPlan) -> anyhow::Result<()> {
+    let mut labels =
+        read_label_map(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    apply_postprocessing(plan, labels.data.index_axis_mut(Axis(0), 0));
+    write_label_map(path, &labels, 1)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
 }
 
 /// `--device`, else CUDA device 0 when usable, else the CPU.

@@ -376,6 +376,10 @@ fn input_cases_and_best_choice_are_read_as_documented() {
         choice.postprocessing.steps[0].keep_largest_component_of,
         vec![1, 2]
     );
+    assert_eq!(choice.ensemble, vec!["3d_fullres".to_string()]);
+    std::fs::write(&best, "ensemble = [\"2d\", \"3d_fullres\"]\n").unwrap();
+    let choice = read_best_choice(dir.path()).unwrap().unwrap();
+    assert_eq!((choice.configuration, choice.ensemble.len()), (None, 2));
     std::fs::write(&best, "[postprocessing]\nsteps = 3\n").unwrap();
     assert!(matches!(
         read_best_choice(dir.path()),
