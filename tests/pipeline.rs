@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn autoseg(args: &[&str]) -> Output {
+pub(crate) fn autoseg(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_autoseg"))
         .args(args)
         .output()

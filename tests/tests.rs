@@ -2,6 +2,7 @@
 //! command contract.
 
 mod architecture;
+mod cascade;
 mod cli;
 mod pipeline;
 mod plan;

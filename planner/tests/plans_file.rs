@@ -115,6 +115,21 @@ fn inherits_from_is_a_shallow_merge() {
 }
 
 #[test]
+fn the_cascade_stage_shares_the_data_it_inherits_and_others_have_their_own() {
+    let mut plans = liver_plans();
+    assert_eq!(plans.data_configuration("3d_cascade_fullres"), "3d_fullres");
+    assert_eq!(plans.data_configuration("3d_lowres"), "3d_lowres");
+    assert_eq!(plans.data_configuration("2d"), "2d");
+    let child = ConfigurationEntry {
+        inherits_from: Some("3d_fullres".into()),
+        batch_size: Some(7),
+        ..ConfigurationEntry::default()
+    };
+    plans.configurations.insert("mine".into(), child);
+    assert_eq!(plans.data_configuration("mine"), "mine");
+}
+
+#[test]
 fn inheritance_cycles_and_unknown_parents_are_errors() {
     let mut plans = liver_plans();
     let link = |parent: &str| ConfigurationEntry {

@@ -1,6 +1,11 @@
 //! `autoseg train DATASET CONFIG FOLD [--work DIR] [--device cpu|cuda[:N]] [--epochs N]
 //! [--iters-per-epoch N] [--resume] [--seed N]`: trains one configuration on one fold from the
 //! preprocessed cache (brought up to date first) into `<work>/<dataset>/results/<config>/fold_<k>/`.
+//!
+//! A cascade stage (`3d_cascade_fullres`, whose plan names a `previous_stage`) trains on the cache
+//! of the configuration it inherits from (nnU-Net shares its `data_identifier`) with the previous
+//! stage's segmentations as extra inputs; a dataset declaring regions trains one sigmoid head per
+//! region.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,10 +13,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use autoseg_inference::{validate_fold, ValidationJob};
 use autoseg_planner::Plans;
-use autoseg_preprocessing::{preprocess, Dataset, PreprocessSettings};
+use autoseg_preprocessing::cache::prev_stage_dir;
+use autoseg_preprocessing::{preprocess, Dataset, Labels, PreprocessSettings};
 use autoseg_trainer::schedule::TrainSettings;
 use autoseg_trainer::train::{
-    default_device, set_torch_threads, train, CacheStore, Device, RunOptions, TrainJob,
+    default_device, set_torch_threads, train, CacheStore, CascadeStore, CaseStore, Device,
+    RunOptions, TrainJob,
 };
 
 use crate::cli::{DeviceArg, TrainArgs};
@@ -43,6 +50,11 @@ pub fn train_and_validate(args: &TrainArgs, resume: bool) -> anyhow::Result<()> 
             args.configuration, args.fold
         );
         return Ok(());
+    }
+    // A 3d_lowres fold's validation writes the next stage's inputs on that stage's grid.
+    let plans = read_plans(&dir, &args.work.dataset)?;
+    if let Some(next) = plans.resolve(&args.configuration)?.next_stage {
+        ensure_cache(&dataset, &plans, plans.data_configuration(&next), &dir)?;
     }
     let labels_dir = dataset.root.join("labelsTr");
     let fold = args.fold.to_string();
@@ -98,23 +110,27 @@ fn train_fold(
     let plans = read_plans(dir, &args.work.dataset)?;
     let config = &args.configuration;
     let labels = &dataset.json.labels;
-    anyhow::ensure!(
-        labels.regions().is_none(),
-        "{}: region-based training is not supported yet",
-        dataset.name()
-    );
     let resolved = plans.resolve(config).with_context(|| {
         format!(
             "{}: configuration {config}",
             dir.join("plans.toml").display()
         )
     })?;
-    anyhow::ensure!(
-        resolved.previous_stage.is_none(),
-        "configuration {config}: cascade training is not supported yet"
-    );
-    let cache_dir = ensure_cache(dataset, &plans, config, dir)?;
-    let store = CacheStore::open(&cache_dir)?;
+    let regions = labels.regions().map(|r| regions_i16(&r)).transpose()?;
+    let (store, cascade_labels): (Box<dyn CaseStore>, Option<Vec<i16>>) =
+        match &resolved.previous_stage {
+            Some(previous) => {
+                let data_config = plans.data_configuration(config);
+                let cache_dir = ensure_cache(dataset, &plans, data_config, dir)?;
+                let prev_dir = prev_stage_dir(dir, previous, config);
+                let store = CascadeStore::open(&cache_dir, &prev_dir)?;
+                (Box::new(store), Some(cascade_labels(labels)?))
+            }
+            None => {
+                let cache_dir = ensure_cache(dataset, &plans, config, dir)?;
+                (Box::new(CacheStore::open(&cache_dir)?), None)
+            }
+        };
     let settings = TrainSettings {
         epochs: args.training.epochs,
         iters_per_epoch: args.training.iters_per_epoch,
@@ -128,10 +144,10 @@ fn train_fold(
         dataset_dir: dir,
         n_classes: labels.num_segmentation_heads(),
         ignore_label: labels.ignore_label().map(i64::from),
-        regions: None,
-        cascade_labels: None,
+        regions: regions.as_deref(),
+        cascade_labels: cascade_labels.as_deref(),
     };
-    let trained = train(&job, &store, &settings, run, &Bar::new()).with_context(|| {
+    let trained = train(&job, store.as_ref(), &settings, run, &Bar::new()).with_context(|| {
         format!(
             "{}: training {config} fold {} failed",
             dataset.name(),
@@ -148,6 +164,31 @@ fn train_fold(
         trained.fold_dir.display()
     );
     Ok(trained)
+}
+
+/// The foreground labels a cascade one-hot encodes the previous stage's segmentation over:
+/// every label but background and the ignore label, ascending (nnU-Net:
+/// `LabelManager.foreground_labels`).
+fn cascade_labels(labels: &Labels) -> anyhow::Result<Vec<i16>> {
+    labels
+        .foreground_labels()
+        .into_iter()
+        .map(label_i16)
+        .collect()
+}
+
+/// The dataset's regions with the cache's `i16` label values.
+fn regions_i16(regions: &[Vec<u16>]) -> anyhow::Result<Vec<Vec<i16>>> {
+    regions
+        .iter()
+        .map(|region| region.iter().copied().map(label_i16).collect())
+        .collect()
+}
+
+fn label_i16(label: u16) -> anyhow::Result<i16> {
+    i16::try_from(label).with_context(|| {
+        format!("label {label} is above 32767, the largest the preprocessed cache holds")
+    })
 }
 
 /// `<dir>/plans.toml`, or an error saying which command makes it.
@@ -202,6 +243,29 @@ fn run_options(args: &TrainArgs) -> RunOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autoseg_preprocessing::parse_dataset_json;
+
+    fn labels(json_labels: &str) -> Labels {
+        let text = format!(
+            r#"{{"channel_names": {{"0": "CT"}}, "labels": {json_labels},
+                "numTraining": 2, "file_ending": ".nii.gz"}}"#
+        );
+        parse_dataset_json(text.as_bytes(), Path::new("dataset.json"))
+            .unwrap()
+            .labels
+    }
+
+    #[test]
+    fn cascade_inputs_are_the_foreground_labels_without_the_ignore_label() {
+        let l = labels(r#"{"background": 0, "liver": 1, "tumour": 2, "ignore": 3}"#);
+        assert_eq!(cascade_labels(&l).unwrap(), vec![1, 2]);
+        assert_eq!(
+            regions_i16(&[vec![1, 2], vec![2]]).unwrap(),
+            vec![vec![1, 2], vec![2]]
+        );
+        let err = regions_i16(&[vec![40_000]]).unwrap_err().to_string();
+        assert!(err.contains("label 40000"), "{err}");
+    }
 
     #[test]
     fn validation_iterations_keep_nnunets_ratio() {

@@ -18,15 +18,19 @@ use ndarray::{s, Array5};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::augment::Pipeline;
+use crate::augment::{Augmented, Pipeline};
 use crate::sampling::{CaseSource, DataError, DrawnPatch, PatchSampler};
 
 /// One training batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
-    /// Images `(b, c, z, y, x)`, standard layout (2D configurations: `z = 1`; drop axis 2).
+    /// Network inputs `(b, c, z, y, x)`, standard layout (2D configurations: `z = 1`; drop
+    /// axis 2): the image channels, then for a cascade stage one 0/1 channel per foreground
+    /// label of the previous stage's segmentation ([`Pipeline::n_data_channels`]).
     pub data: Array5<f32>,
-    /// Targets `(b, 1, z, y, x)`, one per deep-supervision level, full resolution first.
+    /// Targets `(b, t, z, y, x)`, one per deep-supervision level, full resolution first: `t = 1`
+    /// (a label map), or one 0/1 channel per region (+ 1 ignore channel) for region-based
+    /// training ([`Pipeline::n_target_channels`]).
     pub targets: Vec<Array5<i16>>,
     /// How each sample was drawn.
     pub drawn: Vec<DrawnPatch>,
@@ -47,11 +51,12 @@ pub fn make_batch<R: Rng>(
     let patch = sampler.final_patch();
     let n = drawn.len();
     let [z, y, x] = patch;
-    let mut data = Array5::zeros((n, source.n_channels(), z, y, x));
+    let mut data = Array5::zeros((n, pipeline.n_data_channels(source.n_channels()), z, y, x));
+    let n_target_channels = pipeline.n_target_channels();
     let mut targets: Vec<Array5<i16>> = (0..pipeline.n_targets())
         .map(|level| {
             let [tz, ty, tx] = pipeline.target_shape(patch, level);
-            Array5::zeros((n, 1, tz, ty, tx))
+            Array5::zeros((n, n_target_channels, tz, ty, tx))
         })
         .collect();
     for (j, d) in drawn.iter().enumerate() {
@@ -62,6 +67,7 @@ pub fn make_batch<R: Rng>(
                 found: sample.data.shape()[1..].to_vec(),
             });
         }
+        check_channels(&sample, &data, &targets)?;
         data.slice_mut(s![j, .., .., .., ..]).assign(&sample.data);
         for (batch_target, target) in targets.iter_mut().zip(&sample.targets) {
             batch_target.slice_mut(s![j, .., .., .., ..]).assign(target);
@@ -71,6 +77,30 @@ pub fn make_batch<R: Rng>(
         data,
         targets,
         drawn,
+    })
+}
+
+/// Checks that an augmented sample has the batch's data channels and one target per batch
+/// target of the same shape (the pipeline's cascade and region options decide both).
+fn check_channels(
+    sample: &Augmented,
+    data: &Array5<f32>,
+    targets: &[Array5<i16>],
+) -> Result<(), DataError> {
+    let same_targets = sample.targets.len() == targets.len()
+        && sample
+            .targets
+            .iter()
+            .zip(targets)
+            .all(|(t, b)| t.shape() == &b.shape()[1..]);
+    if sample.data.shape()[0] == data.shape()[1] && same_targets {
+        return Ok(());
+    }
+    Err(DataError::SampleChannels {
+        expected_data: data.shape()[1],
+        found_data: sample.data.shape()[0],
+        expected_targets: targets.iter().map(|t| t.shape()[1..].to_vec()).collect(),
+        found_targets: sample.targets.iter().map(|t| t.shape().to_vec()).collect(),
     })
 }
 

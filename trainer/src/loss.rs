@@ -1,7 +1,8 @@
-//! nnU-Net's training loss for label maps: soft Dice + cross-entropy, the ignore label, and deep
-//! supervision (per-output weights and targets downsampled to each output's resolution).
+//! nnU-Net's training losses: soft Dice + cross-entropy for label maps, soft Dice + binary
+//! cross-entropy for regions, the ignore label, and deep supervision (per-output weights and
+//! targets downsampled to each output's resolution).
 //!
-//! nnU-Net: `training/loss/compound_losses.py::DC_and_CE_loss`,
+//! nnU-Net: `training/loss/compound_losses.py::DC_and_CE_loss` / `DC_and_BCE_loss`,
 //! `training/loss/dice.py::MemoryEfficientSoftDiceLoss`, `training/loss/deep_supervision.py`,
 //! `nnUNetTrainer._build_loss` / `_get_deep_supervision_scales`, and bg2
 //! `transforms/utils/deep_supervision_downsampling.py::DownsampleSegForDSTransform`.
@@ -25,6 +26,16 @@ pub enum LossError {
         /// Target shape.
         target: Vec<i64>,
     },
+    /// Region logits and target shapes do not belong together.
+    #[error("region loss: logits of shape {logits:?} and target of shape {target:?} do not match: expected [b, r, *spatial] and [b, r, *spatial], or [b, r + 1, *spatial] with the ignore channel last (ignore channel: {has_ignore})")]
+    RegionShape {
+        /// Logits shape.
+        logits: Vec<i64>,
+        /// Target shape.
+        target: Vec<i64>,
+        /// Whether the target carries the ignore channel last.
+        has_ignore: bool,
+    },
     /// Deep supervision got different numbers of outputs, targets and weights.
     #[error("deep supervision: {n_outputs} outputs, {n_targets} targets, {n_weights} weights")]
     OutputCount {
@@ -40,7 +51,7 @@ pub enum LossError {
     ScaleAxes {
         /// The scale.
         scale: Vec<f64>,
-        /// Target shape `[b, 1, *spatial]`.
+        /// Target shape `[b, c, *spatial]`.
         target: Vec<i64>,
     },
     /// Every deep-supervision weight is zero, so no output would be trained.
@@ -84,7 +95,7 @@ impl DiceCeLoss {
             Some(mask) => target.f_where_scalarother(mask, 0)?,
             None => target.shallow_clone(),
         };
-        let dice = soft_dice(&logits, &target_dice, mask.as_ref(), self.batch_dice)?;
+        let dice = softmax_dice(&logits, &target_dice, mask.as_ref(), self.batch_dice)?;
         let ce = cross_entropy(&logits, &target, mask.as_ref(), self.ignore_label)?;
         Ok(ce.f_add(&dice)?)
     }
@@ -104,17 +115,14 @@ fn check_shapes(logits: &Tensor, target: &Tensor) -> Result<(), LossError> {
     }
 }
 
-/// `MemoryEfficientSoftDiceLoss` with softmax and `do_bg=False`: per class `c >= 1`,
-/// `dc = (2 I + s) / max(G + P + s, 1e-8)` with `I = sum(p y m)`, `P = sum(p m)`, `G = sum(y m)`
-/// over the spatial axes (and the batch with `batch_dice`); returns `-mean(dc)`.
-fn soft_dice(
+/// `MemoryEfficientSoftDiceLoss` with softmax and `do_bg=False`: the Dice of classes `1..c`.
+fn softmax_dice(
     logits: &Tensor,
     target: &Tensor,
     mask: Option<&Tensor>,
     batch_dice: bool,
 ) -> Result<Tensor, TchError> {
     let n_classes = logits.size()[1];
-    let axes: Vec<i64> = (2..logits.dim() as i64).collect();
     let probs = logits
         .f_softmax(1, Kind::Float)?
         .f_narrow(1, 1, n_classes - 1)?;
@@ -122,17 +130,31 @@ fn soft_dice(
         .f_zeros_like()?
         .f_scatter_value(1, target, 1.0)?
         .f_narrow(1, 1, n_classes - 1)?;
-    let (onehot, probs_masked) = match mask {
+    soft_dice(&probs, &onehot, mask, batch_dice)
+}
+
+/// `MemoryEfficientSoftDiceLoss`' core: per channel, `dc = (2 I + s) / max(G + P + s, 1e-8)`
+/// with `I = sum(p y m)`, `P = sum(p m)`, `G = sum(y m)` over the spatial axes (and the batch
+/// with `batch_dice`); returns `-mean(dc)`. `probs` and `truth` are `[b, c, *spatial]` f32,
+/// `mask` broadcasts against them (`[b, 1, *spatial]`).
+fn soft_dice(
+    probs: &Tensor,
+    truth: &Tensor,
+    mask: Option<&Tensor>,
+    batch_dice: bool,
+) -> Result<Tensor, TchError> {
+    let axes: Vec<i64> = (2..probs.dim() as i64).collect();
+    let (truth, probs_masked) = match mask {
         Some(mask) => {
             let mask = mask.f_to_kind(Kind::Float)?;
-            (onehot.f_mul(&mask)?, probs.f_mul(&mask)?)
+            (truth.f_mul(&mask)?, probs.f_mul(&mask)?)
         }
-        None => (onehot, probs),
+        None => (truth.shallow_clone(), probs.shallow_clone()),
     };
     let sum = |t: &Tensor| t.f_sum_dim_intlist(axes.as_slice(), false, Kind::Float);
-    let mut intersect = sum(&probs_masked.f_mul(&onehot)?)?;
+    let mut intersect = sum(&probs_masked.f_mul(&truth)?)?;
     let mut sum_pred = sum(&probs_masked)?;
-    let mut sum_gt = sum(&onehot)?;
+    let mut sum_gt = sum(&truth)?;
     if batch_dice {
         let over_batch = |t: &Tensor| t.f_sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
         intersect = over_batch(&intersect)?;
@@ -167,6 +189,147 @@ fn cross_entropy(
             .f_squeeze()?,
     };
     sum.f_div(&n_annotated)
+}
+
+/// `DC_and_BCE_loss(weight_ce=1, weight_dice=1)` with `MemoryEfficientSoftDiceLoss(sigmoid,
+/// batch_dice, do_bg=True, smooth=1e-5)`, as nnU-Net trains regions (one sigmoid output each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiceBceLoss {
+    /// Sum the Dice terms over the batch before dividing (the plan's `batch_dice`).
+    pub batch_dice: bool,
+    /// The target's last channel marks ignored voxels (1), which count in neither term.
+    pub has_ignore: bool,
+}
+
+impl DiceBceLoss {
+    /// The loss of one output: `BCE + Dice`, Dice being `-mean(dc)` over regions (and samples
+    /// without `batch_dice`). BCE is the mean over every element; with the ignore channel it is
+    /// `sum(bce * mask) / max(sum(mask), 1e-8)`, i.e. summed over regions per annotated voxel,
+    /// as nnU-Net computes it.
+    ///
+    /// # Shapes
+    /// `logits`: `[b, r, *spatial]` (any float kind; computed in f32). `target`: `[b, r,
+    /// *spatial]`, or `[b, r + 1, *spatial]` with the ignore channel last; 0/1 values of any
+    /// kind (converted to f32 here). Returns a scalar f32.
+    ///
+    /// # Errors
+    /// [`LossError::RegionShape`] when the shapes do not match; [`LossError::Torch`] when
+    /// libtorch fails.
+    pub fn forward(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
+        self.check_shapes(logits, target)?;
+        let logits = logits.f_to_kind(Kind::Float)?;
+        let target = target.f_to_kind(Kind::Float)?;
+        let n_regions = logits.size()[1];
+        // nnU-Net: `mask = (1 - target[:, -1:]).bool()`, true wherever the loss is computed.
+        let mask = if self.has_ignore {
+            Some(target.f_narrow(1, n_regions, 1)?.f_ne(1)?)
+        } else {
+            None
+        };
+        let truth = target.f_narrow(1, 0, n_regions)?;
+        let probs = logits.f_sigmoid()?;
+        let dice = soft_dice(&probs, &truth, mask.as_ref(), self.batch_dice)?;
+        let bce = binary_cross_entropy(&logits, &truth, mask.as_ref())?;
+        Ok(bce.f_add(&dice)?)
+    }
+
+    fn check_shapes(&self, logits: &Tensor, target: &Tensor) -> Result<(), LossError> {
+        let (ls, ts) = (logits.size(), target.size());
+        let n_extra = i64::from(self.has_ignore);
+        let fits = ls.len() >= 3
+            && ts.len() == ls.len()
+            && ts[0] == ls[0]
+            && ts[1] == ls[1] + n_extra
+            && ts[2..] == ls[2..];
+        if fits {
+            Ok(())
+        } else {
+            Err(LossError::RegionShape {
+                logits: ls,
+                target: ts,
+                has_ignore: self.has_ignore,
+            })
+        }
+    }
+}
+
+/// torch `binary_cross_entropy_with_logits`: the mean over all elements, or with `mask`
+/// (`[b, 1, *spatial]`, bool) `sum(bce * mask) / max(sum(mask), 1e-8)`.
+fn binary_cross_entropy(
+    logits: &Tensor,
+    truth: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor, TchError> {
+    let Some(mask) = mask else {
+        return logits.f_binary_cross_entropy_with_logits(
+            truth,
+            None::<&Tensor>,
+            None::<&Tensor>,
+            Reduction::Mean,
+        );
+    };
+    let mask = mask.f_to_kind(Kind::Float)?;
+    let per_element = logits.f_binary_cross_entropy_with_logits(
+        truth,
+        None::<&Tensor>,
+        None::<&Tensor>,
+        Reduction::None,
+    )?;
+    per_element
+        .f_mul(&mask)?
+        .f_sum(Kind::Float)?
+        .f_div(&mask.f_sum(Kind::Float)?.f_clamp_min(1e-8)?)
+}
+
+/// The loss of one network output against its target; [`DeepSupervisionLoss`] sums it over
+/// the outputs.
+pub trait OutputLoss {
+    /// The loss of `logits` against `target`, a scalar.
+    ///
+    /// # Errors
+    /// [`LossError`] when the shapes do not match or libtorch fails.
+    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError>;
+}
+
+impl OutputLoss for DiceCeLoss {
+    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
+        self.forward(logits, target)
+    }
+}
+
+impl OutputLoss for DiceBceLoss {
+    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
+        self.forward(logits, target)
+    }
+}
+
+/// The loss nnU-Net picks in `_build_loss`: [`DiceCeLoss`] for label maps, [`DiceBceLoss`]
+/// when the dataset defines regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegLoss {
+    /// Softmax outputs, one per label (background included); targets `[b, 1, *spatial]`.
+    DiceCe(DiceCeLoss),
+    /// Sigmoid outputs, one per region; targets `[b, r (+1 ignore), *spatial]`.
+    DiceBce(DiceBceLoss),
+}
+
+impl SegLoss {
+    /// The loss of one output, as [`DiceCeLoss::forward`] or [`DiceBceLoss::forward`].
+    ///
+    /// # Errors
+    /// As the wrapped loss.
+    pub fn forward(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
+        match self {
+            SegLoss::DiceCe(loss) => loss.forward(logits, target),
+            SegLoss::DiceBce(loss) => loss.forward(logits, target),
+        }
+    }
+}
+
+impl OutputLoss for SegLoss {
+    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
+        self.forward(logits, target)
+    }
 }
 
 /// nnU-Net's deep-supervision weights for `n_outputs` outputs: `1 / 2^i`, the last set to 0,
@@ -205,8 +368,9 @@ pub fn deep_supervision_scales(spec: &UNetSpec) -> Vec<Vec<f64>> {
 /// of all ones returns the target itself.
 ///
 /// # Shapes
-/// `target`: `[b, 1, *spatial]` with 2 or 3 spatial axes, integer labels; returns one tensor per
-/// scale, of the target's kind.
+/// `target`: `[b, c, *spatial]` with 2 or 3 spatial axes (`c = 1` for labels, one channel per
+/// region, plus the ignore channel, for regions), integer values; returns one tensor per scale,
+/// of the target's kind, each channel downsampled alike.
 ///
 /// # Errors
 /// [`LossError::ScaleAxes`] when a scale's axis count differs from the target's;
@@ -247,25 +411,26 @@ pub fn downsample_target(target: &Tensor, scales: &[Vec<f64>]) -> Result<Vec<Ten
         .collect()
 }
 
-/// nnU-Net's `DeepSupervisionWrapper` around [`DiceCeLoss`]: `sum_i w_i * loss(output_i,
-/// target_i)`, skipping zero weights.
+/// nnU-Net's `DeepSupervisionWrapper` around a per-output loss (by default [`SegLoss`]):
+/// `sum_i w_i * loss(output_i, target_i)`, skipping zero weights.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeepSupervisionLoss {
+pub struct DeepSupervisionLoss<L = SegLoss> {
     /// The per-output loss.
-    pub loss: DiceCeLoss,
+    pub loss: L,
     /// One weight per output, highest resolution first ([`deep_supervision_weights`]).
     pub weights: Vec<f64>,
 }
 
-impl DeepSupervisionLoss {
+impl<L: OutputLoss> DeepSupervisionLoss<L> {
     /// The weighted loss over all outputs.
     ///
     /// # Shapes
-    /// `outputs[i]`: `[b, c, *spatial_i]`, `targets[i]`: `[b, 1, *spatial_i]`; returns a scalar.
+    /// `outputs[i]`: `[b, c, *spatial_i]`, `targets[i]`: `[b, 1, *spatial_i]` (labels) or
+    /// `[b, r (+1), *spatial_i]` (regions); returns a scalar.
     ///
     /// # Errors
-    /// [`LossError::OutputCount`] when the three lists differ in length; otherwise as
-    /// [`DiceCeLoss::forward`].
+    /// [`LossError::OutputCount`] when the three lists differ in length; otherwise as the
+    /// per-output loss.
     pub fn forward(&self, outputs: &[Tensor], targets: &[Tensor]) -> Result<Tensor, LossError> {
         let (n_outputs, n_targets, n_weights) = (outputs.len(), targets.len(), self.weights.len());
         if n_outputs != n_targets || n_outputs != n_weights || n_outputs == 0 {
@@ -280,7 +445,10 @@ impl DeepSupervisionLoss {
             if weight == 0.0 {
                 continue;
             }
-            let term = self.loss.forward(output, target)?.f_mul_scalar(weight)?;
+            let term = self
+                .loss
+                .output_loss(output, target)?
+                .f_mul_scalar(weight)?;
             total = Some(match total {
                 Some(sum) => sum.f_add(&term)?,
                 None => term,
@@ -388,6 +556,132 @@ mod tests {
         let all_ignored = Tensor::full([2, 1, 2, 2, 3], 3, (Kind::Int64, tch::Device::Cpu));
         let got = value(&loss.forward(&logits, &all_ignored).unwrap());
         assert!((got - -1.0).abs() < 1e-9, "{got}");
+    }
+
+    // Region golden values, same torch 2.11 (the core of the throwaway script):
+    //   def sig_dice(x, y, batch_dice, loss_mask=None):   # MemoryEfficientSoftDiceLoss(sigmoid, do_bg=True)
+    //       as mem_dice above with x = sigmoid(x), y = y.float() used as the one-hot, no channel dropped
+    //   def dc_bce(x, t, batch_dice, use_ignore):         # DC_and_BCE_loss
+    //       if use_ignore: mask = (1 - t[:, -1:]).bool(); tr = t[:, :-1]  else: mask = None; tr = t
+    //       dc = sig_dice(x, tr, batch_dice, mask); tr = tr.float()
+    //       ce = (F.binary_cross_entropy_with_logits(x, tr, reduction='none') * mask).sum()
+    //            / torch.clip(mask.sum(), min=1e-8)  if use_ignore  else F.binary_cross_entropy_with_logits(x, tr)
+    //       return ce + dc
+    //   def regions(lab, ignore=None):                    # regions [[1, 2], [2], [1]] (+ ignore channel)
+    //       torch.cat([(lab == 1) | (lab == 2), lab == 2, lab == 1] + ([lab == ignore] if ignore else []), 1).long()
+
+    /// Region targets `[[1, 2], [2], [1]]` of the label map `labels` (`[b, 1, *spatial]`), plus
+    /// the channel of `ignore` when given; i16 as the data loader delivers them.
+    fn region_target(labels: &Tensor, ignore: Option<i64>) -> Tensor {
+        let mut channels = vec![
+            labels.eq(1).logical_or(&labels.eq(2)),
+            labels.eq(2),
+            labels.eq(1),
+        ];
+        channels.extend(ignore.map(|label| labels.eq(label)));
+        Tensor::cat(&channels, 1).to_kind(Kind::Int16)
+    }
+
+    #[test]
+    fn two_region_2d_loss_matches_torch() {
+        // torch: dc_bce(x=[[[[1,-1],[.5,2]],[[0,1],[-.5,0]]]], t=[[[[1,1],[0,1]],[[0,1],[0,0]]]],
+        //   False, False) -> bce 0.61264521, dice -0.57693493, total 0.03571028
+        let logits = tensor(&[1.0, -1.0, 0.5, 2.0, 0.0, 1.0, -0.5, 0.0], &[1, 2, 2, 2]);
+        let target = labels(&[1, 1, 0, 1, 0, 1, 0, 0], &[1, 2, 2, 2]);
+        let loss = DiceBceLoss {
+            batch_dice: false,
+            has_ignore: false,
+        };
+        let got = value(&loss.forward(&logits, &target).unwrap());
+        assert!((got - 0.035_710_275_17).abs() < 1e-6, "{got}");
+    }
+
+    #[test]
+    fn three_region_3d_loss_matches_torch_with_and_without_batch_dice() {
+        // torch: dc_bce(xb, regions(tb), batch_dice, False) -> 0.23633832 / 0.20485395
+        let logits = tensor(&XB, &[2, 3, 2, 2, 3]);
+        let target = region_target(&labels(&TB, &[2, 1, 2, 2, 3]), None);
+        for (batch_dice, expected) in [(false, 0.236_338_317_4), (true, 0.204_853_951_9)] {
+            let loss = DiceBceLoss {
+                batch_dice,
+                has_ignore: false,
+            };
+            let got = value(&loss.forward(&logits, &target).unwrap());
+            assert!(
+                (got - expected).abs() < 1e-6,
+                "batch_dice {batch_dice}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_ignore_channel_masks_both_terms() {
+        // torch: dc_bce(xb, regions(tbi, 3), batch_dice, True) -> 1.58737350 / 1.53569055
+        // (bce 2.08842278: summed over the 3 regions per annotated voxel); every voxel ignored ->
+        // bce 0 / 1e-8 = 0, Dice of empty sums -1.0.
+        let logits = tensor(&XB, &[2, 3, 2, 2, 3]);
+        let target = region_target(&labels(&TB_IGNORE, &[2, 1, 2, 2, 3]), Some(3));
+        for (batch_dice, expected) in [(false, 1.587_373_495_1), (true, 1.535_690_546_0)] {
+            let loss = DiceBceLoss {
+                batch_dice,
+                has_ignore: true,
+            };
+            let got = value(&loss.forward(&logits, &target).unwrap());
+            assert!(
+                (got - expected).abs() < 1e-6,
+                "batch_dice {batch_dice}: {got}"
+            );
+        }
+        let loss = DiceBceLoss {
+            batch_dice: false,
+            has_ignore: true,
+        };
+        let all_ignored = region_target(
+            &Tensor::full([2, 1, 2, 2, 3], 3, (Kind::Int64, tch::Device::Cpu)),
+            Some(3),
+        );
+        let got = value(&loss.forward(&logits, &all_ignored).unwrap());
+        assert!((got - -1.0).abs() < 1e-9, "{got}");
+    }
+
+    #[test]
+    fn region_targets_without_their_ignore_channel_are_errors() {
+        let logits = tensor(&XB, &[2, 3, 2, 2, 3]);
+        let target = region_target(&labels(&TB, &[2, 1, 2, 2, 3]), None);
+        let loss = DiceBceLoss {
+            batch_dice: false,
+            has_ignore: true,
+        };
+        assert!(matches!(
+            loss.forward(&logits, &target),
+            Err(LossError::RegionShape {
+                has_ignore: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn seg_loss_dispatches_to_the_wrapped_loss() {
+        // Same inputs and golden values as the label and region tests above.
+        let logits = tensor(&XB, &[2, 3, 2, 2, 3]);
+        let label_loss = SegLoss::DiceCe(DiceCeLoss {
+            batch_dice: false,
+            ignore_label: None,
+        });
+        let got = value(
+            &label_loss
+                .forward(&logits, &labels(&TB, &[2, 1, 2, 2, 3]))
+                .unwrap(),
+        );
+        assert!((got - 1.133_028_984).abs() < 1e-6, "{got}");
+        let region_loss = SegLoss::DiceBce(DiceBceLoss {
+            batch_dice: false,
+            has_ignore: false,
+        });
+        let target = region_target(&labels(&TB, &[2, 1, 2, 2, 3]), None);
+        let got = value(&region_loss.forward(&logits, &target).unwrap());
+        assert!((got - 0.236_338_317_4).abs() < 1e-6, "{got}");
     }
 
     #[test]
@@ -516,5 +810,48 @@ mod tests {
                 n_weights: 3
             })
         ));
+    }
+
+    #[test]
+    fn multi_channel_targets_downsample_channel_by_channel() {
+        // Region targets carry several channels: each is downsampled as a one-channel target.
+        let t = Tensor::arange(70, (Kind::Int64, tch::Device::Cpu))
+            .remainder(2)
+            .reshape([1, 2, 5, 7]);
+        let out = downsample_target(&t, &[vec![0.5, 0.5]]).unwrap();
+        assert_eq!(out[0].size(), [1, 2, 2, 4]);
+        for channel in 0..2 {
+            let alone = downsample_target(&t.narrow(1, channel, 1), &[vec![0.5, 0.5]]).unwrap();
+            assert!(
+                out[0].narrow(1, channel, 1).equal(&alone[0]),
+                "channel {channel}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_supervision_sums_region_losses() {
+        let loss = SegLoss::DiceBce(DiceBceLoss {
+            batch_dice: true,
+            has_ignore: true,
+        });
+        let logits = tensor(&XB, &[2, 3, 2, 2, 3]);
+        let target = region_target(&labels(&TB_IGNORE, &[2, 1, 2, 2, 3]), Some(3));
+        let low = logits.narrow(4, 0, 1);
+        let low_target = target.narrow(4, 0, 1);
+        let ds = DeepSupervisionLoss {
+            loss,
+            weights: vec![0.5, 0.5],
+        };
+        let got = value(
+            &ds.forward(
+                &[logits.shallow_clone(), low.shallow_clone()],
+                &[target.shallow_clone(), low_target.shallow_clone()],
+            )
+            .unwrap(),
+        );
+        let expected =
+            0.5 * 1.535_690_546_0 + 0.5 * value(&loss.forward(&low, &low_target).unwrap());
+        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
     }
 }

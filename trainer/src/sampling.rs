@@ -76,6 +76,19 @@ pub enum DataError {
         /// The sample's spatial shape.
         found: Vec<usize>,
     },
+    /// The pipeline returned samples whose channels do not match the batch (its cascade and
+    /// region options disagree with what it produced).
+    #[error("augmented samples have {found_data} data channels and targets {found_targets:?}, the batch expects {expected_data} and {expected_targets:?}")]
+    SampleChannels {
+        /// Data channels the batch holds.
+        expected_data: usize,
+        /// Data channels of the sample.
+        found_data: usize,
+        /// Shape `(t, z, y, x)` of each target level the batch holds.
+        expected_targets: Vec<Vec<usize>>,
+        /// Shape of each target level of the sample.
+        found_targets: Vec<Vec<usize>>,
+    },
     /// `use_mask_for_norm` does not list one flag per image channel.
     #[error("use_mask_for_norm has {n_flags} entries but the images have {n_channels} channels")]
     MaskFlags {
@@ -135,12 +148,14 @@ pub struct ClassLocations {
     pub voxels: Vec<[usize; 3]>,
 }
 
-/// One preprocessed image plus segmentation crop: data `(c, z, y, x)`, seg `(1, z, y, x)`.
+/// One preprocessed image plus segmentation crop: data `(c, z, y, x)`, seg `(s, z, y, x)` with
+/// `s` the source's [`CaseSource::n_seg_channels`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Patch {
     /// Image channels `(c, z, y, x)`; 0 outside the case.
     pub data: Array4<f32>,
-    /// Segmentation `(1, z, y, x)`; -1 outside the nonzero mask and outside the case.
+    /// Segmentation `(s, z, y, x)`: the label map, and for a cascade stage the previous stage's
+    /// segmentation as channel 1; -1 outside the nonzero mask and outside the case.
     pub seg: Array4<i16>,
 }
 
@@ -152,6 +167,11 @@ pub trait CaseSource: Send + Sync {
     fn n_cases(&self) -> usize;
     /// Number of image channels (the same for every case).
     fn n_channels(&self) -> usize;
+    /// Number of segmentation channels of each [`Patch::seg`]: 1 (the label map), 2 for a
+    /// cascade stage (label map, previous stage's segmentation).
+    fn n_seg_channels(&self) -> usize {
+        1
+    }
     /// Name of case `case_idx`, for error messages.
     fn case_name(&self, case_idx: usize) -> &str;
     /// Spatial shape `(z, y, x)` of case `case_idx`.
@@ -382,7 +402,8 @@ impl PatchSampler {
             })?;
         let [z, y, x] = self.crop;
         let n_channels = source.n_channels();
-        if patch.data.shape() != [n_channels, z, y, x] || patch.seg.shape() != [1, z, y, x] {
+        let n_seg = source.n_seg_channels();
+        if patch.data.shape() != [n_channels, z, y, x] || patch.seg.shape() != [n_seg, z, y, x] {
             return Err(DataError::PatchShape {
                 case: case(),
                 size: self.crop,

@@ -2,7 +2,8 @@
 //! negatives counted on the highest-resolution output of the validation batches, the mean
 //! foreground Dice, and its exponential moving average (which picks the best checkpoint).
 //!
-//! nnU-Net: `nnUNetTrainer.validation_step` (argmax one-hot, ignore mask, background dropped),
+//! nnU-Net: `nnUNetTrainer.validation_step` (labels: argmax one-hot, ignore mask, background
+//! dropped; regions: `sigmoid > 0.5` per region, ignore mask from the target's last channel),
 //! `on_validation_epoch_end` (`2TP / (2TP + FP + FN)`, `nanmean`) and
 //! `training/logging/nnunet_logger.py` (`ema = 0.9 * ema + 0.1 * dice`).
 
@@ -12,7 +13,7 @@ use tch::{Kind, TchError, Tensor};
 pub const EMA_DECAY: f64 = 0.9;
 
 /// True positives, false positives and false negatives per foreground class (index 0 is label
-/// 1), summed over batches and voxels.
+/// 1) or per region (index 0 is the first region), summed over batches and voxels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassCounts {
     /// True positives per foreground class.
@@ -90,7 +91,6 @@ pub fn count_tp_fp_fn(
     ignore_label: Option<i64>,
 ) -> Result<ClassCounts, TchError> {
     let _no_grad = tch::no_grad_guard();
-    let n_classes = logits.size()[1];
     let target = target.f_to_kind(Kind::Int64)?;
     let mask = match ignore_label {
         Some(label) => Some(target.f_ne(label)?.f_to_kind(Kind::Float)?),
@@ -107,15 +107,78 @@ pub fn count_tp_fp_fn(
         Some(mask) => (pred.f_mul(mask)?, truth.f_mul(mask)?),
         None => (pred, truth),
     };
-    let axes: Vec<i64> = std::iter::once(0).chain(2..logits.dim() as i64).collect();
-    let sum = |t: Tensor| -> Result<Vec<f64>, TchError> {
-        let per_class = t
-            .f_sum_dim_intlist(axes.as_slice(), false, Kind::Double)?
-            .f_narrow(0, 1, n_classes - 1)?
-            .f_to_device(tch::Device::Cpu)?;
-        Vec::<f64>::try_from(&per_class)
+    counts_per_channel(&pred, &truth, 1)
+}
+
+/// Counts TP/FP/FN of the region prediction `sigmoid(logits) > 0.5` against the region
+/// channels of `target`, per region (none dropped), summed over the batch and every voxel;
+/// with `has_ignore`, voxels whose last target channel is 1 count nowhere.
+///
+/// # Shapes
+/// `logits`: `[b, r, *spatial]` (any float kind); `target`: `[b, r, *spatial]`, or `[b, r + 1,
+/// *spatial]` with the ignore channel last, 0/1 values of any kind. Returns counts for the `r`
+/// regions.
+///
+/// # Errors
+/// [`TchError::Shape`] when the shapes do not match; [`TchError`] when libtorch fails.
+pub fn count_region_tp_fp_fn(
+    logits: &Tensor,
+    target: &Tensor,
+    has_ignore: bool,
+) -> Result<ClassCounts, TchError> {
+    let _no_grad = tch::no_grad_guard();
+    check_region_shapes(logits, target, has_ignore)?;
+    let n_regions = logits.size()[1];
+    let pred = logits.f_sigmoid()?.f_gt(0.5)?.f_to_kind(Kind::Float)?;
+    let truth = target.f_narrow(1, 0, n_regions)?.f_to_kind(Kind::Float)?;
+    let (pred, truth) = if has_ignore {
+        // nnU-Net: `mask = 1 - target[:, -1:]`.
+        let mask = target
+            .f_narrow(1, n_regions, 1)?
+            .f_to_kind(Kind::Float)?
+            .f_neg()?
+            .f_add_scalar(1.0)?;
+        (pred.f_mul(&mask)?, truth.f_mul(&mask)?)
+    } else {
+        (pred, truth)
     };
-    let both = pred.f_mul(&truth)?;
+    counts_per_channel(&pred, &truth, 0)
+}
+
+fn check_region_shapes(logits: &Tensor, target: &Tensor, has_ignore: bool) -> Result<(), TchError> {
+    let (ls, ts) = (logits.size(), target.size());
+    let fits = ls.len() >= 3
+        && ts.len() == ls.len()
+        && ts[0] == ls[0]
+        && ts[1] == ls[1] + i64::from(has_ignore)
+        && ts[2..] == ls[2..];
+    if fits {
+        Ok(())
+    } else {
+        Err(TchError::Shape(format!(
+            "region validation: logits of shape {ls:?} and target of shape {ts:?} do not match \
+             (ignore channel: {has_ignore})"
+        )))
+    }
+}
+
+/// TP/FP/FN per channel from `first_channel` on, of masked 0/1 `pred` and `truth` (`[b, c,
+/// *spatial]`, f32), summed over the batch and the spatial axes.
+fn counts_per_channel(
+    pred: &Tensor,
+    truth: &Tensor,
+    first_channel: i64,
+) -> Result<ClassCounts, TchError> {
+    let n_channels = pred.size()[1];
+    let axes: Vec<i64> = std::iter::once(0).chain(2..pred.dim() as i64).collect();
+    let sum = |t: Tensor| -> Result<Vec<f64>, TchError> {
+        let per_channel = t
+            .f_sum_dim_intlist(axes.as_slice(), false, Kind::Double)?
+            .f_narrow(0, first_channel, n_channels - first_channel)?
+            .f_to_device(tch::Device::Cpu)?;
+        Vec::<f64>::try_from(&per_channel)
+    };
+    let both = pred.f_mul(truth)?;
     Ok(ClassCounts {
         tp: sum(both.shallow_clone())?,
         fp: sum(pred.f_sub(&both)?)?,
@@ -165,6 +228,48 @@ mod tests {
         assert_eq!(counts.tp, vec![2.0, 1.0]);
         assert_eq!(counts.fp, vec![0.0, 0.0]);
         assert_eq!(counts.fn_, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn region_counts_match_a_hand_count() {
+        // Two regions over 6 voxels; logit > 0 <=> sigmoid > 0.5 (0 itself gives 0.5: negative).
+        // region 0 pred   1 1 0 0 1 0   (logits 2, 1, -1, 0, 3, -2)
+        //          target 1 0 1 0 1 1   -> TP at 0, 4 (2); FP at 1 (1); FN at 2, 5 (2).
+        // region 1 pred   0 1 1 0 0 1   (logits -1, 4, 0.5, -3, 0, 2)
+        //          target 0 1 0 0 1 1   -> TP at 1, 5 (2); FP at 2 (1); FN at 4 (1).
+        let logits = Tensor::from_slice(&[
+            2.0f32, 1.0, -1.0, 0.0, 3.0, -2.0, -1.0, 4.0, 0.5, -3.0, 0.0, 2.0,
+        ])
+        .view([1, 2, 6]);
+        let target = Tensor::from_slice(&[1i16, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1]).view([1, 2, 6]);
+        let counts = count_region_tp_fp_fn(&logits, &target, false).unwrap();
+        assert_eq!(counts.tp, vec![2.0, 2.0]);
+        assert_eq!(counts.fp, vec![1.0, 1.0]);
+        assert_eq!(counts.fn_, vec![2.0, 1.0]);
+        // Dice: 4 / 7 and 4 / 6.
+        let dice = counts.dice_per_class();
+        assert!((dice[0] - 4.0 / 7.0).abs() < 1e-15);
+        assert!((dice[1] - 2.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn region_ignore_channel_masks_every_region() {
+        // As above with voxels 1 and 5 ignored (third channel): region 0 loses its FP at 1 and
+        // its FN at 5; region 1 loses its TPs at 1 and 5.
+        let logits = Tensor::from_slice(&[
+            2.0f32, 1.0, -1.0, 0.0, 3.0, -2.0, -1.0, 4.0, 0.5, -3.0, 0.0, 2.0,
+        ])
+        .view([1, 2, 6]);
+        let target = Tensor::from_slice(&[1i16, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 1])
+            .view([1, 3, 6]);
+        let counts = count_region_tp_fp_fn(&logits, &target, true).unwrap();
+        assert_eq!(counts.tp, vec![2.0, 0.0]);
+        assert_eq!(counts.fp, vec![0.0, 1.0]);
+        assert_eq!(counts.fn_, vec![1.0, 1.0]);
+        assert!(matches!(
+            count_region_tp_fp_fn(&logits, &target, false),
+            Err(TchError::Shape(_))
+        ));
     }
 
     #[test]

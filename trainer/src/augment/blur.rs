@@ -140,7 +140,12 @@ fn blur_rows(mut channel: ArrayViewMut3<'_, f32>, kernel: &[f32], scratch: &mut 
     let half = (kernel.len() / 2) as isize;
     for mut lane in channel.lanes_mut(Axis(2)) {
         scratch.clear();
-        scratch.extend((-half..n as isize + half).map(|i| lane[reflect(i, n)]));
+        scratch.extend((-half..0).map(|i| lane[reflect(i, n)]));
+        match lane.as_slice() {
+            Some(row) => scratch.extend_from_slice(row),
+            None => scratch.extend(lane.iter()),
+        }
+        scratch.extend((n as isize..n as isize + half).map(|i| lane[reflect(i, n)]));
         for (i, v) in lane.iter_mut().enumerate() {
             *v = kernel
                 .iter()

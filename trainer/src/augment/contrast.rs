@@ -6,6 +6,7 @@
 use ndarray::{ArrayViewMut4, Axis};
 use rand::Rng;
 
+use super::gamma::slice_stats;
 use super::{bg_contrast, channel_stats};
 
 /// Draws [`Contrast`].
@@ -49,7 +50,10 @@ impl Contrast {
     /// Changes the contrast of data `(c, z, y, x)` in place.
     pub fn apply(&self, mut data: ArrayViewMut4<'_, f32>) {
         for (mut channel, &f) in data.axis_iter_mut(Axis(0)).zip(&self.factors) {
-            let stats = channel_stats(channel.view());
+            let stats = match channel.as_slice() {
+                Some(values) => slice_stats(values),
+                None => channel_stats(channel.view()),
+            };
             let mean = stats.mean as f32;
             channel.map_inplace(|v| *v = ((*v - mean) * f + mean).clamp(stats.min, stats.max));
         }

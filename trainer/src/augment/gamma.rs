@@ -9,7 +9,7 @@
 use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis};
 use rand::Rng;
 
-use super::{bg_contrast, channel_stats};
+use super::{bg_contrast, channel_stats, ChannelStats};
 
 const EPS: f64 = 1e-7;
 
@@ -62,12 +62,17 @@ impl Gamma {
     /// Applies the gamma curve to data `(c, z, y, x)` in place.
     pub fn apply(&self, mut data: ArrayViewMut4<'_, f32>) {
         for (mut channel, &g) in data.axis_iter_mut(Axis(0)).zip(&self.gammas) {
-            if self.invert {
-                channel.map_inplace(|v| *v = -*v);
-            }
-            gamma_keep_stats(channel.view_mut(), g);
-            if self.invert {
-                channel.map_inplace(|v| *v = -*v);
+            match channel.as_slice_mut() {
+                Some(values) => gamma_keep_stats_fused(values, g, self.invert),
+                None => {
+                    if self.invert {
+                        channel.map_inplace(|v| *v = -*v);
+                    }
+                    gamma_keep_stats(channel.view_mut(), g);
+                    if self.invert {
+                        channel.map_inplace(|v| *v = -*v);
+                    }
+                }
             }
         }
     }
@@ -84,6 +89,105 @@ fn gamma_keep_stats(mut channel: ArrayViewMut3<'_, f32>, gamma: f32) {
     let factor = (before.std / after.std.max(EPS)) as f32;
     let (mean_after, mean_before) = (after.mean as f32, before.mean as f32);
     channel.map_inplace(|v| *v = (*v - mean_after) * factor + mean_before);
+}
+
+/// [`gamma_keep_stats`] on a contiguous channel in three passes (statistics, curve with the new
+/// statistics, rescaling), the inversion folded in: negation is exact, so the result equals
+/// negating, applying the curve and negating back (statistics up to summation order).
+fn gamma_keep_stats_fused(values: &mut [f32], gamma: f32, invert: bool) {
+    let sign = if invert { -1.0f32 } else { 1.0 };
+    let raw = slice_stats(values);
+    let before = if invert {
+        ChannelStats {
+            mean: -raw.mean,
+            std: raw.std,
+            min: -raw.max,
+            max: -raw.min,
+        }
+    } else {
+        raw
+    };
+    let min = before.min;
+    let range = before.max - min;
+    let denom = range.max(EPS as f32);
+    let mut acc = Moments::new(min);
+    for block in values.chunks_mut(4096) {
+        for v in block.iter_mut() {
+            *v = ((sign * *v - min) / denom).powf(gamma) * range + min;
+        }
+        acc.add(block);
+    }
+    let after = acc.stats(values.len());
+    let factor = (before.std / after.std.max(EPS)) as f32;
+    let (mean_after, mean_before) = (after.mean as f32, before.mean as f32);
+    for v in values.iter_mut() {
+        *v = sign * ((*v - mean_after) * factor + mean_before);
+    }
+}
+
+/// Running sum and sum of squares (about a reference value, against cancellation), min and
+/// max, in 4 interleaved f64 lanes so that the additions pipeline.
+pub(super) struct Moments {
+    reference: f64,
+    sum: [f64; 4],
+    sum_sq: [f64; 4],
+    min: f32,
+    max: f32,
+}
+
+impl Moments {
+    /// Empty moments measured about `reference` (any value near the data).
+    pub(super) fn new(reference: f32) -> Moments {
+        Moments {
+            reference: f64::from(reference),
+            sum: [0.0; 4],
+            sum_sq: [0.0; 4],
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
+
+    /// Adds every value of `values`.
+    pub(super) fn add(&mut self, values: &[f32]) {
+        let mut chunks = values.chunks_exact(4);
+        for chunk in &mut chunks {
+            for (lane, &v) in chunk.iter().enumerate() {
+                let d = f64::from(v) - self.reference;
+                self.sum[lane] += d;
+                self.sum_sq[lane] += d * d;
+            }
+        }
+        for &v in chunks.remainder() {
+            let d = f64::from(v) - self.reference;
+            self.sum[0] += d;
+            self.sum_sq[0] += d * d;
+        }
+        for &v in values {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+    }
+
+    /// Mean, unbiased std, min and max of the `n` values added.
+    pub(super) fn stats(&self, n: usize) -> ChannelStats {
+        let n_f = n as f64;
+        let sum: f64 = self.sum.iter().sum();
+        let sum_sq: f64 = self.sum_sq.iter().sum();
+        let var = ((sum_sq - sum * sum / n_f) / (n_f - 1.0).max(1.0)).max(0.0);
+        ChannelStats {
+            mean: self.reference + sum / n_f,
+            std: var.sqrt(),
+            min: self.min,
+            max: self.max,
+        }
+    }
+}
+
+/// [`channel_stats`] of a contiguous channel in one pass.
+pub(super) fn slice_stats(values: &[f32]) -> ChannelStats {
+    let mut acc = Moments::new(values.first().copied().unwrap_or(0.0));
+    acc.add(values);
+    acc.stats(values.len())
 }
 
 #[cfg(test)]

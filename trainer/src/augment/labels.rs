@@ -6,7 +6,7 @@
 //! `RemoveLabelTansform(-1, 0)`, `DownsampleSegForDSTransform(ds_scales)` (`nearest-exact` to
 //! `round(shape · scale)`).
 
-use ndarray::{Array4, ArrayView4, ArrayViewMut4, Axis, Zip};
+use ndarray::{s, Array4, ArrayView4, ArrayViewMut4, Axis, Zip};
 
 use super::resize::nearest_exact;
 
@@ -30,11 +30,15 @@ pub fn mask_outside(
 
 /// Replaces the outside marker -1 by background 0, in place.
 pub fn outside_to_background(mut seg: ArrayViewMut4<'_, i16>) {
-    seg.map_inplace(|v| {
+    let relabel = |v: &mut i16| {
         if *v == -1 {
             *v = 0;
         }
-    });
+    };
+    match seg.as_slice_memory_order_mut() {
+        Some(values) => values.iter_mut().for_each(relabel),
+        None => seg.map_inplace(relabel),
+    }
 }
 
 /// Target shape of a deep-supervision level: `round(shape · scale)` (half to even) per axis.
@@ -42,7 +46,8 @@ pub fn ds_shape(shape: [usize; 3], scale: [f64; 3]) -> [usize; 3] {
     std::array::from_fn(|a| ((shape[a] as f64 * scale[a]).round_ties_even() as usize).max(1))
 }
 
-/// The segmentation `(1, z, y, x)` resampled `nearest-exact` to [`ds_shape`].
+/// The segmentation `(k, z, y, x)` resampled `nearest-exact` to [`ds_shape`], every channel
+/// alike.
 pub fn downsample_seg(seg: ArrayView4<'_, i16>, scale: [f64; 3]) -> Array4<i16> {
     let shape: [usize; 3] = std::array::from_fn(|a| seg.shape()[a + 1]);
     let out = ds_shape(shape, scale);
@@ -51,9 +56,21 @@ pub fn downsample_seg(seg: ArrayView4<'_, i16>, scale: [f64; 3]) -> Array4<i16> 
             .map(|d| nearest_exact(d, shape[a], out[a]))
             .collect()
     });
-    Array4::from_shape_fn((seg.shape()[0], out[0], out[1], out[2]), |(c, z, y, x)| {
-        seg[[c, maps[0][z], maps[1][y], maps[2][x]]]
-    })
+    let n_channels = seg.shape()[0];
+    let mut values = Vec::with_capacity(n_channels * out.iter().product::<usize>());
+    for channel in seg.outer_iter() {
+        for &z in &maps[0] {
+            for &y in &maps[1] {
+                let row = channel.slice(s![z, y, ..]);
+                match row.as_slice() {
+                    Some(row) => values.extend(maps[2].iter().map(|&x| row[x])),
+                    None => values.extend(maps[2].iter().map(|&x| row[x])),
+                }
+            }
+        }
+    }
+    Array4::from_shape_vec((n_channels, out[0], out[1], out[2]), values)
+        .expect("one value per output voxel")
 }
 
 #[cfg(test)]

@@ -35,8 +35,35 @@ pub struct Mirror {
 impl Mirror {
     /// Flips an array `(c, z, y, x)` in place.
     pub fn apply<T>(&self, mut array: ArrayViewMut4<'_, T>) {
+        let shape: [usize; 4] = std::array::from_fn(|a| array.shape()[a]);
+        if let Some(values) = array.as_slice_mut() {
+            // Standard layout: whole rows and planes swap as contiguous blocks.
+            let [_, n_z, n_y, n_x] = shape;
+            let flips = [(n_z, n_y * n_x), (n_y, n_x), (n_x, 1)];
+            for (&(n, block), _) in flips.iter().zip(self.flip).filter(|(_, f)| *f) {
+                reverse_blocks(values, n, block);
+            }
+            return;
+        }
         for (axis, _) in self.flip.iter().enumerate().filter(|(_, &f)| f) {
             flip_in_place(array.view_mut(), Axis(axis + 1));
+        }
+    }
+}
+
+/// Within every run of `n` consecutive blocks of `block` values, reverses the block order.
+fn reverse_blocks<T>(values: &mut [T], n: usize, block: usize) {
+    if values.is_empty() || n < 2 {
+        return;
+    }
+    for run in values.chunks_exact_mut(n * block) {
+        if block == 1 {
+            run.reverse();
+            continue;
+        }
+        for i in 0..n / 2 {
+            let (low, high) = run.split_at_mut((n - 1 - i) * block);
+            low[i * block..(i + 1) * block].swap_with_slice(&mut high[..block]);
         }
     }
 }
@@ -81,5 +108,25 @@ mod tests {
         }
         .apply(odd.view_mut());
         assert_eq!(odd, ramp);
+    }
+
+    #[test]
+    fn strided_views_flip_like_contiguous_arrays() {
+        let ramp = Array4::from_shape_fn((2, 3, 4, 5), |(c, z, y, x)| {
+            (c * 1000 + z * 100 + y * 10 + x) as i32
+        });
+        let mirror = Mirror {
+            flip: [true, true, true],
+        };
+        let mut contiguous = ramp.clone();
+        mirror.apply(contiguous.view_mut());
+        // The same flips through a transposed (non-standard) view of a transposed copy.
+        let mut transposed = ramp.clone().reversed_axes().as_standard_layout().to_owned();
+        let mut view = transposed.view_mut().reversed_axes();
+        mirror.apply(view.view_mut());
+        assert_eq!(view, contiguous);
+        for ((c, z, y, x), &v) in contiguous.indexed_iter() {
+            assert_eq!(v, ramp[[c, 2 - z, 3 - y, 4 - x]]);
+        }
     }
 }

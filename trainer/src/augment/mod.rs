@@ -11,13 +11,16 @@
 
 mod blur;
 mod brightness;
+mod cascade;
 mod contrast;
+mod elastic;
 mod gamma;
 mod labels;
 mod lowres;
 mod mirror;
 mod noise;
 mod pipeline;
+mod regions;
 mod resize;
 mod setup;
 mod spatial;
@@ -27,13 +30,19 @@ use rand::Rng;
 
 pub use blur::{gaussian_kernel, ChannelBlur, GaussianBlur, RandomGaussianBlur};
 pub use brightness::{MultiplicativeBrightness, RandomBrightness};
+pub use cascade::{
+    append_one_hot, BinaryOperator, BinaryOperators, ComponentPick, ComponentRemoval, Morphology,
+    RandomBinaryOperator, RandomComponentRemoval,
+};
 pub use contrast::{Contrast, RandomContrast};
+pub use elastic::{ElasticDeformation, ElasticError};
 pub use gamma::{Gamma, RandomGamma};
 pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
 pub use lowres::{RandomLowResolution, SimulateLowResolution};
 pub use mirror::{Mirror, RandomMirror};
 pub use noise::{GaussianNoise, RandomGaussianNoise};
 pub use pipeline::{AugmentParams, Augmented, Pipeline, TargetOptions};
+pub use regions::region_targets;
 pub use setup::{DaSetup, SpatialMode};
 pub use spatial::{Matrix3, RandomSpatial, Spatial};
 

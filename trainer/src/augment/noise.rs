@@ -53,8 +53,31 @@ impl GaussianNoise {
     /// Adds the noise in place to data `(c, z, y, x)`.
     pub fn apply(&self, mut data: ArrayViewMut4<'_, f32>) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        data.map_inplace(|v| *v += self.std * rng.sample::<f32, _>(StandardNormal));
+        let mut chunk = vec![0.0f32; CHUNK];
+        let std = self.std;
+        // Voxels draw their noise in memory order either way; slices avoid ndarray's iterator.
+        match data.as_slice_memory_order_mut() {
+            Some(values) => {
+                for part in values.chunks_mut(CHUNK) {
+                    let noise = &mut chunk[..part.len()];
+                    fill_standard_normal(&mut rng, noise);
+                    part.iter_mut()
+                        .zip(noise.iter())
+                        .for_each(|(v, n)| *v += std * n);
+                }
+            }
+            None => data.map_inplace(|v| *v += std * rng.sample::<f32, _>(StandardNormal)),
+        }
     }
+}
+
+/// Values drawn per batch of [`fill_standard_normal`].
+const CHUNK: usize = 4096;
+
+/// Fills `out` with independent `N(0, 1)` draws (rand_distr's ziggurat `StandardNormal`).
+pub(crate) fn fill_standard_normal<R: Rng>(rng: &mut R, out: &mut [f32]) {
+    out.iter_mut()
+        .for_each(|v| *v = rng.sample::<f32, _>(StandardNormal));
 }
 
 #[cfg(test)]

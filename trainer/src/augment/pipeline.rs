@@ -1,21 +1,27 @@
 //! The augmentation pipeline in nnU-Net's order: spatial, noise, blur, brightness, contrast,
-//! low resolution, inverted gamma, gamma, mirroring, mask for normalisation, `-1 → 0`,
-//! deep-supervision targets. Validation runs only the last two steps.
+//! low resolution, inverted gamma, gamma, mirroring, mask for normalisation, `-1 → 0`, cascade
+//! inputs (previous-stage segmentation as one-hot image channels, randomly corrupted), region
+//! targets, deep-supervision targets. Validation runs only `-1 → 0`, the one-hot cascade
+//! inputs (uncorrupted), region targets and deep-supervision targets.
 //!
-//! nnU-Net: `nnUNetTrainer.get_training_transforms` (steps 1–15 of reference §6.5; cascade and
-//! region steps are not part of this pipeline) and `get_validation_transforms`.
+//! nnU-Net: `nnUNetTrainer.get_training_transforms` (steps 1–15 of reference §6.5) and
+//! `get_validation_transforms`.
 
-use ndarray::Array4;
+use ndarray::{s, Array4, Axis};
 use rand::Rng;
 
 use super::blur::{GaussianBlur, RandomGaussianBlur};
 use super::brightness::{MultiplicativeBrightness, RandomBrightness};
+use super::cascade::{
+    append_one_hot, BinaryOperators, ComponentRemoval, RandomBinaryOperator, RandomComponentRemoval,
+};
 use super::contrast::{Contrast, RandomContrast};
 use super::gamma::{Gamma, RandomGamma};
 use super::labels::{downsample_seg, mask_outside, outside_to_background};
 use super::lowres::{RandomLowResolution, SimulateLowResolution};
 use super::mirror::{Mirror, RandomMirror};
 use super::noise::{GaussianNoise, RandomGaussianNoise};
+use super::regions::region_targets;
 use super::setup::DaSetup;
 use super::spatial::{RandomSpatial, Spatial};
 use crate::sampling::{DataError, Patch};
@@ -32,6 +38,8 @@ struct RandomTransforms {
     gamma_inverted: RandomGamma,
     gamma: RandomGamma,
     mirror: RandomMirror,
+    cascade_morphology: RandomBinaryOperator,
+    cascade_components: RandomComponentRemoval,
 }
 
 /// Drawn parameters of one pass through the pipeline; `None`: the step does not fire.
@@ -55,15 +63,22 @@ pub struct AugmentParams {
     pub gamma: Option<Gamma>,
     /// Mirroring.
     pub mirror: Option<Mirror>,
+    /// Cascade: random binary morphology of the previous-stage channels (training only).
+    pub cascade_morphology: Option<BinaryOperators>,
+    /// Cascade: removal of random connected components from them (training only).
+    pub cascade_components: Option<ComponentRemoval>,
 }
 
 /// One augmented sample, ready for the batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Augmented {
-    /// Image `(c, z, y, x)` at the network patch size.
+    /// Network input `(c, z, y, x)` at the network patch size,
+    /// `c = `[`Pipeline::n_data_channels`]: the image channels, then for a cascade stage one
+    /// 0/1 channel per previous-stage label.
     pub data: Array4<f32>,
-    /// Segmentation targets `(1, z, y, x)`, one per deep-supervision level (full resolution
-    /// first), -1 already mapped to 0.
+    /// Targets `(t, z, y, x)`, one per deep-supervision level (full resolution first),
+    /// `t = `[`Pipeline::n_target_channels`]: the label map with -1 already mapped to 0, or
+    /// one 0/1 channel per region (+ the ignore-label channel).
     pub targets: Vec<Array4<i16>>,
 }
 
@@ -118,6 +133,8 @@ impl Pipeline {
             mirror: RandomMirror {
                 axes: setup.mirror_axes.clone(),
             },
+            cascade_morphology: RandomBinaryOperator::nnunet(),
+            cascade_components: RandomComponentRemoval::nnunet(),
         });
         Ok(pipeline)
     }
@@ -161,7 +178,8 @@ impl Pipeline {
         }
     }
 
-    /// Draws the parameters of every step for a sample with `n_channels` image channels.
+    /// Draws the parameters of every step for a sample with `n_channels` image channels
+    /// (cascade steps last, and only for a cascade stage, so other draws do not shift).
     pub fn sample<R: Rng>(&self, rng: &mut R, n_channels: usize) -> AugmentParams {
         let Some(t) = &self.transforms else {
             return AugmentParams {
@@ -174,8 +192,11 @@ impl Pipeline {
                 gamma_inverted: None,
                 gamma: None,
                 mirror: None,
+                cascade_morphology: None,
+                cascade_components: None,
             };
         };
+        let n_labels = self.targets.cascade_labels.as_ref().map(Vec::len);
         AugmentParams {
             spatial: Some(t.spatial.sample(rng)),
             noise: t.noise.sample(rng),
@@ -186,6 +207,8 @@ impl Pipeline {
             gamma_inverted: t.gamma_inverted.sample(rng, n_channels),
             gamma: t.gamma.sample(rng, n_channels),
             mirror: Some(t.mirror.sample(rng)),
+            cascade_morphology: n_labels.and_then(|n| t.cascade_morphology.sample(rng, n)),
+            cascade_components: n_labels.and_then(|n| t.cascade_components.sample(rng, n)),
         }
     }
 
@@ -198,10 +221,13 @@ impl Pipeline {
         self.apply(&params, patch)
     }
 
-    /// Applies drawn parameters to `patch` (data `(c, z, y, x)`, seg `(1, z, y, x)`).
+    /// Applies drawn parameters to `patch`: data `(c, z, y, x)`, seg `(1, z, y, x)`, or
+    /// `(2, z, y, x)` for a cascade stage (label map, previous stage's segmentation).
     ///
     /// # Errors
-    /// [`DataError::MaskFlags`] when `use_mask_for_norm` does not have one flag per channel.
+    /// [`DataError::MaskFlags`] when `use_mask_for_norm` does not have one flag per channel;
+    /// [`DataError::SampleChannels`] when the seg does not have 2 channels for a cascade stage
+    /// or 1 otherwise (the data channels the sample would get against those expected).
     pub fn apply(&self, params: &AugmentParams, patch: Patch) -> Result<Augmented, DataError> {
         let n_channels = patch.data.shape()[0];
         if self.transforms.is_some() && self.use_mask_for_norm.len() != n_channels {
@@ -210,6 +236,7 @@ impl Pipeline {
                 n_channels,
             });
         }
+        self.check_seg_channels(n_channels, patch.seg.shape())?;
         let (mut data, mut seg) = match &params.spatial {
             Some(spatial) => spatial.apply(patch.data.view(), patch.seg.view()),
             None => (patch.data, patch.seg),
@@ -224,10 +251,74 @@ impl Pipeline {
             .collect();
         mask_outside(data.view_mut(), seg.view(), &masked);
         outside_to_background(seg.view_mut());
+        let (data, seg) = self.cascade_inputs(params, data, seg);
+        let seg = match &self.targets.regions {
+            Some(regions) => region_targets(
+                seg.index_axis(Axis(0), 0),
+                regions,
+                self.targets.ignore_label,
+            ),
+            None => seg,
+        };
         Ok(Augmented {
             data,
             targets: self.targets(seg),
         })
+    }
+
+    /// Seg channels a patch must have: 2 for a cascade stage, 1 otherwise.
+    fn check_seg_channels(&self, n_channels: usize, seg_shape: &[usize]) -> Result<(), DataError> {
+        let n_seg = if self.targets.cascade_labels.is_some() {
+            2
+        } else {
+            1
+        };
+        if seg_shape[0] == n_seg {
+            return Ok(());
+        }
+        // What the sample would become: seg channel 1 moves to the data only if it exists.
+        let n_moved = match &self.targets.cascade_labels {
+            Some(labels) if seg_shape[0] >= 2 => labels.len(),
+            _ => 0,
+        };
+        let mut expected_target = seg_shape.to_vec();
+        expected_target[0] = self.n_target_channels();
+        let mut found_target = seg_shape.to_vec();
+        found_target[0] = seg_shape[0] - usize::from(n_moved > 0);
+        Err(DataError::SampleChannels {
+            expected_data: self.n_data_channels(n_channels),
+            found_data: n_channels + n_moved,
+            expected_targets: vec![expected_target],
+            found_targets: vec![found_target],
+        })
+    }
+
+    /// Cascade stage: seg channel 1 leaves the seg as one-hot image channels, corrupted by
+    /// the drawn cascade steps; otherwise `data` and `seg` unchanged.
+    fn cascade_inputs(
+        &self,
+        params: &AugmentParams,
+        data: Array4<f32>,
+        seg: Array4<i16>,
+    ) -> (Array4<f32>, Array4<i16>) {
+        let Some(labels) = &self.targets.cascade_labels else {
+            return (data, seg);
+        };
+        assert_eq!(
+            seg.shape()[0],
+            2,
+            "the spatial transform keeps every seg channel"
+        );
+        let n_image = data.shape()[0];
+        let mut data = append_one_hot(data.view(), seg.index_axis(Axis(0), 1), labels);
+        let mut one_hot = data.slice_mut(s![n_image.., .., .., ..]);
+        if let Some(t) = &params.cascade_morphology {
+            t.apply(one_hot.view_mut());
+        }
+        if let Some(t) = &params.cascade_components {
+            t.apply(one_hot.view_mut());
+        }
+        (data, seg.slice_move(s![0..1, .., .., ..]))
     }
 
     fn apply_intensity(&self, params: &AugmentParams, data: &mut Array4<f32>) {
@@ -255,7 +346,7 @@ impl Pipeline {
     }
 
     /// Deep-supervision targets: the full-resolution seg for scale 1, `nearest-exact`
-    /// downsampling otherwise; just the seg without deep supervision.
+    /// downsampling of every channel otherwise; just the seg without deep supervision.
     fn targets(&self, seg: Array4<i16>) -> Vec<Array4<i16>> {
         if self.ds_scales.is_empty() {
             return vec![seg];
@@ -390,11 +481,262 @@ mod tests {
             mirror: Some(Mirror {
                 flip: [false, false, true],
             }),
+            cascade_morphology: None,
+            cascade_components: None,
         };
         let out = pipeline.apply(&params, p).unwrap();
         // x < 3 was outside; mirrored along x it is x >= 3, zeroed in the image, 0 in the seg.
         for ((_, _, _, x), &v) in out.data.indexed_iter() {
             assert_eq!(v == 0.0, x >= 3, "x {x}");
         }
+    }
+
+    /// A 2-channel seg: the label map of `patch`, and as previous stage labels 1 (x < 4),
+    /// 2 (x >= 4, y even), 0 elsewhere, -1 on the first z slice.
+    fn cascade_patch(crop: [usize; 3], n_channels: usize) -> Patch {
+        let p = patch(crop, n_channels);
+        let [z, y, x] = crop;
+        let prev = Array4::from_shape_fn((1, z, y, x), |(_, z, y, x)| match (z, y % 2, x < 4) {
+            (0, _, _) => -1,
+            (_, _, true) => 1,
+            (_, 0, false) => 2,
+            _ => 0,
+        });
+        Patch {
+            data: p.data,
+            seg: ndarray::concatenate(Axis(0), &[p.seg.view(), prev.view()]).unwrap(),
+        }
+    }
+
+    fn cascade_targets() -> TargetOptions {
+        TargetOptions {
+            cascade_labels: Some(vec![1, 2]),
+            regions: None,
+            ignore_label: None,
+        }
+    }
+
+    /// `sample`, with the spatial step replaced by a centre crop (no interpolation).
+    fn sample_cropped(pipeline: &Pipeline, seed: u64, crop: [usize; 3]) -> AugmentParams {
+        let mut params = pipeline.sample(&mut ChaCha8Rng::seed_from_u64(seed), 1);
+        params.spatial = Some(Spatial::crop(crop));
+        params
+    }
+
+    #[test]
+    fn validation_moves_the_previous_stage_as_one_hot() {
+        let pipeline = Pipeline::nnunet_validation(&[[1.0; 3], [0.5; 3]])
+            .unwrap()
+            .with_targets(cascade_targets());
+        let p = cascade_patch([4, 6, 8], 1);
+        let params = pipeline.sample(&mut ChaCha8Rng::seed_from_u64(0), 1);
+        assert_eq!(params.cascade_morphology, None);
+        assert_eq!(params.cascade_components, None);
+        let out = pipeline.apply(&params, p.clone()).unwrap();
+        assert_eq!(out.data.shape(), &[pipeline.n_data_channels(1), 4, 6, 8]);
+        assert_eq!(out.data.shape()[0], 3);
+        assert_eq!(out.data.slice(s![0..1, .., .., ..]), p.data);
+        for ((c, z, y, x), &v) in out.data.indexed_iter().filter(|((c, ..), _)| *c > 0) {
+            let want = i16::try_from(c).unwrap() == p.seg[[1, z, y, x]];
+            assert_eq!(v, f32::from(u8::from(want)), "{c} {z} {y} {x}");
+        }
+        assert_eq!(
+            out.targets[0],
+            p.seg.slice(s![0..1, .., .., ..]).mapv(|v| v.max(0))
+        );
+        assert_eq!(
+            out.targets[1].shape(),
+            &[pipeline.n_target_channels(), 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn training_corrupts_only_the_cascade_channels() {
+        let setup = DaSetup::nnunet(&[6, 8, 8]).unwrap();
+        let pipeline = Pipeline::nnunet_training(&setup, &[false], &[])
+            .unwrap()
+            .with_targets(cascade_targets());
+        let validation = Pipeline::nnunet_validation(&[])
+            .unwrap()
+            .with_targets(cascade_targets());
+        let (mut n_morphology, mut n_components, mut n_changed) = (0, 0, 0);
+        for seed in 0..60 {
+            let params = sample_cropped(&pipeline, seed, [6, 8, 8]);
+            n_morphology += usize::from(params.cascade_morphology.is_some());
+            n_components += usize::from(params.cascade_components.is_some());
+            let out = pipeline
+                .apply(&params, cascade_patch([6, 8, 8], 1))
+                .unwrap();
+            let mut plain = params.clone();
+            plain.cascade_morphology = None;
+            plain.cascade_components = None;
+            let clean = pipeline.apply(&plain, cascade_patch([6, 8, 8], 1)).unwrap();
+            assert_eq!(out.targets, clean.targets);
+            assert_eq!(
+                out.data.slice(s![0..1, .., .., ..]),
+                clean.data.slice(s![0..1, .., .., ..])
+            );
+            n_changed += usize::from(out.data != clean.data);
+            // The cascade channels stay 0/1 and never overlap.
+            let one_hot = out.data.slice(s![1.., .., .., ..]);
+            assert!(one_hot.iter().all(|&v| v == 0.0 || v == 1.0));
+            assert!(one_hot.sum_axis(Axis(0)).iter().all(|&v| v <= 1.0));
+        }
+        // p 0.4 and 0.2 over 60 draws; whether a draw changes anything depends on the draw.
+        assert!((12..=36).contains(&n_morphology), "{n_morphology}");
+        assert!((3..=24).contains(&n_components), "{n_components}");
+        assert!(n_changed > 0);
+        let val_params = validation.sample(&mut ChaCha8Rng::seed_from_u64(1), 1);
+        assert_eq!(
+            (val_params.cascade_morphology, val_params.cascade_components),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn cascade_runs_are_deterministic_by_seed() {
+        let setup = DaSetup::nnunet(&[6, 8, 8]).unwrap();
+        let pipeline = Pipeline::nnunet_training(&setup, &[true], &[[1.0; 3], [0.5; 3]])
+            .unwrap()
+            .with_targets(cascade_targets());
+        let run = |seed: u64| {
+            (0..12u64)
+                .map(|i| {
+                    let params = sample_cropped(&pipeline, seed * 100 + i, [6, 8, 8]);
+                    pipeline
+                        .apply(&params, cascade_patch([6, 8, 8], 1))
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+        // Draws before the cascade steps do not shift: a non-cascade pipeline draws the same.
+        let plain = Pipeline::nnunet_training(&setup, &[true], &[]).unwrap();
+        let a = plain.sample(&mut ChaCha8Rng::seed_from_u64(8), 1);
+        let b = pipeline.sample(&mut ChaCha8Rng::seed_from_u64(8), 1);
+        assert_eq!(
+            (a.spatial, a.noise, a.mirror),
+            (b.spatial, b.noise, b.mirror)
+        );
+    }
+
+    #[test]
+    fn region_targets_follow_the_regions_and_the_ignore_label() {
+        // Labels {1, 2}, regions [[1, 2], [2]], ignore label 3.
+        let targets = TargetOptions {
+            cascade_labels: None,
+            regions: Some(vec![vec![1, 2], vec![2]]),
+            ignore_label: Some(3),
+        };
+        let pipeline = Pipeline::nnunet_validation(&[[1.0; 3], [1.0, 0.5, 0.5]])
+            .unwrap()
+            .with_targets(targets);
+        let seg = Array4::from_shape_fn((1, 2, 4, 4), |(_, z, y, x)| {
+            [-1i16, 0, 1, 2, 3][(z + y + x) % 5]
+        });
+        let p = Patch {
+            data: Array4::zeros((1, 2, 4, 4)),
+            seg: seg.clone(),
+        };
+        let params = pipeline.sample(&mut ChaCha8Rng::seed_from_u64(0), 1);
+        let out = pipeline.apply(&params, p).unwrap();
+        assert_eq!(pipeline.n_target_channels(), 3);
+        assert_eq!(out.targets[0].shape(), &[3, 2, 4, 4]);
+        assert_eq!(out.targets[1].shape(), &[3, 2, 2, 2]);
+        for ((c, z, y, x), &v) in out.targets[0].indexed_iter() {
+            let label = seg[[0, z, y, x]];
+            let want = match c {
+                0 => label == 1 || label == 2,
+                1 => label == 2,
+                _ => label == 3,
+            };
+            assert_eq!(v, i16::from(want), "channel {c} label {label}");
+        }
+        // Downsampling keeps every channel: nearest-exact picks rows/columns 1 and 3.
+        for ((c, z, y, x), &v) in out.targets[1].indexed_iter() {
+            assert_eq!(v, out.targets[0][[c, z, 2 * y + 1, 2 * x + 1]]);
+        }
+    }
+
+    #[test]
+    fn cascade_with_regions_has_the_announced_channels() {
+        let targets = TargetOptions {
+            cascade_labels: Some(vec![1, 2]),
+            regions: Some(vec![vec![1, 2], vec![2]]),
+            ignore_label: None,
+        };
+        let setup = DaSetup::nnunet(&[6, 8, 8]).unwrap();
+        let pipeline = Pipeline::nnunet_training(&setup, &[false, false], &[[1.0; 3], [0.5; 3]])
+            .unwrap()
+            .with_targets(targets);
+        let mut params = pipeline.sample(&mut ChaCha8Rng::seed_from_u64(2), 2);
+        params.spatial = Some(Spatial::crop([6, 8, 8]));
+        let out = pipeline
+            .apply(&params, cascade_patch([6, 8, 8], 2))
+            .unwrap();
+        assert_eq!(out.data.shape(), &[pipeline.n_data_channels(2), 6, 8, 8]);
+        assert_eq!(pipeline.n_data_channels(2), 4);
+        let shapes: Vec<&[usize]> = out.targets.iter().map(|t| t.shape()).collect();
+        assert_eq!(shapes, vec![&[2, 6, 8, 8][..], &[2, 3, 4, 4]]);
+    }
+
+    #[test]
+    fn full_cascade_runs_have_the_announced_shapes_and_repeat_by_seed() {
+        let targets = TargetOptions {
+            cascade_labels: Some(vec![1, 2]),
+            regions: Some(vec![vec![1, 2], vec![2]]),
+            ignore_label: Some(3),
+        };
+        let setup = DaSetup::nnunet(&[8, 10, 12]).unwrap();
+        let scales = [[1.0; 3], [0.5; 3]];
+        let pipeline = Pipeline::nnunet_training(&setup, &[true], &scales)
+            .unwrap()
+            .with_targets(targets);
+        let run = |seed: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..10)
+                .map(|_| {
+                    pipeline
+                        .run(&mut rng, cascade_patch(setup.crop, 1))
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let outs = run(6);
+        for out in &outs {
+            assert_eq!(out.data.shape(), &[pipeline.n_data_channels(1), 8, 10, 12]);
+            let shapes: Vec<&[usize]> = out.targets.iter().map(|t| t.shape()).collect();
+            assert_eq!(shapes, vec![&[3, 8, 10, 12][..], &[3, 4, 5, 6]]);
+            assert!(out
+                .targets
+                .iter()
+                .all(|t| t.iter().all(|&v| v == 0 || v == 1)));
+        }
+        assert_eq!(outs, run(6));
+        assert_ne!(outs, run(7));
+    }
+
+    #[test]
+    fn seg_channels_must_match_the_cascade_option() {
+        let cascade = Pipeline::nnunet_validation(&[])
+            .unwrap()
+            .with_targets(cascade_targets());
+        let params = cascade.sample(&mut ChaCha8Rng::seed_from_u64(0), 1);
+        let err = cascade.apply(&params, patch([2, 3, 4], 1));
+        assert!(matches!(
+            err,
+            Err(DataError::SampleChannels {
+                expected_data: 3,
+                found_data: 1,
+                ..
+            })
+        ));
+        let plain = Pipeline::nnunet_validation(&[]).unwrap();
+        let err = plain.apply(&params, cascade_patch([2, 3, 4], 1));
+        assert!(matches!(
+            err,
+            Err(DataError::SampleChannels { ref found_targets, .. }) if found_targets[0][0] == 2
+        ));
     }
 }

@@ -1,26 +1,32 @@
-//! The spatial transform: rotation and scaling in one resampling pass through a combined matrix,
-//! or a pure centre crop when neither fires. The only transform that allocates new arrays.
+//! The spatial transform: rotation, scaling and (optionally) elastic deformation in one
+//! resampling pass, or a pure centre crop when none fires. The only transform that allocates
+//! new arrays.
 //!
 //! Geometry (batchgeneratorsv2 `SpatialTransform` with `align_corners=False` and the centre crop
-//! nnU-Net uses): output voxel `o` reads the input at `q = M · (o - (P - 1) / 2) + (S - 1) / 2`
-//! per axis `(z, y, x)`, where `P` is the patch, `S` the input shape and
+//! nnU-Net uses): output voxel `o` reads the input at
+//! `q = M · (o - (P - 1) / 2 + d(o)) + (S - 1) / 2` per axis `(z, y, x)`, where `P` is the patch,
+//! `S` the input shape, `d` the elastic displacement (zero without one) and
 //! `M = Rz(a2) · Ry(a1) · Rx(a0) · diag(s)` in array-index coordinates (`Rx` turns the `(y, x)`
 //! plane). Scale `s > 1` zooms out. Images are sampled trilinearly with zeros outside. Label maps
-//! are sampled as nnU-Net does (each label's one-hot map sampled trilinearly, the largest wins,
-//! ties to the lowest label), computed in one pass from the 8 neighbours' weights; voxels whose
-//! `q` leaves `[0, S - 1]` on any axis become -1. nnU-Net compares the one-hot values in fp16;
-//! we compare in f32, so near-ties may resolve differently. No label is ever invented.
+//! (every channel on its own) are sampled as nnU-Net does (each label's one-hot map sampled
+//! trilinearly, the largest wins, ties to the lowest label), computed in one pass from the 8
+//! neighbours' weights; voxels whose `q` leaves `[0, S - 1]` on any axis become -1. nnU-Net
+//! compares the one-hot values in fp16; we compare in f32, so near-ties may resolve differently.
+//! No label is ever invented. The resampler walks output rows; points whose 8 neighbours all
+//! lie inside take a fast path without border handling.
 //!
 //! nnU-Net: `get_training_transforms` → `SpatialTransform(p_rotation=0.2, p_scaling=0.2,
 //! scaling=(0.7, 1.4), p_synchronize_scaling_across_axes=1, border_mode_seg='constant',
 //! padding_value_seg=-1, bg_style_seg_sampling=False)`.
 
+use std::sync::Arc;
+
 use ndarray::{Array4, ArrayView4};
 use rand::Rng;
 
+use super::elastic::{ElasticDeformation, ElasticError};
 use super::setup::{DaSetup, SpatialMode};
 use super::uniform;
-use crate::sampling::crop_and_pad;
 
 /// A 3 × 3 matrix acting on `(z, y, x)` index coordinates (row-major).
 pub type Matrix3 = [[f64; 3]; 3];
@@ -40,10 +46,18 @@ pub struct RandomSpatial {
     pub p_scaling: f64,
     /// Scale factor range, one factor for all axes (0.7, 1.4).
     pub scaling: (f64, f64),
+    /// Probability of an elastic deformation (0 in nnU-Net's default pipeline).
+    pub p_elastic: f64,
+    /// Range of the deformation's Gaussian sigma as a fraction of the patch edge, drawn per
+    /// axis (bg2 `elastic_deform_scale`, default (0, 0.2)).
+    pub elastic_scale: (f64, f64),
+    /// Range of the largest displacement in voxels, drawn per axis (bg2
+    /// `elastic_deform_magnitude`, default (0, 0.2)).
+    pub elastic_magnitude: (f64, f64),
 }
 
 impl RandomSpatial {
-    /// nnU-Net's settings for `setup`.
+    /// nnU-Net's settings for `setup` (no elastic deformation; bg2's default ranges).
     pub fn nnunet(setup: &DaSetup) -> RandomSpatial {
         RandomSpatial {
             patch: setup.patch,
@@ -52,14 +66,20 @@ impl RandomSpatial {
             rotation_max: setup.rotation_max,
             p_scaling: 0.2,
             scaling: (0.7, 1.4),
+            p_elastic: 0.0,
+            elastic_scale: (0.0, 0.2),
+            elastic_magnitude: (0.0, 0.2),
         }
     }
 
-    /// Draws one transform: rotation with `p_rotation`, scaling with `p_scaling`, else a crop.
+    /// Draws one transform: rotation with `p_rotation`, scaling with `p_scaling`, elastic
+    /// deformation with `p_elastic` (its coin is only tossed when `p_elastic > 0`, so the
+    /// default pipeline's random stream is unchanged), else a crop.
     pub fn sample<R: Rng>(&self, rng: &mut R) -> Spatial {
         let do_rotation = rng.gen::<f64>() < self.p_rotation;
         let do_scaling = rng.gen::<f64>() < self.p_scaling;
-        if !do_rotation && !do_scaling {
+        let do_elastic = self.p_elastic > 0.0 && rng.gen::<f64>() < self.p_elastic;
+        if !do_rotation && !do_scaling && !do_elastic {
             return Spatial::crop(self.patch);
         }
         let mut angles = [0.0; 3];
@@ -75,7 +95,22 @@ impl RandomSpatial {
         } else {
             1.0
         };
-        Spatial::rotate_scale(self.patch, self.mode, angles, scale)
+        let mut spatial = if do_rotation || do_scaling {
+            Spatial::rotate_scale(self.patch, self.mode, angles, scale)
+        } else {
+            Spatial::crop(self.patch)
+        };
+        if do_elastic {
+            let deformation = ElasticDeformation::sample(
+                rng,
+                self.patch,
+                self.mode.in_plane(),
+                self.elastic_scale,
+                self.elastic_magnitude,
+            );
+            spatial.displacement = Some(Arc::new(deformation.field(self.patch)));
+        }
+        spatial
     }
 }
 
@@ -84,8 +119,12 @@ impl RandomSpatial {
 pub struct Spatial {
     /// Output patch `(z, y, x)`.
     pub patch: [usize; 3],
-    /// The combined rotation-scaling matrix; `None`: a pure centre crop.
+    /// The combined rotation-scaling matrix; `None`: identity.
     pub matrix: Option<Matrix3>,
+    /// Elastic displacement `(3, z, y, x)` in voxels, added to the centred output grid before
+    /// the matrix; a field with `z = 1` applies to every slice. `None`: no deformation. With
+    /// neither a matrix nor a displacement the transform is a pure centre crop.
+    pub displacement: Option<Arc<Array4<f32>>>,
 }
 
 impl Spatial {
@@ -94,6 +133,7 @@ impl Spatial {
         Spatial {
             patch,
             matrix: None,
+            displacement: None,
         }
     }
 
@@ -117,28 +157,92 @@ impl Spatial {
         Spatial {
             patch,
             matrix: Some(matmul(&rotation, &scaling)),
+            displacement: None,
         }
     }
 
-    /// Applies the transform to data `(c, z, y, x)` and seg `(1, z, y, x)` of one sample.
+    /// The transform with an elastic displacement `(3, z, y, x)` (voxels, per output voxel,
+    /// components in `(z, y, x)` order); `z` may be 1 (one field for every slice). See
+    /// [`ElasticDeformation`](super::ElasticDeformation) for nnU-Net's random fields.
+    ///
+    /// # Errors
+    /// [`ElasticError::FieldShape`] when the field does not match the patch.
+    pub fn with_elastic(mut self, field: Array4<f32>) -> Result<Spatial, ElasticError> {
+        let [pz, py, px] = self.patch;
+        let s = field.shape();
+        if s[0] != 3 || (s[1] != pz && s[1] != 1) || s[2] != py || s[3] != px {
+            return Err(ElasticError::FieldShape {
+                patch: self.patch,
+                found: [s[0], s[1], s[2], s[3]],
+            });
+        }
+        self.displacement = Some(Arc::new(field));
+        Ok(self)
+    }
+
+    /// Whether the transform interpolates (rotation, scaling or deformation) rather than crops.
+    pub fn resamples(&self) -> bool {
+        self.matrix.is_some() || self.displacement.is_some()
+    }
+
+    /// Applies the transform to data `(c, z, y, x)` and seg `(k, z, y, x)` of one sample. Every
+    /// seg channel (k ≥ 1; a cascade patch carries the previous stage's seg as channel 1) is
+    /// sampled on its own; voxels outside the input are -1 in every seg channel.
     pub fn apply(
         &self,
         data: ArrayView4<'_, f32>,
         seg: ArrayView4<'_, i16>,
     ) -> (Array4<f32>, Array4<i16>) {
-        match &self.matrix {
-            None => {
-                let shape = &data.shape()[1..];
-                let lower =
-                    std::array::from_fn(|a| (shape[a] / 2) as isize - (self.patch[a] / 2) as isize);
-                (
-                    crop_and_pad(data, lower, self.patch, 0.0),
-                    crop_and_pad(seg, lower, self.patch, -1),
-                )
+        if !self.resamples() {
+            let shape = &data.shape()[1..];
+            let lower =
+                std::array::from_fn(|a| (shape[a] / 2) as isize - (self.patch[a] / 2) as isize);
+            return (
+                crop_rows(data, lower, self.patch, 0.0),
+                crop_rows(seg, lower, self.patch, -1),
+            );
+        }
+        resample(self, data, seg)
+    }
+}
+
+/// `array[:, lower.. lower + size]` with `pad` outside, copied one contiguous x row at a time
+/// (the same result as `sampling::crop_and_pad`).
+fn crop_rows<T: Copy>(
+    array: ArrayView4<'_, T>,
+    lower: [isize; 3],
+    size: [usize; 3],
+    pad: T,
+) -> Array4<T> {
+    let array = array.as_standard_layout();
+    let src = array.as_slice().expect("standard layout is contiguous");
+    let n_channels = array.shape()[0];
+    let shape: [usize; 3] = std::array::from_fn(|a| array.shape()[a + 1]);
+    let mut out = Array4::from_elem((n_channels, size[0], size[1], size[2]), pad);
+    let dst = out.as_slice_mut().expect("fresh array is contiguous");
+    // Output index range `[lo, hi)` per axis that reads inside the input.
+    let span: [(usize, usize); 3] = std::array::from_fn(|a| {
+        let lo = (-lower[a]).clamp(0, size[a] as isize) as usize;
+        let hi = (shape[a] as isize - lower[a]).clamp(lo as isize, size[a] as isize) as usize;
+        (lo, hi)
+    });
+    let (x_lo, x_hi) = span[2];
+    if x_hi == x_lo {
+        return out;
+    }
+    for c in 0..n_channels {
+        for z in span[0].0..span[0].1 {
+            let sz = (z as isize + lower[0]) as usize;
+            for y in span[1].0..span[1].1 {
+                let sy = (y as isize + lower[1]) as usize;
+                let sx = (x_lo as isize + lower[2]) as usize;
+                let from = ((c * shape[0] + sz) * shape[1] + sy) * shape[2] + sx;
+                let to = ((c * size[0] + z) * size[1] + y) * size[2] + x_lo;
+                dst[to..to + x_hi - x_lo].copy_from_slice(&src[from..from + x_hi - x_lo]);
             }
-            Some(m) => resample(m, self.patch, data, seg),
         }
     }
+    out
 }
 
 fn diag(d: [f64; 3]) -> Matrix3 {
@@ -185,7 +289,24 @@ fn neighbours(q: [f64; 3], shape: [usize; 3]) -> Neighbours {
         interior &= lo[a] >= 0 && lo[a] + 1 < shape[a] as isize;
     }
     if interior {
-        return interior_neighbours(lo.map(|v| v as usize), frac, shape);
+        let base = (lo[0] as usize * shape[1] + lo[1] as usize) * shape[2] + lo[2] as usize;
+        let row = shape[2];
+        let plane = shape[1] * row;
+        return Neighbours {
+            offsets: [
+                0,
+                1,
+                row,
+                row + 1,
+                plane,
+                plane + 1,
+                plane + row,
+                plane + row + 1,
+            ]
+            .map(|o| base + o),
+            weights: corner_weights(frac[0], frac[1], frac[2]),
+            inside: true,
+        };
     }
     let mut n = Neighbours {
         offsets: [0; 8],
@@ -211,110 +332,242 @@ fn neighbours(q: [f64; 3], shape: [usize; 3]) -> Neighbours {
     n
 }
 
-/// The fast path of [`neighbours`] when all 8 neighbours lie inside the volume.
-fn interior_neighbours(lo: [usize; 3], frac: [f32; 3], shape: [usize; 3]) -> Neighbours {
-    let row = shape[2];
-    let plane = shape[1] * shape[2];
-    let base = lo[0] * plane + lo[1] * row + lo[2];
-    let [fz, fy, fx] = frac;
-    let [gz, gy, gx] = frac.map(|f| 1.0 - f);
-    Neighbours {
-        offsets: [
-            base,
-            base + 1,
-            base + row,
-            base + row + 1,
-            base + plane,
-            base + plane + 1,
-            base + plane + row,
-            base + plane + row + 1,
-        ],
-        weights: [
-            gz * gy * gx,
-            gz * gy * fx,
-            gz * fy * gx,
-            gz * fy * fx,
-            fz * gy * gx,
-            fz * gy * fx,
-            fz * fy * gx,
-            fz * fy * fx,
-        ],
-        inside: true,
-    }
-}
-
-/// The label whose summed neighbour weight is largest; ties go to the lowest label.
-fn vote(seg: &[i16], n: &Neighbours) -> i16 {
-    let first = seg[n.offsets[0]];
-    if n.offsets.iter().all(|&o| seg[o] == first) {
-        // Every neighbour (zero-weight ones included, all in bounds here) has the same label.
+/// The label whose summed weight is largest among neighbours of non-zero weight; ties go to
+/// the lowest label. When all 8 labels agree (zero-weight neighbours included) that label.
+fn vote(labels: &[i16; 8], weights: &[f32; 8]) -> i16 {
+    let first = labels[0];
+    if labels.iter().all(|&l| l == first) {
         return first;
     }
-    let mut labels = [0i16; 8];
+    let mut seen = [0i16; 8];
     let mut sums = [0f32; 8];
-    let mut n_labels = 0;
+    let mut n_seen = 0;
     for k in 0..8 {
-        if n.weights[k] == 0.0 {
+        if weights[k] == 0.0 {
             continue;
         }
-        let label = seg[n.offsets[k]];
-        match labels[..n_labels].iter().position(|&l| l == label) {
-            Some(i) => sums[i] += n.weights[k],
+        match seen[..n_seen].iter().position(|&l| l == labels[k]) {
+            Some(i) => sums[i] += weights[k],
             None => {
-                labels[n_labels] = label;
-                sums[n_labels] = n.weights[k];
-                n_labels += 1;
+                seen[n_seen] = labels[k];
+                sums[n_seen] = weights[k];
+                n_seen += 1;
             }
         }
     }
     let mut best = 0;
-    for i in 1..n_labels {
-        if sums[i] > sums[best] || (sums[i] == sums[best] && labels[i] < labels[best]) {
+    for i in 1..n_seen {
+        if sums[i] > sums[best] || (sums[i] == sums[best] && seen[i] < seen[best]) {
             best = i;
         }
     }
-    labels[best]
+    seen[best]
 }
 
-/// Resamples data and seg through `m` (module docs for the geometry).
+/// Trilinear weights of the 8 corners of a cell, in [`Neighbours`] order, from the fractional
+/// position `(fz, fy, fx)` inside it.
+#[inline(always)]
+fn corner_weights(fz: f32, fy: f32, fx: f32) -> [f32; 8] {
+    let (gz, gy, gx) = (1.0 - fz, 1.0 - fy, 1.0 - fx);
+    [
+        gz * gy * gx,
+        gz * gy * fx,
+        gz * fy * gx,
+        gz * fy * fx,
+        fz * gy * gx,
+        fz * gy * fx,
+        fz * fy * gx,
+        fz * fy * fx,
+    ]
+}
+
+/// The contiguous input of one resampling pass.
+struct Source<'a> {
+    data: &'a [f32],
+    seg: &'a [i16],
+    n_channels: usize,
+    n_seg_channels: usize,
+    shape: [usize; 3],
+    channel_len: usize,
+    /// `S - 1` per axis: `q` is interior (all 8 neighbours inside) when `0 <= q < S - 1`.
+    last: [f64; 3],
+}
+
+impl Source<'_> {
+    /// Samples every data and seg channel at `q` into output voxel `voxel`.
+    #[inline(always)]
+    fn sample_into(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
+        let [qz, qy, qx] = q;
+        let [lz, ly, lx] = self.last;
+        if qz >= 0.0 && qz < lz && qy >= 0.0 && qy < ly && qx >= 0.0 && qx < lx {
+            self.sample_interior(q, out, voxel);
+        } else {
+            self.sample_border(q, out, voxel);
+        }
+    }
+
+    /// The fast path: all 8 neighbours lie inside (`0 <= q < S - 1` on every axis).
+    #[inline(always)]
+    fn sample_interior(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
+        // `0 <= q < S - 1`: truncation is `floor`, and i32 conversions are cheap.
+        let (lz, ly, lx) = (q[0] as i32, q[1] as i32, q[2] as i32);
+        let fz = (q[0] - f64::from(lz)) as f32;
+        let fy = (q[1] - f64::from(ly)) as f32;
+        let fx = (q[2] - f64::from(lx)) as f32;
+        let w = corner_weights(fz, fy, fx);
+        let (row, plane) = (self.shape[2], self.shape[1] * self.shape[2]);
+        let base = (lz as usize * self.shape[1] + ly as usize) * row + lx as usize;
+        let (r1, p0, p1) = (row + 1, plane + row, plane + row + 1);
+        for c in 0..self.n_channels {
+            let v = &self.data[c * self.channel_len + base..][..p1 + 1];
+            // The same products and summation order as the border path.
+            let sum = w[0] * v[0]
+                + w[1] * v[1]
+                + w[2] * v[row]
+                + w[3] * v[r1]
+                + w[4] * v[plane]
+                + w[5] * v[plane + 1]
+                + w[6] * v[p0]
+                + w[7] * v[p1];
+            out.data[c * out.len + voxel] = sum;
+        }
+        for c in 0..self.n_seg_channels {
+            let l = &self.seg[c * self.channel_len + base..][..p1 + 1];
+            let first = l[0];
+            let uniform = (l[1] == first) & (l[row] == first) & (l[r1] == first);
+            let uniform = uniform & (l[plane] == first) & (l[plane + 1] == first);
+            out.seg[c * out.len + voxel] = if uniform & (l[p0] == first) & (l[p1] == first) {
+                first
+            } else {
+                let labels = [
+                    l[0],
+                    l[1],
+                    l[row],
+                    l[r1],
+                    l[plane],
+                    l[plane + 1],
+                    l[p0],
+                    l[p1],
+                ];
+                vote(&labels, &w)
+            };
+        }
+    }
+
+    /// Points near or beyond the border: missing neighbours weigh 0 (zero padding for the
+    /// image); seg channels get -1 unless `q` lies inside `[0, S - 1]` on every axis.
+    fn sample_border(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
+        let n = neighbours(q, self.shape);
+        for c in 0..self.n_channels {
+            let channel = &self.data[c * self.channel_len..(c + 1) * self.channel_len];
+            let mut sum = 0.0f32;
+            for k in 0..8 {
+                sum += n.weights[k] * channel[n.offsets[k]];
+            }
+            out.data[c * out.len + voxel] = sum;
+        }
+        for c in 0..self.n_seg_channels {
+            let channel = &self.seg[c * self.channel_len..(c + 1) * self.channel_len];
+            out.seg[c * out.len + voxel] = if n.inside {
+                vote(&n.offsets.map(|o| channel[o]), &n.weights)
+            } else {
+                -1
+            };
+        }
+    }
+}
+
+/// The output buffers of one resampling pass, `len` voxels per channel.
+struct Target<'a> {
+    data: &'a mut [f32],
+    seg: &'a mut [i16],
+    len: usize,
+}
+
+/// Input coordinates `q = M · (o - (P - 1) / 2 + d(o)) + (S - 1) / 2` of every voxel of one
+/// output row, where `d` is the displacement (zero without one).
+struct Grid<'a> {
+    m: Matrix3,
+    c_in: [f64; 3],
+    c_out: [f64; 3],
+    displacement: Option<&'a Array4<f32>>,
+}
+
+impl Grid<'_> {
+    fn row(&self, oz: usize, oy: usize, qs: &mut [[f64; 3]]) {
+        let m = &self.m;
+        match self.displacement {
+            None => {
+                let p = [
+                    oz as f64 - self.c_out[0],
+                    oy as f64 - self.c_out[1],
+                    -self.c_out[2],
+                ];
+                let base: [f64; 3] = std::array::from_fn(|i| {
+                    self.c_in[i] + (0..3).map(|k| m[i][k] * p[k]).sum::<f64>()
+                });
+                for (ox, q) in qs.iter_mut().enumerate() {
+                    *q = std::array::from_fn(|i| base[i] + m[i][2] * ox as f64);
+                }
+            }
+            Some(d) => {
+                let dz = if d.shape()[1] == 1 { 0 } else { oz };
+                for (ox, q) in qs.iter_mut().enumerate() {
+                    let p = [
+                        oz as f64 - self.c_out[0] + d[[0, dz, oy, ox]] as f64,
+                        oy as f64 - self.c_out[1] + d[[1, dz, oy, ox]] as f64,
+                        ox as f64 - self.c_out[2] + d[[2, dz, oy, ox]] as f64,
+                    ];
+                    *q = std::array::from_fn(|i| {
+                        self.c_in[i] + (0..3).map(|k| m[i][k] * p[k]).sum::<f64>()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Resamples data and seg through the transform (module docs for the geometry), one output
+/// row at a time.
 fn resample(
-    m: &Matrix3,
-    patch: [usize; 3],
+    t: &Spatial,
     data: ArrayView4<'_, f32>,
     seg: ArrayView4<'_, i16>,
 ) -> (Array4<f32>, Array4<i16>) {
+    let patch = t.patch;
     let data = data.as_standard_layout();
     let seg = seg.as_standard_layout();
-    let src = data.as_slice().expect("standard layout is contiguous");
-    let src_seg = seg.as_slice().expect("standard layout is contiguous");
-    let n_channels = data.shape()[0];
     let shape: [usize; 3] = std::array::from_fn(|a| data.shape()[a + 1]);
-    let channel_len: usize = shape.iter().product();
-    let out_len: usize = patch.iter().product();
-    let mut out = Array4::<f32>::zeros((n_channels, patch[0], patch[1], patch[2]));
-    let mut out_seg = Array4::<i16>::from_elem((1, patch[0], patch[1], patch[2]), -1);
-    let dst = out.as_slice_mut().expect("fresh array is contiguous");
-    let dst_seg = out_seg.as_slice_mut().expect("fresh array is contiguous");
-    let c_in: [f64; 3] = std::array::from_fn(|a| (shape[a] as f64 - 1.0) / 2.0);
-    let c_out: [f64; 3] = std::array::from_fn(|a| (patch[a] as f64 - 1.0) / 2.0);
-    let mut voxel = 0;
+    let src = Source {
+        data: data.as_slice().expect("standard layout is contiguous"),
+        seg: seg.as_slice().expect("standard layout is contiguous"),
+        n_channels: data.shape()[0],
+        n_seg_channels: seg.shape()[0],
+        shape,
+        channel_len: shape.iter().product(),
+        last: shape.map(|s| s as f64 - 1.0),
+    };
+    let out_shape = |c| (c, patch[0], patch[1], patch[2]);
+    let mut out = Array4::<f32>::zeros(out_shape(src.n_channels));
+    let mut out_seg = Array4::<i16>::zeros(out_shape(src.n_seg_channels));
+    let mut target = Target {
+        data: out.as_slice_mut().expect("fresh array is contiguous"),
+        seg: out_seg.as_slice_mut().expect("fresh array is contiguous"),
+        len: patch.iter().product(),
+    };
+    let grid = Grid {
+        m: t.matrix.unwrap_or_else(|| diag([1.0; 3])),
+        c_in: shape.map(|s| (s as f64 - 1.0) / 2.0),
+        c_out: patch.map(|s| (s as f64 - 1.0) / 2.0),
+        displacement: t.displacement.as_deref(),
+    };
+    let mut qs = vec![[0.0f64; 3]; patch[2]];
     for oz in 0..patch[0] {
         for oy in 0..patch[1] {
-            let p = [oz as f64 - c_out[0], oy as f64 - c_out[1], -c_out[2]];
-            let base: [f64; 3] =
-                std::array::from_fn(|i| c_in[i] + (0..3).map(|k| m[i][k] * p[k]).sum::<f64>());
-            for ox in 0..patch[2] {
-                let q = std::array::from_fn(|i| base[i] + m[i][2] * ox as f64);
-                let n = neighbours(q, shape);
-                for c in 0..n_channels {
-                    let channel = &src[c * channel_len..(c + 1) * channel_len];
-                    dst[c * out_len + voxel] =
-                        (0..8).map(|k| n.weights[k] * channel[n.offsets[k]]).sum();
-                }
-                if n.inside {
-                    dst_seg[voxel] = vote(src_seg, &n);
-                }
-                voxel += 1;
+            grid.row(oz, oy, &mut qs);
+            let row_start = (oz * patch[1] + oy) * patch[2];
+            for (ox, &q) in qs.iter().enumerate() {
+                src.sample_into(q, &mut target, row_start + ox);
             }
         }
     }
@@ -483,14 +736,158 @@ mod tests {
     }
 
     #[test]
+    fn seg_channels_are_voted_independently() {
+        // Channel 0 labels z halves, channel 1 (a cascade's previous stage) x halves; rotating
+        // a quarter turn about z maps output x to input -y, so channel 1 follows y instead.
+        let shape = [10, 12, 12];
+        let seg = Array4::from_shape_fn((2, 10, 12, 12), |(c, z, _, x)| {
+            if c == 0 {
+                i16::from(z >= 5) * 3
+            } else {
+                i16::from(x >= 6) * 7
+            }
+        });
+        let data = Array4::<f32>::zeros((1, shape[0], shape[1], shape[2]));
+        let one = Spatial::rotate_scale([10, 12, 16], SpatialMode::Dummy2d, [0.0, 0.0, 0.0], 1.0)
+            .apply(data.view(), seg.view())
+            .1;
+        assert_eq!(one.shape(), &[2, 10, 12, 16]);
+        // 16 > 12 along x: two voxels on each side are outside, -1 in both channels.
+        for c in 0..2 {
+            assert!((0..10).all(|z| one[[c, z, 3, 0]] == -1 && one[[c, z, 3, 15]] == -1));
+        }
+        assert_eq!((one[[0, 2, 3, 5]], one[[0, 7, 3, 5]]), (0, 3));
+        assert_eq!((one[[1, 2, 3, 5]], one[[1, 2, 3, 10]]), (0, 7));
+        let turned = Spatial::rotate_scale(
+            [10, 12, 12],
+            SpatialMode::Volumetric,
+            [PI / 2.0, 0.0, 0.0],
+            1.0,
+        )
+        .apply(data.view(), seg.view())
+        .1;
+        for ((c, z, y, x), &v) in turned.indexed_iter() {
+            let want = if c == 0 {
+                i16::from(z >= 5) * 3
+            } else {
+                // Output (y, x) reads input x = y (offsets: dx_in = dy_out).
+                i16::from(y >= 6) * 7
+            };
+            assert_eq!(v, want, "channel {c} at ({z}, {y}, {x})");
+        }
+    }
+
+    #[test]
+    fn crop_moves_every_seg_channel() {
+        let seg = Array4::from_shape_fn((2, 6, 6, 6), |(c, z, y, x)| {
+            (c * 100 + z * 10 + y + x) as i16
+        });
+        let data = seg.mapv(f32::from);
+        let (out_data, out_seg) = Spatial::crop([4, 4, 8]).apply(data.view(), seg.view());
+        assert_eq!(out_seg.shape(), &[2, 4, 4, 8]);
+        // lower corner (1, 1, -1): x pads one voxel on each side.
+        assert_eq!(out_seg[[1, 0, 0, 0]], -1);
+        assert_eq!(out_seg[[1, 0, 0, 1]], 100 + 10 + 1);
+        assert_eq!(out_data[[1, 3, 3, 6]], 149.0);
+    }
+
+    #[test]
+    fn zero_displacement_changes_nothing() {
+        let data = blob([30, 32, 34], [14.0, 17.0, 15.0], 2.0);
+        let seg = data.mapv(|v| i16::from(v > 0.5));
+        let patch = [24, 26, 28];
+        let zero = Array4::<f32>::zeros((3, 24, 26, 28));
+        let rotated = Spatial::rotate_scale(patch, SpatialMode::Volumetric, [0.2, 0.4, -0.3], 0.9);
+        let deformed = rotated.clone().with_elastic(zero.clone()).unwrap();
+        assert!(deformed.resamples());
+        assert_eq!(
+            rotated.apply(data.view(), seg.view()),
+            deformed.apply(data.view(), seg.view())
+        );
+        // Without a matrix, a zero field resamples through the identity (S - P even: a crop).
+        let plain = Spatial::crop(patch).with_elastic(zero).unwrap();
+        let crop = Spatial::crop(patch).apply(data.view(), seg.view());
+        let (d, s) = plain.apply(data.view(), seg.view());
+        assert_eq!(s, crop.1);
+        assert!(d
+            .iter()
+            .zip(crop.0.iter())
+            .all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+
+    #[test]
+    fn constant_displacement_shifts_the_blob_by_minus_d() {
+        let shape = [41, 45, 49];
+        let patch = [33, 37, 35];
+        let point = [22.0, 21.0, 26.0];
+        let d = [1.5f32, -2.25, 3.0];
+        let data = blob(shape, point, 1.5);
+        let seg = Array4::<i16>::zeros((1, shape[0], shape[1], shape[2]));
+        let field = Array4::from_shape_fn((3, patch[0], patch[1], patch[2]), |(a, _, _, _)| d[a]);
+        let t = Spatial::rotate_scale(patch, SpatialMode::Volumetric, [0.3, -0.2, 0.45], 1.1);
+        let m = t.matrix.unwrap();
+        let (out, _) = t
+            .with_elastic(field)
+            .unwrap()
+            .apply(data.view(), seg.view());
+        // q = M (o - c_out + d) + c_in: the blob appears at M⁻¹ (X - c_in) + c_out - d.
+        let rel: [f64; 3] = std::array::from_fn(|a| point[a] - (shape[a] as f64 - 1.0) / 2.0);
+        let p = solve(&m, rel);
+        let got = centroid(&out);
+        for a in 0..3 {
+            let want = p[a] + (patch[a] as f64 - 1.0) / 2.0 - d[a] as f64;
+            assert!(
+                (got[a] - want).abs() < 0.05,
+                "axis {a}: {got:?}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn deformation_never_invents_labels() {
+        let seg = Array4::from_shape_fn((2, 30, 30, 30), |(c, z, y, x)| {
+            [0i16, 2, 5, -1][(z / 4 + y / 5 + x / 3 + c) % 4]
+        });
+        let data = Array4::<f32>::zeros((1, 30, 30, 30));
+        let input: BTreeSet<i16> = seg.iter().copied().collect();
+        let random = RandomSpatial {
+            p_elastic: 1.0,
+            elastic_scale: (0.05, 0.2),
+            elastic_magnitude: (2.0, 6.0),
+            ..RandomSpatial::nnunet(&DaSetup::nnunet(&[24, 26, 28]).unwrap())
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..4 {
+            let t = random.sample(&mut rng);
+            assert!(t.displacement.is_some());
+            let (_, out) = t.apply(data.view(), seg.view());
+            let labels: BTreeSet<i16> = out.iter().copied().collect();
+            assert!(labels.is_subset(&input), "{labels:?} ⊄ {input:?}");
+        }
+    }
+
+    #[test]
+    fn elastic_fields_must_match_the_patch() {
+        let t = Spatial::crop([4, 5, 6]);
+        assert!(t.clone().with_elastic(Array4::zeros((3, 1, 5, 6))).is_ok());
+        assert_eq!(
+            t.with_elastic(Array4::zeros((3, 4, 6, 5))).unwrap_err(),
+            ElasticError::FieldShape {
+                patch: [4, 5, 6],
+                found: [3, 4, 6, 5]
+            }
+        );
+    }
+
+    #[test]
     fn sampling_fires_with_nnunet_probabilities() {
         let setup = DaSetup::nnunet(&[64, 64, 64]).unwrap();
         let random = RandomSpatial::nnunet(&setup);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let n = 20_000;
-        let crops = (0..n)
-            .filter(|_| random.sample(&mut rng).matrix.is_none())
-            .count() as f64;
+        let draws: Vec<Spatial> = (0..n).map(|_| random.sample(&mut rng)).collect();
+        assert!(draws.iter().all(|t| t.displacement.is_none()));
+        let crops = draws.iter().filter(|t| t.matrix.is_none()).count() as f64;
         // P(neither) = 0.8 · 0.8.
         assert!((crops / n as f64 - 0.64).abs() < 0.015);
     }

@@ -12,7 +12,7 @@ use autoseg_planner::{Configuration, UNetSpec};
 use autoseg_preprocessing::write_atomic;
 
 use super::TrainError;
-use crate::augment::{DaSetup, Pipeline};
+use crate::augment::{DaSetup, Pipeline, TargetOptions};
 use crate::loader::{DataLoader, LoaderSettings};
 use crate::loss::deep_supervision_scales;
 use crate::sampling::{CaseSource, InMemoryCase, InMemorySource, PatchSampler, SourceError};
@@ -116,15 +116,17 @@ pub(crate) struct FoldData {
 }
 
 impl FoldData {
-    /// Opens the fold's cases and sets up nnU-Net's samplers and pipelines for `config`.
+    /// Opens the fold's cases and sets up nnU-Net's samplers and pipelines for `config`, both
+    /// pipelines making the cascade inputs and region targets `targets` asks for.
     pub fn new(
         store: &dyn CaseStore,
         split: &Split,
         fold: Fold,
         config: &Configuration,
-        has_ignore_label: bool,
+        targets: &TargetOptions,
         n_workers: usize,
     ) -> Result<FoldData, TrainError> {
+        let has_ignore_label = targets.ignore_label.is_some();
         let open = |ids: &[String], which: &'static str| {
             if ids.is_empty() {
                 return Err(TrainError::EmptyFold {
@@ -153,8 +155,9 @@ impl FoldData {
                 has_ignore_label,
             )?,
             val_sampler: PatchSampler::new(setup.patch, setup.patch, batch_size, has_ignore_label)?,
-            train_pipeline: Pipeline::nnunet_training(&setup, &config.use_mask_for_norm, &scales)?,
-            val_pipeline: Pipeline::nnunet_validation(&scales)?,
+            train_pipeline: Pipeline::nnunet_training(&setup, &config.use_mask_for_norm, &scales)?
+                .with_targets(targets.clone()),
+            val_pipeline: Pipeline::nnunet_validation(&scales)?.with_targets(targets.clone()),
             n_workers: n_workers.max(1),
         })
     }
@@ -162,6 +165,12 @@ impl FoldData {
     /// Number of image channels of the cases.
     pub fn n_channels(&self) -> usize {
         self.train_source.n_channels()
+    }
+
+    /// Number of network input channels: the image channels, plus one per previous-stage label
+    /// for a cascade stage.
+    pub fn n_data_channels(&self) -> usize {
+        self.train_pipeline.n_data_channels(self.n_channels())
     }
 
     /// A loader of augmented training batches whose sequence is fixed by `seed`.

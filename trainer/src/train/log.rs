@@ -4,7 +4,8 @@
 //!
 //! nnU-Net: `nnUNetTrainer.print_to_log_file` and the lines of `on_epoch_end` (`Epoch N`,
 //! `Current learning rate`, `train_loss`, `val_loss`, `Pseudo dice`, `Epoch time`,
-//! `Yayy! New best EMA pseudo Dice`).
+//! `Yayy! New best EMA pseudo Dice`), plus autoseg's `Data wait` line: the share of the
+//! training iterations' time spent waiting for the data loader.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -44,17 +45,24 @@ impl LogFile {
             .map_err(|e| TrainError::io(&self.path, "write the training log", e))
     }
 
-    /// The lines nnU-Net writes at the end of an epoch (the last one logged in `log`).
-    pub fn epoch(&mut self, log: &TrainLog, new_best: bool) -> Result<(), TrainError> {
-        for line in epoch_lines(log, new_best) {
+    /// The lines nnU-Net writes at the end of an epoch (the last one logged in `log`), and the
+    /// epoch's data wait in percent.
+    pub fn epoch(
+        &mut self,
+        log: &TrainLog,
+        new_best: bool,
+        data_wait_percent: f64,
+    ) -> Result<(), TrainError> {
+        for line in epoch_lines(log, new_best, data_wait_percent) {
             self.line(&line)?;
         }
         Ok(())
     }
 }
 
-/// nnU-Net's end-of-epoch lines for the last epoch in `log` (empty when nothing is logged).
-pub(crate) fn epoch_lines(log: &TrainLog, new_best: bool) -> Vec<String> {
+/// nnU-Net's end-of-epoch lines for the last epoch in `log` (empty when nothing is logged),
+/// with the epoch's data wait after `Epoch time`.
+pub(crate) fn epoch_lines(log: &TrainLog, new_best: bool, data_wait_percent: f64) -> Vec<String> {
     let Some(epoch) = log.n_epochs().checked_sub(1) else {
         return Vec::new();
     };
@@ -70,6 +78,7 @@ pub(crate) fn epoch_lines(log: &TrainLog, new_best: bool) -> Vec<String> {
         format!("val_loss {:.4}", log.val_losses[epoch]),
         format!("Pseudo dice [{}]", dice.join(", ")),
         format!("Epoch time: {duration:.2} s"),
+        format!("Data wait: {data_wait_percent:.2} % of the training iterations"),
     ];
     if new_best {
         lines.push(format!(
@@ -145,7 +154,7 @@ mod tests {
             epoch_end_timestamps: vec![10.0, 22.5],
         };
         assert_eq!(
-            epoch_lines(&log, true),
+            epoch_lines(&log, true, 0.8),
             vec![
                 "Epoch 1",
                 "Current learning rate: 0.00991",
@@ -153,10 +162,11 @@ mod tests {
                 "val_loss -0.5500",
                 "Pseudo dice [0.8000, NaN]",
                 "Epoch time: 12.50 s",
+                "Data wait: 0.80 % of the training iterations",
                 "Yayy! New best EMA pseudo Dice: 0.4175",
             ]
         );
-        assert_eq!(epoch_lines(&log, false).len(), 6);
-        assert!(epoch_lines(&TrainLog::default(), true).is_empty());
+        assert_eq!(epoch_lines(&log, false, 0.0).len(), 7);
+        assert!(epoch_lines(&TrainLog::default(), true, 0.0).is_empty());
     }
 }

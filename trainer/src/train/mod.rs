@@ -5,7 +5,12 @@
 //! training steps (deep-supervision Dice + CE, backward, clip to norm 12, SGD-Nesterov; fp16
 //! autocast with loss scaling on CUDA); `val_iters_per_epoch` validation steps (loss, pseudo
 //! Dice of the top output); the EMA of the mean foreground pseudo Dice; then the checkpoints
-//! [`checkpoint_actions`] asks for, the log lines and the plot.
+//! [`checkpoint_actions`] asks for, the log lines and the plot. `train.log` also gets the share
+//! of the epoch's training iterations spent waiting for the data loader (`Data wait`).
+//!
+//! A cascade stage ([`TrainJob::cascade_labels`], cases from a [`CascadeStore`]) feeds the
+//! network the image plus one channel per previous-stage label, and its checkpoints record that
+//! input channel count; region-based training ([`TrainJob::regions`]) has one head per region.
 //!
 //! Determinism: every random stream of epoch `e` (libtorch's generator, the training and the
 //! validation loader) is seeded from `(seed, e)` at the start of the epoch, and each loader is
@@ -22,6 +27,7 @@
 //! `.optim.safetensors` and `.toml`, `train.log`, `progress.png`.
 
 mod cache;
+mod cascade;
 mod checkpoint;
 mod curves;
 mod data;
@@ -33,7 +39,7 @@ mod state;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use autoseg_planner::Plans;
 use autoseg_preprocessing::Progress;
@@ -41,6 +47,7 @@ use autoseg_preprocessing::Progress;
 pub use tch::Device;
 
 pub use cache::CacheStore;
+pub use cascade::CascadeStore;
 pub use checkpoint::{
     checkpoint_actions, load_weights, read_checkpoint_meta, resume_checkpoint, CheckpointAction,
     CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, CHECKPOINT_SCHEMA_VERSION,
@@ -50,6 +57,8 @@ pub use data::{fold_split, CaseStore, InMemoryStore};
 pub use error::TrainError;
 pub use state::{EpochRecord, TrainLog, TrainState};
 
+use crate::augment::TargetOptions;
+use crate::loader::DataLoader;
 use crate::schedule::TrainSettings;
 use crate::splits::Fold;
 use crate::validation::{mean_foreground_dice, ClassCounts};
@@ -137,6 +146,9 @@ pub struct TrainedFold {
     pub best_ema: Option<f64>,
     /// The per-epoch logs.
     pub log: TrainLog,
+    /// Per epoch trained by this call: the share of the training iterations' time spent
+    /// waiting for the data loader, in percent.
+    pub data_wait_percent: Vec<f64>,
     /// The fold's validation cases (input of the final validation).
     pub val_cases: Vec<String>,
 }
@@ -161,26 +173,26 @@ pub fn train(
             configuration: job.configuration.to_string(),
             source: Box::new(source),
         })?;
-    check_job(job)?;
+    let targets = target_options(job)?;
     check_device(run.device)?;
     let fold_dir = job.fold_dir();
     std::fs::create_dir_all(&fold_dir)
         .map_err(|e| TrainError::io(&fold_dir, "create the fold folder", e))?;
     let split = fold_split(job.dataset_dir, &store.case_ids(), job.fold)?;
-    let has_ignore = job.ignore_label.is_some();
     let data = FoldData::new(
         store,
         &split,
         job.fold,
         &config,
-        has_ignore,
+        &targets,
         run.n_loader_workers,
     )?;
     let mut model = Model::new(
         &config,
-        data.n_channels(),
+        data.n_data_channels(),
         job.n_classes,
         job.ignore_label,
+        job.regions.is_some(),
         settings,
         run,
     )?;
@@ -188,8 +200,9 @@ pub fn train(
     let mut state = start_state(job, run, &fold_dir, &mut model, &mut log)?;
     while state.epochs_done < settings.epochs {
         let record = run_epoch(&mut model, &data, &state, settings, progress)?;
+        let data_wait_percent = record.data_wait_percent;
         let new_best = state.record(record);
-        log.epoch(&state.log, new_best)?;
+        log.epoch(&state.log, new_best, data_wait_percent)?;
         for action in checkpoint_actions(state.epochs_done, settings.epochs, new_best) {
             let CheckpointAction::Save(kind) = action;
             save(
@@ -199,7 +212,7 @@ pub fn train(
                 &model,
                 &state,
                 settings,
-                data.n_channels(),
+                data.n_data_channels(),
             )?;
         }
         plot_progress(&state.log, &fold_dir.join("progress.png"))?;
@@ -207,7 +220,7 @@ pub fn train(
     let final_paths = CheckpointPaths::new(&fold_dir, CheckpointKind::Final);
     if !final_paths.meta.is_file() {
         // Resumed from a `latest` that already has every epoch asked for (a smaller --epochs).
-        let n_channels = data.n_channels();
+        let n_channels = data.n_data_channels();
         save(
             job,
             &fold_dir,
@@ -224,21 +237,55 @@ pub fn train(
         epochs_done: state.epochs_done,
         best_ema: state.best_ema,
         log: state.log,
+        data_wait_percent: state.data_wait_percent,
         val_cases: split.val,
     })
 }
 
-fn check_job(job: &TrainJob<'_>) -> Result<(), TrainError> {
-    if job.n_classes < 2 {
-        return Err(TrainError::Job {
-            configuration: job.configuration.to_string(),
-            fault: format!(
+/// The pipelines' cascade and region options of `job`, after checking that its heads, regions
+/// and labels agree.
+fn target_options(job: &TrainJob<'_>) -> Result<TargetOptions, TrainError> {
+    let fault = |fault: String| TrainError::Job {
+        configuration: job.configuration.to_string(),
+        fault,
+    };
+    match job.regions {
+        Some(regions) if regions.is_empty() || regions.len() != job.n_classes => {
+            return Err(fault(format!(
+                "{} segmentation head(s) for {} region(s): region-based training needs one head \
+                 per region, and at least one region",
+                job.n_classes,
+                regions.len()
+            )));
+        }
+        None if job.n_classes < 2 => {
+            return Err(fault(format!(
                 "{} segmentation head(s): label maps need background and at least one label",
                 job.n_classes
-            ),
-        });
+            )));
+        }
+        _ => {}
     }
-    Ok(())
+    if job.cascade_labels.is_some_and(<[i16]>::is_empty) {
+        return Err(fault(
+            "a cascade stage needs at least one foreground label".to_string(),
+        ));
+    }
+    let ignore_label = job
+        .ignore_label
+        .map(|label| {
+            i16::try_from(label).map_err(|_| {
+                fault(format!(
+                    "ignore label {label} is outside the cache's i16 range"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(TargetOptions {
+        cascade_labels: job.cascade_labels.map(<[i16]>::to_vec),
+        regions: job.regions.map(<[Vec<i16>]>::to_vec),
+        ignore_label,
+    })
 }
 
 fn check_device(device: Device) -> Result<(), TrainError> {
@@ -298,6 +345,7 @@ fn start_state(
         log: loaded.meta.log,
         best_ema: loaded.meta.best_ema,
         seed,
+        data_wait_percent: Vec::new(),
     })
 }
 
@@ -331,20 +379,55 @@ fn run_epoch(
     );
     let result = epoch_steps(model, data, state.seed, epoch, settings, progress);
     progress.finish();
-    let (train_loss, val_loss, counts) = result?;
-    let dice_per_class = counts.dice_per_class();
+    let steps = result?;
+    let dice_per_class = steps.counts.dice_per_class();
     Ok(EpochRecord {
         lr,
-        train_loss,
-        val_loss,
+        train_loss: steps.train_loss,
+        val_loss: steps.val_loss,
         mean_fg_dice: mean_foreground_dice(&dice_per_class),
         dice_per_class,
         start,
         end: unix_seconds(SystemTime::now()),
+        data_wait_percent: steps.data_wait.percent(),
     })
 }
 
-/// The steps of an epoch: mean training loss, mean validation loss, summed TP/FP/FN.
+/// What the steps of an epoch measured.
+struct EpochSteps {
+    /// Mean training loss.
+    train_loss: f64,
+    /// Mean validation loss (NaN without validation steps).
+    val_loss: f64,
+    /// TP/FP/FN summed over the validation steps.
+    counts: ClassCounts,
+    /// Time spent waiting for training batches.
+    data_wait: DataWait,
+}
+
+/// Time blocked in the data loader during the training iterations of an epoch, against the
+/// time those iterations took (issue 9: the goal is under 2 % on the CPU).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DataWait {
+    /// Time spent inside `next_batch`.
+    waiting: Duration,
+    /// Time of the whole training loop: waiting plus the steps.
+    total: Duration,
+}
+
+impl DataWait {
+    /// `100 · waiting / total`, in [0, 100]; NaN for an epoch without training time.
+    fn percent(&self) -> f64 {
+        let total = self.total.as_secs_f64();
+        if total > 0.0 {
+            (100.0 * self.waiting.as_secs_f64() / total).clamp(0.0, 100.0)
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// The steps of an epoch: training, then validation.
 fn epoch_steps(
     model: &mut Model,
     data: &FoldData,
@@ -352,14 +435,9 @@ fn epoch_steps(
     epoch: usize,
     settings: &TrainSettings,
     progress: &dyn Progress,
-) -> Result<(f64, f64, ClassCounts), TrainError> {
-    let mut loader = data.train_loader(epoch_seed(seed, epoch, 1))?;
-    let mut train_total = 0.0;
-    for _ in 0..settings.iters_per_epoch {
-        train_total += model.train_step(&loader.next_batch()?)?;
-        progress.advance(1);
-    }
-    drop(loader);
+) -> Result<EpochSteps, TrainError> {
+    let loader = data.train_loader(epoch_seed(seed, epoch, 1))?;
+    let (train_total, data_wait) = train_steps(model, loader, settings.iters_per_epoch, progress)?;
     let mut counts = ClassCounts::zeros(model.n_foreground());
     let mut val_total = 0.0;
     if settings.val_iters_per_epoch > 0 {
@@ -372,11 +450,36 @@ fn epoch_steps(
         }
     }
     let mean = |total: f64, n: usize| if n == 0 { f64::NAN } else { total / n as f64 };
-    Ok((
-        mean(train_total, settings.iters_per_epoch),
-        mean(val_total, settings.val_iters_per_epoch),
+    Ok(EpochSteps {
+        train_loss: mean(train_total, settings.iters_per_epoch),
+        val_loss: mean(val_total, settings.val_iters_per_epoch),
         counts,
-    ))
+        data_wait,
+    })
+}
+
+/// `n_iters` training steps on batches of `loader`: the summed loss, and how long the loop
+/// waited for batches.
+fn train_steps(
+    model: &mut Model,
+    mut loader: DataLoader,
+    n_iters: usize,
+    progress: &dyn Progress,
+) -> Result<(f64, DataWait), TrainError> {
+    let mut total_loss = 0.0;
+    let mut waiting = Duration::ZERO;
+    let start = Instant::now();
+    for _ in 0..n_iters {
+        let asked = Instant::now();
+        let batch = loader.next_batch()?;
+        waiting += asked.elapsed();
+        total_loss += model.train_step(&batch)?;
+        progress.advance(1);
+    }
+    let total = start.elapsed();
+    // Stopping the workers is not part of the iterations measured.
+    drop(loader);
+    Ok((total_loss, DataWait { waiting, total }))
 }
 
 /// Writes checkpoint `kind` of the current state.

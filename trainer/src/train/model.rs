@@ -1,8 +1,9 @@
 //! The network with everything a step needs: its variables, the SGD, the loss scaler and the
 //! deep-supervision loss; and nnU-Net's training and validation steps.
 //!
-//! nnU-Net: `nnUNetTrainer.train_step` (autocast on CUDA, `GradScaler`, clip 12, SGD step) and
-//! `validation_step` (no grad, loss with deep supervision, TP/FP/FN on the top output).
+//! nnU-Net: `nnUNetTrainer.train_step` (autocast on CUDA, `GradScaler`, clip 12, SGD step),
+//! `_build_loss` (Dice + CE for labels, Dice + BCE for regions) and `validation_step` (no grad,
+//! loss with deep supervision, TP/FP/FN on the top output).
 
 use autoseg_network::UNet;
 use autoseg_planner::Configuration;
@@ -10,10 +11,12 @@ use tch::{nn, Device, Tensor};
 
 use super::{RunOptions, TrainError};
 use crate::loader::Batch;
-use crate::loss::{deep_supervision_weights, DeepSupervisionLoss, DiceCeLoss};
+use crate::loss::{
+    deep_supervision_weights, DeepSupervisionLoss, DiceBceLoss, DiceCeLoss, SegLoss,
+};
 use crate::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
 use crate::schedule::TrainSettings;
-use crate::validation::{count_tp_fp_fn, ClassCounts};
+use crate::validation::{count_region_tp_fp_fn, count_tp_fp_fn, ClassCounts};
 
 /// The model being trained.
 pub(crate) struct Model {
@@ -25,6 +28,9 @@ pub(crate) struct Model {
     device: Device,
     mixed_precision: bool,
     ignore_label: Option<i64>,
+    /// Sigmoid outputs, one per region, instead of softmax outputs, one per label.
+    region_based: bool,
+    /// Segmentation heads: labels including background, or regions.
     n_classes: usize,
     /// 2D configurations: batches carry a singleton `z` axis that the network does not take.
     squeeze_z: bool,
@@ -34,11 +40,14 @@ pub(crate) struct Model {
 impl Model {
     /// Builds the network of `config` on `run.device` with weights drawn from `run.seed`; on
     /// CUDA, steps use fp16 autocast and nnU-Net's loss scaler, on the CPU fp32.
+    /// `n_classes` is the number of segmentation heads: labels including background, or the
+    /// regions when `region_based` (then targets are region channels, the ignore channel last).
     pub fn new(
         config: &Configuration,
         in_channels: usize,
         n_classes: usize,
         ignore_label: Option<i64>,
+        region_based: bool,
         settings: &TrainSettings,
         run: &RunOptions,
     ) -> Result<Model, TrainError> {
@@ -61,10 +70,7 @@ impl Model {
             LossScaler::disabled()
         };
         let loss = DeepSupervisionLoss {
-            loss: DiceCeLoss {
-                batch_dice: config.batch_dice,
-                ignore_label,
-            },
+            loss: seg_loss(config.batch_dice, ignore_label, region_based),
             weights: deep_supervision_weights(net.n_outputs_ds()),
         };
         Ok(Model {
@@ -76,6 +82,7 @@ impl Model {
             device: run.device,
             mixed_precision,
             ignore_label,
+            region_based,
             n_classes,
             squeeze_z: config.patch_size.len() == 2,
             grad_clip_norm: settings.grad_clip_norm,
@@ -102,14 +109,23 @@ impl Model {
         tch::autocast(self.mixed_precision, || {
             let outputs = self.net.forward_ds(&data)?;
             let loss = self.loss.forward(&outputs, &targets)?;
-            let counts = count_tp_fp_fn(&outputs[0], &targets[0], self.ignore_label)?;
+            let counts = if self.region_based {
+                count_region_tp_fp_fn(&outputs[0], &targets[0], self.ignore_label.is_some())?
+            } else {
+                count_tp_fp_fn(&outputs[0], &targets[0], self.ignore_label)?
+            };
             Ok((loss.f_double_value(&[])?, counts))
         })
     }
 
-    /// Number of foreground classes (segmentation heads without background).
+    /// Number of foreground classes (segmentation heads without background), or of regions
+    /// (every region is foreground).
     pub fn n_foreground(&self) -> usize {
-        self.n_classes - 1
+        if self.region_based {
+            self.n_classes
+        } else {
+            self.n_classes - 1
+        }
     }
 
     /// The parameters by name (for the weights file).
@@ -118,7 +134,9 @@ impl Model {
     }
 
     /// Crosses to libtorch once per batch: images `[b, c, *spatial]` and one target
-    /// `[b, 1, *spatial_i]` per deep-supervision output, on the model's device.
+    /// `[b, 1, *spatial_i]` (labels) or `[b, r (+1 ignore), *spatial_i]` (regions) per
+    /// deep-supervision output, on the model's device. The loss converts targets to the kind it
+    /// needs (f32 for BCE).
     fn to_tensors(&self, batch: &Batch) -> Result<(Tensor, Vec<Tensor>), TrainError> {
         let convert = |t: Tensor| -> Result<Tensor, tch::TchError> {
             let t = if self.squeeze_z {
@@ -135,5 +153,21 @@ impl Model {
             .map(|t| convert(Tensor::try_from(t)?))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((data, targets))
+    }
+}
+
+/// nnU-Net's `_build_loss`: Dice + BCE (ignore channel when the dataset has an ignore label)
+/// for regions, Dice + CE (with the ignore label) for label maps.
+fn seg_loss(batch_dice: bool, ignore_label: Option<i64>, region_based: bool) -> SegLoss {
+    if region_based {
+        SegLoss::DiceBce(DiceBceLoss {
+            batch_dice,
+            has_ignore: ignore_label.is_some(),
+        })
+    } else {
+        SegLoss::DiceCe(DiceCeLoss {
+            batch_dice,
+            ignore_label,
+        })
     }
 }

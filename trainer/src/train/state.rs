@@ -1,6 +1,6 @@
 //! What a training run remembers between epochs: the per-epoch logs nnU-Net keeps, the EMA of
-//! the pseudo Dice and its best value, the epoch counter and the seed. Everything here goes into
-//! the checkpoint metadata, so a resumed run continues exactly where it stopped.
+//! the pseudo Dice and its best value, the epoch counter and the seed. All of it but the data
+//! wait goes into the checkpoint metadata, so a resumed run continues exactly where it stopped.
 //!
 //! nnU-Net: `training/logging/nnunet_logger.py::nnUNetLogger` (the lists) and the `_best_ema`
 //! / `current_epoch` checkpoint entries.
@@ -64,6 +64,9 @@ pub struct EpochRecord {
     pub start: f64,
     /// End, seconds since the Unix epoch.
     pub end: f64,
+    /// Share of the training iterations' time spent waiting for batches, in percent (NaN
+    /// without training iterations).
+    pub data_wait_percent: f64,
 }
 
 /// The state of a run between epochs.
@@ -77,6 +80,9 @@ pub struct TrainState {
     pub best_ema: Option<f64>,
     /// Seed every random stream of every epoch derives from.
     pub seed: u64,
+    /// Data wait in percent of each epoch recorded since this state was made or loaded (kept
+    /// out of the checkpoint: it measures this machine, not the model).
+    pub data_wait_percent: Vec<f64>,
 }
 
 impl TrainState {
@@ -87,6 +93,7 @@ impl TrainState {
             log: TrainLog::default(),
             best_ema: None,
             seed,
+            data_wait_percent: Vec::new(),
         }
     }
 
@@ -103,6 +110,7 @@ impl TrainState {
         log.lrs.push(epoch.lr);
         log.epoch_start_timestamps.push(epoch.start);
         log.epoch_end_timestamps.push(epoch.end);
+        self.data_wait_percent.push(epoch.data_wait_percent);
         self.epochs_done += 1;
         let improved = match self.best_ema {
             None => !ema.is_nan(),
@@ -128,6 +136,7 @@ mod tests {
             mean_fg_dice: dice,
             start: 10.0,
             end: 12.5,
+            data_wait_percent: 1.5,
         }
     }
 
@@ -143,6 +152,7 @@ mod tests {
         assert!((state.best_ema.unwrap() - 0.532).abs() < 1e-12);
         assert_eq!(state.log.n_epochs(), 3);
         assert_eq!(state.log.epoch_durations(), vec![2.5; 3]);
+        assert_eq!(state.data_wait_percent, vec![1.5; 3]);
     }
 
     #[test]

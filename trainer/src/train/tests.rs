@@ -1,5 +1,7 @@
 //! Tests of the training loop on tiny synthetic datasets on the CPU: overfitting a 2D and a 3D
-//! plan, checkpoints, resume equality, the learning rate per epoch, and the splits file.
+//! plan, checkpoints, resume equality, the learning rate per epoch, the splits file, a cascade
+//! stage on a preprocessed cache with previous-stage segmentations, region-based training, and
+//! the data-wait measurement.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +11,15 @@ use autoseg_planner::{
     ArchitectureEntry, ConfigurationEntry, ForegroundIntensityProperties, NetworkKind,
     NormalizationScheme, PlannerPreset, Plans, ResamplingSettings, PLANS_SCHEMA_VERSION,
 };
-use ndarray::Array4;
+use autoseg_preprocessing::cache::{
+    case_path, prev_stage_dir, prev_stage_path, write_case, write_prev_stage_seg, CaseKeys,
+};
+use autoseg_preprocessing::crop::BoundingBox;
+use autoseg_preprocessing::foreground::{sample_class_locations, LocationClass};
+use autoseg_preprocessing::{
+    CaseProperties, Geometry, HeaderGeometry, PreprocessedCase, Shape3, Spacing,
+};
+use ndarray::{Array4, Axis};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::*;
@@ -45,7 +55,8 @@ fn entry(patch: &[usize], features: &[usize], strides: &[&[usize]]) -> Configura
     }
 }
 
-/// Plans with a tiny `2d` (patch 32x32) and `3d_fullres` (patch 16x32x32), 3 stages each.
+/// Plans with a tiny `2d` (patch 32x32) and `3d_fullres` (patch 16x32x32), 3 stages each, and
+/// a `3d_cascade_fullres` inheriting `3d_fullres` after `3d_lowres`.
 fn tiny_plans() -> Plans {
     let stats = ForegroundIntensityProperties {
         mean: 0.0,
@@ -56,7 +67,13 @@ fn tiny_plans() -> Plans {
         percentile_00_5: -1.0,
         percentile_99_5: 1.0,
     };
+    let cascade = ConfigurationEntry {
+        inherits_from: Some("3d_fullres".to_string()),
+        previous_stage: Some("3d_lowres".to_string()),
+        ..ConfigurationEntry::default()
+    };
     let configurations = BTreeMap::from([
+        ("3d_cascade_fullres".to_string(), cascade),
         (
             "2d".to_string(),
             entry(&[32, 32], &[8, 16, 32], &[&[1, 1], &[2, 2], &[2, 2]]),
@@ -459,4 +476,212 @@ fn epoch_seeds_differ_by_epoch_and_stream() {
     assert_ne!(a, epoch_seed(0, 0, 1));
     assert_ne!(a, epoch_seed(1, 0, 0));
     assert_eq!(a, epoch_seed(0, 0, 0));
+}
+
+/// Two 24x40x40 cases with labels 1 (a ball of radius 7) and 2 (a box inside it).
+fn two_label_cases() -> Vec<InMemoryCase> {
+    let mut cases = ball_store().cases;
+    for case in &mut cases {
+        let first = case.locations[0].voxels[case.locations[0].voxels.len() / 2];
+        for z in first[0]..first[0] + 2 {
+            for y in first[1]..first[1] + 2 {
+                case.seg[[0, z, y, first[2]]] = 2;
+            }
+        }
+        *case = InMemoryCase::new(&case.name, case.data.clone(), case.seg.clone());
+    }
+    cases
+}
+
+/// Writes `cases` as a preprocessed cache in `dir` (spacing 1, no crop, labels 1 and 2).
+fn write_cache(dir: &Path, cases: &[InMemoryCase]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for case in cases {
+        let s = case.data.shape();
+        let shape = [s[1], s[2], s[3]];
+        let classes = [LocationClass::Label(1), LocationClass::Label(2)];
+        let properties = CaseProperties {
+            case: case.name.as_str().into(),
+            spacing: [1.0; 3],
+            shape_before_cropping: shape,
+            bbox_used_for_cropping: BoundingBox {
+                start: [0; 3],
+                end: shape,
+            },
+            shape_after_cropping_and_before_resampling: shape,
+            spacing_after_resampling: [1.0; 3],
+            class_locations: sample_class_locations(case.seg.index_axis(Axis(0), 0), &classes),
+            source_geometry: Geometry::new(
+                Shape3(shape),
+                HeaderGeometry::axis_aligned(Spacing([1.0; 3]), [0.0; 3]),
+            ),
+        };
+        let preprocessed = PreprocessedCase {
+            data: case.data.clone(),
+            seg: Some(case.seg.clone()),
+            properties,
+        };
+        let keys = CaseKeys {
+            stamp: 0,
+            source: 0,
+        };
+        write_case(&case_path(dir, &case.name), &preprocessed, keys).unwrap();
+    }
+}
+
+#[test]
+fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let cases = two_label_cases();
+    let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
+    write_cache(&cache_dir, &cases);
+    let prev_dir = prev_stage_dir(dir.path(), "3d_lowres", "3d_cascade_fullres");
+    std::fs::create_dir_all(&prev_dir).unwrap();
+    for case in &cases {
+        // The previous stage "predicted" the truth.
+        let seg = case.seg.index_axis(Axis(0), 0).mapv(|v| v.max(0) as u16);
+        write_prev_stage_seg(&prev_stage_path(&prev_dir, &case.name), seg.view()).unwrap();
+    }
+    let store = CascadeStore::open(&cache_dir, &prev_dir).unwrap();
+    let foreground = [1i16, 2];
+    let job = TrainJob {
+        n_classes: 3,
+        cascade_labels: Some(&foreground),
+        ..job(&plans, "3d_cascade_fullres", dir.path())
+    };
+    let fold = train(&job, &store, &settings(1, 2, 1), &cpu_run(6), &()).unwrap();
+    assert!(fold
+        .fold_dir
+        .ends_with("results/3d_cascade_fullres/fold_all"));
+    let meta = read_checkpoint_meta(&fold.fold_dir, CheckpointKind::Final)
+        .unwrap()
+        .unwrap();
+    // 1 image channel + one-hot channels of labels 1 and 2.
+    assert_eq!((meta.in_channels, meta.n_classes), (3, 3));
+    // The weights are those of a 3-input network: they load into one, not into a 1-input one.
+    let config = plans.resolve("3d_cascade_fullres").unwrap();
+    let weights = CheckpointPaths::new(&fold.fold_dir, CheckpointKind::Final).weights;
+    let load_into = |in_channels: i64| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = UNet::new(&vs.root(), config.unet_spec(), in_channels, 3).unwrap();
+        load_weights(&vs, &weights)
+    };
+    load_into(3).unwrap();
+    assert!(load_into(1).is_err());
+    // Validation counted both foreground labels.
+    assert_eq!(fold.log.dice_per_class[0].len(), 2);
+}
+
+#[test]
+fn a_cascade_stage_without_previous_stage_files_stops_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
+    write_cache(&cache_dir, &two_label_cases());
+    let prev_dir = prev_stage_dir(dir.path(), "3d_lowres", "3d_cascade_fullres");
+    let store = CascadeStore::open(&cache_dir, &prev_dir).unwrap();
+    let foreground = [1i16, 2];
+    let job = TrainJob {
+        n_classes: 3,
+        cascade_labels: Some(&foreground),
+        ..job(&plans, "3d_cascade_fullres", dir.path())
+    };
+    let err = train(&job, &store, &settings(1, 1, 0), &cpu_run(0), &()).unwrap_err();
+    let chain = anyhow_like(&err);
+    assert!(chain.contains("ball_a.nii.gz"), "{chain}");
+    assert!(
+        chain.contains("train and validate every fold of 3d_lowres first"),
+        "{chain}"
+    );
+    assert!(!job.fold_dir().join("checkpoint_final.toml").exists());
+}
+
+/// The error and its sources, as the binary prints them.
+fn anyhow_like(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[test]
+fn a_region_based_configuration_trains_one_head_per_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let store = InMemoryStore {
+        cases: two_label_cases(),
+    };
+    // nnU-Net's BraTS-style regions: the whole object (1 or 2) and its core (2).
+    let regions = [vec![1i16, 2], vec![2]];
+    let job = TrainJob {
+        n_classes: 2,
+        regions: Some(&regions),
+        ..job(&plans, "3d_fullres", dir.path())
+    };
+    let fold = train(&job, &store, &settings(1, 2, 1), &cpu_run(7), &()).unwrap();
+    assert_eq!(fold.epochs_done, 1);
+    assert!(fold.log.train_losses[0].is_finite());
+    // One pseudo Dice per region.
+    assert_eq!(fold.log.dice_per_class[0].len(), 2);
+    let meta = read_checkpoint_meta(&fold.fold_dir, CheckpointKind::Final)
+        .unwrap()
+        .unwrap();
+    assert_eq!((meta.in_channels, meta.n_classes), (1, 2));
+    // Heads and regions must agree.
+    let bad = TrainJob {
+        n_classes: 3,
+        ..job
+    };
+    let err = train(&bad, &store, &settings(1, 1, 0), &cpu_run(7), &()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("3 segmentation head(s) for 2 region(s)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_epoch_reports_its_data_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tiny_plans();
+    let fold = train(
+        &job(&plans, "2d", dir.path()),
+        &disk_store(),
+        &settings(2, 3, 1),
+        &cpu_run(8),
+        &(),
+    )
+    .unwrap();
+    assert_eq!(fold.data_wait_percent.len(), 2);
+    let log = std::fs::read_to_string(fold.fold_dir.join("train.log")).unwrap();
+    let logged: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split_once(": Data wait: "))
+        .map(|(_, rest)| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(logged.len(), 2, "{log}");
+    for (value, exact) in logged.iter().zip(&fold.data_wait_percent) {
+        assert!((0.0..=100.0).contains(value), "{log}");
+        assert!((value - exact).abs() <= 0.005, "{value} vs {exact}");
+    }
+}
+
+#[test]
+fn data_wait_is_the_share_of_the_training_loop_spent_waiting() {
+    let wait = |waiting_ms: u64, total_ms: u64| {
+        DataWait {
+            waiting: Duration::from_millis(waiting_ms),
+            total: Duration::from_millis(total_ms),
+        }
+        .percent()
+    };
+    assert_eq!(wait(1_000, 4_000), 25.0);
+    assert_eq!(wait(0, 4_000), 0.0);
+    assert_eq!(wait(8, 400), 2.0);
+    assert!(wait(0, 0).is_nan());
 }

@@ -1,0 +1,120 @@
+//! The cascade end to end on a tiny budget: plans for the demo fixture with a `3d_lowres` stage
+//! and the `3d_cascade_fullres` stage added (the fixture is too small for the planner to want
+//! them), the 5 folds of the first stage, one fold of the cascade, then `predict` with it.
+
+use std::path::Path;
+
+use crate::pipeline::autoseg;
+
+/// Appends a lowres stage at twice the fullres spacing and the cascade stage after it, laid
+/// out as the planner writes them for large images.
+fn add_cascade(plans: &Path) {
+    let text = std::fs::read_to_string(plans).unwrap();
+    let spacing_line = text
+        .lines()
+        .skip_while(|l| *l != "[configurations.3d_fullres]")
+        .find(|l| l.starts_with("spacing = "))
+        .unwrap();
+    let spacing: Vec<f64> = spacing_line
+        .trim_start_matches("spacing = [")
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|v| v.parse::<f64>().unwrap() * 2.0)
+        .collect();
+    let stages = format!(
+        "\n[configurations.3d_lowres]\ninherits_from = \"3d_fullres\"\nspacing = {spacing:?}\n\
+         batch_dice = false\nnext_stage = \"3d_cascade_fullres\"\n\n\
+         [configurations.3d_cascade_fullres]\ninherits_from = \"3d_fullres\"\n\
+         previous_stage = \"3d_lowres\"\n"
+    );
+    std::fs::write(plans, text + &stages).unwrap();
+}
+
+#[test]
+fn lowres_then_cascade_trains_and_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let dataset = autoseg_fixtures::write("demo3d", &raw).unwrap();
+    let dataset = dataset.to_str().unwrap();
+    let work = tmp.path().join("work");
+    let work_s = work.to_str().unwrap();
+    autoseg(&["plan", dataset, "--work", work_s, "--gpu-memory-gb", "0.3"]);
+    let model = work.join("Dataset901_Demo3d");
+    add_cascade(&model.join("plans.toml"));
+    // Every fold of the first stage (its validation writes the cascade's inputs), then one
+    // fold of the cascade.
+    autoseg(&[
+        "plan-and-train",
+        dataset,
+        "--work",
+        work_s,
+        "-c",
+        "3d_lowres",
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    autoseg(&[
+        "train",
+        dataset,
+        "3d_cascade_fullres",
+        "0",
+        "--work",
+        work_s,
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    // Every training case got its first-stage segmentation on the 3d_fullres grid.
+    let next = model.join("results/3d_lowres/predicted_next_stage/3d_cascade_fullres");
+    let cases: Vec<_> = std::fs::read_dir(model.join("preprocessed/3d_fullres"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".case").map(str::to_string)
+        })
+        .collect();
+    assert_eq!(cases.len(), 10);
+    for case in &cases {
+        assert!(next.join(format!("{case}.nii.gz")).is_file(), "{case}");
+    }
+    let summary = model.join("results/3d_cascade_fullres/fold_0/validation/summary.json");
+    assert!(summary.is_file(), "{}", summary.display());
+    let checkpoint = std::fs::read_to_string(
+        model.join("results/3d_cascade_fullres/fold_0/checkpoint_final.toml"),
+    )
+    .unwrap();
+    // One image channel plus the one-hot maps of labels 1 and 2.
+    assert!(checkpoint.contains("in_channels = 3"), "{checkpoint}");
+
+    let pred = tmp.path().join("pred");
+    let images_ts = format!("{dataset}/imagesTs");
+    autoseg(&[
+        "predict",
+        "-i",
+        &images_ts,
+        "-o",
+        pred.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "-c",
+        "3d_cascade_fullres",
+        "--folds",
+        "0",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+    let input =
+        autoseg_preprocessing::read_image(&Path::new(&images_ts).join("demo_010_0000.nii.gz"))
+            .unwrap();
+    let mask = autoseg_preprocessing::read_label_map(&pred.join("demo_010.nii.gz")).unwrap();
+    assert_eq!(mask.geometry.shape(), input.geometry.shape());
+    assert!(mask.geometry.affine().allclose(&input.geometry.affine()));
+}
