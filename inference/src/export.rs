@@ -25,8 +25,8 @@ use autoseg_preprocessing::crop::BoundingBox;
 use autoseg_preprocessing::pipeline::resample_settings;
 use autoseg_preprocessing::resample::{resample_data, ResampleError, ResampleSettings};
 use autoseg_preprocessing::{CaseProperties, LabelMap, Volume};
-use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4, Axis};
-use tch::{Kind, Tensor};
+use ndarray::{Array3, Array4, ArrayView4, Axis};
+use tch::{Device, Kind, Tensor};
 use thiserror::Error;
 
 use crate::{array4_to_tensor, label_map_to_array, tensor_to_array4, InferenceError};
@@ -192,9 +192,9 @@ pub fn export_logits(
     let case = properties.case.as_str();
     check_logits(logits, properties, spec)?;
     let kind = logits.kind();
-    let logits = tensor_to_array4(logits).map_err(inference_err(case))?;
+    let logits = logits.f_to_device(Device::Cpu).map_err(torch_err(case))?;
     let resampled = ResampledChannels {
-        logits: logits.view(),
+        logits: &logits,
         properties,
         spec,
         kind,
@@ -206,7 +206,7 @@ pub fn export_logits(
         (streamed_labels(&resampled)?, None)
     };
     drop(logits);
-    let labels = uncrop_labels(labels.view(), properties, spec)?;
+    let labels = uncrop_labels(labels, properties, spec)?;
     let probabilities = match probabilities {
         Some(p) => Some(uncrop_probabilities(p.view(), properties, spec)?),
         None => None,
@@ -269,7 +269,8 @@ fn torch_err(case: &str) -> impl Fn(tch::TchError) -> ExportError + '_ {
 
 /// The logits of one case and how to bring each channel to the cropped input grid.
 struct ResampledChannels<'a> {
-    logits: ArrayView4<'a, f32>,
+    /// `[c, z, y, x]` on the CPU, of kind `kind`.
+    logits: &'a Tensor,
     properties: &'a CaseProperties,
     spec: &'a ExportSpec,
     /// The logits' kind: resampled values are rounded to it (nnU-Net keeps the dtype).
@@ -278,7 +279,7 @@ struct ResampledChannels<'a> {
 
 impl ResampledChannels<'_> {
     fn n_channels(&self) -> usize {
-        self.logits.len_of(Axis(0))
+        self.logits.size()[0] as usize
     }
 
     fn case(&self) -> &str {
@@ -288,27 +289,52 @@ impl ResampledChannels<'_> {
     /// Channel `k` on the cropped input grid, `[z, y, x]` float32 on the CPU, rounded to the
     /// logits' kind.
     fn channel(&self, k: usize) -> Result<Tensor, ExportError> {
+        let torch = torch_err(self.case());
         let target = self.properties.shape_after_cropping_and_before_resampling;
-        let channel = self.logits.slice(s![k..k + 1, .., .., ..]);
+        let channel = self.logits.f_get(k as i64).map_err(&torch)?;
+        let shape = channel.size();
+        if shape.iter().zip(target).all(|(&s, t)| s as usize == t) {
+            // nnU-Net returns the logits unchanged when the shapes already agree; values of
+            // the logits' kind need no rounding.
+            return channel.f_to_kind(Kind::Float).map_err(&torch);
+        }
+        let array = tensor_to_array4(&channel.f_unsqueeze(0).map_err(&torch)?)
+            .map_err(inference_err(self.case()))?;
         let (current, own) = self.spec.spacings(self.properties);
-        let (_, z, y, x) = channel.dim();
-        let array = if [z, y, x] == target {
-            // nnU-Net returns the logits unchanged when the shapes already agree.
-            array4_to_tensor(channel).map_err(inference_err(self.case()))?
-        } else {
-            let resampled = resample_data(channel, target, current, own, &self.spec.resampling)
-                .map_err(|source| ExportError::Resample {
-                    case: self.case().to_string(),
-                    source,
-                })?;
-            array4_to_tensor(resampled.view()).map_err(inference_err(self.case()))?
-        };
-        let rounded = array
+        let resampled = resample_data(array.view(), target, current, own, &self.spec.resampling)
+            .map_err(|source| ExportError::Resample {
+                case: self.case().to_string(),
+                source,
+            })?;
+        drop(array);
+        array4_to_tensor(resampled.view())
+            .map_err(inference_err(self.case()))?
             .f_to_kind(self.kind)
             .and_then(|t| t.f_to_kind(Kind::Float))
             .and_then(|t| t.f_squeeze_dim(0))
-            .map_err(torch_err(self.case()))?;
-        Ok(rounded)
+            .map_err(&torch)
+    }
+}
+
+impl ResampledChannels<'_> {
+    /// [`ResampledChannels::channel`] as a flat C-order vector. Float16 and float32 channels
+    /// that need no resampling are read directly, without a libtorch conversion.
+    fn channel_values(&self, k: usize) -> Result<Vec<f32>, ExportError> {
+        let torch = torch_err(self.case());
+        let target = self.properties.shape_after_cropping_and_before_resampling;
+        let raw = self.logits.f_get(k as i64).map_err(&torch)?;
+        let same = raw.size().iter().zip(target).all(|(&s, t)| s as usize == t);
+        let direct = same && matches!(self.kind, Kind::Half | Kind::Float);
+        let channel = if direct { raw } else { self.channel(k)? };
+        let flat = channel
+            .f_contiguous()
+            .and_then(|t| t.f_view([-1]))
+            .map_err(&torch)?;
+        if channel.kind() == Kind::Half {
+            let halves = Vec::<half::f16>::try_from(&flat).map_err(&torch)?;
+            return Ok(halves.into_iter().map(f32::from).collect());
+        }
+        Vec::<f32>::try_from(&flat).map_err(&torch)
     }
 }
 
@@ -319,20 +345,7 @@ fn streamed_labels(channels: &ResampledChannels<'_>) -> Result<Array3<u16>, Expo
     let case = channels.case();
     let torch = torch_err(case);
     let labels = match &channels.spec.rule {
-        SegmentationRule::Argmax => {
-            let mut best = channels.channel(0)?;
-            let mut labels = best
-                .f_zeros_like()
-                .and_then(|t| t.f_to_kind(Kind::Int))
-                .map_err(&torch)?;
-            for k in 1..channels.n_channels() {
-                let value = channels.channel(k)?;
-                let better = value.f_gt_tensor(&best).map_err(&torch)?;
-                best = value.f_where_self(&better, &best).map_err(&torch)?;
-                let _ = labels.f_masked_fill_(&better, k as i64).map_err(&torch)?;
-            }
-            labels
-        }
+        SegmentationRule::Argmax => return streamed_argmax(channels),
         SegmentationRule::Regions {
             regions_class_order,
         } => {
@@ -361,6 +374,31 @@ fn streamed_labels(channels: &ResampledChannels<'_>) -> Result<Array3<u16>, Expo
     label_map_to_array(&labels).map_err(inference_err(case))
 }
 
+/// The running argmax of [`streamed_labels`] in plain loops (one pass per channel, no
+/// libtorch dispatch): a later channel wins only where it is strictly greater (NaN never wins).
+fn streamed_argmax(channels: &ResampledChannels<'_>) -> Result<Array3<u16>, ExportError> {
+    let case = channels.case();
+    let shape = channels
+        .properties
+        .shape_after_cropping_and_before_resampling;
+    let values = |k: usize| channels.channel_values(k);
+    let mut best = values(0)?;
+    let mut labels = vec![0u16; best.len()];
+    for k in 1..channels.n_channels() {
+        let label = u16::try_from(k).map_err(|_| {
+            inference_err(case)(InferenceError::LabelOutOfRange { value: k as i64 })
+        })?;
+        let value = values(k)?;
+        for ((b, l), &v) in best.iter_mut().zip(labels.iter_mut()).zip(&value) {
+            if v > *b {
+                *b = v;
+                *l = label;
+            }
+        }
+    }
+    Ok(Array3::from_shape_vec(shape, labels).expect("every channel has the cropped grid's shape"))
+}
+
 /// Labels and float32 probabilities on the cropped grid: every channel resampled, then softmax
 /// (or sigmoid) and the label map of the probabilities (nnU-Net's `return_probabilities` path).
 fn labels_and_probabilities(
@@ -387,19 +425,25 @@ fn labels_and_probabilities(
 /// The label map on the cropped, transposed grid put back into the input's grid: zeros
 /// outside the crop, axes transposed back, the input's geometry.
 fn uncrop_labels(
-    labels: ArrayView3<'_, u16>,
+    labels: Array3<u16>,
     properties: &CaseProperties,
     spec: &ExportSpec,
 ) -> Result<LabelMap, ExportError> {
-    let mut full = Array3::<u16>::zeros(properties.shape_before_cropping);
-    properties
-        .bbox_used_for_cropping
-        .crop3(full.view_mut())
-        .assign(&labels);
-    let back = full
-        .permuted_axes(spec.transpose_backward)
-        .as_standard_layout()
-        .into_owned();
+    let bbox = properties.bbox_used_for_cropping;
+    let full = if bbox == BoundingBox::full(properties.shape_before_cropping) {
+        labels
+    } else {
+        let mut full = Array3::<u16>::zeros(properties.shape_before_cropping);
+        bbox.crop3(full.view_mut()).assign(&labels);
+        full
+    };
+    let back = if spec.transpose_backward == [0, 1, 2] {
+        full
+    } else {
+        full.permuted_axes(spec.transpose_backward)
+            .as_standard_layout()
+            .into_owned()
+    };
     let data = back.insert_axis(Axis(0));
     check_input_shape(properties, &data)?;
     Ok(Volume {
@@ -453,6 +497,7 @@ mod tests {
     use super::*;
     use autoseg_preprocessing::resample::{SeparateZ, SplineOrder};
     use autoseg_preprocessing::{Geometry, HeaderGeometry, Shape3, Spacing};
+    use ndarray::s;
     use tch::Device;
 
     fn spec(rule: SegmentationRule, transpose: [usize; 3], spacing: Vec<f64>) -> ExportSpec {
@@ -594,6 +639,38 @@ mod tests {
         };
         assert_eq!(labels(&half), vec![0, 0, 1, 1]);
         assert_eq!(labels(&half.to_kind(Kind::Float)), vec![0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn half_logits_without_resampling_are_read_directly() {
+        // No resampling: float16 values are compared as they are; ties go to the first
+        // channel, a NaN never wins, and the labels equal those of the probabilities path.
+        let props = properties([1, 1, 4], [0, 1, 2], BoundingBox::full([1, 1, 4]));
+        let logits = Array4::from_shape_vec(
+            (3, 1, 1, 4),
+            vec![
+                1.0f32,
+                1.0,
+                2.0,
+                0.0, // channel 0
+                1.0,
+                1.0 + 1.0 / 1024.0,
+                1.0,
+                f32::NAN, // channel 1
+                0.5,
+                0.5,
+                3.0,
+                -1.0, // channel 2
+            ],
+        )
+        .unwrap();
+        let half = array4_to_tensor(logits.view()).unwrap().to_kind(Kind::Half);
+        let spec = spec(SegmentationRule::Argmax, [0, 1, 2], vec![1.0; 3]);
+        let streamed = export_logits(&half, &props, &spec, false).unwrap();
+        let labels: Vec<u16> = streamed.labels.data.iter().copied().collect();
+        assert_eq!(labels, vec![0, 1, 2, 0]);
+        let float = export_logits(&half.to_kind(Kind::Float), &props, &spec, false).unwrap();
+        assert_eq!(float.labels, streamed.labels);
     }
 
     #[test]

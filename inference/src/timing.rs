@@ -217,7 +217,8 @@ mod tests {
         {
             let _window = clock.start(Phase::SlidingWindow);
             for _ in 0..3 {
-                timed.logits(&batch).unwrap();
+                let out = timed.logits(&batch).unwrap();
+                assert_eq!(out.size(), vec![1, 1, 2, 2]);
             }
         }
         let times = clock.times();
