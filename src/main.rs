@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         eprintln!("autoseg: no command given; see `autoseg --help`");
         return ExitCode::from(EXIT_USAGE);
     };
+    autoseg_trainer::loader::keep_freed_blocks();
     commands::set_threads(cli.threads);
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("autoseg: {err:#}");

@@ -152,6 +152,8 @@ fn print_breakdown(steps: &[StepTime], n: usize) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map_or(Ok(40), |s| s.parse())?;
+    // As the autoseg binary does at start.
+    autoseg_trainer::loader::keep_freed_blocks();
     let setup = DaSetup::nnunet(&[128, 128, 128])?;
     let pipeline = Pipeline::nnunet_training(&setup, &[false], &DS_SCALES)?;
     let crop = synthetic_crop(setup.crop);

@@ -351,14 +351,28 @@ impl Pipeline {
         if self.ds_scales.is_empty() {
             return vec![seg];
         }
-        self.ds_scales
+        let downsampled: Vec<Option<Array4<i16>>> = self
+            .ds_scales
             .iter()
             .map(|&scale| {
-                if scale.iter().all(|&s| s == 1.0) {
-                    seg.clone()
-                } else {
-                    downsample_seg(seg.view(), scale)
-                }
+                let full = scale.iter().all(|&s| s == 1.0);
+                (!full).then(|| downsample_seg(seg.view(), scale))
+            })
+            .collect();
+        // Full-resolution levels get the seg itself (the last one by move, no copy).
+        let mut n_full = downsampled.iter().filter(|d| d.is_none()).count();
+        let mut seg = Some(seg);
+        downsampled
+            .into_iter()
+            .map(|level| {
+                level.unwrap_or_else(|| {
+                    n_full -= 1;
+                    match n_full {
+                        0 => seg.take(),
+                        _ => seg.clone(),
+                    }
+                    .expect("the seg is moved out only for the last full-resolution level")
+                })
             })
             .collect()
     }
