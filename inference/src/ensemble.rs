@@ -7,29 +7,33 @@
 
 use tch::{Device, Tensor};
 
-use crate::{sliding_window_logits, InferenceError, Segmenter, SlidingWindowSettings};
+use crate::sliding_window::Window;
+use crate::{InferenceError, Segmenter, SlidingWindowSettings};
 
 /// The mean logits of `models` over `data`, on the CPU.
 ///
-/// Each model runs [`sliding_window_logits`] with `settings`; the results are moved to the CPU
-/// and summed in order in `settings.accumulator`'s kind, then divided by the number of models
-/// (not at all for one model, whose logits come back unchanged).
+/// Each model runs [`sliding_window_logits`](crate::sliding_window_logits) with `settings`
+/// (the image is padded and the Gaussian weights summed once for all of them: they are the same
+/// for every model); the results are moved to the CPU and summed in order in
+/// `settings.accumulator`'s kind, then divided by the number of models (not at all for one
+/// model, whose logits come back unchanged).
 ///
 /// # Shapes
 /// `data`: `[c, z, y, x]`; returns `[n_classes, z, y, x]` on the CPU.
 ///
 /// # Errors
 /// [`InferenceError::EmptyEnsemble`]; [`InferenceError::EnsembleShapeMismatch`] when models
-/// disagree on the number of classes; [`sliding_window_logits`]'s errors.
+/// disagree on the number of classes; `sliding_window_logits`'s errors.
 pub fn ensemble_logits(
     models: &[&dyn Segmenter],
     data: &Tensor,
     settings: &SlidingWindowSettings,
 ) -> Result<Tensor, InferenceError> {
     let (first, rest) = models.split_first().ok_or(InferenceError::EmptyEnsemble)?;
-    let mut sum = sliding_window_logits(*first, data, settings)?.f_to_device(Device::Cpu)?;
+    let window = Window::new(data, settings)?;
+    let mut sum = window.logits(*first)?.f_to_device(Device::Cpu)?;
     for (idx, model) in rest.iter().enumerate() {
-        let logits = sliding_window_logits(*model, data, settings)?.f_to_device(Device::Cpu)?;
+        let logits = window.logits(*model)?.f_to_device(Device::Cpu)?;
         if logits.size() != sum.size() {
             return Err(InferenceError::EnsembleShapeMismatch {
                 index: idx + 1,

@@ -4,7 +4,9 @@
 //! nnU-Net: `sliding_window_prediction.py::compute_gaussian` with `sigma_scale = 1/8` and
 //! `value_scaling_factor = 10`, as `predict_from_raw_data.py` calls it.
 
-use tch::{Device, Kind, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use tch::{Device, Tensor};
 
 use crate::InferenceError;
 
@@ -47,32 +49,53 @@ pub fn gaussian_importance_map(
         .iter()
         .zip(&profiles)
         .fold(1.0, |acc, (&size, profile)| acc * profile[size / 2]);
-    let mut values = vec![1.0f64; patch.iter().product()];
-    fill_outer_product(&mut values, &profiles);
     let scale = centre / value_scaling;
-    values.iter_mut().for_each(|v| *v /= scale);
+    let mut map = scaled_half_map(&profiles, scale);
+    replace_zeros_with_min_nonzero(&mut map);
     let shape: Vec<i64> = patch.iter().map(|&s| s as i64).collect();
-    let mut map = Tensor::f_from_slice(&values)?
+    Ok(Tensor::f_from_slice(&map)?
         .f_reshape(shape.as_slice())?
-        .f_to_kind(Kind::Half)?;
-    let min_nonzero = map
-        .f_masked_select(&map.f_ne(0.0)?)?
-        .f_min()?
-        .f_double_value(&[])?;
-    // In place; the alias the op returns is not needed.
-    let _ = map.f_masked_fill_(&map.f_eq(0.0)?, min_nonzero)?;
-    Ok(map.f_to_device(device)?)
+        .f_to_device(device)?)
 }
 
-/// Multiplies `values` (C order over the profiles' axes, initially ones) by each axis profile,
-/// axis 0 first, as scipy filters axis after axis.
-fn fill_outer_product(values: &mut [f64], profiles: &[Vec<f64>]) {
-    let mut inner = values.len();
-    for profile in profiles {
-        inner /= profile.len();
-        for (idx, v) in values.iter_mut().enumerate() {
-            *v *= profile[(idx / inner) % profile.len()];
-        }
+/// The outer product of the axis profiles in C order divided by `scale`, in float16. Each
+/// value is multiplied up axis 0 first, as scipy filters axis after axis
+/// (`((1 · p0[i]) · p1[j]) · p2[k] / scale`, in float64), then cast as libtorch casts float64
+/// to float16: to float32 first, then to nearest even.
+fn scaled_half_map(profiles: &[Vec<f64>], scale: f64) -> Vec<f16> {
+    let (last, outer) = profiles
+        .split_last()
+        .expect("a patch has at least one axis");
+    let rows = outer.iter().fold(vec![1.0], |values, profile| {
+        values
+            .iter()
+            .flat_map(|&v| profile.iter().map(move |&p| v * p))
+            .collect()
+    });
+    let mut wide = vec![0f32; last.len()];
+    let mut map = vec![f16::ZERO; rows.len() * last.len()];
+    for (&row, out) in rows.iter().zip(map.chunks_mut(last.len())) {
+        wide.iter_mut()
+            .zip(last)
+            .for_each(|(w, &p)| *w = (row * p / scale) as f32);
+        out.convert_from_f32_slice(&wide);
+    }
+    map
+}
+
+/// nnU-Net's `gaussian[gaussian == 0] = torch.min(gaussian[gaussian != 0])`; a map without a
+/// nonzero value stays as it is.
+fn replace_zeros_with_min_nonzero(map: &mut [f16]) {
+    let is_zero = |v: &f16| v.to_bits() & 0x7fff == 0;
+    let min_nonzero = map
+        .iter()
+        .filter(|v| !is_zero(v))
+        .min_by(|a, b| a.total_cmp(b))
+        .copied();
+    if let Some(min_nonzero) = min_nonzero {
+        map.iter_mut()
+            .filter(|v| is_zero(v))
+            .for_each(|v| *v = min_nonzero);
     }
 }
 
@@ -107,6 +130,7 @@ fn axis_profile(size: usize, sigma: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn map(patch: &[usize]) -> Tensor {
         gaussian_importance_map(patch, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING, Device::Cpu)

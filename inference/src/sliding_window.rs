@@ -4,11 +4,15 @@
 //! nnU-Net: `predict_from_raw_data.py::predict_sliding_window_return_logits` and
 //! `_internal_predict_sliding_window_return_logits` (`use_gaussian=True`).
 
-use tch::{Device, Kind, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
+use tch::kind::Element;
+use tch::{Device, Kind, TchError, Tensor};
 
 use crate::gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
-use crate::segmenter::predict_with_mirroring;
-use crate::tiling::{check_step, compute_steps, crop_padding, pad_to_patch};
+use crate::segmenter::sum_mirrored_passes;
+use crate::tiling::{check_step, crop_padding, pad_to_patch, Padding, TileGrid};
 use crate::{InferenceError, Segmenter};
 
 /// Precision of the buffers that accumulate weighted logits and weights.
@@ -100,114 +104,15 @@ impl SlidingWindowSettings {
     }
 }
 
-/// Tile positions over the padded image.
-struct TileGrid {
-    /// Extent of a tile on the three spatial axes (`[1, py, px]` for a 2D patch).
-    window: [i64; 3],
-    /// Whether tiles are single slices of axis 0 that the model sees as 2D.
-    planar: bool,
-    /// Tile origins, `(z, y, x)`, in nnU-Net's order.
-    starts: Vec<[i64; 3]>,
-}
-
-impl TileGrid {
-    /// nnU-Net's slicers: every combination of steps, axis 0 slowest; for a 2D patch, every
-    /// slice of axis 0 times the 2D steps.
-    fn new(spatial: [usize; 3], patch: &[usize], step: f64) -> Result<TileGrid, InferenceError> {
-        let planar = patch.len() == 2;
-        let (steps, window) = if planar {
-            let steps = compute_steps(&spatial[1..], patch, step)?;
-            let all_slices = (0..spatial[0]).collect();
-            let window = [1, patch[0] as i64, patch[1] as i64];
-            ([vec![all_slices], steps].concat(), window)
-        } else {
-            let steps = compute_steps(&spatial, patch, step)?;
-            (steps, [patch[0] as i64, patch[1] as i64, patch[2] as i64])
-        };
-        let mut starts = Vec::new();
-        for &z in &steps[0] {
-            for &y in &steps[1] {
-                for &x in &steps[2] {
-                    starts.push([z as i64, y as i64, x as i64]);
-                }
-            }
-        }
-        Ok(TileGrid {
-            window,
-            planar,
-            starts,
-        })
-    }
-
-    /// The region of `t`'s last three axes covered by the tile at `start` (a view).
-    fn region(&self, t: &Tensor, start: [i64; 3]) -> Result<Tensor, InferenceError> {
-        let first = t.dim() as i64 - 3;
-        let mut view = t.shallow_clone();
-        for (axis, (&origin, &extent)) in start.iter().zip(&self.window).enumerate() {
-            view = view.f_narrow(first + axis as i64, origin, extent)?;
-        }
-        Ok(view)
-    }
-
-    /// The input tile at `start`: `[c, *patch]` (a view).
-    fn tile(&self, data: &Tensor, start: [i64; 3]) -> Result<Tensor, InferenceError> {
-        let tile = self.region(data, start)?;
-        Ok(if self.planar {
-            tile.f_squeeze_dim(1)?
-        } else {
-            tile
-        })
-    }
-}
-
-/// The running sums of Gaussian-weighted logits and of weights.
-struct Accumulators {
-    logits: Tensor,
-    weights: Tensor,
-}
-
-impl Accumulators {
-    /// Zeroed buffers for `n_classes` over the padded spatial shape.
-    fn new(
-        n_classes: i64,
-        spatial: &[i64],
-        kind: Kind,
-        device: Device,
-    ) -> Result<Self, InferenceError> {
-        let logits_shape = [&[n_classes], spatial].concat();
-        Ok(Accumulators {
-            logits: Tensor::f_zeros(logits_shape.as_slice(), (kind, device))?,
-            weights: Tensor::f_zeros(spatial, (kind, device))?,
-        })
-    }
-
-    /// Adds one tile's logits `[n_classes, *patch]`, weighted by `gaussian`, and the weights.
-    fn add(
-        &mut self,
-        grid: &TileGrid,
-        start: [i64; 3],
-        logits: &Tensor,
-        gaussian: &Tensor,
-    ) -> Result<(), InferenceError> {
-        let weighted = logits.f_mul(gaussian)?;
-        let (weighted, gaussian) = if grid.planar {
-            (weighted.f_unsqueeze(1)?, gaussian.f_unsqueeze(0)?)
-        } else {
-            (weighted, gaussian.shallow_clone())
-        };
-        // In place through views of the buffers; the aliases the ops return are not needed.
-        let _ = grid.region(&self.logits, start)?.f_add_(&weighted)?;
-        let _ = grid.region(&self.weights, start)?.f_add_(&gaussian)?;
-        Ok(())
-    }
-}
-
 /// The logits of a whole image, predicted tile by tile and blended with Gaussian weights.
 ///
 /// Pads the image to at least the patch (zeros, centred), runs the model on nnU-Net's tiles
 /// (`settings.tile_batch` per call on `settings.device`, each with mirroring TTA), accumulates
 /// `logits · gaussian` and `gaussian` in `settings.accumulator` buffers on
 /// `settings.results_device`, divides, and crops the padding away. Runs without gradients.
+///
+/// With buffers on the CPU, the tiles are cut, weighted and added by this crate's own loops
+/// (on rayon's threads), which round every element exactly as nnU-Net's libtorch ops do.
 ///
 /// # Shapes
 /// `data`: `[c, z, y, x]` (a 2D configuration sees `[c, 1, y, x]` or a stack of slices);
@@ -223,76 +128,306 @@ pub fn sliding_window_logits(
     data: &Tensor,
     settings: &SlidingWindowSettings,
 ) -> Result<Tensor, InferenceError> {
-    let _no_grad = tch::no_grad_guard();
-    settings.validate()?;
-    if data.dim() != 4 {
-        return Err(InferenceError::InputShape { shape: data.size() });
-    }
-    let data = data
-        .f_to_device(settings.results_device)?
-        .f_to_kind(Kind::Float)?;
-    let (padded, padding) = pad_to_patch(&data, &settings.patch)?;
-    let spatial = &padded.size()[1..];
-    let spatial = [spatial[0], spatial[1], spatial[2]].map(|s| s as usize);
-    let grid = TileGrid::new(spatial, &settings.patch, settings.step)?;
-    let sums = accumulate_tiles(model, &padded, &grid, settings)?;
-    let mut logits = sums.logits;
-    let _ = logits.f_div_(&sums.weights)?;
-    if logits.f_isinf()?.f_any()?.f_int64_value(&[])? != 0 {
-        return Err(InferenceError::InfiniteLogits);
-    }
-    crop_padding(&logits, &padding)
+    Window::new(data, settings)?.logits(model)
 }
 
-/// Runs the model over every tile of `padded` (`[c, *spatial]` on the results device) and sums
-/// the Gaussian-weighted logits and the weights.
-fn accumulate_tiles(
-    model: &dyn Segmenter,
-    padded: &Tensor,
+/// One image prepared for the window: padded, cut into tiles, with the Gaussian and the summed
+/// weights. The weights depend only on the tiles, so every model (fold) that predicts the image
+/// shares them: dividing by the same float16 weights gives the same bits as nnU-Net's per-fold
+/// `n_predictions`.
+pub(crate) struct Window<'s> {
+    settings: &'s SlidingWindowSettings,
+    /// `[c, *spatial]`, float32, contiguous on the results device, at least the patch.
+    padded: Tensor,
+    padding: Padding,
+    grid: TileGrid,
+    layout: TileLayout,
+    gaussian: Gaussian,
+    /// Σ gaussian over the tiles, `[*spatial]` in the accumulator's kind.
+    weights: Tensor,
+}
+
+/// nnU-Net's Gaussian importance map in the two forms the accumulation uses.
+struct Gaussian {
+    /// float16 `[*patch]` on the results device (nnU-Net's tensor).
+    half: Tensor,
+    /// The same values in float32 (exactly), contiguous, for the CPU loops.
+    float: Tensor,
+}
+
+impl<'s> Window<'s> {
+    /// Checks `settings` and `data` (`[c, z, y, x]`), pads the image and sums the weights.
+    ///
+    /// # Errors
+    /// [`SlidingWindowSettings::validate`]'s errors; [`InferenceError::InputShape`] when `data`
+    /// is not 4-D; [`InferenceError::Torch`].
+    pub(crate) fn new(
+        data: &Tensor,
+        settings: &'s SlidingWindowSettings,
+    ) -> Result<Window<'s>, InferenceError> {
+        let _no_grad = tch::no_grad_guard();
+        settings.validate()?;
+        if data.dim() != 4 {
+            return Err(InferenceError::InputShape { shape: data.size() });
+        }
+        let data = data
+            .f_to_device(settings.results_device)?
+            .f_to_kind(Kind::Float)?;
+        let (padded, padding) = pad_to_patch(&data, &settings.patch)?;
+        let padded = padded.f_contiguous()?;
+        let size = padded.size();
+        let spatial = [size[1], size[2], size[3]].map(|s| s as usize);
+        let grid = TileGrid::new(spatial, &settings.patch, settings.step)?;
+        let layout = TileLayout {
+            spatial,
+            window: grid.window.map(|w| w as usize),
+        };
+        let half = gaussian_importance_map(
+            &settings.patch,
+            NNUNET_SIGMA_SCALE,
+            NNUNET_VALUE_SCALING,
+            settings.results_device,
+        )?;
+        let float = half.f_to_kind(Kind::Float)?.f_contiguous()?;
+        let gaussian = Gaussian { half, float };
+        let weights = sum_weights(&grid, &layout, &gaussian, settings.accumulator.kind())?;
+        Ok(Window {
+            settings,
+            padded,
+            padding,
+            grid,
+            layout,
+            gaussian,
+            weights,
+        })
+    }
+
+    /// The blended logits of `model` over the image: `[n_classes, z, y, x]` in the
+    /// accumulator's kind on the results device (a view into the padded buffer).
+    ///
+    /// # Errors
+    /// [`InferenceError::ModelOutputShape`], [`InferenceError::InfiniteLogits`], the model's
+    /// errors.
+    pub(crate) fn logits(&self, model: &dyn Segmenter) -> Result<Tensor, InferenceError> {
+        let _no_grad = tch::no_grad_guard();
+        let mut sums = self.accumulate(model)?;
+        if divide_by_weights(&mut sums, &self.weights)? {
+            return Err(InferenceError::InfiniteLogits);
+        }
+        crop_padding(&sums, &self.padding)
+    }
+
+    /// Runs the model over every tile and sums the Gaussian-weighted logits.
+    fn accumulate(&self, model: &dyn Segmenter) -> Result<Tensor, InferenceError> {
+        let settings = self.settings;
+        let mut sums: Option<Tensor> = None;
+        for chunk in self.grid.starts.chunks(settings.tile_batch) {
+            let batch = self.gather_tiles(chunk)?.f_to_device(settings.device)?;
+            let (logits, n_passes) = predict_batch(model, &batch, settings)?;
+            let logits = logits.f_to_device(settings.results_device)?;
+            let sums = match &mut sums {
+                Some(sums) => sums,
+                None => sums.insert(self.zeroed_sums(logits.size()[1])?),
+            };
+            self.add_tiles(sums, chunk, &logits, n_passes)?;
+        }
+        Ok(sums.expect("every image has at least one tile"))
+    }
+
+    /// The input tiles at `starts`, `[b, c, *patch]`, contiguous.
+    fn gather_tiles(&self, starts: &[[i64; 3]]) -> Result<Tensor, InferenceError> {
+        if self.padded.device() != Device::Cpu {
+            let tiles = starts
+                .iter()
+                .map(|&start| self.grid.tile(&self.padded, start))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Tensor::f_stack(&tiles, 0)?);
+        }
+        let n_channels = self.padded.size()[0];
+        let patch = self.settings.patch.iter().map(|&p| p as i64);
+        let shape: Vec<i64> = [starts.len() as i64, n_channels]
+            .into_iter()
+            .chain(patch)
+            .collect();
+        let mut batch = Tensor::f_empty(shape.as_slice(), (Kind::Float, Device::Cpu))?;
+        let image = cpu_elements::<f32>(&self.padded)?;
+        let tiles = cpu_elements_mut::<f32>(&mut batch)?;
+        let per_tile = tiles.len() / starts.len();
+        for (tile, &start) in tiles.chunks_mut(per_tile).zip(starts) {
+            self.layout.copy_tile(image, start, tile);
+        }
+        Ok(batch)
+    }
+
+    /// Zeroed sums for `n_classes` over the padded image.
+    fn zeroed_sums(&self, n_classes: i64) -> Result<Tensor, InferenceError> {
+        let shape = [&[n_classes], &self.padded.size()[1..]].concat();
+        let options = (
+            self.settings.accumulator.kind(),
+            self.settings.results_device,
+        );
+        Ok(Tensor::f_zeros(shape.as_slice(), options)?)
+    }
+
+    /// Adds tiles' logits (`[b, n_classes, *patch]`, the sum over `n_passes` mirroring passes)
+    /// divided by `n_passes` and weighted by the Gaussian, as nnU-Net does in steps:
+    /// `prediction /= n; prediction *= gaussian; predicted_logits[sl] += prediction`.
+    fn add_tiles(
+        &self,
+        sums: &mut Tensor,
+        starts: &[[i64; 3]],
+        logits: &Tensor,
+        n_passes: usize,
+    ) -> Result<(), InferenceError> {
+        let on_cpu = sums.device() == Device::Cpu && logits.device() == Device::Cpu;
+        match (on_cpu, logits.f_kind()?, sums.f_kind()?) {
+            (true, Kind::Float, Kind::Half) => {
+                self.add_tiles_cpu::<f16>(sums, starts, logits, n_passes)
+            }
+            (true, Kind::Float, Kind::Float) => {
+                self.add_tiles_cpu::<f32>(sums, starts, logits, n_passes)
+            }
+            _ => self.add_tiles_torch(sums, starts, logits, n_passes),
+        }
+    }
+
+    /// [`Window::add_tiles`] with libtorch's ops (any device, any logits kind).
+    fn add_tiles_torch(
+        &self,
+        sums: &mut Tensor,
+        starts: &[[i64; 3]],
+        logits: &Tensor,
+        n_passes: usize,
+    ) -> Result<(), InferenceError> {
+        let averaged = if n_passes > 1 {
+            logits.f_div_scalar(n_passes as f64)?
+        } else {
+            logits.shallow_clone()
+        };
+        for (idx, &start) in starts.iter().enumerate() {
+            let weighted = averaged.f_get(idx as i64)?.f_mul(&self.gaussian.half)?;
+            let weighted = if self.grid.planar {
+                weighted.f_unsqueeze(1)?
+            } else {
+                weighted
+            };
+            // In place through a view of the sums; the alias the op returns is not needed.
+            let _ = self.grid.region(sums, start)?.f_add_(&weighted)?;
+        }
+        Ok(())
+    }
+
+    /// [`Window::add_tiles`] for float32 logits and sums on the CPU, one pass per tile.
+    fn add_tiles_cpu<A: Buffer>(
+        &self,
+        sums: &mut Tensor,
+        starts: &[[i64; 3]],
+        logits: &Tensor,
+        n_passes: usize,
+    ) -> Result<(), InferenceError> {
+        let logits = logits.f_contiguous()?;
+        let values = cpu_elements::<f32>(&logits)?;
+        let gaussian = cpu_elements::<f32>(&self.gaussian.float)?;
+        let sums = cpu_elements_mut::<A>(sums)?;
+        let per_tile = values.len() / starts.len();
+        for (tile, &start) in values.chunks(per_tile).zip(starts) {
+            self.layout
+                .add_tile(sums, start, tile, |row, values, weight| {
+                    add_weighted_row(row, values, &gaussian[weight..][..row.len()], n_passes);
+                });
+        }
+        Ok(())
+    }
+}
+
+/// Σ of the Gaussian over every tile, in `kind` (float16 weights are rounded after each tile,
+/// as nnU-Net's `n_predictions[sl] += gaussian`).
+fn sum_weights(
     grid: &TileGrid,
-    settings: &SlidingWindowSettings,
-) -> Result<Accumulators, InferenceError> {
-    let results_device = settings.results_device;
-    let gaussian = gaussian_importance_map(
-        &settings.patch,
-        NNUNET_SIGMA_SCALE,
-        NNUNET_VALUE_SCALING,
-        results_device,
-    )?;
-    let mut sums: Option<Accumulators> = None;
-    for chunk in grid.starts.chunks(settings.tile_batch) {
-        let tiles = chunk
-            .iter()
-            .map(|&start| grid.tile(padded, start))
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = Tensor::f_stack(&tiles, 0)?.f_to_device(settings.device)?;
-        let logits = predict_batch(model, &batch, settings)?.f_to_device(results_device)?;
-        if sums.is_none() {
-            let n_classes = logits.size()[1];
-            let spatial = &padded.size()[1..];
-            let kind = settings.accumulator.kind();
-            sums = Some(Accumulators::new(n_classes, spatial, kind, results_device)?);
+    layout: &TileLayout,
+    gaussian: &Gaussian,
+    kind: Kind,
+) -> Result<Tensor, InferenceError> {
+    let spatial = layout.spatial.map(|s| s as i64);
+    let mut weights = Tensor::f_zeros(spatial.as_slice(), (kind, gaussian.half.device()))?;
+    match (weights.device(), kind) {
+        (Device::Cpu, Kind::Half) => sum_weights_cpu::<f16>(grid, layout, gaussian, &mut weights),
+        (Device::Cpu, Kind::Float) => sum_weights_cpu::<f32>(grid, layout, gaussian, &mut weights),
+        _ => {
+            // float16 -> float32 is exact: adding the converted map equals the mixed-kind add.
+            let map = gaussian.half.f_to_kind(kind)?;
+            let map = if grid.planar {
+                map.f_unsqueeze(0)?
+            } else {
+                map
+            };
+            for &start in &grid.starts {
+                // In place through a view; the alias the op returns is not needed.
+                let _ = grid.region(&weights, start)?.f_add_(&map)?;
+            }
+            Ok(())
         }
-        let sums = sums
-            .as_mut()
-            .expect("the accumulators were allocated just above");
-        for (idx, &start) in chunk.iter().enumerate() {
-            sums.add(grid, start, &logits.f_get(idx as i64)?, &gaussian)?;
-        }
-    }
-    Ok(sums.expect("every image has at least one tile"))
+    }?;
+    Ok(weights)
 }
 
-/// One network call over a batch of tiles, with TTA and (on CUDA, if asked) autocast; checks
-/// the logits' shape.
+/// [`sum_weights`] on the CPU: `weights = round(weights + gaussian)` per tile, in float32.
+fn sum_weights_cpu<A: Buffer>(
+    grid: &TileGrid,
+    layout: &TileLayout,
+    gaussian: &Gaussian,
+    weights: &mut Tensor,
+) -> Result<(), InferenceError> {
+    let map = cpu_elements::<f32>(&gaussian.float)?;
+    let weights = cpu_elements_mut::<A>(weights)?;
+    for &start in &grid.starts {
+        layout.add_tile(weights, start, map, |row, values, _| add_row(row, values));
+    }
+    Ok(())
+}
+
+/// `sums /= weights` in the sums' kind (broadcast over the classes); returns whether any
+/// quotient is infinite.
+fn divide_by_weights(sums: &mut Tensor, weights: &Tensor) -> Result<bool, InferenceError> {
+    let on_cpu = sums.device() == Device::Cpu && sums.is_contiguous() && weights.is_contiguous();
+    match (on_cpu, sums.f_kind()?) {
+        (true, Kind::Half) => divide_cpu::<f16>(sums, weights),
+        (true, Kind::Float) => divide_cpu::<f32>(sums, weights),
+        _ => {
+            // In place; the alias the op returns is not needed.
+            let _ = sums.f_div_(weights)?;
+            Ok(sums.f_isinf()?.f_any()?.f_int64_value(&[])? != 0)
+        }
+    }
+}
+
+/// [`divide_by_weights`] on the CPU: `round(sum / weight)` in float32, slab by slab.
+fn divide_cpu<A: Buffer>(sums: &mut Tensor, weights: &Tensor) -> Result<bool, InferenceError> {
+    let weights = cpu_elements::<A>(weights)?;
+    let sums = cpu_elements_mut::<A>(sums)?;
+    let slab = CHUNK.min(weights.len());
+    let n_slabs = weights.len().div_ceil(slab);
+    let any_infinite = sums
+        .par_chunks_mut(weights.len())
+        .flat_map(|class| class.par_chunks_mut(slab).enumerate())
+        .map(|(idx, sums)| {
+            let weights = &weights[(idx % n_slabs) * slab..][..sums.len()];
+            divide_row(sums, weights)
+        })
+        .reduce(|| false, |a, b| a || b);
+    Ok(any_infinite)
+}
+
+/// One network call over a batch of tiles, with TTA and (on CUDA, if asked) autocast: the sum
+/// of the passes' logits and the number of passes. Checks the logits' shape.
 fn predict_batch(
     model: &dyn Segmenter,
     batch: &Tensor,
     settings: &SlidingWindowSettings,
-) -> Result<Tensor, InferenceError> {
+) -> Result<(Tensor, usize), InferenceError> {
     let mirror_axes = settings.mirror_axes.as_deref();
-    let logits = tch::autocast(settings.mixed_precision, || {
-        predict_with_mirroring(model, batch, mirror_axes)
+    let (logits, n_passes) = tch::autocast(settings.mixed_precision, || {
+        sum_mirrored_passes(model, batch, mirror_axes)
     })?;
     let found = logits.size();
     let patch: Vec<i64> = settings.patch.iter().map(|&p| p as i64).collect();
@@ -305,5 +440,348 @@ fn predict_batch(
             patch,
         });
     }
-    Ok(logits)
+    Ok((logits, n_passes))
+}
+
+/// Where a tile lies in the padded image, for the CPU loops: images are `[channels, *spatial]`
+/// and tiles `[channels, *window]`, both C order.
+struct TileLayout {
+    /// The padded image's spatial size.
+    spatial: [usize; 3],
+    /// A tile's extent, `[1, py, px]` for 2D patches.
+    window: [usize; 3],
+}
+
+impl TileLayout {
+    /// Elements in one channel of a tile.
+    fn window_len(&self) -> usize {
+        self.window.iter().product()
+    }
+
+    /// Copies the tile at `start` of `image` (`[c, *spatial]`) into `tile` (`[c, *window]`), in
+    /// parallel over the tile's (channel, z) slabs.
+    fn copy_tile(&self, image: &[f32], start: [i64; 3], tile: &mut [f32]) {
+        let [wz, wy, wx] = self.window;
+        let [nz, ny, nx] = self.spatial;
+        let [z0, y0, x0] = start.map(|s| s as usize);
+        tile.par_chunks_mut(wy * wx)
+            .enumerate()
+            .for_each(|(idx, slab)| {
+                let (channel, z) = (idx / wz, idx % wz);
+                for (y, row) in slab.chunks_mut(wx).enumerate() {
+                    let at = ((channel * nz + z0 + z) * ny + y0 + y) * nx + x0;
+                    row.copy_from_slice(&image[at..at + wx]);
+                }
+            });
+    }
+
+    /// Calls `add(sum_row, tile_row, window_offset)` for every x-row of the tile at `start`:
+    /// `sums` is `[c, *spatial]`, `tile` is `[c, *window]`, and `window_offset` is the row's
+    /// offset within one channel of a tile (where the Gaussian's row starts). Parallel over the
+    /// tile's z; within a z, the channels of a row follow each other (the Gaussian's row is
+    /// read once for all of them).
+    fn add_tile<A: Buffer>(
+        &self,
+        sums: &mut [A],
+        start: [i64; 3],
+        tile: &[f32],
+        add: impl Fn(&mut [A], &[f32], usize) + Sync,
+    ) {
+        let [wz, wy, wx] = self.window;
+        let [nz, ny, nx] = self.spatial;
+        let [z0, y0, x0] = start.map(|s| s as usize);
+        let n_channels = tile.len() / self.window_len();
+        // The (channel, z) slabs of the sums that the tile covers, grouped by z.
+        let mut slabs: Vec<Vec<&mut [A]>> = (0..wz).map(|_| Vec::new()).collect();
+        for channel in sums.chunks_mut(nz * ny * nx) {
+            let covered = channel.chunks_mut(ny * nx).skip(z0).take(wz);
+            slabs
+                .iter_mut()
+                .zip(covered)
+                .for_each(|(z, slab)| z.push(slab));
+        }
+        slabs
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(z, mut channels)| {
+                for y in 0..wy {
+                    let window = (z * wy + y) * wx;
+                    for (channel, slab) in channels.iter_mut().enumerate().take(n_channels) {
+                        let at = (y0 + y) * nx + x0;
+                        let values = &tile[channel * self.window_len() + window..][..wx];
+                        add(&mut slab[at..at + wx], values, window);
+                    }
+                }
+            });
+    }
+}
+
+/// Elements per step of the row loops (a stack buffer of float32).
+const CHUNK: usize = 256;
+
+/// `sums[i] = round(sums[i] + (values[i] / n_passes) * gaussian[i])`, each operation in float32
+/// (the division only when `n_passes > 1`), as libtorch computes `prediction /= n`,
+/// `prediction *= gaussian` and `predicted_logits[sl] += prediction`.
+fn add_weighted_row<A: Buffer>(sums: &mut [A], values: &[f32], gaussian: &[f32], n_passes: usize) {
+    let mut wide = [0f32; CHUNK];
+    let n = n_passes as f32;
+    let chunks = sums
+        .chunks_mut(CHUNK)
+        .zip(values.chunks(CHUNK))
+        .zip(gaussian.chunks(CHUNK));
+    for ((sums, values), gaussian) in chunks {
+        let wide = &mut wide[..sums.len()];
+        A::widen(sums, wide);
+        let terms = wide.iter_mut().zip(values).zip(gaussian);
+        if n_passes > 1 {
+            terms.for_each(|((w, &v), &g)| *w += (v / n) * g);
+        } else {
+            terms.for_each(|((w, &v), &g)| *w += v * g);
+        }
+        A::narrow(wide, sums);
+    }
+}
+
+/// `sums[i] = round(sums[i] + values[i])`, the sum in float32.
+fn add_row<A: Buffer>(sums: &mut [A], values: &[f32]) {
+    let mut wide = [0f32; CHUNK];
+    for (sums, values) in sums.chunks_mut(CHUNK).zip(values.chunks(CHUNK)) {
+        let wide = &mut wide[..sums.len()];
+        A::widen(sums, wide);
+        wide.iter_mut().zip(values).for_each(|(w, &v)| *w += v);
+        A::narrow(wide, sums);
+    }
+}
+
+/// `sums[i] = round(sums[i] / weights[i])`, the quotient in float32; whether any is infinite.
+fn divide_row<A: Buffer>(sums: &mut [A], weights: &[A]) -> bool {
+    let (mut wide_sums, mut wide_weights) = ([0f32; CHUNK], [0f32; CHUNK]);
+    let wide_sums = &mut wide_sums[..sums.len()];
+    let wide_weights = &mut wide_weights[..sums.len()];
+    A::widen(sums, wide_sums);
+    A::widen(weights, wide_weights);
+    wide_sums
+        .iter_mut()
+        .zip(wide_weights.iter())
+        .for_each(|(s, &w)| *s /= w);
+    A::narrow(wide_sums, sums);
+    sums.iter().any(|&s| A::is_infinite(s))
+}
+
+/// An accumulator element, float16 (nnU-Net's) or float32; arithmetic is done in float32.
+pub(crate) trait Buffer: Element + Copy + Send + Sync {
+    /// Converts to float32 (exactly).
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// Rounds float32 values to this kind, to nearest even (as libtorch casts).
+    fn narrow(src: &[f32], dst: &mut [Self]);
+    /// Whether a value is ±∞.
+    fn is_infinite(self) -> bool;
+}
+
+impl Buffer for f16 {
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+
+    fn narrow(src: &[f32], dst: &mut [f16]) {
+        dst.convert_from_f32_slice(src);
+    }
+
+    fn is_infinite(self) -> bool {
+        f16::is_infinite(self)
+    }
+}
+
+impl Buffer for f32 {
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+
+    fn narrow(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+
+    fn is_infinite(self) -> bool {
+        f32::is_infinite(self)
+    }
+}
+
+/// The elements of a contiguous CPU tensor of kind `T`, borrowed.
+///
+/// # Errors
+/// [`InferenceError::Torch`] (a kind fault) unless `t` is a defined, contiguous CPU tensor of
+/// kind `T`.
+pub(crate) fn cpu_elements<T: Element>(t: &Tensor) -> Result<&[T], InferenceError> {
+    let numel = checked_cpu_numel::<T>(t)?;
+    if numel == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `t` is a defined, contiguous CPU tensor of `T` (checked above), so its data
+    // pointer is aligned and valid for `numel` elements, and its storage lives at least as long
+    // as the borrow of `t`. The crate calls this only on tensors that no handle writes to while
+    // the slice lives.
+    Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, numel) })
+}
+
+/// The elements of a contiguous CPU tensor of kind `T`, mutably borrowed.
+///
+/// # Errors
+/// As [`cpu_elements`].
+pub(crate) fn cpu_elements_mut<T: Element>(t: &mut Tensor) -> Result<&mut [T], InferenceError> {
+    let numel = checked_cpu_numel::<T>(t)?;
+    if numel == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: as in `cpu_elements`; in addition the crate calls this only on tensors it
+    // allocated itself, whose other handles are not used while the slice lives.
+    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, numel) })
+}
+
+/// The number of elements of `t` after checking that it is a defined, contiguous CPU tensor of
+/// kind `T`.
+fn checked_cpu_numel<T: Element>(t: &Tensor) -> Result<usize, InferenceError> {
+    if !t.defined() {
+        let fault = "an undefined tensor has no elements".to_string();
+        return Err(InferenceError::Torch(TchError::Kind(fault)));
+    }
+    let kind = t.f_kind()?;
+    if t.device() != Device::Cpu || !t.is_contiguous() || kind != T::KIND {
+        return Err(InferenceError::Torch(TchError::Kind(format!(
+            "expected a contiguous CPU tensor of {:?}, found {kind:?} on {:?} (contiguous: {})",
+            T::KIND,
+            t.device(),
+            t.is_contiguous()
+        ))));
+    }
+    Ok(t.numel())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Float32 values in `[-scale, scale]`, deterministic.
+    fn values(shape: &[i64], scale: f64) -> Tensor {
+        let n: i64 = shape.iter().product();
+        (Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.731)
+            .sin()
+            .g_mul_scalar(scale)
+            .reshape(shape)
+    }
+
+    /// Whether two tensors hold the same bits (same kind and shape).
+    fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+        a.kind() == b.kind() && a.size() == b.size() && {
+            let bits = |t: &Tensor| t.contiguous().view_dtype(Kind::Int16).flatten(0, -1);
+            match a.kind() {
+                Kind::Half => bits(a).equal(&bits(b)),
+                _ => a
+                    .contiguous()
+                    .view_dtype(Kind::Int)
+                    .equal(&b.contiguous().view_dtype(Kind::Int)),
+            }
+        }
+    }
+
+    /// A window over a `[1, 13, 21, 18]` image (or its 2D counterpart) with the patch given.
+    fn window<'s>(settings: &'s SlidingWindowSettings, shape: &[i64]) -> Window<'s> {
+        Window::new(&values(shape, 1.0), settings).unwrap()
+    }
+
+    #[test]
+    fn cpu_loops_round_as_libtorchs_ops() {
+        // Both paths over the same tiles, for float16 and float32 sums, 3D and 2D patches,
+        // one pass and eight: sums that start nonzero (large, to exercise float16 rounding),
+        // logits up to 300 (so that some sums round up to the next float16 binade), subnormal
+        // Gaussian weights at the tile borders.
+        for accumulator in [Accumulator::Half, Accumulator::Float] {
+            for (patch, shape) in [
+                (&[8usize, 16, 12][..], [1i64, 13, 21, 18]),
+                (&[16, 12], [1, 3, 21, 18]),
+            ] {
+                let settings = SlidingWindowSettings {
+                    accumulator,
+                    ..SlidingWindowSettings::nnunet(patch, None, Device::Cpu)
+                };
+                let w = window(&settings, &shape);
+                let starts = &w.grid.starts[..3];
+                let logits_shape = [
+                    &[3i64, 2],
+                    patch
+                        .iter()
+                        .map(|&p| p as i64)
+                        .collect::<Vec<_>>()
+                        .as_slice(),
+                ]
+                .concat();
+                let logits = values(&logits_shape, 300.0);
+                let start_sums =
+                    values(&[2, shape[1], shape[2], shape[3]], 2000.0).to_kind(accumulator.kind());
+                for n_passes in [1, 8] {
+                    let mut torch = start_sums.copy();
+                    w.add_tiles_torch(&mut torch, starts, &logits, n_passes)
+                        .unwrap();
+                    let mut cpu = start_sums.copy();
+                    w.add_tiles(&mut cpu, starts, &logits, n_passes).unwrap();
+                    assert!(
+                        same_bits(&torch, &cpu),
+                        "{accumulator:?} {patch:?} {n_passes}"
+                    );
+                    assert!(!same_bits(&cpu, &start_sums));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_weights_and_division_match_libtorch() {
+        for accumulator in [Accumulator::Half, Accumulator::Float] {
+            let settings = SlidingWindowSettings {
+                accumulator,
+                ..SlidingWindowSettings::nnunet(&[8, 16, 12], None, Device::Cpu)
+            };
+            let w = window(&settings, &[1, 13, 21, 18]);
+            // The weights: libtorch's in-place adds of the Gaussian over every tile.
+            let map = w.gaussian.half.to_kind(accumulator.kind());
+            let torch = Tensor::zeros([13, 21, 18], (accumulator.kind(), Device::Cpu));
+            for &start in &w.grid.starts {
+                let _ = w.grid.region(&torch, start).unwrap().g_add_(&map);
+            }
+            assert!(same_bits(&torch, &w.weights), "{accumulator:?}");
+            // The division, and its check for infinities (65504 / 2^-24 overflows float16).
+            let sums = values(&[2, 13, 21, 18], 3000.0).to_kind(accumulator.kind());
+            let mut cpu = sums.copy();
+            let infinite = divide_by_weights(&mut cpu, &w.weights).unwrap();
+            assert!(same_bits(&cpu, &(&sums / &w.weights)), "{accumulator:?}");
+            assert_eq!(infinite, accumulator == Accumulator::Half);
+            assert_eq!(infinite, cpu.isinf().any().int64_value(&[]) != 0);
+        }
+    }
+
+    #[test]
+    fn tiles_are_cut_as_libtorch_slices_them() {
+        let settings = SlidingWindowSettings::nnunet(&[8, 16, 12], None, Device::Cpu);
+        let image = values(&[2, 13, 21, 18], 1.0);
+        let w = Window::new(&image, &settings).unwrap();
+        let starts = &w.grid.starts[1..4];
+        let expected: Vec<Tensor> = starts
+            .iter()
+            .map(|&s| w.grid.tile(&image, s).unwrap())
+            .collect();
+        assert!(w
+            .gather_tiles(starts)
+            .unwrap()
+            .equal(&Tensor::stack(&expected, 0)));
+    }
+
+    #[test]
+    fn elements_are_only_lent_from_contiguous_cpu_tensors_of_their_kind() {
+        let t = values(&[3, 4], 1.0);
+        assert_eq!(cpu_elements::<f32>(&t).unwrap().len(), 12);
+        assert!(cpu_elements::<f16>(&t).is_err());
+        assert!(cpu_elements::<f32>(&t.transpose(0, 1)).is_err());
+        let mut t = t;
+        cpu_elements_mut::<f32>(&mut t).unwrap()[5] = 42.0;
+        assert_eq!(t.double_value(&[1, 1]), 42.0);
+    }
 }

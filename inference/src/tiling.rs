@@ -1,5 +1,5 @@
-//! Where the sliding window's tiles go: nnU-Net's step positions, and the zero padding that
-//! makes an image at least as large as the patch.
+//! Where the sliding window's tiles go: nnU-Net's step positions and tile grid, and the zero
+//! padding that makes an image at least as large as the patch.
 //!
 //! nnU-Net: `sliding_window_prediction.py::compute_steps_for_sliding_window` and
 //! `acvl_utils.cropping_and_padding.padding.pad_nd_image` (constant 0, centred, the odd voxel on
@@ -149,6 +149,71 @@ pub fn crop_padding(padded: &Tensor, padding: &Padding) -> Result<Tensor, Infere
         out = out.f_narrow((first + a) as i64, lo, len)?;
     }
     Ok(out)
+}
+
+/// Tile positions over a padded image: nnU-Net's slicers.
+pub(crate) struct TileGrid {
+    /// Extent of a tile on the three spatial axes (`[1, py, px]` for a 2D patch).
+    pub(crate) window: [i64; 3],
+    /// Whether tiles are single slices of axis 0 that the model sees as 2D.
+    pub(crate) planar: bool,
+    /// Tile origins, `(z, y, x)`, in nnU-Net's order.
+    pub(crate) starts: Vec<[i64; 3]>,
+}
+
+impl TileGrid {
+    /// nnU-Net's slicers over a `spatial` image (at least the patch on every axis): every
+    /// combination of steps, axis 0 slowest; for a 2D patch, every slice of axis 0 times the 2D
+    /// steps.
+    pub(crate) fn new(
+        spatial: [usize; 3],
+        patch: &[usize],
+        step: f64,
+    ) -> Result<TileGrid, InferenceError> {
+        let planar = patch.len() == 2;
+        let (steps, window) = if planar {
+            let steps = compute_steps(&spatial[1..], patch, step)?;
+            let all_slices = (0..spatial[0]).collect();
+            let window = [1, patch[0] as i64, patch[1] as i64];
+            ([vec![all_slices], steps].concat(), window)
+        } else {
+            let steps = compute_steps(&spatial, patch, step)?;
+            (steps, [patch[0] as i64, patch[1] as i64, patch[2] as i64])
+        };
+        let mut starts = Vec::new();
+        for &z in &steps[0] {
+            for &y in &steps[1] {
+                for &x in &steps[2] {
+                    starts.push([z as i64, y as i64, x as i64]);
+                }
+            }
+        }
+        Ok(TileGrid {
+            window,
+            planar,
+            starts,
+        })
+    }
+
+    /// The region of `t`'s last three axes covered by the tile at `start` (a view).
+    pub(crate) fn region(&self, t: &Tensor, start: [i64; 3]) -> Result<Tensor, InferenceError> {
+        let first = t.dim() as i64 - 3;
+        let mut view = t.shallow_clone();
+        for (axis, (&origin, &extent)) in start.iter().zip(&self.window).enumerate() {
+            view = view.f_narrow(first + axis as i64, origin, extent)?;
+        }
+        Ok(view)
+    }
+
+    /// The input tile at `start`: `[c, *patch]` (a view).
+    pub(crate) fn tile(&self, data: &Tensor, start: [i64; 3]) -> Result<Tensor, InferenceError> {
+        let tile = self.region(data, start)?;
+        Ok(if self.planar {
+            tile.f_squeeze_dim(1)?
+        } else {
+            tile
+        })
+    }
 }
 
 #[cfg(test)]
