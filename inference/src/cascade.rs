@@ -16,11 +16,15 @@ use crate::{array4_to_tensor, label_map_to_array, segmentation, tensor_to_array4
 
 /// `data` `(c, z, y, x)` with one 0/1 channel per label of `labels` appended (in that order),
 /// 1 where `seg` equals the label. Values of `seg` outside `labels` (background, -1) give zeros.
+/// Used by the predictor and by the trainer's augmentation pipeline (nnU-Net's
+/// `MoveSegAsOneHotToDataTransform`).
+///
 /// `seg` must have `data`'s spatial shape (an internal invariant: both come from the same
-/// preprocessing or from files checked against it).
-pub fn append_one_hot<T>(data: Array4<f32>, seg: ArrayView3<'_, T>, labels: &[u16]) -> Array4<f32>
+/// preprocessing or crop, or from files checked against it).
+pub fn append_one_hot<T, L>(data: Array4<f32>, seg: ArrayView3<'_, T>, labels: &[L]) -> Array4<f32>
 where
     T: Copy + Into<i32>,
+    L: Copy + Into<i32>,
 {
     let (c, z, y, x) = data.dim();
     assert_eq!(
@@ -32,7 +36,7 @@ where
     out.slice_mut(s![..c, .., .., ..]).assign(&data);
     drop(data);
     for (k, &label) in labels.iter().enumerate() {
-        let label = i32::from(label);
+        let label: i32 = label.into();
         let mut channel = out.index_axis_mut(Axis(0), c + k);
         ndarray::Zip::from(&mut channel)
             .and(&seg)

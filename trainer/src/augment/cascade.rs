@@ -13,32 +13,11 @@
 //! fill_with_other_class_p=0, dont_do_if_covers_more_than_x_percent=0.15, p_per_label=0.5),
 //! 0.2)` (batchgeneratorsv2 `transforms/nnunet/`).
 
-use ndarray::{s, Array4, ArrayView3, ArrayView4, ArrayViewMut3, ArrayViewMut4, Axis, Zip};
+use ndarray::{ArrayView3, ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::uniform;
-
-/// The image `(c, z, y, x)` followed by one 0/1 channel per label in `labels` marking where
-/// `prev` `(z, y, x)` (the previous stage's segmentation) has that label.
-///
-/// # Shapes
-/// `data` `(c, z, y, x)`, `prev` `(z, y, x)`; returns `(c + labels.len(), z, y, x)`.
-pub fn append_one_hot(
-    data: ArrayView4<'_, f32>,
-    prev: ArrayView3<'_, i16>,
-    labels: &[i16],
-) -> Array4<f32> {
-    let (n_channels, z, y, x) = data.dim();
-    let mut out = Array4::zeros((n_channels + labels.len(), z, y, x));
-    out.slice_mut(s![..n_channels, .., .., ..]).assign(&data);
-    for (i, &label) in labels.iter().enumerate() {
-        Zip::from(out.index_axis_mut(Axis(0), n_channels + i))
-            .and(&prev)
-            .for_each(|v, &p| *v = f32::from(u8::from(p == label)));
-    }
-    out
-}
 
 /// A binary morphological operator of bg2's `ApplyRandomBinaryOperatorTransform`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -505,7 +484,7 @@ fn for_each_neighbour(voxel: usize, shape: [usize; 3], mut f: impl FnMut(usize))
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array3;
+    use ndarray::{s, Array3, Array4};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -774,24 +753,6 @@ mod tests {
         assert!(opened.slice(s![10..16, 10..16, 10..16]).iter().all(|&m| m));
         assert!(opened[[8, 13, 13]] && opened[[17, 12, 12]] && opened[[13, 13, 8]]);
         assert!(!opened[[8, 8, 8]] && !opened[[17, 17, 17]]);
-    }
-
-    #[test]
-    fn one_hot_marks_each_label() {
-        let data = Array4::from_elem((1, 1, 2, 3), 7.0f32);
-        let prev = Array3::from_shape_vec((1, 2, 3), vec![0i16, 1, 2, 2, 3, 1]).unwrap();
-        let out = append_one_hot(data.view(), prev.view(), &[1, 2, 3]);
-        assert_eq!(out.shape(), &[4, 1, 2, 3]);
-        let channel = |c: usize| {
-            out.index_axis(Axis(0), c)
-                .iter()
-                .copied()
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(channel(0), vec![7.0; 6]);
-        assert_eq!(channel(1), vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
-        assert_eq!(channel(2), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-        assert_eq!(channel(3), vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     }
 
     #[test]

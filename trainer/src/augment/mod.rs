@@ -31,7 +31,7 @@ use rand::Rng;
 pub use blur::{gaussian_kernel, ChannelBlur, GaussianBlur, RandomGaussianBlur};
 pub use brightness::{MultiplicativeBrightness, RandomBrightness};
 pub use cascade::{
-    append_one_hot, BinaryOperator, BinaryOperators, ComponentPick, ComponentRemoval, Morphology,
+    BinaryOperator, BinaryOperators, ComponentPick, ComponentRemoval, Morphology,
     RandomBinaryOperator, RandomComponentRemoval,
 };
 pub use contrast::{Contrast, RandomContrast};

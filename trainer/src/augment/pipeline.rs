@@ -7,13 +7,14 @@
 //! nnU-Net: `nnUNetTrainer.get_training_transforms` (steps 1–15 of reference §6.5) and
 //! `get_validation_transforms`.
 
+use autoseg_inference::append_one_hot;
 use ndarray::{s, Array4, Axis};
 use rand::Rng;
 
 use super::blur::{GaussianBlur, RandomGaussianBlur};
 use super::brightness::{MultiplicativeBrightness, RandomBrightness};
 use super::cascade::{
-    append_one_hot, BinaryOperators, ComponentRemoval, RandomBinaryOperator, RandomComponentRemoval,
+    BinaryOperators, ComponentRemoval, RandomBinaryOperator, RandomComponentRemoval,
 };
 use super::contrast::{Contrast, RandomContrast};
 use super::gamma::{Gamma, RandomGamma};
@@ -310,7 +311,7 @@ impl Pipeline {
             "the spatial transform keeps every seg channel"
         );
         let n_image = data.shape()[0];
-        let mut data = append_one_hot(data.view(), seg.index_axis(Axis(0), 1), labels);
+        let mut data = append_one_hot(data, seg.index_axis(Axis(0), 1), labels);
         let mut one_hot = data.slice_mut(s![n_image.., .., .., ..]);
         if let Some(t) = &params.cascade_morphology {
             t.apply(one_hot.view_mut());
