@@ -151,6 +151,7 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
                     singles[b].predictions.clone(),
                 ],
                 &out,
+                None,
             )?;
             let summary = evaluate_folder(&out, job.labels_dir, &settings, ending)?;
             summary.write(&out.join("summary.json"))?;

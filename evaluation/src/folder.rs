@@ -26,8 +26,9 @@ use crate::npz::{
     ProbabilityProperties,
 };
 use crate::{
-    average_probabilities, evaluate_case, probabilities_to_segmentation, CaseInput, CaseMetrics,
-    EvaluationError, EvaluationSettings, LabelOrRegion, Summary, SurfaceSettings,
+    apply_postprocessing, average_probabilities, evaluate_case, probabilities_to_segmentation,
+    CaseInput, CaseMetrics, EvaluationError, EvaluationSettings, LabelOrRegion, PostprocessingPlan,
+    Summary, SurfaceSettings,
 };
 
 /// The normalized-surface-Dice tolerance `autoseg evaluate` uses: 1 mm for every class. There is
@@ -437,7 +438,9 @@ fn common_cases(inputs: &[PathBuf]) -> Result<Vec<String>, FolderError> {
 /// Ensembles prediction folders written with probabilities: for every case (present in all
 /// folders, as nnU-Net requires) it averages the `probabilities` arrays in float32, turns the
 /// mean into labels (argmax, or the regions of the first folder's sidecar) and writes
-/// `output/<case><file_ending>` with the first folder's recorded geometry. Copies the first
+/// `output/<case><file_ending>` with the first folder's recorded geometry, after applying
+/// `postprocessing` when given (nnU-Net's separate `apply_postprocessing` step, here before the
+/// mask is written once). Copies the first
 /// folder's `dataset.json`, if any, into `output` (as nnU-Net does). Returns the masks written,
 /// sorted by case.
 ///
@@ -449,7 +452,11 @@ fn common_cases(inputs: &[PathBuf]) -> Result<Vec<String>, FolderError> {
 /// [`FolderError::Npz`], [`FolderError::ProbabilityShape`], [`FolderError::GeometryShape`],
 /// [`FolderError::Case`] (channels and regions disagree), [`FolderError::Nifti`] and
 /// [`FolderError::Write`]; each names the file.
-pub fn ensemble_folders(inputs: &[PathBuf], output: &Path) -> Result<Vec<PathBuf>, FolderError> {
+pub fn ensemble_folders(
+    inputs: &[PathBuf],
+    output: &Path,
+    postprocessing: Option<&PostprocessingPlan>,
+) -> Result<Vec<PathBuf>, FolderError> {
     let cases = common_cases(inputs)?;
     std::fs::create_dir_all(output).map_err(|source| FolderError::Write {
         path: output.to_path_buf(),
@@ -462,7 +469,7 @@ pub fn ensemble_folders(inputs: &[PathBuf], output: &Path) -> Result<Vec<PathBuf
     for chunk in cases.chunks(in_flight) {
         let masks = chunk
             .par_iter()
-            .map(|case| ensemble_case(inputs, case, output))
+            .map(|case| ensemble_case(inputs, case, output, postprocessing))
             .collect::<Result<Vec<_>, _>>()?;
         written.extend(masks);
     }
@@ -478,7 +485,12 @@ fn cases_in_flight(map_bytes: u64, n_members: usize) -> usize {
     (fit as usize).clamp(1, rayon::current_num_threads().max(1))
 }
 
-fn ensemble_case(inputs: &[PathBuf], case: &str, output: &Path) -> Result<PathBuf, FolderError> {
+fn ensemble_case(
+    inputs: &[PathBuf],
+    case: &str,
+    output: &Path,
+    postprocessing: Option<&PostprocessingPlan>,
+) -> Result<PathBuf, FolderError> {
     let props_path = properties_file(&inputs[0], case);
     let props = ProbabilityProperties::read(&props_path)?;
     let files: Vec<PathBuf> = inputs
@@ -517,8 +529,11 @@ fn ensemble_case(inputs: &[PathBuf], case: &str, output: &Path) -> Result<PathBu
     let mean = average_probabilities(&views).map_err(case_err)?;
     drop(views);
     drop(members);
-    let segmentation =
+    let mut segmentation =
         probabilities_to_segmentation(mean.view(), &props.segmentation_rule()).map_err(case_err)?;
+    if let Some(plan) = postprocessing {
+        apply_postprocessing(plan, segmentation.view_mut());
+    }
     let mask = LabelMap {
         data: segmentation.insert_axis(Axis(0)),
         geometry: props.geometry,
@@ -770,12 +785,41 @@ mod tests {
         );
         std::fs::write(a.path().join("dataset.json"), "{}").unwrap();
         let inputs = [a.path().to_path_buf(), b.path().to_path_buf()];
-        let written = ensemble_folders(&inputs, out.path()).unwrap();
+        let written = ensemble_folders(&inputs, out.path(), None).unwrap();
         assert_eq!(written, vec![out.path().join("case.nii.gz")]);
         assert_eq!(read_mask(&written[0]), vec![1, 0, 1, 0, 0, 1, 0, 1]);
         let mask = read_label_map(&written[0]).unwrap();
         assert_eq!(mask.geometry, geometry([2, 2, 2], [1.0, 0.5, 0.5]));
         assert!(out.path().join("dataset.json").is_file());
+    }
+
+    #[test]
+    fn ensembling_applies_the_postprocessing_before_writing() {
+        let (a, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // A row of 7 voxels: foreground at 0..3 and 5; keeping label 1's largest component
+        // leaves 0..3.
+        let fg = [true, true, true, false, false, true, false];
+        let p = Array4::from_shape_fn(
+            (2, 1, 1, 7),
+            |(c, _, _, x)| {
+                if (c == 1) == fg[x] {
+                    0.9
+                } else {
+                    0.1
+                }
+            },
+        );
+        write_member(a.path(), "row", &p, None);
+        let plan = PostprocessingPlan {
+            steps: vec![crate::PostprocessingStep {
+                keep_largest_component_of: vec![1],
+            }],
+        };
+        let inputs = [a.path().to_path_buf()];
+        let raw = ensemble_folders(&inputs, &out.path().join("raw"), None).unwrap();
+        assert_eq!(read_mask(&raw[0]), vec![1, 1, 1, 0, 0, 1, 0]);
+        let kept = ensemble_folders(&inputs, out.path(), Some(&plan)).unwrap();
+        assert_eq!(read_mask(&kept[0]), vec![1, 1, 1, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -791,8 +835,8 @@ mod tests {
             write_member(dir, "y", &p, Some(vec![1, 2]));
         }
         let inputs = [a.path().to_path_buf(), b.path().to_path_buf()];
-        let written = ensemble_folders(&inputs, out.path()).unwrap();
-        let single = ensemble_folders(&inputs[..1], &out.path().join("single")).unwrap();
+        let written = ensemble_folders(&inputs, out.path(), None).unwrap();
+        let single = ensemble_folders(&inputs[..1], &out.path().join("single"), None).unwrap();
         assert_eq!(read_mask(&written[0]), vec![0, 1, 0, 1, 0, 1, 1, 0]);
         assert_eq!(read_mask(&written[0]), read_mask(&single[0]));
         // Regions: channel 1 > 0.5 -> 2 overwrites channel 0 > 0.5 -> 1.
@@ -811,7 +855,7 @@ mod tests {
         write_member(a.path(), "y", &p, None);
         write_member(b.path(), "x", &p, None);
         let inputs = [a.path().to_path_buf(), b.path().to_path_buf()];
-        let err = ensemble_folders(&inputs, out.path()).unwrap_err();
+        let err = ensemble_folders(&inputs, out.path(), None).unwrap_err();
         assert!(
             err.to_string()
                 .contains(&b.path().join("y.npz").display().to_string()),
@@ -819,13 +863,13 @@ mod tests {
         );
         let three = Array4::from_elem((3, 2, 2, 2), 0.3f32);
         write_probabilities(&probabilities_file(b.path(), "y"), three.view()).unwrap();
-        let err = ensemble_folders(&inputs, out.path()).unwrap_err();
+        let err = ensemble_folders(&inputs, out.path(), None).unwrap_err();
         assert!(
             matches!(&err, FolderError::ProbabilityShape { found, .. } if found == &[3, 2, 2, 2]),
             "{err}"
         );
         assert!(matches!(
-            ensemble_folders(&[], out.path()),
+            ensemble_folders(&[], out.path(), None),
             Err(FolderError::NoInputs)
         ));
     }

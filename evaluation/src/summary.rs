@@ -221,7 +221,8 @@ pub fn format_table(summary: &Summary) -> String {
     out
 }
 
-fn number(v: f64) -> String {
+/// A metric value as the tables print it: 4 decimals, or `nan` / `inf` / `-inf`.
+pub(crate) fn number(v: f64) -> String {
     if v.is_nan() {
         "nan".to_string()
     } else if v.is_infinite() {

@@ -10,7 +10,7 @@ use crate::cli::EnsembleArgs;
 
 /// Runs `autoseg ensemble`.
 pub fn run(args: &EnsembleArgs) -> anyhow::Result<ExitCode> {
-    let written = ensemble_folders(&args.inputs, &args.output).with_context(|| {
+    let written = ensemble_folders(&args.inputs, &args.output, None).with_context(|| {
         format!(
             "ensembling {} folders into {}",
             args.inputs.len(),

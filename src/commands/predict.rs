@@ -17,13 +17,12 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use anyhow::Context;
-use autoseg_evaluation::{apply_postprocessing, ensemble_folders, PostprocessingPlan};
+use autoseg_evaluation::{ensemble_folders, PostprocessingPlan};
 use autoseg_inference::{
     discover_input_cases, read_best_choice, BestChoice, Device, InputCase, PredictOptions,
     Predictor,
 };
-use autoseg_preprocessing::{read_label_map, write_label_map, Progress};
-use ndarray::Axis;
+use autoseg_preprocessing::Progress;
 
 use crate::cli::{DeviceArg, PredictArgs};
 use crate::commands::EXIT_FAILURE;
@@ -136,7 +135,7 @@ fn predict_configuration(
 
 /// nnU-Net's ensemble of configurations in one command: each member predicts with
 /// probabilities into `<output>/.ensemble_members/<config>/`, their probabilities are averaged
-/// into `<output>` ([`ensemble_folders`]), then the postprocessing is applied. The members'
+/// into `<output>` with the postprocessing applied ([`ensemble_folders`]). The members'
 /// folders are removed afterwards unless `--save-probabilities`.
 fn predict_ensemble(
     args: &PredictArgs,
@@ -155,18 +154,13 @@ fn predict_ensemble(
         }
         dirs.push(dir);
     }
-    let written = ensemble_folders(&dirs, &args.output).with_context(|| {
+    let written = ensemble_folders(&dirs, &args.output, postprocessing).with_context(|| {
         format!(
             "ensembling {} into {}",
             members.join(" + "),
             args.output.display()
         )
     })?;
-    if let Some(plan) = postprocessing {
-        for mask in &written {
-            postprocess_mask(mask, plan)?;
-        }
-    }
     if !args.save_probabilities {
         std::fs::remove_dir_all(&members_dir)
             .with_context(|| format!("{}: cannot remove", members_dir.display()))?;
@@ -178,16 +172,6 @@ fn predict_ensemble(
         args.output.display()
     );
     Ok(0)
-}
-
-/// Applies `plan` to the mask file at `path`, rewriting it atomically.
-fn postprocess_mask(path: &Path, plan: &PostprocessingPlan) -> anyhow::Result<()> {
-    let mut labels =
-        read_label_map(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    apply_postprocessing(plan, labels.data.index_axis_mut(Axis(0), 0));
-    write_label_map(path, &labels, 1)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
 }
 
 /// `--device`, else CUDA device 0 when usable, else the CPU.

@@ -10,7 +10,7 @@ use super::html::{Cell, Page};
 use super::sections::{read_artifact, Found};
 use crate::classes::LabelOrRegion;
 use crate::metrics::Metric;
-use crate::summary::Summary;
+use crate::summary::{number, Summary};
 
 /// Lines of `train.log` shown per fold.
 const LOG_TAIL_LINES: usize = 12;
@@ -262,14 +262,4 @@ fn nanstd(values: &[f64]) -> f64 {
     let mean = kept.iter().sum::<f64>() / kept.len() as f64;
     let var = kept.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / kept.len() as f64;
     var.sqrt()
-}
-
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "nan".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else {
-        format!("{v:.4}")
-    }
 }
