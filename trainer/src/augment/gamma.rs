@@ -9,6 +9,7 @@
 use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis};
 use rand::Rng;
 
+use super::fastpow::powf_in_place;
 use super::{bg_contrast, channel_stats, ChannelStats};
 
 const EPS: f64 = 1e-7;
@@ -84,7 +85,15 @@ fn gamma_keep_stats(mut channel: ArrayViewMut3<'_, f32>, gamma: f32) {
     let min = before.min;
     let range = before.max - min;
     let denom = range.max(EPS as f32);
-    channel.map_inplace(|v| *v = ((*v - min) / denom).powf(gamma) * range + min);
+    let mut lane_buf = Vec::with_capacity(channel.len_of(Axis(2)));
+    for mut lane in channel.lanes_mut(Axis(2)) {
+        lane_buf.clear();
+        lane_buf.extend(lane.iter().map(|v| (*v - min) / denom));
+        powf_in_place(&mut lane_buf, gamma);
+        for (v, p) in lane.iter_mut().zip(&lane_buf) {
+            *v = p * range + min;
+        }
+    }
     let after = channel_stats(channel.view());
     let factor = (before.std / after.std.max(EPS)) as f32;
     let (mean_after, mean_before) = (after.mean as f32, before.mean as f32);
@@ -113,7 +122,11 @@ fn gamma_keep_stats_fused(values: &mut [f32], gamma: f32, invert: bool) {
     let mut acc = Moments::new(min);
     for block in values.chunks_mut(4096) {
         for v in block.iter_mut() {
-            *v = ((sign * *v - min) / denom).powf(gamma) * range + min;
+            *v = (sign * *v - min) / denom;
+        }
+        powf_in_place(block, gamma);
+        for v in block.iter_mut() {
+            *v = *v * range + min;
         }
         acc.add(block);
     }
@@ -125,14 +138,17 @@ fn gamma_keep_stats_fused(values: &mut [f32], gamma: f32, invert: bool) {
     }
 }
 
+/// Lanes of [`Moments`]: two AVX2 vectors of f64 per accumulator.
+const LANES: usize = 8;
+
 /// Running sum and sum of squares (about a reference value, against cancellation), min and
-/// max, in 4 interleaved f64 lanes so that the additions pipeline.
+/// max, in 8 interleaved lanes so that the loop vectorises and the additions pipeline.
 pub(super) struct Moments {
     reference: f64,
-    sum: [f64; 4],
-    sum_sq: [f64; 4],
-    min: f32,
-    max: f32,
+    sum: [f64; LANES],
+    sum_sq: [f64; LANES],
+    min: [f32; LANES],
+    max: [f32; LANES],
 }
 
 impl Moments {
@@ -140,32 +156,53 @@ impl Moments {
     pub(super) fn new(reference: f32) -> Moments {
         Moments {
             reference: f64::from(reference),
-            sum: [0.0; 4],
-            sum_sq: [0.0; 4],
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
+            sum: [0.0; LANES],
+            sum_sq: [0.0; LANES],
+            min: [f32::INFINITY; LANES],
+            max: [f32::NEG_INFINITY; LANES],
         }
     }
 
-    /// Adds every value of `values`.
+    /// Adds every value of `values` (NaNs count in the sums but not in min and max), with AVX2
+    /// where the CPU has it: the same operations, so the same result.
     pub(super) fn add(&mut self, values: &[f32]) {
-        let mut chunks = values.chunks_exact(4);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected just above.
+            unsafe { self.add_avx2(values) };
+            return;
+        }
+        self.add_lanes(values);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn add_avx2(&mut self, values: &[f32]) {
+        self.add_lanes(values);
+    }
+
+    #[inline(always)]
+    fn add_lanes(&mut self, values: &[f32]) {
+        let (mut sum, mut sum_sq, mut min, mut max) = (self.sum, self.sum_sq, self.min, self.max);
+        let mut chunks = values.chunks_exact(LANES);
         for chunk in &mut chunks {
-            for (lane, &v) in chunk.iter().enumerate() {
+            for lane in 0..LANES {
+                let v = chunk[lane];
                 let d = f64::from(v) - self.reference;
-                self.sum[lane] += d;
-                self.sum_sq[lane] += d * d;
+                sum[lane] += d;
+                sum_sq[lane] += d * d;
+                min[lane] = if v < min[lane] { v } else { min[lane] };
+                max[lane] = if v > max[lane] { v } else { max[lane] };
             }
         }
         for &v in chunks.remainder() {
             let d = f64::from(v) - self.reference;
-            self.sum[0] += d;
-            self.sum_sq[0] += d * d;
+            sum[0] += d;
+            sum_sq[0] += d * d;
+            min[0] = if v < min[0] { v } else { min[0] };
+            max[0] = if v > max[0] { v } else { max[0] };
         }
-        for &v in values {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
+        (self.sum, self.sum_sq, self.min, self.max) = (sum, sum_sq, min, max);
     }
 
     /// Mean, unbiased std, min and max of the `n` values added.
@@ -177,8 +214,8 @@ impl Moments {
         ChannelStats {
             mean: self.reference + sum / n_f,
             std: var.sqrt(),
-            min: self.min,
-            max: self.max,
+            min: self.min.iter().copied().fold(f32::INFINITY, f32::min),
+            max: self.max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
         }
     }
 }

@@ -14,6 +14,7 @@ mod brightness;
 mod cascade;
 mod contrast;
 mod elastic;
+mod fastpow;
 mod gamma;
 mod labels;
 mod lowres;

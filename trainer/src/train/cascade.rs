@@ -78,9 +78,13 @@ impl<S: CaseStore> CaseStore for CascadeStore<S> {
             .into());
         }
         let prev_dir = self.prev_dir.as_path();
+        // Read in parallel, then report the first failing case in order (rayon's own
+        // `collect` into a `Result` returns whichever error a thread met first).
         let prev = (0..inner.n_cases())
             .into_par_iter()
             .map(|idx| read_prev_seg(prev_dir, inner.case_name(idx), inner.shape(idx)))
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(CascadeSource { inner, prev }))
     }
