@@ -18,6 +18,7 @@ mod nifti_io;
 pub mod normalize;
 pub mod pipeline;
 mod progress;
+pub mod recycle;
 pub mod resample;
 pub mod rng;
 mod verify;

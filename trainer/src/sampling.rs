@@ -11,6 +11,7 @@
 
 use std::f64::consts::PI;
 
+use autoseg_preprocessing::recycle::{filled_array, Pooled};
 use ndarray::{s, Array4, ArrayView4};
 use rand::Rng;
 use thiserror::Error;
@@ -193,14 +194,14 @@ pub trait CaseSource: Send + Sync {
 
 /// Copies the crop `[lower, lower + size)` of `array` `(c, z, y, x)`, filling what lies outside
 /// with `pad`. nnU-Net: `acvl_utils.cropping_and_padding.bounding_boxes.crop_and_pad_nd`.
-pub fn crop_and_pad<T: Copy>(
+pub fn crop_and_pad<T: Pooled>(
     array: ArrayView4<'_, T>,
     lower: [isize; 3],
     size: [usize; 3],
     pad: T,
 ) -> Array4<T> {
     let n_channels = array.shape()[0];
-    let mut out = Array4::from_elem((n_channels, size[0], size[1], size[2]), pad);
+    let mut out = filled_array([n_channels, size[0], size[1], size[2]], pad);
     let mut src = [(0isize, 0isize); 3];
     let mut dst = [(0isize, 0isize); 3];
     for axis in 0..3 {

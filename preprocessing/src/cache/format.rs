@@ -351,7 +351,7 @@ impl CachedCase {
     }
 
     /// Reads the intersection of the box with the volume into an array filled with `pad`.
-    fn read_box<T: LeScalar>(
+    fn read_box<T: LeScalar + crate::recycle::Pooled>(
         &self,
         file: &File,
         offset: u64,
@@ -360,7 +360,7 @@ impl CachedCase {
         size: [usize; 3],
         pad: T,
     ) -> std::io::Result<Array4<T>> {
-        let mut out = Array4::from_elem((n_channels, size[0], size[1], size[2]), pad);
+        let mut out = crate::recycle::filled_array([n_channels, size[0], size[1], size[2]], pad);
         let [nz, ny, nx] = self.header.shape;
         let Some([rz, ry, rx]) = intersect(lo, size, [nz, ny, nx]) else {
             return Ok(out);

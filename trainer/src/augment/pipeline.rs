@@ -8,6 +8,7 @@
 //! `get_validation_transforms`.
 
 use autoseg_inference::append_one_hot;
+use autoseg_preprocessing::recycle::recycle_array;
 use ndarray::{s, Array4, Axis};
 use rand::Rng;
 
@@ -239,7 +240,13 @@ impl Pipeline {
         }
         self.check_seg_channels(n_channels, patch.seg.shape())?;
         let (mut data, mut seg) = match &params.spatial {
-            Some(spatial) => spatial.apply(patch.data.view(), patch.seg.view()),
+            Some(spatial) => {
+                let out = spatial.apply(patch.data.view(), patch.seg.view());
+                // The crop's buffers serve this thread's next read (`recycle` docs).
+                recycle_array(patch.data);
+                recycle_array(patch.seg);
+                out
+            }
             None => (patch.data, patch.seg),
         };
         self.apply_intensity(params, &mut data);
