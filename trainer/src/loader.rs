@@ -17,12 +17,13 @@ use std::thread::JoinHandle;
 use ndarray::{s, Array5};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tch::{Device, TchError, Tensor};
 
 use crate::augment::{Augmented, Pipeline};
 use crate::sampling::{CaseSource, DataError, DrawnPatch, PatchSampler};
 
 /// One training batch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Batch {
     /// Network inputs `(b, c, z, y, x)`, standard layout (2D configurations: `z = 1`; drop
     /// axis 2): the image channels, then for a cascade stage one 0/1 channel per foreground
@@ -34,6 +35,60 @@ pub struct Batch {
     pub targets: Vec<Array5<i16>>,
     /// How each sample was drawn.
     pub drawn: Vec<DrawnPatch>,
+    /// The same data and targets in page-locked host memory, when the loader pins batches for
+    /// a CUDA device ([`LoaderSettings::pin_to`]) and pinning worked.
+    pub pinned: Option<PinnedBatch>,
+}
+
+/// Batches are equal when their arrays and draws are ([`Batch::pinned`] is a copy).
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.data == other.data && self.targets == other.targets && self.drawn == other.drawn
+    }
+}
+
+/// A batch's data and targets as libtorch tensors in page-locked (pinned) host memory, from
+/// which a copy to the GPU can run asynchronously (`non_blocking`), overlapping the previous
+/// step. libtorch's caching host allocator keeps the memory until such a copy is done, so the
+/// batch may be dropped right after the copy is queued.
+///
+/// nnU-Net: `pin_memory=True` in its `NonDetMultiThreadedAugmenter`, and
+/// `data.to(device, non_blocking=True)` in `train_step`.
+#[derive(Debug)]
+pub struct PinnedBatch {
+    /// [`Batch::data`].
+    pub data: Tensor,
+    /// [`Batch::targets`].
+    pub targets: Vec<Tensor>,
+}
+
+impl Clone for PinnedBatch {
+    fn clone(&self) -> PinnedBatch {
+        PinnedBatch {
+            data: self.data.shallow_clone(),
+            targets: self.targets.iter().map(Tensor::shallow_clone).collect(),
+        }
+    }
+}
+
+impl Batch {
+    /// Copies the data and targets into page-locked memory for the CUDA device `device`.
+    ///
+    /// # Errors
+    /// libtorch's, e.g. when it has no CUDA (a CPU-only install).
+    pub fn pin(&self, device: Device) -> Result<PinnedBatch, TchError> {
+        // `_pin_memory` rather than `pin_memory`: torch 2.11 warns on every call of the latter
+        // that is given a device, and tch always gives one.
+        let pin = |t: Tensor| t.f_internal_pin_memory(device);
+        Ok(PinnedBatch {
+            data: pin(Tensor::try_from(&self.data)?)?,
+            targets: self
+                .targets
+                .iter()
+                .map(|t| pin(Tensor::try_from(t)?))
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 /// Makes glibc keep freed large blocks for reuse instead of unmapping them. Augmentation
@@ -93,6 +148,7 @@ pub fn make_batch<R: Rng>(
         data,
         targets,
         drawn,
+        pinned: None,
     })
 }
 
@@ -129,6 +185,10 @@ pub struct LoaderSettings {
     pub queue_depth: usize,
     /// Base seed; worker `w` uses `seed + w`.
     pub seed: u64,
+    /// The CUDA device whose transfers the workers prepare by pinning each batch
+    /// ([`Batch::pin`]); `None` on the CPU. A worker whose pinning fails logs it once and
+    /// sends its batches unpinned.
+    pub pin_to: Option<Device>,
 }
 
 impl LoaderSettings {
@@ -139,6 +199,7 @@ impl LoaderSettings {
             n_workers,
             queue_depth: 2,
             seed,
+            pin_to: None,
         }
     }
 }
@@ -186,6 +247,7 @@ impl DataLoader {
                 shared: Arc::clone(&shared),
                 stop: Arc::clone(&loader.stop),
                 tx,
+                pin_to: settings.pin_to,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("autoseg-loader-{worker_idx}"))
@@ -234,17 +296,38 @@ struct Worker {
     shared: Arc<(PatchSampler, Pipeline)>,
     stop: Arc<AtomicBool>,
     tx: SyncSender<BatchResult>,
+    pin_to: Option<Device>,
 }
 
 impl Worker {
     /// Produces batches until stopped, disconnected, or after sending an error.
-    fn run(self, mut rng: ChaCha8Rng) {
-        let (sampler, pipeline) = &*self.shared;
+    fn run(mut self, mut rng: ChaCha8Rng) {
+        let (sampler, pipeline) = &*Arc::clone(&self.shared);
         while !self.stop.load(Ordering::Relaxed) {
-            let batch = make_batch(&mut rng, self.source.as_ref(), sampler, pipeline);
+            let mut batch = make_batch(&mut rng, self.source.as_ref(), sampler, pipeline);
+            if let Ok(batch) = &mut batch {
+                self.pin(batch);
+            }
             let failed = batch.is_err();
             if self.tx.send(batch).is_err() || failed {
                 return;
+            }
+        }
+    }
+
+    /// Pins `batch` for the CUDA device, if any; after a failure, stops trying (logged once:
+    /// the batches still train, their copies are synchronous).
+    fn pin(&mut self, batch: &mut Batch) {
+        let Some(device) = self.pin_to else {
+            return;
+        };
+        match batch.pin(device) {
+            Ok(pinned) => batch.pinned = Some(pinned),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot pin batches in page-locked memory, copying them unpinned: {e}"
+                );
+                self.pin_to = None;
             }
         }
     }
@@ -272,6 +355,10 @@ mod tests {
     }
 
     fn loader(seed: u64, n_workers: usize) -> DataLoader {
+        pinning_loader(seed, n_workers, None)
+    }
+
+    fn pinning_loader(seed: u64, n_workers: usize, pin_to: Option<Device>) -> DataLoader {
         let setup = DaSetup::nnunet(&[12, 16, 16]).unwrap();
         let sampler = PatchSampler::new(setup.crop, setup.patch, 3, false).unwrap();
         let scales = [[1.0; 3], [0.5; 3]];
@@ -280,8 +367,35 @@ mod tests {
             n_workers,
             queue_depth: 2,
             seed,
+            pin_to,
         };
         DataLoader::spawn(source(), sampler, pipeline, settings).unwrap()
+    }
+
+    #[test]
+    fn pinned_batches_hold_the_same_values_or_come_unpinned_without_cuda() {
+        let take = |pin_to| {
+            let mut l = pinning_loader(5, 2, pin_to);
+            (0..3).map(|_| l.next_batch().unwrap()).collect::<Vec<_>>()
+        };
+        let plain = take(None);
+        let pinned = take(Some(Device::Cuda(0)));
+        assert_eq!(plain, pinned);
+        assert!(plain.iter().all(|b| b.pinned.is_none()));
+        for batch in &pinned {
+            match &batch.pinned {
+                // A CPU-only libtorch cannot pin: the workers send the batches unpinned.
+                None => assert!(!tch::Cuda::is_available()),
+                Some(p) => {
+                    assert!(p.data.is_pinned(Device::Cuda(0)));
+                    assert_eq!(p.data, Tensor::try_from(&batch.data).unwrap());
+                    for (t, array) in p.targets.iter().zip(&batch.targets) {
+                        assert!(t.is_pinned(Device::Cuda(0)));
+                        assert_eq!(*t, Tensor::try_from(array).unwrap());
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -317,6 +431,7 @@ mod tests {
             n_workers: 0,
             queue_depth: 1,
             seed: 0,
+            pin_to: None,
         };
         let err = DataLoader::spawn(source(), sampler, pipeline, settings);
         assert!(matches!(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use autoseg_planner::{Configuration, UNetSpec};
 use autoseg_preprocessing::write_atomic;
+use tch::Device;
 
 use super::TrainError;
 use crate::augment::{DaSetup, Pipeline, TargetOptions};
@@ -113,6 +114,7 @@ pub(crate) struct FoldData {
     train_pipeline: Pipeline,
     val_pipeline: Pipeline,
     n_workers: usize,
+    pin_to: Option<Device>,
 }
 
 impl FoldData {
@@ -125,6 +127,7 @@ impl FoldData {
         config: &Configuration,
         targets: &TargetOptions,
         n_workers: usize,
+        device: Device,
     ) -> Result<FoldData, TrainError> {
         let has_ignore_label = targets.ignore_label.is_some();
         let open = |ids: &[String], which: &'static str| {
@@ -159,6 +162,7 @@ impl FoldData {
                 .with_targets(targets.clone()),
             val_pipeline: Pipeline::nnunet_validation(&scales)?.with_targets(targets.clone()),
             n_workers: n_workers.max(1),
+            pin_to: device.is_cuda().then_some(device),
         })
     }
 
@@ -179,6 +183,7 @@ impl FoldData {
             n_workers: self.n_workers,
             queue_depth: 2,
             seed,
+            pin_to: self.pin_to,
         };
         Ok(DataLoader::spawn(
             Arc::clone(&self.train_source),
@@ -195,6 +200,7 @@ impl FoldData {
             n_workers: (self.n_workers / 2).max(1),
             queue_depth: 2,
             seed,
+            pin_to: self.pin_to,
         };
         Ok(DataLoader::spawn(
             Arc::clone(&self.val_source),

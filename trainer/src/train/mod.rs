@@ -186,6 +186,7 @@ pub fn train(
         &config,
         &targets,
         run.n_loader_workers,
+        run.device,
     )?;
     let mut model = Model::new(
         &config,

@@ -137,15 +137,26 @@ impl Model {
     /// `[b, 1, *spatial_i]` (labels) or `[b, r (+1 ignore), *spatial_i]` (regions) per
     /// deep-supervision output, on the model's device. The loss converts targets to the kind it
     /// needs (f32 for BCE).
+    /// A batch the loader pinned ([`Batch::pinned`]) is copied asynchronously.
     fn to_tensors(&self, batch: &Batch) -> Result<(Tensor, Vec<Tensor>), TrainError> {
+        let non_blocking = batch.pinned.is_some();
         let convert = |t: Tensor| -> Result<Tensor, tch::TchError> {
             let t = if self.squeeze_z {
                 t.f_squeeze_dim(2)?
             } else {
                 t
             };
-            t.f_to_device(self.device)
+            t.f_to_device_(self.device, t.kind(), non_blocking, false)
         };
+        if let Some(pinned) = &batch.pinned {
+            let data = convert(pinned.data.shallow_clone())?;
+            let targets = pinned
+                .targets
+                .iter()
+                .map(|t| convert(t.shallow_clone()))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok((data, targets));
+        }
         let data = convert(Tensor::try_from(&batch.data)?)?;
         let targets = batch
             .targets
