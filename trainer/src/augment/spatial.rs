@@ -13,7 +13,8 @@
 //! neighbours' weights; voxels whose `q` leaves `[0, S - 1]` on any axis become -1. nnU-Net
 //! compares the one-hot values in fp16; we compare in f32, so near-ties may resolve differently.
 //! No label is ever invented. The resampler walks output rows; points whose 8 neighbours all
-//! lie inside take a fast path without border handling.
+//! lie inside take a fast path without border handling, 8 at a time with AVX2 where the CPU has
+//! it (`spatial/avx2.rs`, bit-identical).
 //!
 //! nnU-Net: `get_training_transforms` → `SpatialTransform(p_rotation=0.2, p_scaling=0.2,
 //! scaling=(0.7, 1.4), p_synchronize_scaling_across_axes=1, border_mode_seg='constant',
@@ -405,7 +406,7 @@ impl Source<'_> {
         #[cfg(target_arch = "x86_64")]
         if self.simd {
             // SAFETY: `simd` is set only when AVX2 was detected and channel offsets fit the
-            // i32 lanes of the kernel's gathers (`Source::new`).
+            // i32 lanes of the kernel's gathers (`simd_available`, in `resample_with`).
             unsafe { avx2::sample_row(self, row, out, row_start) };
             return;
         }
