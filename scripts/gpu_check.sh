@@ -50,6 +50,11 @@ timed "$bin" train "$dataset" "$config" 0 --work "$out/work" --device "$device" 
     --epochs "$epochs" --iters-per-epoch "$iters"
 cp "$out/work/$name/results/$config/fold_0/train.log" "$out/train.log"
 grep -E "Epoch time|Data wait" "$out/train.log" | tee -a "$log"
+# On CUDA the loader pins every batch for a non-blocking copy; a failure is logged once.
+if [ "$device" != cpu ]; then
+    grep -q "cannot pin batches" "$log" && echo "pinning FAILED (see above)" | tee -a "$log" \
+        || echo "batches pinned: no pinning warning" | tee -a "$log"
+fi
 
 step "predict imagesTs with fold 0 on $device"
 timed "$bin" predict -i "$dataset/imagesTs" -o "$out/pred" -m "$out/work/$name" -c "$config" \
