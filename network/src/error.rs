@@ -1,18 +1,11 @@
 //! The network crate's error: a bad architecture, a bad input shape, or a libtorch failure.
 
-use autoseg_planner::NetworkKind;
 use thiserror::Error;
 
 /// Why a network could not be built or run.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum NetworkError {
-    /// The architecture names a network family this crate does not build yet.
-    #[error("architecture: network {kind:?} is not implemented (only PlainConvUNet is)")]
-    UnsupportedKind {
-        /// The requested family.
-        kind: NetworkKind,
-    },
     /// A U-Net needs an encoder stage and a bottleneck at least.
     #[error("architecture: {n_stages} stage(s); a U-Net needs at least 2")]
     TooFewStages {

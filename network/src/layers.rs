@@ -1,5 +1,5 @@
 //! The building blocks of the U-Net on libtorch: an N-d convolution (plain or transposed),
-//! instance norm, and nnU-Net's conv-norm-LeakyReLU stacks.
+//! instance norm, nnU-Net's conv-norm-LeakyReLU stacks, and dna's residual `BasicBlockD` stacks.
 //!
 //! One convolution type serves 2D and 3D: libtorch's `convolution` op takes the spatial rank from
 //! the weight, so the kernel lengths of the layer list decide. (tch's own `ConvTranspose2D/3D`
@@ -9,7 +9,7 @@ use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{self, Init};
 use tch::{TchError, Tensor};
 
-use crate::layout::{ConvDesc, StackDesc};
+use crate::layout::{ConvDesc, ResidualBlockDesc, ResidualStageDesc, StackDesc};
 
 /// nnU-Net's LeakyReLU slope, also the `a` of its He init (`InitWeights_He(1e-2)`).
 const NEG_SLOPE: f64 = 1e-2;
@@ -28,18 +28,19 @@ fn he_init() -> Init {
     }
 }
 
-/// A convolution with bias, He-initialised; `transposed` ones have weight `[in, out, *k]`.
+/// A convolution, He-initialised, with a zero bias when `desc.bias`; `transposed` ones have
+/// weight `[in, out, *k]`.
 #[derive(Debug)]
 pub(crate) struct Conv {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
     stride: Vec<i64>,
     padding: Vec<i64>,
     transposed: bool,
 }
 
 impl Conv {
-    /// Variables `weight` and `bias` under `p`.
+    /// Variables `weight` and (when `desc.bias`) `bias` under `p`.
     pub(crate) fn new(p: &nn::Path, desc: &ConvDesc, transposed: bool) -> Conv {
         let (first, second) = if transposed {
             (desc.in_ch, desc.out_ch)
@@ -50,7 +51,9 @@ impl Conv {
         dims.extend(&desc.kernel);
         Conv {
             weight: p.var("weight", &dims, he_init()),
-            bias: p.var("bias", &[desc.out_ch], Init::Const(0.0)),
+            bias: desc
+                .bias
+                .then(|| p.var("bias", &[desc.out_ch], Init::Const(0.0))),
             stride: desc.stride.clone(),
             padding: if transposed {
                 vec![0; desc.kernel.len()]
@@ -65,7 +68,7 @@ impl Conv {
         let n_axes = self.stride.len();
         xs.f_convolution(
             &self.weight,
-            Some(&self.bias),
+            self.bias.as_ref(),
             self.stride.as_slice(),
             self.padding.as_slice(),
             vec![1i64; n_axes].as_slice(),
@@ -85,9 +88,10 @@ struct InstanceNorm {
 }
 
 impl InstanceNorm {
-    fn new(p: &nn::Path, channels: i64) -> InstanceNorm {
+    /// Weight `weight_init` (1 as in torch, 0 for dna's `init_last_bn_before_add_to_0`), bias 0.
+    fn new(p: &nn::Path, channels: i64, weight_init: f64) -> InstanceNorm {
         InstanceNorm {
-            weight: p.var("weight", &[channels], Init::Const(1.0)),
+            weight: p.var("weight", &[channels], Init::Const(weight_init)),
             bias: p.var("bias", &[channels], Init::Const(0.0)),
         }
     }
@@ -106,17 +110,41 @@ impl InstanceNorm {
     }
 }
 
-/// nnU-Net's `ConvDropoutNormReLU` without dropout: conv, instance norm, LeakyReLU(0.01).
+/// nnU-Net's `ConvDropoutNormReLU` without dropout and nonlinearity: conv, instance norm.
 /// Variables `conv.{weight,bias}` and `norm.{weight,bias}`.
 #[derive(Debug)]
-struct ConvNormAct {
+struct ConvNorm {
     conv: Conv,
     norm: InstanceNorm,
 }
 
-impl ConvNormAct {
+impl ConvNorm {
+    /// `zero_norm`: the norm starts as weight 0 (the last norm before a residual addition).
+    fn new(p: &nn::Path, desc: &ConvDesc, zero_norm: bool) -> ConvNorm {
+        let weight_init = if zero_norm { 0.0 } else { 1.0 };
+        ConvNorm {
+            conv: Conv::new(&(p / "conv"), desc, false),
+            norm: InstanceNorm::new(&(p / "norm"), desc.out_ch, weight_init),
+        }
+    }
+
     fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
-        let mut ys = self.norm.forward(&self.conv.forward(xs)?)?;
+        self.norm.forward(&self.conv.forward(xs)?)
+    }
+}
+
+/// nnU-Net's `ConvDropoutNormReLU` without dropout: conv, instance norm, LeakyReLU(0.01).
+/// Variables `conv.{weight,bias}` and `norm.{weight,bias}`.
+#[derive(Debug)]
+struct ConvNormAct(ConvNorm);
+
+impl ConvNormAct {
+    fn new(p: &nn::Path, desc: &ConvDesc) -> ConvNormAct {
+        ConvNormAct(ConvNorm::new(p, desc, false))
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let mut ys = self.0.forward(xs)?;
         // nnU-Net's LeakyReLU is in place (`nonlin_kwargs = {'inplace': True}`); tch's
         // leaky_relu uses torch's default slope, 0.01.
         ys.f_leaky_relu_()
@@ -136,15 +164,87 @@ impl StackedConvs {
             .convs
             .iter()
             .enumerate()
-            .map(|(i, conv)| {
-                let block = &convs / i;
-                ConvNormAct {
-                    conv: Conv::new(&(&block / "conv"), conv, false),
-                    norm: InstanceNorm::new(&(&block / "norm"), conv.out_ch),
-                }
-            })
+            .map(|(i, conv)| ConvNormAct::new(&(&convs / i), conv))
             .collect();
         StackedConvs { blocks }
+    }
+
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        self.blocks
+            .iter()
+            .try_fold(xs.shallow_clone(), |ys, block| block.forward(&ys))
+    }
+}
+
+/// `AvgPool{2,3}d(stride, stride)`: kernel = stride, no padding, floor mode.
+fn avg_pool(xs: &Tensor, stride: &[i64]) -> Result<Tensor, TchError> {
+    let padding = vec![0i64; stride.len()];
+    if stride.len() == 2 {
+        xs.f_avg_pool2d(stride, stride, padding.as_slice(), false, true, None)
+    } else {
+        xs.f_avg_pool3d(stride, stride, padding.as_slice(), false, true, None)
+    }
+}
+
+/// dna's `BasicBlockD`: variables `conv1.{conv,norm}.*`, `conv2.{conv,norm}.*` (conv2's norm
+/// starts at weight 0 and bias 0, dna's `init_last_bn_before_add_to_0`), and the skip
+/// projection `skip.{i}.{conv.weight,norm.*}`, `i` = 1 after a pool, else 0.
+#[derive(Debug)]
+struct ResidualBlock {
+    conv1: ConvNormAct,
+    conv2: ConvNorm,
+    pool: Option<Vec<i64>>,
+    projection: Option<ConvNorm>,
+}
+
+impl ResidualBlock {
+    fn new(p: &nn::Path, desc: &ResidualBlockDesc) -> ResidualBlock {
+        let pool = desc.skip.pool.clone();
+        let projection_idx = usize::from(pool.is_some());
+        let projection = desc
+            .skip
+            .projection
+            .as_ref()
+            .map(|conv| ConvNorm::new(&(p / "skip" / projection_idx), conv, false));
+        ResidualBlock {
+            conv1: ConvNormAct::new(&(p / "conv1"), &desc.conv1),
+            conv2: ConvNorm::new(&(p / "conv2"), &desc.conv2, true),
+            pool,
+            projection,
+        }
+    }
+
+    /// `nonlin(conv2(conv1(x)) + skip(x))`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let mut residual = xs.shallow_clone();
+        if let Some(stride) = &self.pool {
+            residual = avg_pool(&residual, stride)?;
+        }
+        if let Some(projection) = &self.projection {
+            residual = projection.forward(&residual)?;
+        }
+        let mut ys = self.conv2.forward(&self.conv1.forward(xs)?)?;
+        // `out += residual`, then dna's `nonlin2`, LeakyReLU(0.01), both in place.
+        ys.f_add_(&residual)?.f_leaky_relu_()
+    }
+}
+
+/// dna's `StackedResidualBlocks`: variables `blocks.{b}.*` (see `ResidualBlock`).
+#[derive(Debug)]
+pub(crate) struct ResidualBlocks {
+    blocks: Vec<ResidualBlock>,
+}
+
+impl ResidualBlocks {
+    pub(crate) fn new(p: &nn::Path, desc: &ResidualStageDesc) -> ResidualBlocks {
+        let p = p / "blocks";
+        let blocks = desc
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(b, block)| ResidualBlock::new(&(&p / b), block))
+            .collect();
+        ResidualBlocks { blocks }
     }
 
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {

@@ -1,52 +1,78 @@
-//! nnU-Net's U-Net on libtorch: built from a [`UNetSpec`], with nnU-Net's parameter names.
+//! nnU-Net's U-Nets on libtorch: built from a [`UNetSpec`], with nnU-Net's parameter names.
 //!
 //! nnU-Net: dna `architectures/unet.py::PlainConvUNet` (encoder `PlainConvEncoder`, decoder
-//! `UNetDecoder`, init `InitWeights_He(1e-2)`).
+//! `UNetDecoder`, init `InitWeights_He(1e-2)`) and `ResidualEncoderUNet` (encoder
+//! `ResidualEncoder` of `BasicBlockD`s, the same decoder, init `InitWeights_He(1e-2)` then
+//! `init_last_bn_before_add_to_0`).
 
 use autoseg_planner::UNetSpec;
 use tch::{nn, TchError, Tensor};
 
-use crate::layers::{Conv, StackedConvs};
+use crate::layers::{Conv, ResidualBlocks, StackedConvs};
 use crate::layout::{EncoderLayout, UNetLayout};
 use crate::NetworkError;
 
-/// The encoder; ResidualEncoderUNet's residual encoder becomes a second variant beside `Plain`.
+/// The encoder, one variant per network family; the decoder is shared.
 #[derive(Debug)]
 enum Encoder {
     /// `PlainConvEncoder`: stage `s` is `encoder.stages.{s}.0` (a one-element `nn.Sequential`
     /// holding the stack), downsampling by its strided first convolution.
     Plain(Vec<StackedConvs>),
+    /// `ResidualEncoder`: the stem `encoder.stem`, then stage `s` is `encoder.stages.{s}`
+    /// (`StackedResidualBlocks`), downsampling by its strided first block.
+    Residual {
+        stem: StackedConvs,
+        stages: Vec<ResidualBlocks>,
+    },
 }
 
 impl Encoder {
     fn new(p: &nn::Path, layout: &EncoderLayout) -> Encoder {
+        let stages_p = p / "stages";
         match layout {
             EncoderLayout::Plain(stages) => {
-                let p = p / "stages";
                 let stacks = stages
                     .iter()
                     .enumerate()
-                    .map(|(s, stack)| StackedConvs::new(&(&p / s / 0), stack))
+                    .map(|(s, stack)| StackedConvs::new(&(&stages_p / s / 0), stack))
                     .collect();
                 Encoder::Plain(stacks)
             }
+            EncoderLayout::Residual(encoder) => Encoder::Residual {
+                stem: StackedConvs::new(&(p / "stem"), &encoder.stem),
+                stages: encoder
+                    .stages
+                    .iter()
+                    .enumerate()
+                    .map(|(s, stage)| ResidualBlocks::new(&(&stages_p / s), stage))
+                    .collect(),
+            },
         }
     }
 
     /// The output of every stage, highest resolution first; the last is the bottleneck.
     fn skips(&self, xs: &Tensor) -> Result<Vec<Tensor>, TchError> {
         match self {
-            Encoder::Plain(stages) => {
-                let mut skips: Vec<Tensor> = Vec::with_capacity(stages.len());
-                for stage in stages {
-                    let input = skips.last().unwrap_or(xs);
-                    let out = stage.forward(input)?;
-                    skips.push(out);
-                }
-                Ok(skips)
+            Encoder::Plain(stages) => chain(xs.shallow_clone(), stages, StackedConvs::forward),
+            Encoder::Residual { stem, stages } => {
+                chain(stem.forward(xs)?, stages, ResidualBlocks::forward)
             }
         }
     }
+}
+
+/// Runs `stages` one after the other from `input`; returns every stage's output.
+fn chain<S>(
+    input: Tensor,
+    stages: &[S],
+    forward: impl Fn(&S, &Tensor) -> Result<Tensor, TchError>,
+) -> Result<Vec<Tensor>, TchError> {
+    let mut outputs: Vec<Tensor> = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let out = forward(stage, outputs.last().unwrap_or(&input))?;
+        outputs.push(out);
+    }
+    Ok(outputs)
 }
 
 /// One `UNetDecoder` stage: `transpconvs.{j}`, `stages.{j}`, `seg_layers.{j}`.
@@ -57,10 +83,15 @@ struct DecoderStage {
     seg_head: Conv,
 }
 
-/// nnU-Net's PlainConvUNet (2D or 3D, as its spec says).
+/// nnU-Net's PlainConvUNet or ResidualEncoderUNet (2D or 3D), as its spec says.
 ///
-/// Variables (nnU-Net's state-dict names): `encoder.stages.{s}.0.convs.{i}.conv.{weight,bias}`,
-/// `encoder.stages.{s}.0.convs.{i}.norm.{weight,bias}`, `decoder.transpconvs.{j}.{weight,bias}`,
+/// Variables (nnU-Net's parameter names, dna's `named_parameters()`): PlainConvUNet's encoder
+/// has `encoder.stages.{s}.0.convs.{i}.{conv,norm}.{weight,bias}`; ResidualEncoderUNet's has
+/// `encoder.stem.convs.0.{conv,norm}.{weight,bias}`,
+/// `encoder.stages.{s}.blocks.{b}.{conv1,conv2}.{conv,norm}.{weight,bias}` and, in a stage's
+/// first block when its channels change, `encoder.stages.{s}.blocks.0.skip.{i}.conv.weight` and
+/// `.norm.{weight,bias}` (`i` = 1 when the block is strided, the pool being `skip.0`). The
+/// decoder is shared: `decoder.transpconvs.{j}.{weight,bias}`,
 /// `decoder.stages.{j}.convs.{i}.{conv,norm}.{weight,bias}`, `decoder.seg_layers.{j}.{weight,bias}`,
 /// where decoder stage `j = 0` sits just above the bottleneck. Every segmentation head exists
 /// whether or not deep supervision is used, so one checkpoint serves training and inference.
@@ -75,11 +106,10 @@ pub struct UNet {
 
 impl UNet {
     /// Builds the network's variables under `p` (He-initialised convolutions, zero biases,
-    /// norm weights 1 and biases 0).
+    /// norm weights 1 and biases 0, except each residual block's `conv2.norm`, weight 0).
     ///
     /// # Errors
-    /// A [`NetworkError`] naming the stage and fault when `spec` is invalid, and
-    /// [`NetworkError::UnsupportedKind`] for ResidualEncoderUNet, not implemented yet.
+    /// A [`NetworkError`] naming the stage and fault when `spec` is invalid.
     pub fn new(
         p: &nn::Path,
         spec: &UNetSpec,

@@ -246,6 +246,42 @@ fn overfits_a_2d_plan() {
 }
 
 #[test]
+fn overfits_a_2d_residual_encoder_plan() {
+    // nnU-Net's ResEnc presets: residual blocks per encoder stage, a stem, one decoder conv.
+    let mut plans = tiny_plans();
+    let config = plans.configurations.get_mut("2d").unwrap();
+    let architecture = config.architecture.as_mut().unwrap();
+    architecture.network = NetworkKind::ResidualEncoderUNet;
+    architecture.n_conv_per_stage = None;
+    architecture.n_blocks_per_stage = Some(vec![1, 2, 2]);
+    architecture.n_conv_per_stage_decoder = vec![1, 1];
+    let dir = tempfile::tempdir().unwrap();
+    let store = disk_store();
+    let fold = train(
+        &job(&plans, "2d", dir.path()),
+        &store,
+        &settings(10, 25, 2),
+        &cpu_run(1),
+        &(),
+    )
+    .unwrap();
+    for case in &store.cases {
+        let dice = final_dice(&plans, "2d", &fold, case);
+        assert!(
+            dice >= 0.9,
+            "ResEnc 2D {}: foreground Dice {dice}",
+            case.name
+        );
+    }
+    let names: Vec<String> = read_weights(&fold.fold_dir.join("checkpoint_final.safetensors"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(names.contains(&"encoder.stem.convs.0.conv.weight".to_string()));
+    assert!(names.contains(&"encoder.stages.1.blocks.0.skip.1.conv.weight".to_string()));
+}
+
+#[test]
 fn overfits_a_3d_plan() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
