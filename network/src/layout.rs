@@ -486,11 +486,17 @@ pub(crate) mod tests {
             (hippocampus_3d(), vec![41, 57, 39]),
             (aniso, vec![64, 48]),
         ];
+        assert_matches_planner(&cases);
+    }
+
+    /// Our proxy equals the planner's for every `(spec, patch)`, with and without deep
+    /// supervision.
+    fn assert_matches_planner(cases: &[(UNetSpec, Vec<usize>)]) {
         for (spec, patch) in cases {
             for ds in [false, true] {
-                let ours = conv_feature_map_size(&spec, &patch, 3, ds).unwrap();
+                let ours = conv_feature_map_size(spec, patch, 3, ds).unwrap();
                 let planner =
-                    autoseg_planner::compute_conv_feature_map_size(&spec, &patch, 3, ds).unwrap();
+                    autoseg_planner::compute_conv_feature_map_size(spec, patch, 3, ds).unwrap();
                 assert_eq!(ours, planner, "patch {patch:?}, deep supervision {ds}");
             }
         }
@@ -556,14 +562,7 @@ pub(crate) mod tests {
             (aniso_2d.clone(), vec![64, 48]),
             (aniso_2d, vec![33, 50]),
         ];
-        for (spec, patch) in cases {
-            for ds in [false, true] {
-                let ours = conv_feature_map_size(&spec, &patch, 3, ds).unwrap();
-                let planner =
-                    autoseg_planner::compute_conv_feature_map_size(&spec, &patch, 3, ds).unwrap();
-                assert_eq!(ours, planner, "patch {patch:?}, deep supervision {ds}");
-            }
-        }
+        assert_matches_planner(&cases);
     }
 
     #[test]
