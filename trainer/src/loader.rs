@@ -186,8 +186,8 @@ pub struct LoaderSettings {
     /// Base seed; worker `w` uses `seed + w`.
     pub seed: u64,
     /// The CUDA device whose transfers the workers prepare by pinning each batch
-    /// ([`Batch::pin`]); `None` on the CPU. A worker whose pinning fails logs it once and
-    /// sends its batches unpinned.
+    /// ([`Batch::pin`]); `None` on the CPU. When pinning fails, the first failure is logged
+    /// and every batch of the process goes unpinned from then on.
     pub pin_to: Option<Device>,
 }
 
@@ -290,6 +290,9 @@ impl Drop for DataLoader {
     }
 }
 
+/// Set when pinning a batch failed once: the process then stops trying.
+static PINNING_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// What one worker thread owns.
 struct Worker {
     source: Arc<dyn CaseSource>,
@@ -301,8 +304,8 @@ struct Worker {
 
 impl Worker {
     /// Produces batches until stopped, disconnected, or after sending an error.
-    fn run(mut self, mut rng: ChaCha8Rng) {
-        let (sampler, pipeline) = &*Arc::clone(&self.shared);
+    fn run(self, mut rng: ChaCha8Rng) {
+        let (sampler, pipeline) = &*self.shared;
         while !self.stop.load(Ordering::Relaxed) {
             let mut batch = make_batch(&mut rng, self.source.as_ref(), sampler, pipeline);
             if let Ok(batch) = &mut batch {
@@ -315,19 +318,24 @@ impl Worker {
         }
     }
 
-    /// Pins `batch` for the CUDA device, if any; after a failure, stops trying (logged once:
-    /// the batches still train, their copies are synchronous).
-    fn pin(&mut self, batch: &mut Batch) {
+    /// Pins `batch` for the CUDA device, if any. After a failure no worker of this process
+    /// tries again, and only the first failure is logged: the batches still train, their
+    /// copies are synchronous.
+    fn pin(&self, batch: &mut Batch) {
         let Some(device) = self.pin_to else {
             return;
         };
+        if PINNING_FAILED.load(Ordering::Relaxed) {
+            return;
+        }
         match batch.pin(device) {
             Ok(pinned) => batch.pinned = Some(pinned),
             Err(e) => {
-                tracing::warn!(
-                    "cannot pin batches in page-locked memory, copying them unpinned: {e}"
-                );
-                self.pin_to = None;
+                if !PINNING_FAILED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "cannot pin batches in page-locked memory, copying them unpinned: {e}"
+                    );
+                }
             }
         }
     }
