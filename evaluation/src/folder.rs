@@ -319,6 +319,8 @@ pub fn labels_in_references(pairs: &[CasePair]) -> Result<Vec<u16>, FolderError>
             let labels = read_label_map(&pair.reference)?;
             Ok(labels.data.iter().copied().collect::<BTreeSet<u16>>())
         })
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<Vec<_>, FolderError>>()?;
     let all: BTreeSet<u16> = sets.into_iter().flatten().filter(|&v| v != 0).collect();
     Ok(all.into_iter().collect())
@@ -359,6 +361,8 @@ pub fn evaluate_pairs(
     let per_case = pairs
         .par_iter()
         .map(|pair| evaluate_pair(pair, settings))
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Summary::from_cases(&settings.classes, per_case))
 }
@@ -470,6 +474,8 @@ pub fn ensemble_folders(
         let masks = chunk
             .par_iter()
             .map(|case| ensemble_case(inputs, case, output, postprocessing))
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         written.extend(masks);
     }
@@ -699,6 +705,45 @@ mod tests {
         );
         assert!(text.contains(&pred.path().join("a.nii.gz").display().to_string()));
         assert!(text.contains(&reference.path().join("a.nii.gz").display().to_string()));
+    }
+
+    #[test]
+    fn of_several_bad_cases_the_first_in_case_order_is_named() {
+        // Cases 0-3 are good and slow (surface distances on 48³), cases 4-9 have predictions of
+        // the wrong shape (found at once). Another thread meets case 5 long before case 4 is
+        // reached, yet the error names case 4.
+        let (pred, reference) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let ball = |r: f64| {
+            Array3::from_shape_fn((48, 48, 48), |(z, y, x)| {
+                let d2 = [z, y, x]
+                    .iter()
+                    .map(|&v| (v as f64 - 23.5).powi(2))
+                    .sum::<f64>();
+                u16::from(d2 <= r * r)
+            })
+        };
+        for i in 0..10 {
+            let name = format!("case_{i}.nii.gz");
+            write_mask(&reference.path().join(&name), ball(15.0), [1.0; 3]);
+            let prediction = if i < 4 {
+                ball(12.0)
+            } else {
+                Array3::zeros((48, 48, 47))
+            };
+            write_mask(&pred.path().join(&name), prediction, [1.0; 3]);
+        }
+        let first_bad = pred.path().join("case_4.nii.gz").display().to_string();
+        for _ in 0..3 {
+            let err = evaluate_folder(
+                pred.path(),
+                reference.path(),
+                &label_settings(&[1]),
+                ".nii.gz",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&first_bad), "{err}");
+        }
     }
 
     fn dataset_json(labels: &str) -> DatasetJson {

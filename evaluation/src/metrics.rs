@@ -261,6 +261,8 @@ pub fn evaluate_cases<T: LabelValue>(
     let per_case = cases
         .par_iter()
         .map(|case| evaluate_case(case, settings))
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Summary::from_cases(&settings.classes, per_case))
 }
