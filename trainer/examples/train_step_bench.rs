@@ -3,7 +3,10 @@
 //! stages (features 32..320), the network nnU-Net plans for small 3D patches. Random inputs;
 //! no data loading, so it compares with `nnUNetTrainer.train_step` on the same network.
 //!
-//! Usage: `cargo run --release -p autoseg-trainer --example train_step_bench -- [ITERS]`
+//! With `resenc` the network is nnU-Net's ResEnc-M ResidualEncoderUNet of the same stages (1, 3,
+//! 4, 6, 6 residual blocks, one decoder conv per stage).
+//!
+//! Usage: `cargo run --release -p autoseg-trainer --example train_step_bench -- [ITERS] [resenc]`
 
 use autoseg_network::UNet;
 use autoseg_planner::{Dim, NetworkKind, StageSpec, UNetSpec};
@@ -15,8 +18,9 @@ use autoseg_trainer::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
 use autoseg_trainer::schedule::TrainSettings;
 use tch::{nn, Device, Kind, Tensor};
 
-fn spec() -> UNetSpec {
+fn spec(kind: NetworkKind) -> UNetSpec {
     let features = [32, 64, 128, 256, 320];
+    let resenc = kind == NetworkKind::ResidualEncoderUNet;
     let stages = features
         .iter()
         .enumerate()
@@ -24,13 +28,13 @@ fn spec() -> UNetSpec {
             features: f,
             kernel: vec![3; 3],
             stride: vec![if s == 0 { 1 } else { 2 }; 3],
-            n_convs: 2,
-            n_convs_decoder: (s + 1 < features.len()).then_some(2),
+            n_convs: if resenc { [1, 3, 4, 6, 6][s] } else { 2 },
+            n_convs_decoder: (s + 1 < features.len()).then_some(if resenc { 1 } else { 2 }),
         })
         .collect();
     UNetSpec {
         dim: Dim::Three,
-        kind: NetworkKind::PlainConvUNet,
+        kind,
         stages,
     }
 }
@@ -38,7 +42,11 @@ fn spec() -> UNetSpec {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_iters: usize = std::env::args().nth(1).map_or(Ok(10), |a| a.parse())?;
     tch::manual_seed(0);
-    let spec = spec();
+    let kind = match std::env::args().nth(2).as_deref() {
+        Some("resenc") => NetworkKind::ResidualEncoderUNet,
+        _ => NetworkKind::PlainConvUNet,
+    };
+    let spec = spec(kind);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = UNet::new(&vs.root(), &spec, 1, 3)?;
     let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
@@ -73,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let per_iter = start.elapsed().as_secs_f64() / n_iters as f64;
     println!(
-        "autoseg train_step: {per_iter:.3} s/iter over {n_iters} iters, threads {}",
+        "autoseg train_step ({kind:?}): {per_iter:.3} s/iter over {n_iters} iters, threads {}",
         tch::get_num_threads()
     );
     Ok(())
