@@ -12,7 +12,7 @@ use autoseg_network::UNet;
 use autoseg_planner::{Dim, NetworkKind, StageSpec, UNetSpec};
 use autoseg_trainer::loss::{
     deep_supervision_scales, deep_supervision_weights, downsample_target, DeepSupervisionLoss,
-    DiceCeLoss,
+    DiceCeLoss, SegLoss,
 };
 use autoseg_trainer::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
 use autoseg_trainer::schedule::TrainSettings;
@@ -57,10 +57,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut scaler = LossScaler::disabled();
     let loss = DeepSupervisionLoss {
-        loss: DiceCeLoss {
+        loss: SegLoss::DiceCe(DiceCeLoss {
             batch_dice: false,
             ignore_label: None,
-        },
+        }),
         weights: deep_supervision_weights(net.n_outputs_ds()),
     };
     let data = Tensor::randn([2, 1, 64, 64, 64], (Kind::Float, Device::Cpu));

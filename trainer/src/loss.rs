@@ -235,13 +235,7 @@ impl DiceBceLoss {
 
     fn check_shapes(&self, logits: &Tensor, target: &Tensor) -> Result<(), LossError> {
         let (ls, ts) = (logits.size(), target.size());
-        let n_extra = i64::from(self.has_ignore);
-        let fits = ls.len() >= 3
-            && ts.len() == ls.len()
-            && ts[0] == ls[0]
-            && ts[1] == ls[1] + n_extra
-            && ts[2..] == ls[2..];
-        if fits {
+        if region_shapes_fit(&ls, &ts, self.has_ignore) {
             Ok(())
         } else {
             Err(LossError::RegionShape {
@@ -251,6 +245,16 @@ impl DiceBceLoss {
             })
         }
     }
+}
+
+/// Whether region logits `[b, r, *spatial]` and a region target fit: `[b, r, *spatial]`, or
+/// `[b, r + 1, *spatial]` with the ignore channel last.
+pub(crate) fn region_shapes_fit(logits: &[i64], target: &[i64], has_ignore: bool) -> bool {
+    logits.len() >= 3
+        && target.len() == logits.len()
+        && target[0] == logits[0]
+        && target[1] == logits[1] + i64::from(has_ignore)
+        && target[2..] == logits[2..]
 }
 
 /// torch `binary_cross_entropy_with_logits`: the mean over all elements, or with `mask`
@@ -281,28 +285,6 @@ fn binary_cross_entropy(
         .f_div(&mask.f_sum(Kind::Float)?.f_clamp_min(1e-8)?)
 }
 
-/// The loss of one network output against its target; [`DeepSupervisionLoss`] sums it over
-/// the outputs.
-pub trait OutputLoss {
-    /// The loss of `logits` against `target`, a scalar.
-    ///
-    /// # Errors
-    /// [`LossError`] when the shapes do not match or libtorch fails.
-    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError>;
-}
-
-impl OutputLoss for DiceCeLoss {
-    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
-        self.forward(logits, target)
-    }
-}
-
-impl OutputLoss for DiceBceLoss {
-    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
-        self.forward(logits, target)
-    }
-}
-
 /// The loss nnU-Net picks in `_build_loss`: [`DiceCeLoss`] for label maps, [`DiceBceLoss`]
 /// when the dataset defines regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,12 +305,6 @@ impl SegLoss {
             SegLoss::DiceCe(loss) => loss.forward(logits, target),
             SegLoss::DiceBce(loss) => loss.forward(logits, target),
         }
-    }
-}
-
-impl OutputLoss for SegLoss {
-    fn output_loss(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor, LossError> {
-        self.forward(logits, target)
     }
 }
 
@@ -411,17 +387,17 @@ pub fn downsample_target(target: &Tensor, scales: &[Vec<f64>]) -> Result<Vec<Ten
         .collect()
 }
 
-/// nnU-Net's `DeepSupervisionWrapper` around a per-output loss (by default [`SegLoss`]):
+/// nnU-Net's `DeepSupervisionWrapper` around the per-output [`SegLoss`]:
 /// `sum_i w_i * loss(output_i, target_i)`, skipping zero weights.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeepSupervisionLoss<L = SegLoss> {
+pub struct DeepSupervisionLoss {
     /// The per-output loss.
-    pub loss: L,
+    pub loss: SegLoss,
     /// One weight per output, highest resolution first ([`deep_supervision_weights`]).
     pub weights: Vec<f64>,
 }
 
-impl<L: OutputLoss> DeepSupervisionLoss<L> {
+impl DeepSupervisionLoss {
     /// The weighted loss over all outputs.
     ///
     /// # Shapes
@@ -445,10 +421,7 @@ impl<L: OutputLoss> DeepSupervisionLoss<L> {
             if weight == 0.0 {
                 continue;
             }
-            let term = self
-                .loss
-                .output_loss(output, target)?
-                .f_mul_scalar(weight)?;
+            let term = self.loss.forward(output, target)?.f_mul_scalar(weight)?;
             total = Some(match total {
                 Some(sum) => sum.f_add(&term)?,
                 None => term,
@@ -785,7 +758,7 @@ mod tests {
         let low = logits.narrow(4, 0, 1);
         let low_target = target.narrow(4, 0, 1);
         let ds = DeepSupervisionLoss {
-            loss,
+            loss: SegLoss::DiceCe(loss),
             weights: vec![0.75, 0.25, 0.0],
         };
         let outputs = [

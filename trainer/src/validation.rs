@@ -9,6 +9,8 @@
 
 use tch::{Kind, TchError, Tensor};
 
+use crate::loss::region_shapes_fit;
+
 /// Weight of the previous EMA value (nnU-Net's logger: `0.9 * ema + 0.1 * new`).
 pub const EMA_DECAY: f64 = 0.9;
 
@@ -147,12 +149,7 @@ pub fn count_region_tp_fp_fn(
 
 fn check_region_shapes(logits: &Tensor, target: &Tensor, has_ignore: bool) -> Result<(), TchError> {
     let (ls, ts) = (logits.size(), target.size());
-    let fits = ls.len() >= 3
-        && ts.len() == ls.len()
-        && ts[0] == ls[0]
-        && ts[1] == ls[1] + i64::from(has_ignore)
-        && ts[2..] == ls[2..];
-    if fits {
+    if region_shapes_fit(&ls, &ts, has_ignore) {
         Ok(())
     } else {
         Err(TchError::Shape(format!(

@@ -368,18 +368,18 @@ impl Pipeline {
             })
             .collect();
         // Full-resolution levels get the seg itself (the last one by move, no copy).
-        let mut n_full = downsampled.iter().filter(|d| d.is_none()).count();
-        let mut seg = Some(seg);
+        let last_full = downsampled.iter().rposition(Option::is_none);
+        let mut seg = seg;
         downsampled
             .into_iter()
-            .map(|level| {
-                level.unwrap_or_else(|| {
-                    n_full -= 1;
-                    match n_full {
-                        0 => seg.take(),
-                        _ => seg.clone(),
+            .enumerate()
+            .map(|(level, target)| {
+                target.unwrap_or_else(|| {
+                    if Some(level) == last_full {
+                        std::mem::take(&mut seg)
+                    } else {
+                        seg.clone()
                     }
-                    .expect("the seg is moved out only for the last full-resolution level")
                 })
             })
             .collect()
