@@ -80,14 +80,35 @@ impl Batch {
         // `_pin_memory` rather than `pin_memory`: torch 2.11 warns on every call of the latter
         // that is given a device, and tch always gives one.
         let pin = |t: Tensor| t.f_internal_pin_memory(device);
+        let (data, targets) = self.array_tensors()?;
         Ok(PinnedBatch {
-            data: pin(Tensor::try_from(&self.data)?)?,
-            targets: self
-                .targets
-                .iter()
-                .map(|t| pin(Tensor::try_from(t)?))
-                .collect::<Result<_, _>>()?,
+            data: pin(data)?,
+            targets: targets.into_iter().map(pin).collect::<Result<_, _>>()?,
         })
+    }
+
+    /// The data and targets as CPU tensors: the pinned ones ([`Batch::pinned`]) when the
+    /// loader pinned the batch, else copies of the arrays.
+    ///
+    /// # Errors
+    /// libtorch's, when it cannot allocate the copies.
+    pub fn tensors(&self) -> Result<(Tensor, Vec<Tensor>), TchError> {
+        match &self.pinned {
+            Some(p) => Ok((
+                p.data.shallow_clone(),
+                p.targets.iter().map(Tensor::shallow_clone).collect(),
+            )),
+            None => self.array_tensors(),
+        }
+    }
+
+    /// Copies of the arrays as CPU tensors.
+    fn array_tensors(&self) -> Result<(Tensor, Vec<Tensor>), TchError> {
+        let targets = self.targets.iter().map(Tensor::try_from);
+        Ok((
+            Tensor::try_from(&self.data)?,
+            targets.collect::<Result<_, _>>()?,
+        ))
     }
 }
 

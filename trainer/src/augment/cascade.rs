@@ -13,6 +13,7 @@
 //! fill_with_other_class_p=0, dont_do_if_covers_more_than_x_percent=0.15, p_per_label=0.5),
 //! 0.2)` (batchgeneratorsv2 `transforms/nnunet/`).
 
+use autoseg_evaluation::{label_mask, Components};
 use ndarray::{ArrayView3, ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -204,8 +205,7 @@ impl ComponentRemoval {
         let n_voxels = (z * y * x) as f64;
         for step in self.steps.iter().filter(|s| s.channel < n_labels) {
             let mut channel = channels.index_axis_mut(Axis(0), step.channel);
-            let mask = to_mask(channel.view());
-            let (ids, sizes) = label_components(&mask, [z, y, x]);
+            let Components { ids, sizes } = label_mask(channel.mapv(|v| v != 0.0).view());
             let eligible: Vec<u32> = (1..=sizes.len() as u32)
                 .filter(|&id| (sizes[id as usize - 1] as f64) < n_voxels * self.max_fraction)
                 .collect();
@@ -214,13 +214,11 @@ impl ComponentRemoval {
             }
             let k = ((step.pick * eligible.len() as f64) as usize).min(eligible.len() - 1);
             let removed = eligible[k];
-            Zip::from(channel.view_mut())
-                .and(&ndarray::ArrayView3::from_shape([z, y, x], &ids).expect("one id per voxel"))
-                .for_each(|v, &id| {
-                    if id == removed {
-                        *v = 0.0;
-                    }
-                });
+            Zip::from(channel.view_mut()).and(&ids).for_each(|v, &id| {
+                if id == removed {
+                    *v = 0.0;
+                }
+            });
         }
     }
 }
@@ -428,54 +426,6 @@ fn min_plus_pass(src: &[f64], out: &mut [f64], n: usize, inner: usize, strel: &S
             let dst = &mut out[p0 * inner..p0 * inner + len];
             for (o, &v) in dst.iter_mut().zip(&src[from..from + len]) {
                 *o = o.min(term + v);
-            }
-        }
-    }
-}
-
-/// Connected components of `mask` (flat, shape `(z, y, x)`) under full (26-) connectivity,
-/// numbered from 1 in raster order of their first voxel: the id of every voxel (0 outside the
-/// mask) and the size of every component.
-///
-/// nnU-Net: `acvl_utils.label_with_component_sizes` (`skimage.measure.label`,
-/// `connectivity=None`, i.e. full).
-fn label_components(mask: &[bool], shape: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
-    let mut ids = vec![0u32; mask.len()];
-    let mut sizes = Vec::new();
-    let mut stack = Vec::new();
-    for seed in 0..mask.len() {
-        if !mask[seed] || ids[seed] != 0 {
-            continue;
-        }
-        let id = sizes.len() as u32 + 1;
-        ids[seed] = id;
-        stack.push(seed);
-        let mut size = 0;
-        while let Some(voxel) = stack.pop() {
-            size += 1;
-            for_each_neighbour(voxel, shape, |nb| {
-                if mask[nb] && ids[nb] == 0 {
-                    ids[nb] = id;
-                    stack.push(nb);
-                }
-            });
-        }
-        sizes.push(size);
-    }
-    (ids, sizes)
-}
-
-/// Calls `f` with the flat index of each of the up to 26 neighbours of `voxel`.
-fn for_each_neighbour(voxel: usize, shape: [usize; 3], mut f: impl FnMut(usize)) {
-    let [nz, ny, nx] = shape;
-    let (z, y, x) = (voxel / (ny * nx), voxel / nx % ny, voxel % nx);
-    for zz in z.saturating_sub(1)..(z + 2).min(nz) {
-        for yy in y.saturating_sub(1)..(y + 2).min(ny) {
-            for xx in x.saturating_sub(1)..(x + 2).min(nx) {
-                let nb = (zz * ny + yy) * nx + xx;
-                if nb != voxel {
-                    f(nb);
-                }
             }
         }
     }
@@ -801,11 +751,11 @@ mod tests {
     #[test]
     fn components_are_26_connected_in_raster_order() {
         let ch = three_blobs();
-        let mask = to_mask(ch.index_axis(Axis(0), 0));
-        let (ids, sizes) = label_components(&mask, [10; 3]);
+        let Components { ids, sizes } =
+            label_mask(ch.index_axis(Axis(0), 0).mapv(|v| v != 0.0).view());
         assert_eq!(sizes, vec![8, 180, 2, 27]);
-        assert_eq!(ids[0], 1);
-        assert_eq!(ids[(5 * 10 + 6) * 10], ids[(6 * 10 + 7) * 10 + 1]);
+        assert_eq!(ids[[0, 0, 0]], 1);
+        assert_eq!(ids[[5, 6, 0]], ids[[6, 7, 1]]);
     }
 
     #[test]
@@ -818,8 +768,7 @@ mod tests {
                 max_fraction: 0.15,
             }
             .apply(ch.view_mut());
-            let mask = to_mask(ch.index_axis(Axis(0), 0));
-            label_components(&mask, [10; 3]).1
+            label_mask(ch.index_axis(Axis(0), 0).mapv(|v| v != 0.0).view()).sizes
         };
         assert_eq!(sizes_left(0.0), vec![180, 2, 27]);
         assert_eq!(sizes_left(0.5), vec![8, 180, 27]);

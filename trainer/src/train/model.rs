@@ -148,20 +148,11 @@ impl Model {
             };
             t.f_to_device_(self.device, t.kind(), non_blocking, false)
         };
-        if let Some(pinned) = &batch.pinned {
-            let data = convert(pinned.data.shallow_clone())?;
-            let targets = pinned
-                .targets
-                .iter()
-                .map(|t| convert(t.shallow_clone()))
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok((data, targets));
-        }
-        let data = convert(Tensor::try_from(&batch.data)?)?;
-        let targets = batch
-            .targets
-            .iter()
-            .map(|t| convert(Tensor::try_from(t)?))
+        let (data, targets) = batch.tensors()?;
+        let data = convert(data)?;
+        let targets = targets
+            .into_iter()
+            .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((data, targets))
     }
