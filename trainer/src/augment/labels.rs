@@ -62,6 +62,7 @@ pub fn downsample_seg(seg: ArrayView4<'_, i16>, scale: [f64; 3]) -> Array4<i16> 
         for &z in &maps[0] {
             for &y in &maps[1] {
                 let row = channel.slice(s![z, y, ..]);
+                // Same expression; on a contiguous row it indexes a plain slice (no strides).
                 match row.as_slice() {
                     Some(row) => values.extend(maps[2].iter().map(|&x| row[x])),
                     None => values.extend(maps[2].iter().map(|&x| row[x])),
