@@ -174,8 +174,10 @@ pub struct PlanAndTrainArgs {
     /// Dataset folder and work folder.
     #[command(flatten)]
     pub work: WorkArgs,
-    /// Configurations to train (default: 2d, 3d_fullres and the cascade when planned).
-    #[arg(short = 'c', long = "configuration", value_name = "CONFIG")]
+    /// Configurations to train, one or more (`-c 2d 3d_fullres`; default: every planned one,
+    /// i.e. 2d, 3d_fullres and the cascade when planned). They train in the plan's order: a
+    /// cascade stage after its previous stage, whatever order they are given in.
+    #[arg(short = 'c', long = "configuration", value_name = "CONFIG", num_args = 1..)]
     pub configurations: Vec<String>,
     /// Folds to train: a comma list such as `0,2`, or `all`.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]

@@ -25,16 +25,15 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     };
     autoseg_trainer::loader::keep_freed_blocks();
-    commands::set_threads(cli.threads);
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("autoseg: {err:#}");
         return ExitCode::from(EXIT_USAGE);
     }
-    run(command)
+    run(command, cli.threads.unwrap_or(0))
 }
 
-fn run(command: Command) -> ExitCode {
-    match commands::run(command) {
+fn run(command: Command, threads: usize) -> ExitCode {
+    match commands::run(command, threads) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("autoseg: {err:#}");

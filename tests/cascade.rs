@@ -1,6 +1,7 @@
 //! The cascade end to end on a tiny budget: plans for the demo fixture with a `3d_lowres` stage
 //! and the `3d_cascade_fullres` stage added (the fixture is too small for the planner to want
-//! them), the 5 folds of the first stage, one fold of the cascade, then `predict` with it.
+//! them), the 5 folds of the first stage, one fold of the cascade, then `predict` with it; and
+//! a cascade whose stages have names of the user's choosing, ordered by the plan.
 
 use std::path::Path;
 
@@ -9,6 +10,11 @@ use crate::pipeline::autoseg;
 /// Appends a lowres stage at twice the fullres spacing and the cascade stage after it, laid
 /// out as the planner writes them for large images.
 fn add_cascade(plans: &Path) {
+    add_cascade_named(plans, "3d_lowres", "3d_cascade_fullres");
+}
+
+/// [`add_cascade`] with the two stages named `low` and `high`.
+fn add_cascade_named(plans: &Path, low: &str, high: &str) {
     let text = std::fs::read_to_string(plans).unwrap();
     let spacing_line = text
         .lines()
@@ -22,10 +28,10 @@ fn add_cascade(plans: &Path) {
         .map(|v| v.parse::<f64>().unwrap() * 2.0)
         .collect();
     let stages = format!(
-        "\n[configurations.3d_lowres]\ninherits_from = \"3d_fullres\"\nspacing = {spacing:?}\n\
-         batch_dice = false\nnext_stage = \"3d_cascade_fullres\"\n\n\
-         [configurations.3d_cascade_fullres]\ninherits_from = \"3d_fullres\"\n\
-         previous_stage = \"3d_lowres\"\n"
+        "\n[configurations.{low}]\ninherits_from = \"3d_fullres\"\nspacing = {spacing:?}\n\
+         batch_dice = false\nnext_stage = \"{high}\"\n\n\
+         [configurations.{high}]\ninherits_from = \"3d_fullres\"\n\
+         previous_stage = \"{low}\"\n"
     );
     std::fs::write(plans, text + &stages).unwrap();
 }
@@ -117,4 +123,48 @@ fn lowres_then_cascade_trains_and_predicts() {
     let mask = autoseg_preprocessing::read_label_map(&pred.join("demo_010.nii.gz")).unwrap();
     assert_eq!(mask.geometry.shape(), input.geometry.shape());
     assert!(mask.geometry.affine().allclose(&input.geometry.affine()));
+}
+
+/// Stages named `low` and `high` (`high` sorts first by name, and the order given puts it
+/// first too): `plan-and-train -c high low` trains `low` first, whose validation writes the
+/// inputs `high` trains on. Before the plan owned the order, unknown names kept the order given
+/// and `high` failed for want of `low`'s segmentations.
+#[test]
+fn custom_named_cascade_trains_its_first_stage_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let dataset = autoseg_fixtures::write("demo3d", &raw).unwrap();
+    let dataset = dataset.to_str().unwrap();
+    let work = tmp.path().join("work");
+    let work_s = work.to_str().unwrap();
+    autoseg(&["plan", dataset, "--work", work_s, "--gpu-memory-gb", "0.3"]);
+    let model = work.join("Dataset901_Demo3d");
+    add_cascade_named(&model.join("plans.toml"), "low", "high");
+    let out = autoseg(&[
+        "plan-and-train",
+        dataset,
+        "--work",
+        work_s,
+        "-c",
+        "high",
+        "low",
+        "--folds",
+        "all",
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    let low_at = out.find("== train low fold all").expect("low trained");
+    let high_at = out.find("== train high fold all").expect("high trained");
+    assert!(low_at < high_at, "{out}");
+    let next = model.join("results/low/predicted_next_stage/high");
+    assert_eq!(std::fs::read_dir(&next).unwrap().count(), 10);
+    for config in ["low", "high"] {
+        let summary = model.join(format!("results/{config}/fold_all/validation/summary.json"));
+        assert!(summary.is_file(), "{}", summary.display());
+    }
 }

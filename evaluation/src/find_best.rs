@@ -14,9 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use autoseg_planner::{WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::{read_label_map, write_atomic, DatasetJson};
 use ndarray::Axis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
@@ -46,7 +47,16 @@ pub enum FindBestError {
     /// Choosing or postprocessing failed.
     #[error(transparent)]
     Evaluation(#[from] EvaluationError),
-    /// A file could not be copied or written.
+    /// `results/best.toml` cannot be used.
+    #[error("{}: not a usable best.toml", path.display())]
+    BestToml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, naming the key.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A file could not be read, copied or written.
     #[error("{}: {action} failed", path.display())]
     Io {
         /// The file involved.
@@ -62,8 +72,8 @@ pub enum FindBestError {
 /// What to search: the dataset's work folder, its references, and which runs count.
 #[derive(Debug, Clone, Copy)]
 pub struct FindBestJob<'a> {
-    /// `<work>/<dataset>`.
-    pub work_dataset_dir: &'a Path,
+    /// The dataset's work folder.
+    pub layout: &'a WorkLayout,
     /// The reference label maps (`labelsTr`).
     pub labels_dir: &'a Path,
     /// The dataset description (labels, regions, ignore label, file ending).
@@ -111,7 +121,7 @@ pub struct BestOutcome {
 /// [`FindBestError::NoCandidates`] when nothing finished validation; reading, evaluation and
 /// write failures name their file.
 pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
-    let results = job.work_dataset_dir.join("results");
+    let results = job.layout.results();
     let settings = settings_from_dataset_json(
         job.dataset,
         Some(SurfaceSettings {
@@ -121,12 +131,12 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
     let ending = job.dataset.file_ending.as_str();
     let mut candidates = Vec::new();
     for config in job.configurations {
-        let Some(merged) = merge_crossval(&results, config, job.folds)? else {
+        let Some(merged) = merge_crossval(job.layout, config, job.folds)? else {
             tracing::info!(configuration = %config, "skipped: validation missing for some fold");
             continue;
         };
         let summary = evaluate_folder(&merged, job.labels_dir, &settings, ending)?;
-        summary.write(&merged.join("summary.json"))?;
+        summary.write(&merged.join(SUMMARY_JSON))?;
         candidates.push(ScoredCandidate {
             name: config.clone(),
             members: vec![config.clone()],
@@ -144,7 +154,7 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
         let singles = candidates.clone();
         for (a, b) in ensemble_pairs(singles.len()) {
             let name = format!("{}__{}", singles[a].name, singles[b].name);
-            let out = results.join("ensembles").join(&name);
+            let out = job.layout.ensemble(&name);
             ensemble_folders(
                 &[
                     singles[a].predictions.clone(),
@@ -154,7 +164,7 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
                 None,
             )?;
             let summary = evaluate_folder(&out, job.labels_dir, &settings, ending)?;
-            summary.write(&out.join("summary.json"))?;
+            summary.write(&out.join(SUMMARY_JSON))?;
             candidates.push(ScoredCandidate {
                 name,
                 members: vec![singles[a].name.clone(), singles[b].name.clone()],
@@ -173,7 +183,7 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
     let best = choose_best(&scores)?;
     let (postprocessing, dice_after_postprocessing) =
         decide_postprocessing(&candidates[best].predictions, job, &settings)?;
-    let best_toml = results.join("best.toml");
+    let best_toml = job.layout.best();
     let text = best_toml_text(
         job,
         &candidates,
@@ -198,19 +208,15 @@ pub fn find_best(job: &FindBestJob<'_>) -> Result<BestOutcome, FindBestError> {
 /// Merges `fold_<k>/validation/` of every fold into `<config>/crossval/` (hard links where the
 /// filesystem allows, else copies); `None` when some fold has no validation yet.
 fn merge_crossval(
-    results: &Path,
+    layout: &WorkLayout,
     config: &str,
     folds: &[String],
 ) -> Result<Option<PathBuf>, FindBestError> {
-    let config_dir = results.join(config);
-    let sources: Vec<PathBuf> = folds
-        .iter()
-        .map(|f| config_dir.join(format!("fold_{f}")).join("validation"))
-        .collect();
-    if sources.iter().any(|s| !s.join("summary.json").is_file()) {
+    let sources: Vec<PathBuf> = folds.iter().map(|f| layout.validation(config, f)).collect();
+    if sources.iter().any(|s| !s.join(SUMMARY_JSON).is_file()) {
         return Ok(None);
     }
-    let merged = config_dir.join("crossval");
+    let merged = layout.crossval(config);
     std::fs::create_dir_all(&merged).map_err(|source| FindBestError::Io {
         path: merged.clone(),
         action: "create folder",
@@ -229,7 +235,7 @@ fn merge_crossval(
                 source,
             })?;
             let name = entry.file_name();
-            if name == "summary.json" || !entry.path().is_file() {
+            if name == SUMMARY_JSON || !entry.path().is_file() {
                 continue;
             }
             link_or_copy(&entry.path(), &merged.join(&name))?;
@@ -285,6 +291,55 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `results/best.toml` as [`read_best`] reads it back for `predict`: the choice and its
+/// postprocessing. The other keys [`BestToml`] writes (evidence, commands) are for people.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct BestChoice {
+    /// The chosen configuration, when a single one was chosen.
+    #[serde(default)]
+    pub configuration: Option<String>,
+    /// The configurations whose probabilities are averaged (the winner of find-best: one
+    /// configuration, or an ensemble of several; defaults to `configuration`).
+    #[serde(default)]
+    pub ensemble: Vec<String>,
+    /// The chosen postprocessing (no steps: none).
+    #[serde(default = "no_postprocessing")]
+    pub postprocessing: PostprocessingPlan,
+}
+
+fn no_postprocessing() -> PostprocessingPlan {
+    PostprocessingPlan { steps: Vec::new() }
+}
+
+/// Reads `results/best.toml` (a [`autoseg_planner::WorkLayout::best`]); `None` when it does
+/// not exist. Keys other than `configuration`, `ensemble` and `[postprocessing]` are ignored.
+///
+/// # Errors
+/// [`FindBestError::Io`] for an unreadable file; [`FindBestError::BestToml`] for invalid TOML
+/// or values of the wrong type.
+pub fn read_best(path: &Path) -> Result<Option<BestChoice>, FindBestError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FindBestError::Io {
+                path: path.to_path_buf(),
+                action: "read",
+                source,
+            })
+        }
+    };
+    let mut choice: BestChoice =
+        toml::from_str(&text).map_err(|source| FindBestError::BestToml {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+    if choice.ensemble.is_empty() {
+        choice.ensemble = choice.configuration.iter().cloned().collect();
+    }
+    Ok(Some(choice))
+}
+
 /// The layout of `results/best.toml`: what `predict` reads (`configuration`,
 /// `[postprocessing]`) plus the evidence and the commands to run.
 #[derive(Serialize)]
@@ -310,7 +365,7 @@ fn best_toml_text(
     dice_after: f64,
 ) -> Result<String, FindBestError> {
     let winner = &candidates[best];
-    let model = job.work_dataset_dir.display().to_string();
+    let model = job.layout.root().display().to_string();
     let doc = BestToml {
         schema_version: BEST_SCHEMA_VERSION,
         configuration: match winner.members.as_slice() {
@@ -388,7 +443,7 @@ mod tests {
         let configurations = ["2d".to_string()];
         let folds = ["0".to_string()];
         let job = FindBestJob {
-            work_dataset_dir: Path::new("w/D"),
+            layout: &WorkLayout::new("w/D"),
             labels_dir: Path::new("labelsTr"),
             dataset: &dataset,
             configurations: &configurations,

@@ -63,9 +63,8 @@ pub use error::InferenceError;
 pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
 pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 pub use predictor::{
-    case_id_of, discover_input_cases, fold_dir, read_best_choice, validate_fold, BestChoice,
-    CasePreprocessor, InputCase, PredictError, PredictOptions, Prediction, Predictor, PreparedCase,
-    RawImages, ValidationJob, CHECKPOINT_SCHEMA_VERSION,
+    case_id_of, discover_input_cases, validate_fold, CasePreprocessor, InputCase, PredictError,
+    PredictOptions, Prediction, Predictor, PreparedCase, RawImages, ValidationJob,
 };
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};

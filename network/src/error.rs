@@ -1,6 +1,11 @@
-//! The network crate's error: a bad architecture, a bad input shape, or a libtorch failure.
+//! The network crate's error: a bad architecture, a bad input shape, a checkpoint that cannot
+//! be read or written, or a libtorch failure.
+
+use std::path::PathBuf;
 
 use thiserror::Error;
+
+use crate::checkpoint::CheckpointFault;
 
 /// Why a network could not be built or run.
 #[derive(Debug, Error)]
@@ -53,6 +58,43 @@ pub enum NetworkError {
         shape: Vec<i64>,
         /// What the network needs, in words.
         expected: String,
+    },
+    /// A checkpoint file does not fit (missing, another schema, a digest, a tensor).
+    #[error("{}: {fault}", path.display())]
+    Checkpoint {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong.
+        fault: CheckpointFault,
+    },
+    /// A checkpoint's metadata is not valid TOML of the expected layout.
+    #[error("{}: not a readable checkpoint metadata file", path.display())]
+    CheckpointMeta {
+        /// The metadata file.
+        path: PathBuf,
+        /// The parser's error, naming the key.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A checkpoint's metadata cannot be serialised.
+    #[error("{}: cannot serialise the checkpoint metadata", path.display())]
+    SerializeMeta {
+        /// The metadata file.
+        path: PathBuf,
+        /// The serialiser's error.
+        #[source]
+        source: toml::ser::Error,
+    },
+    /// A checkpoint file could not be read or written.
+    #[error("{}: cannot {action}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]

@@ -2,11 +2,14 @@
 //!
 //! Owns nnU-Net's PlainConvUNet and ResidualEncoderUNet (2D and 3D, per-stage kernels and
 //! strides, deep supervision), built only from a plan's architecture, with nnU-Net's parameter
-//! names, plus the description of the libtorch the process runs on.
+//! names, the checkpoint format ([`checkpoint`]: file names, schema version, metadata, saving
+//! and loading weights with their checks; the trainer and the predictor both go through it),
+//! plus the description of the libtorch the process runs on.
 //!
-//! Must not: read files other than checkpoints it is handed, choose hyper-parameters (the plan
+//! Must not: read files other than checkpoints, choose hyper-parameters (the plan
 //! does), or panic on a plan that was validated when it was loaded.
 
+pub mod checkpoint;
 mod error;
 mod layers;
 mod layout;

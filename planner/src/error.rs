@@ -148,6 +148,42 @@ pub enum PlanError {
         /// The missing key.
         key: &'static str,
     },
+    /// `previous_stage` links form a cycle.
+    #[error("configuration {name}: previous_stage links form a cycle: {}", chain.join(" -> "))]
+    StageCycle {
+        /// The configuration being ordered.
+        name: String,
+        /// The chain of names, ending with the repeated one.
+        chain: Vec<String>,
+    },
+    /// An artifact does not exist yet: the hint says which command makes it.
+    #[error("{}: not found; {hint}", path.display())]
+    MissingArtifact {
+        /// The file looked for.
+        path: std::path::PathBuf,
+        /// What to run first.
+        hint: &'static str,
+    },
+    /// An artifact could not be read or written.
+    #[error("{}: cannot {action}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An artifact was read but its content is not usable.
+    #[error("{}: cannot use this file", path.display())]
+    InFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<PlanError>,
+    },
     /// A resolved configuration has inconsistent or out-of-range values.
     #[error("configuration {configuration}: {fault}")]
     InvalidConfiguration {

@@ -177,6 +177,27 @@ impl Fingerprint {
     pub fn from_toml_str(text: &str) -> Result<Fingerprint, PlanError> {
         toml::from_str(text).map_err(PlanError::ParseFingerprint)
     }
+
+    /// Reads `fingerprint.toml` at `path` (a [`crate::WorkLayout::fingerprint`]).
+    ///
+    /// # Errors
+    /// [`PlanError::MissingArtifact`], [`PlanError::Io`], or [`PlanError::InFile`] wrapping
+    /// [`Fingerprint::from_toml_str`]'s errors.
+    pub fn read(path: &std::path::Path) -> Result<Fingerprint, PlanError> {
+        let text = crate::atomic::read_artifact(path, "run `autoseg fingerprint DATASET` first")?;
+        Fingerprint::from_toml_str(&text).map_err(|source| PlanError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Writes `fingerprint.toml` at `path` atomically.
+    ///
+    /// # Errors
+    /// [`PlanError::Serialize`] or [`PlanError::Io`].
+    pub fn write(&self, path: &std::path::Path) -> Result<(), PlanError> {
+        crate::atomic::write_artifact(path, &self.to_toml_string()?)
+    }
 }
 
 impl TryFrom<FingerprintFile> for Fingerprint {

@@ -4,6 +4,9 @@
 //! spacing, transpose, patch size, pooling topology, batch size, the low-res/cascade rule,
 //! normalization choice) and the VRAM model that sizes networks for a GPU-memory budget.
 //!
+//! Also owns the work folder's layout ([`WorkLayout`]: where every artifact of a dataset lives)
+//! and atomic artifact writes ([`write_atomic`]), the lowest crate every stage depends on.
+//!
 //! Must not: read or write files beyond (de)serialising its own types, depend on libtorch or
 //! rayon, or print. `plan` is a deterministic function of its arguments.
 //!
@@ -37,13 +40,16 @@
 //! # Ok::<(), autoseg_planner::PlanError>(())
 //! ```
 
+mod atomic;
 mod channel_table;
 mod configure;
 mod dataset_info;
 mod error;
 mod fingerprint;
+mod layout;
 mod lowres;
 mod numeric;
+mod order;
 mod planner;
 mod plans;
 mod report;
@@ -54,12 +60,14 @@ mod spec;
 mod topology;
 mod vram;
 
+pub use atomic::{write_atomic, write_atomic_with};
 pub use configure::ConfigurationReport;
 pub use dataset_info::{DatasetInfo, LabelEntry, LabelValue};
 pub use error::PlanError;
 pub use fingerprint::{
     Fingerprint, ForegroundIntensityProperties, StampEntry, FINGERPRINT_SCHEMA_VERSION,
 };
+pub use layout::{fold_folder, fold_of_folder, WorkLayout, SUMMARY_JSON};
 pub use lowres::LowresDecision;
 pub use planner::{plan, plan_with_report};
 pub use plans::{

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -327,6 +328,27 @@ impl Plans {
             });
         }
         Ok(plans)
+    }
+
+    /// Reads `plans.toml` at `path` (a [`crate::WorkLayout::plans`]).
+    ///
+    /// # Errors
+    /// [`PlanError::MissingArtifact`] when it does not exist (run `autoseg plan`),
+    /// [`PlanError::Io`], or [`PlanError::InFile`] wrapping [`Plans::from_toml_str`]'s errors.
+    pub fn read(path: &Path) -> Result<Plans, PlanError> {
+        let text = crate::atomic::read_artifact(path, "run `autoseg plan DATASET` first")?;
+        Plans::from_toml_str(&text).map_err(|source| PlanError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Writes `plans.toml` at `path` atomically.
+    ///
+    /// # Errors
+    /// [`PlanError::Serialize`] or [`PlanError::Io`].
+    pub fn write(&self, path: &Path) -> Result<(), PlanError> {
+        crate::atomic::write_artifact(path, &self.to_toml_string()?)
     }
 
     /// Names of all configurations.

@@ -8,7 +8,6 @@
 //! Must not: depend on libtorch, print to the terminal (it logs through `tracing`), or panic on
 //! anything read from a user's file.
 
-mod atomic;
 pub mod cache;
 pub mod crop;
 mod dataset;
@@ -24,7 +23,7 @@ pub mod rng;
 mod verify;
 mod volume;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use autoseg_planner::{write_atomic, write_atomic_with};
 pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use dataset::{
     discover_image_cases, parse_dataset_json, read_dataset_json, split_channel_name, Case,

@@ -1,23 +1,23 @@
 //! `autoseg fingerprint DATASET [--work DIR]`: extracts the dataset fingerprint and writes
 //! `<work>/<dataset>/fingerprint.toml` (with the stamp of the raw files), then prints a summary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::Fingerprint;
-use autoseg_preprocessing::{fingerprint, write_atomic, Dataset};
+use autoseg_planner::{Fingerprint, WorkLayout};
+use autoseg_preprocessing::{fingerprint, Dataset};
 
 use crate::cli::FingerprintArgs;
-use crate::commands::dataset_work_dir;
+use crate::commands::work_layout;
 use crate::progress::Bar;
 
 /// Runs `autoseg fingerprint`.
 pub fn run(args: &FingerprintArgs) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let dir = dataset_work_dir(&args.work)?;
-    let fp = extract_and_write(&dataset, &dir)?;
-    print_summary(&dataset, &fp, &fingerprint_path(&dir));
+    let layout = work_layout(&args.work)?;
+    let fp = extract_and_write(&dataset, &layout)?;
+    print_summary(&dataset, &fp, &layout.fingerprint());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -29,44 +29,28 @@ pub fn open_dataset(path: &Path) -> anyhow::Result<Dataset> {
     Ok(Dataset::open(&root)?)
 }
 
-/// `<work>/<dataset>/fingerprint.toml`.
-pub fn fingerprint_path(dataset_dir: &Path) -> PathBuf {
-    dataset_dir.join("fingerprint.toml")
-}
-
-/// Extracts the fingerprint (with a progress bar) and writes it atomically into `dataset_dir`.
-pub fn extract_and_write(dataset: &Dataset, dataset_dir: &Path) -> anyhow::Result<Fingerprint> {
-    std::fs::create_dir_all(dataset_dir)
-        .with_context(|| format!("{}: cannot create folder", dataset_dir.display()))?;
+/// Extracts the fingerprint (with a progress bar) and writes it atomically.
+pub fn extract_and_write(dataset: &Dataset, layout: &WorkLayout) -> anyhow::Result<Fingerprint> {
     let fp = fingerprint::extract(dataset, &Bar::new())
         .with_context(|| format!("{}: cannot extract the fingerprint", dataset.root.display()))?;
-    let path = fingerprint_path(dataset_dir);
-    let text = fp.to_toml_string()?;
-    write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+    fp.write(&layout.fingerprint())?;
     Ok(fp)
 }
 
-/// Loads `fingerprint.toml` from `dataset_dir` if it exists and its stamp matches the raw files;
-/// otherwise extracts and writes a fresh one.
-pub fn current_or_fresh(dataset: &Dataset, dataset_dir: &Path) -> anyhow::Result<Fingerprint> {
-    let path = fingerprint_path(dataset_dir);
+/// Loads `fingerprint.toml` if it exists and its stamp matches the raw files; otherwise
+/// extracts and writes a fresh one.
+pub fn current_or_fresh(dataset: &Dataset, layout: &WorkLayout) -> anyhow::Result<Fingerprint> {
+    let path = layout.fingerprint();
     if path.is_file() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let fp = Fingerprint::from_toml_str(&text).with_context(|| {
-            format!(
-                "{}: cannot use this fingerprint; fix it or delete it to extract it again",
-                path.display()
-            )
-        })?;
+        let fp = Fingerprint::read(&path)
+            .context("fix the fingerprint or delete it to extract it again")?;
         if fingerprint::fingerprint_is_current(&fp, dataset) {
             tracing::info!(path = %path.display(), "using the current fingerprint");
             return Ok(fp);
         }
         tracing::info!(path = %path.display(), "the raw files changed; extracting the fingerprint again");
     }
-    extract_and_write(dataset, dataset_dir)
+    extract_and_write(dataset, layout)
 }
 
 /// Per-axis median (numpy `np.median(.., axis=0)`), for display.

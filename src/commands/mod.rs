@@ -13,51 +13,41 @@ mod report;
 mod train;
 mod verify;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::OnceLock;
+
+use autoseg_planner::WorkLayout;
 
 use crate::cli::{Command, WorkArgs};
-
-static THREADS: OnceLock<usize> = OnceLock::new();
-
-/// Records `--threads` (0 = all cores) for commands that size their own pools.
-pub fn set_threads(threads: Option<usize>) {
-    let _ = THREADS.set(threads.unwrap_or(0));
-}
-
-/// The `--threads` value, 0 meaning all cores.
-pub fn threads() -> usize {
-    THREADS.get().copied().unwrap_or(0)
-}
 
 /// Exit code for a usage error, and for a command whose stage does not exist yet.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a failure or for problems found (e.g. by `verify`).
 pub const EXIT_FAILURE: u8 = 1;
 
-/// Runs one command; errors are printed by the caller with their whole cause chain.
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Runs one command with `threads` worker threads for the stages that size their own pools
+/// (`--threads`; 0 = all cores); errors are printed by the caller with their whole cause chain.
+pub fn run(command: Command, threads: usize) -> anyhow::Result<ExitCode> {
     match command {
         Command::Fingerprint(args) => fingerprint::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Preprocess(args) => preprocess::run(&args),
-        Command::Verify(args) => verify::run(&args),
+        Command::Verify(args) => verify::run(&args, threads),
         Command::Fixtures(args) => fixtures::run(&args),
         Command::FindBest(args) => find_best::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Ensemble(args) => ensemble::run(&args),
         Command::Predict(args) => predict::run(&args),
-        Command::Train(args) => train::run(&args),
-        Command::PlanAndTrain(args) => plan_and_train::run(&args),
+        Command::Train(args) => train::run(&args, threads),
+        Command::PlanAndTrain(args) => plan_and_train::run(&args, threads),
     }
 }
 
 /// `<work>/<dataset folder name>`: where every artifact of this dataset goes.
-pub fn dataset_work_dir(args: &WorkArgs) -> anyhow::Result<PathBuf> {
+pub fn work_layout(args: &WorkArgs) -> anyhow::Result<WorkLayout> {
     let name = dataset_name(&args.dataset)?;
-    Ok(args.work.join(name))
+    Ok(WorkLayout::new(args.work.join(name)))
 }
 
 /// The dataset's folder name (the last component of its path, after resolving `.` and `..`).

@@ -6,39 +6,50 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::{plan_with_report, PlanReport, PlannerPreset, PlannerSettings, Plans};
-use autoseg_preprocessing::write_atomic;
+use autoseg_planner::{
+    plan_with_report, PlanReport, PlannerPreset, PlannerSettings, Plans, WorkLayout,
+};
+use autoseg_preprocessing::{write_atomic, Dataset};
 
 use crate::cli::{self, PlanArgs, PlannerArgs};
-use crate::commands::dataset_work_dir;
 use crate::commands::fingerprint::{current_or_fresh, open_dataset};
+use crate::commands::work_layout;
 
 /// Runs `autoseg plan`.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let settings = planner_settings(&args.planner, args.target_spacing.as_deref())?;
     let dataset = open_dataset(&args.work.dataset)?;
-    let dir = dataset_work_dir(&args.work)?;
-    let fingerprint = current_or_fresh(&dataset, &dir)?;
+    let layout = work_layout(&args.work)?;
+    plan_dataset(&dataset, &layout, &settings)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fingerprints `dataset` (reusing a current fingerprint), plans it with `settings`, writes
+/// `plans.toml` and a copy of `dataset.json`, and prints why each number was chosen.
+pub fn plan_dataset(
+    dataset: &Dataset,
+    layout: &WorkLayout,
+    settings: &PlannerSettings,
+) -> anyhow::Result<Plans> {
+    let fingerprint = current_or_fresh(dataset, layout)?;
     let info = dataset
         .dataset_info()
         .with_context(|| format!("{}: cannot plan this dataset", dataset.root.display()))?;
-    let (plans, report) = plan_with_report(&fingerprint, &info, &settings)
+    let (plans, report) = plan_with_report(&fingerprint, &info, settings)
         .with_context(|| format!("{}: planning failed", dataset.name()))?;
-    let path = dir.join("plans.toml");
-    write_atomic(&path, plans.to_toml_string()?.as_bytes())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    copy_dataset_json(&dataset.root, &dir)?;
-    print_summary(&plans, &report, &path)?;
-    Ok(ExitCode::SUCCESS)
+    plans.write(&layout.plans())?;
+    copy_dataset_json(dataset, layout)?;
+    print_summary(&plans, &report, &layout.plans())?;
+    Ok(plans)
 }
 
 /// Keeps a copy of `dataset.json` beside the plans, as nnU-Net does, so a model folder
 /// (`<work>/<dataset>`) is self-contained for `predict`.
-fn copy_dataset_json(dataset_root: &Path, dir: &Path) -> anyhow::Result<()> {
-    let source = dataset_root.join("dataset.json");
+fn copy_dataset_json(dataset: &Dataset, layout: &WorkLayout) -> anyhow::Result<()> {
+    let source = dataset.root.join("dataset.json");
     let bytes =
         std::fs::read(&source).with_context(|| format!("{}: cannot read", source.display()))?;
-    let target = dir.join("dataset.json");
+    let target = layout.dataset_json();
     write_atomic(&target, &bytes).with_context(|| format!("{}: cannot write", target.display()))
 }
 

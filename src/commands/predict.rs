@@ -17,11 +17,9 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use anyhow::Context;
-use autoseg_evaluation::{ensemble_folders, PostprocessingPlan};
-use autoseg_inference::{
-    discover_input_cases, read_best_choice, BestChoice, Device, InputCase, PredictOptions,
-    Predictor,
-};
+use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
+use autoseg_inference::{discover_input_cases, Device, InputCase, PredictOptions, Predictor};
+use autoseg_planner::WorkLayout;
 use autoseg_preprocessing::Progress;
 
 use crate::cli::{DeviceArg, PredictArgs};
@@ -30,18 +28,20 @@ use crate::progress::Bar;
 
 /// Runs `autoseg predict`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
-    let best = read_best_choice(&args.model)?;
+    let model = WorkLayout::new(&args.model);
+    let best = read_best(&model.best())?;
     let configurations = choose_configurations(args, best.as_ref())?;
     let postprocessing = choose_postprocessing(args, &configurations, best.as_ref());
     let n_failed = match configurations.as_slice() {
         [single] => predict_configuration(
             args,
+            &model,
             single,
             &args.output,
             args.save_probabilities,
             postprocessing.as_ref(),
         )?,
-        members => predict_ensemble(args, members, postprocessing.as_ref())?,
+        members => predict_ensemble(args, &model, members, postprocessing.as_ref())?,
     };
     Ok(if n_failed == 0 {
         ExitCode::SUCCESS
@@ -96,6 +96,7 @@ fn choose_postprocessing(
 /// number of cases that failed.
 fn predict_configuration(
     args: &PredictArgs,
+    model: &WorkLayout,
     configuration: &str,
     output: &Path,
     save_probabilities: bool,
@@ -103,7 +104,7 @@ fn predict_configuration(
 ) -> anyhow::Result<usize> {
     let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
     let device = device(args.device);
-    let mut predictor = Predictor::load(&args.model, configuration, &folds, device)
+    let mut predictor = Predictor::load(model, configuration, &folds, device)
         .with_context(|| format!("{}: cannot load {configuration}", args.model.display()))?;
     predictor.set_options(PredictOptions {
         step: args.step,
@@ -139,6 +140,7 @@ fn predict_configuration(
 /// folders are removed afterwards unless `--save-probabilities`.
 fn predict_ensemble(
     args: &PredictArgs,
+    model: &WorkLayout,
     members: &[String],
     postprocessing: Option<&PostprocessingPlan>,
 ) -> anyhow::Result<usize> {
@@ -146,7 +148,7 @@ fn predict_ensemble(
     let mut dirs = Vec::with_capacity(members.len());
     for member in members {
         let dir = members_dir.join(member);
-        let n_failed = predict_configuration(args, member, &dir, true, None)?;
+        let n_failed = predict_configuration(args, model, member, &dir, true, None)?;
         if n_failed > 0 {
             anyhow::bail!(
                 "{member}: {n_failed} case(s) failed (listed above); the ensemble needs every case from every member"

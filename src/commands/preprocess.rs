@@ -2,31 +2,32 @@
 //! preprocessing into `<work>/<dataset>/preprocessed/<config>/`, planning first when there is
 //! no `plans.toml`. Re-runs skip cases that are still current.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::Plans;
+use autoseg_planner::{PlannerSettings, Plans};
 use autoseg_preprocessing::{preprocess, PreprocessSettings};
 
-use crate::cli::{self, PlanArgs, PlannerArgs, PreprocessArgs, WorkArgs};
+use crate::cli::PreprocessArgs;
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::{dataset_work_dir, plan};
+use crate::commands::{plan, work_layout};
 use crate::progress::Bar;
-
-/// The cascade's full-resolution stage reads the 3d_fullres cache (nnU-Net: same
-/// `data_identifier`), so it is not preprocessed by default.
-const SHARES_FULLRES_DATA: &str = "3d_cascade_fullres";
 
 /// Runs `autoseg preprocess`.
 pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let dir = dataset_work_dir(&args.work)?;
-    let plans = load_or_plan(&args.work, &dir)?;
+    let layout = work_layout(&args.work)?;
+    let plans = if layout.plans().is_file() {
+        Plans::read(&layout.plans())?
+    } else {
+        let path = layout.plans();
+        tracing::info!(path = %path.display(), "no plans yet; planning with the default settings");
+        plan::plan_dataset(&dataset, &layout, &PlannerSettings::nnunet_default())?
+    };
     let names = configurations(&plans, &args.configurations)?;
     let settings = PreprocessSettings::per_thread();
     for name in &names {
-        let summary = preprocess(&dataset, &plans, name, &dir, &settings, &Bar::new())
+        let summary = preprocess(&dataset, &plans, name, &layout, &settings, &Bar::new())
             .with_context(|| format!("{}: cannot preprocess {name}", dataset.name()))?;
         println!(
             "{name}: {} cases ({} preprocessed, {} current{}) -> {}",
@@ -48,39 +49,12 @@ fn removed_note(n_removed: usize, stamp_changed: bool) -> String {
     }
 }
 
-/// `<dir>/plans.toml`, planned with the default settings first if it does not exist.
-fn load_or_plan(work: &WorkArgs, dir: &Path) -> anyhow::Result<Plans> {
-    let path = dir.join("plans.toml");
-    if !path.is_file() {
-        tracing::info!(path = %path.display(), "no plans yet; planning with the default settings");
-        let plan_args = PlanArgs {
-            work: WorkArgs {
-                dataset: work.dataset.clone(),
-                work: work.work.clone(),
-            },
-            planner: PlannerArgs {
-                gpu_memory_gb: None,
-                planner: cli::PlannerPreset::Default,
-            },
-            target_spacing: None,
-        };
-        plan::run(&plan_args)?;
-    }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    Plans::from_toml_str(&text)
-        .with_context(|| format!("{}: cannot use these plans", path.display()))
-}
-
-/// The configurations asked for (each must be planned), or every planned one except the
-/// cascade's full-resolution stage.
+/// The configurations asked for (each must be planned), or every planned one with data of its
+/// own (a cascade stage shares the data of the configuration it inherits from).
 fn configurations(plans: &Plans, asked: &[String]) -> anyhow::Result<Vec<String>> {
     let planned = plans.configuration_names();
     if asked.is_empty() {
-        return Ok(planned
-            .into_iter()
-            .filter(|name| name != SHARES_FULLRES_DATA)
-            .collect());
+        return Ok(plans.configurations_with_own_data());
     }
     for name in asked {
         anyhow::ensure!(
@@ -131,7 +105,7 @@ mod tests {
     #[test]
     fn default_configurations_skip_the_cascade_stage_and_unknown_names_fail() {
         let plans = plans_with_cascade();
-        assert!(plans.configurations.contains_key(SHARES_FULLRES_DATA));
+        assert!(plans.configurations.contains_key("3d_cascade_fullres"));
         let names = configurations(&plans, &[]).unwrap();
         assert_eq!(names, ["2d", "3d_fullres", "3d_lowres"]);
         let asked = configurations(&plans, &["3d_lowres".into()]).unwrap();

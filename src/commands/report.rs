@@ -6,15 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::WorkArgs;
-use crate::commands::dataset_work_dir;
+use crate::commands::work_layout;
 
 /// Runs `autoseg report`.
 pub fn run(args: &WorkArgs) -> anyhow::Result<ExitCode> {
     let dataset = std::fs::canonicalize(&args.dataset)
         .with_context(|| format!("{}: cannot open dataset folder", args.dataset.display()))?;
-    let dir = dataset_work_dir(args)?;
-    let path = autoseg_evaluation::report::write_report(&dataset, &dir)
-        .with_context(|| format!("{}: cannot write the report", dir.display()))?;
+    let layout = work_layout(args)?;
+    let path = autoseg_evaluation::report::write_report(&dataset, &layout)
+        .with_context(|| format!("{}: cannot write the report", layout.root().display()))?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }

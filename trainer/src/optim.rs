@@ -221,14 +221,8 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<Option<Tensor>
     Ok(Some(total))
 }
 
-/// The state of a [`LossScaler`] that a checkpoint keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LossScalerState {
-    /// Current loss scale.
-    pub scale: f64,
-    /// Consecutive steps without inf/NaN gradients since the last scale change.
-    pub growth_tracker: u32,
-}
+/// The state of a [`LossScaler`] that a checkpoint keeps (part of the checkpoint format).
+pub use autoseg_network::checkpoint::LossScalerState;
 
 /// torch's `GradScaler` with its defaults: the loss is multiplied by `scale` (initially 2^16)
 /// before backward; gradients are divided by it before clipping; a step whose gradients hold

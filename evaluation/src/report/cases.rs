@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_planner::{WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::{read_image, read_label_map, Case, Dataset};
 use ndarray::{Array3, Axis};
 
@@ -34,7 +35,12 @@ struct LoadedCase {
 }
 
 /// The overlays of every trained configuration's validation cases.
-pub(crate) fn cases_section(page: &mut Page, dataset: Option<&Dataset>, configs: &[ConfigResults]) {
+pub(crate) fn cases_section(
+    page: &mut Page,
+    dataset: Option<&Dataset>,
+    configs: &[ConfigResults],
+    layout: &WorkLayout,
+) {
     page.heading(2, "Validation cases");
     let Some(dataset) = dataset else {
         return page.missing("the dataset folder cannot be read, so no case overlays");
@@ -44,7 +50,7 @@ pub(crate) fn cases_section(page: &mut Page, dataset: Option<&Dataset>, configs:
     for config in configs.iter().filter(|c| c.trained) {
         any = true;
         page.heading(3, &config.name);
-        let cases = validation_cases(config, &dataset.json.file_ending);
+        let cases = validation_cases(config, &dataset.json.file_ending, layout);
         if cases.is_empty() {
             page.missing(&format!(
                 "no validation predictions yet for {}",
@@ -84,10 +90,14 @@ fn legend_html(dataset: &Dataset) -> String {
 }
 
 /// Predictions (`<case><file_ending>`) in each fold's `validation/`, by fold then case.
-fn validation_cases(config: &ConfigResults, file_ending: &str) -> Vec<ValidationCase> {
+fn validation_cases(
+    config: &ConfigResults,
+    file_ending: &str,
+    layout: &WorkLayout,
+) -> Vec<ValidationCase> {
     let mut cases = Vec::new();
-    for (fold, dir) in &config.folds {
-        let Ok(entries) = std::fs::read_dir(dir.join("validation")) else {
+    for fold in &config.folds {
+        let Ok(entries) = std::fs::read_dir(layout.validation(&config.name, fold)) else {
             continue;
         };
         let mut found: Vec<ValidationCase> = entries
@@ -127,7 +137,7 @@ fn case_part(page: &mut Page, dataset: &Dataset, config: &str, case: &Validation
 
 /// The case's Dice per class from its fold's `validation/summary.json`, when listed there.
 fn case_dice(case: &ValidationCase, labels: &autoseg_preprocessing::Labels) -> Option<String> {
-    let summary = Summary::read(&case.prediction.parent()?.join("summary.json")).ok()?;
+    let summary = Summary::read(&case.prediction.parent()?.join(SUMMARY_JSON)).ok()?;
     let file_name = case.prediction.file_name()?.to_string_lossy().into_owned();
     let metrics = summary
         .metric_per_case

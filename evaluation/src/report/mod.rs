@@ -18,6 +18,7 @@ mod sections;
 
 use std::path::{Path, PathBuf};
 
+use autoseg_planner::WorkLayout;
 use autoseg_preprocessing::{write_atomic, Dataset};
 
 pub use cases::MAX_CASES;
@@ -27,20 +28,17 @@ use crate::error::EvaluationError;
 use html::Page;
 use sections::Found;
 
-/// Writes `<work_dataset_dir>/report/index.html` atomically and returns its path.
+/// Writes `report/index.html` of `layout` atomically and returns its path.
 ///
 /// `dataset_dir` is the dataset in nnU-Net raw layout (images and references of the overlays);
-/// `work_dataset_dir` is `<work>/<dataset>/`, which may hold any subset of the pipeline's
-/// artifacts (none at all gives a report that lists them as missing).
+/// `layout` is its work folder, which may hold any subset of the pipeline's artifacts (none at
+/// all gives a report that lists them as missing).
 ///
 /// # Errors
 /// [`EvaluationError::Io`] when the report folder cannot be created or the file written.
-pub fn write_report(
-    dataset_dir: &Path,
-    work_dataset_dir: &Path,
-) -> Result<PathBuf, EvaluationError> {
-    let html = render_report(dataset_dir, work_dataset_dir);
-    let dir = work_dataset_dir.join("report");
+pub fn write_report(dataset_dir: &Path, layout: &WorkLayout) -> Result<PathBuf, EvaluationError> {
+    let html = render_report(dataset_dir, layout);
+    let dir = layout.report();
     std::fs::create_dir_all(&dir).map_err(|source| EvaluationError::Io {
         path: dir.clone(),
         action: "create folder",
@@ -56,7 +54,7 @@ pub fn write_report(
 }
 
 /// The report's HTML text (what [`write_report`] writes).
-pub fn render_report(dataset_dir: &Path, work_dataset_dir: &Path) -> String {
+pub fn render_report(dataset_dir: &Path, layout: &WorkLayout) -> String {
     let dataset = Dataset::open(dataset_dir);
     let name = match &dataset {
         Ok(d) => d.name(),
@@ -67,28 +65,28 @@ pub fn render_report(dataset_dir: &Path, work_dataset_dir: &Path) -> String {
     page.paragraph(&format!(
         "autoseg {}; work folder {}",
         env!("CARGO_PKG_VERSION"),
-        work_dataset_dir.display()
+        layout.root().display()
     ));
     match &dataset {
-        Ok(d) => sections::dataset_section(&mut page, d, work_dataset_dir),
+        Ok(d) => sections::dataset_section(&mut page, d, layout),
         Err(e) => {
             page.heading(2, "Dataset");
             page.missing(&format!("the dataset folder cannot be read: {e}"));
         }
     }
-    let plans = sections::read_plans(work_dataset_dir);
+    let plans = sections::read_plans(layout);
     sections::plans_section(&mut page, &plans);
     let planned = match &plans {
         Found::Present(p) => p.configuration_names(),
         _ => Vec::new(),
     };
-    let configs = results::configurations(&planned, work_dataset_dir);
+    let configs = results::configurations(&planned, layout);
     let dataset = dataset.ok();
     let labels = dataset.as_ref().map(|d| &d.json.labels);
-    results::training_section(&mut page, &configs);
-    results::metrics_section(&mut page, &configs, labels);
-    sections::best_section(&mut page, work_dataset_dir);
-    cases::cases_section(&mut page, dataset.as_ref(), &configs);
+    results::training_section(&mut page, &configs, layout);
+    results::metrics_section(&mut page, &configs, labels, layout);
+    sections::best_section(&mut page, layout);
+    cases::cases_section(&mut page, dataset.as_ref(), &configs, layout);
     page.finish(&format!("autoseg report: {name}"))
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_planner::{fold_of_folder, WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::Labels;
 
 use super::html::{Cell, Page};
@@ -39,13 +40,13 @@ pub(crate) struct ConfigResults {
     pub dir: PathBuf,
     /// Whether `results/<name>/` exists.
     pub trained: bool,
-    /// `(fold name, folder)` for each `fold_<k>` folder, folds in numeric order, `all` last.
-    pub folds: Vec<(String, PathBuf)>,
+    /// The fold of each `fold_<k>` folder, in numeric order, `all` last.
+    pub folds: Vec<String>,
 }
 
 /// The configurations to report: those planned, then any others found under `results/`.
-pub(crate) fn configurations(planned: &[String], work_dir: &Path) -> Vec<ConfigResults> {
-    let results = work_dir.join("results");
+pub(crate) fn configurations(planned: &[String], layout: &WorkLayout) -> Vec<ConfigResults> {
+    let results = layout.results();
     let mut names: Vec<String> = planned.to_vec();
     let mut found = sorted_subfolders(&results);
     found.retain(|n| !names.contains(n));
@@ -53,13 +54,10 @@ pub(crate) fn configurations(planned: &[String], work_dir: &Path) -> Vec<ConfigR
     names
         .into_iter()
         .map(|name| {
-            let dir = results.join(&name);
+            let dir = layout.configuration(&name);
             let folds = sorted_subfolders(&dir)
                 .into_iter()
-                .filter_map(|f| {
-                    f.strip_prefix("fold_")
-                        .map(|k| (k.to_string(), dir.join(&f)))
-                })
+                .filter_map(|f| fold_of_folder(&f).map(str::to_string))
                 .collect::<Vec<_>>();
             ConfigResults {
                 trained: dir.is_dir(),
@@ -86,13 +84,13 @@ fn sorted_subfolders(dir: &Path) -> Vec<String> {
 }
 
 /// Numeric folds in order, then the others (`all`) by name.
-fn sort_folds(mut folds: Vec<(String, PathBuf)>) -> Vec<(String, PathBuf)> {
-    folds.sort_by_key(|(k, _)| (k.parse::<u32>().map_or(u32::MAX, |n| n), k.clone()));
+fn sort_folds(mut folds: Vec<String>) -> Vec<String> {
+    folds.sort_by_key(|k| (k.parse::<u32>().map_or(u32::MAX, |n| n), k.clone()));
     folds
 }
 
 /// Training curves, checkpoints and log tails of every fold.
-pub(crate) fn training_section(page: &mut Page, configs: &[ConfigResults]) {
+pub(crate) fn training_section(page: &mut Page, configs: &[ConfigResults], layout: &WorkLayout) {
     page.heading(2, "Training");
     if configs.is_empty() {
         return page.missing("no configurations planned or trained yet");
@@ -104,18 +102,19 @@ pub(crate) fn training_section(page: &mut Page, configs: &[ConfigResults]) {
         } else if config.folds.is_empty() {
             page.missing(&format!("no folds trained yet for {}", config.name));
         }
-        for (fold, dir) in &config.folds {
-            fold_training(page, &config.name, fold, dir);
+        for fold in &config.folds {
+            fold_training(page, &config.name, fold, layout);
         }
     }
 }
 
-fn fold_training(page: &mut Page, config: &str, fold: &str, dir: &Path) {
+fn fold_training(page: &mut Page, config: &str, fold: &str, layout: &WorkLayout) {
+    let dir = layout.fold(config, fold);
     page.paragraph(&format!(
         "{config}, fold {fold}: {}",
-        checkpoint_summary(dir)
+        checkpoint_summary(&dir)
     ));
-    let curve = dir.join("progress.png");
+    let curve = layout.progress_plot(config, fold);
     match std::fs::read(&curve) {
         Ok(bytes) if bytes.starts_with(PNG_SIGNATURE) => {
             page.image(
@@ -127,7 +126,7 @@ fn fold_training(page: &mut Page, config: &str, fold: &str, dir: &Path) {
         Ok(_) => page.missing(&format!("{}: not a PNG file", curve.display())),
         Err(_) => page.missing(&format!("{config}, fold {fold}: no progress.png yet")),
     }
-    match std::fs::read_to_string(dir.join("train.log")) {
+    match std::fs::read_to_string(layout.train_log(config, fold)) {
         Ok(log) => page.preformatted(&tail(&log, LOG_TAIL_LINES)),
         Err(_) => page.missing(&format!("{config}, fold {fold}: no train.log yet")),
     }
@@ -154,17 +153,22 @@ fn tail(text: &str, n: usize) -> String {
 
 /// Cross-validation metrics: the merged `crossval/summary.json` and each fold's
 /// `validation/summary.json`, one table each.
-pub(crate) fn metrics_section(page: &mut Page, configs: &[ConfigResults], labels: Option<&Labels>) {
+pub(crate) fn metrics_section(
+    page: &mut Page,
+    configs: &[ConfigResults],
+    labels: Option<&Labels>,
+    layout: &WorkLayout,
+) {
     page.heading(2, "Cross-validation metrics");
     let mut any = false;
     for config in configs.iter().filter(|c| c.trained) {
         any = true;
         page.heading(3, &config.name);
-        let crossval = config.dir.join("crossval").join("summary.json");
+        let crossval = layout.crossval(&config.name).join(SUMMARY_JSON);
         let title = format!("{}, cross-validation (all folds)", config.name);
         summary_part(page, &crossval, &title, labels);
-        for (fold, dir) in &config.folds {
-            let path = dir.join("validation").join("summary.json");
+        for fold in &config.folds {
+            let path = layout.validation(&config.name, fold).join(SUMMARY_JSON);
             summary_part(
                 page,
                 &path,

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::path::Path;
 
-use autoseg_planner::{Configuration, Fingerprint, Plans};
+use autoseg_planner::{Configuration, Fingerprint, PlanError, Plans, WorkLayout};
 use autoseg_preprocessing::{Dataset, LabelValue};
 
 use super::html::{swatch_html, Cell, Page};
@@ -39,7 +39,7 @@ pub(crate) fn read_artifact<T, E: Display>(
 
 /// The dataset summary: name, cases, channels, labels (with their overlay colours) and, when
 /// present, the fingerprint's median spacing and shape.
-pub(crate) fn dataset_section(page: &mut Page, dataset: &Dataset, work_dir: &Path) {
+pub(crate) fn dataset_section(page: &mut Page, dataset: &Dataset, layout: &WorkLayout) {
     page.heading(2, "Dataset");
     let json = &dataset.json;
     let channels: Vec<String> = json
@@ -61,7 +61,7 @@ pub(crate) fn dataset_section(page: &mut Page, dataset: &Dataset, work_dir: &Pat
         text_row("file ending", &json.file_ending),
     ];
     page.table(&["", "value"], &rows);
-    fingerprint_part(page, work_dir);
+    fingerprint_part(page, layout);
 }
 
 fn text_row(name: &str, value: &str) -> Vec<Cell> {
@@ -92,9 +92,8 @@ fn labels_html(dataset: &Dataset) -> String {
     parts.join("<br>")
 }
 
-fn fingerprint_part(page: &mut Page, work_dir: &Path) {
-    let path = work_dir.join("fingerprint.toml");
-    match read_artifact(&path, Fingerprint::from_toml_str) {
+fn fingerprint_part(page: &mut Page, layout: &WorkLayout) {
+    match found(Fingerprint::read(&layout.fingerprint())) {
         Found::Missing => {
             page.missing("no fingerprint.toml yet (run `autoseg fingerprint` or `autoseg plan`)")
         }
@@ -137,8 +136,26 @@ fn median_per_axis(rows: &[[f64; 3]]) -> [f64; 3] {
 }
 
 /// Reads `plans.toml` from the work folder.
-pub(crate) fn read_plans(work_dir: &Path) -> Found<Plans> {
-    read_artifact(&work_dir.join("plans.toml"), Plans::from_toml_str)
+pub(crate) fn read_plans(layout: &WorkLayout) -> Found<Plans> {
+    found(Plans::read(&layout.plans()))
+}
+
+/// A planner artifact as the report shows it: missing, broken (with the whole error chain), or
+/// present.
+fn found<T>(read: Result<T, PlanError>) -> Found<T> {
+    match read {
+        Ok(value) => Found::Present(value),
+        Err(PlanError::MissingArtifact { .. }) => Found::Missing,
+        Err(e) => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            Found::Broken(why)
+        }
+    }
 }
 
 /// One row of the plan table: its name and how to show a resolved configuration's value.
@@ -231,9 +248,9 @@ fn inherits_row(plans: &Plans, names: &[String]) -> Vec<Cell> {
 }
 
 /// The chosen configuration: `results/best.toml` as written by `autoseg find-best`.
-pub(crate) fn best_section(page: &mut Page, work_dir: &Path) {
+pub(crate) fn best_section(page: &mut Page, layout: &WorkLayout) {
     page.heading(2, "Chosen configuration");
-    let path = work_dir.join("results").join("best.toml");
+    let path = layout.best();
     match read_artifact(&path, |text| {
         Ok::<_, std::convert::Infallible>(text.to_string())
     }) {

@@ -162,7 +162,7 @@ fn missing_parts_are_noted_rather_than_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dataset = write_dataset(tmp.path());
     let work = tmp.path().join("work/Dataset007_Tiny");
-    let path = write_report(&dataset, &work).unwrap();
+    let path = write_report(&dataset, &WorkLayout::new(&work)).unwrap();
     assert_eq!(path, work.join("report/index.html"));
     let html = std::fs::read_to_string(&path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -185,12 +185,12 @@ fn missing_parts_are_noted_rather_than_errors() {
     assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
 
     std::fs::write(work.join("plans.toml"), "schema_version = 1\nbogus").unwrap();
-    let html = render_report(&dataset, &work);
+    let html = render_report(&dataset, &WorkLayout::new(&work));
     assert!(
         html.contains("plans.toml: cannot parse"),
         "broken plans are named"
     );
-    let html = render_report(&tmp.path().join("no_such_dataset"), &work);
+    let html = render_report(&tmp.path().join("no_such_dataset"), &WorkLayout::new(&work));
     assert!(html.contains("<h1>autoseg report: no_such_dataset</h1>"));
     assert!(html.contains("the dataset folder cannot be read"));
 }
@@ -202,7 +202,7 @@ fn plan_table_shows_the_values_of_plans_toml() {
     let work = tmp.path().join("work/Dataset007_Tiny");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("plans.toml"), PLANS_TOML).unwrap();
-    let html = render_report(&dataset, &work);
+    let html = render_report(&dataset, &WorkLayout::new(&work));
     let row = |cells: &[&str]| {
         let tds: String = cells.iter().map(|c| format!("<td>{c}</td>")).collect();
         tds
@@ -244,7 +244,7 @@ fn results_curves_metrics_and_overlays_are_embedded() {
     let dataset = write_dataset(tmp.path());
     let work = tmp.path().join("work/Dataset007_Tiny");
     let curve = write_results(&work);
-    let html = render_report(&dataset, &work);
+    let html = render_report(&dataset, &WorkLayout::new(&work));
     assert!(
         html.contains(&png_data_uri(&curve)),
         "progress.png is inlined"

@@ -5,22 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_evaluation::{read_best, FindBestError};
 use autoseg_inference::{
-    case_id_of, discover_input_cases, fold_dir, read_best_choice, validate_fold, PredictError,
-    PredictOptions, Predictor, ValidationJob,
+    case_id_of, discover_input_cases, validate_fold, PredictError, PredictOptions, Predictor,
+    ValidationJob,
+};
+use autoseg_network::checkpoint::{
+    save_checkpoint, CheckpointKind, CheckpointMeta, FileDigest, LossScalerState, TrainLog,
+    CHECKPOINT_SCHEMA_VERSION,
 };
 use autoseg_network::UNet;
 use autoseg_planner::{plan, DatasetInfo, Fingerprint, ForegroundIntensityProperties, Plans};
-use autoseg_planner::{ConfigurationEntry, LabelEntry, LabelValue, PlannerSettings};
-use autoseg_preprocessing::cache::{
-    cache_dir, case_path, prev_stage_dir, prev_stage_path, read_prev_stage_seg, CachedCase,
-};
+use autoseg_planner::{ConfigurationEntry, LabelEntry, LabelValue, PlannerSettings, WorkLayout};
+use autoseg_preprocessing::cache::{case_path, prev_stage_path, read_prev_stage_seg, CachedCase};
 use autoseg_preprocessing::{
     read_dataset_json, read_image, read_label_map, write_image, write_label_map, Dataset, Geometry,
     HeaderGeometry, Image, LabelMap, PreprocessSettings, Shape3,
 };
 use ndarray::{s, Array4};
-use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 const CONFIG: &str = "3d_fullres";
@@ -61,27 +63,15 @@ fn tiny_plans(transpose: [usize; 3]) -> Plans {
 const DATASET_JSON: &str = r#"{"channel_names": {"0": "MRI"},
  "labels": {"background": 0, "a": 1, "b": 2}, "numTraining": 2, "file_ending": ".nii.gz"}"#;
 
-/// The checkpoint metadata fields the predictor reads, plus one the trainer also writes.
-#[derive(Serialize)]
-struct Meta<'a> {
-    schema_version: u32,
-    configuration: &'a str,
-    fold: &'a str,
-    in_channels: usize,
-    n_classes: usize,
-    epochs_done: usize,
-    plans: &'a Plans,
-}
-
 /// Writes fold `fold` of a model whose logits are `bias` everywhere: the top head's weights
 /// are zero (every other parameter keeps its random initialisation).
-fn write_constant_fold(model_dir: &Path, plans: &Plans, fold: &str, bias: [f64; 3]) {
+fn write_constant_fold(model_dir: &WorkLayout, plans: &Plans, fold: &str, bias: [f64; 3]) {
     write_constant_fold_of(model_dir, plans, CONFIG, 1, fold, bias);
 }
 
 /// [`write_constant_fold`] for configuration `name` of a network taking `in_channels`.
 fn write_constant_fold_of(
-    model_dir: &Path,
+    model_dir: &WorkLayout,
     plans: &Plans,
     name: &str,
     in_channels: usize,
@@ -102,23 +92,30 @@ fn write_constant_fold_of(
             }
         }
     });
-    let dir = fold_dir(model_dir, name, fold);
+    let dir = model_dir.fold(name, fold);
     std::fs::create_dir_all(&dir).unwrap();
-    Tensor::write_safetensors(&named, dir.join("checkpoint_final.safetensors")).unwrap();
-    let meta = Meta {
-        schema_version: 1,
-        configuration: name,
-        fold,
+    let placeholder = FileDigest::of(&[]);
+    let meta = CheckpointMeta {
+        schema_version: CHECKPOINT_SCHEMA_VERSION,
+        configuration: name.to_string(),
+        fold: fold.to_string(),
+        epochs_done: 1,
+        total_epochs: 1,
+        seed: "0".into(),
         in_channels,
         n_classes: 3,
-        epochs_done: 1,
-        plans,
+        ignore_label: None,
+        best_ema: None,
+        scaler: LossScalerState {
+            scale: 1.0,
+            growth_tracker: 0,
+        },
+        weights: placeholder.clone(),
+        optimizer: placeholder,
+        log: TrainLog::default(),
+        plans: plans.clone(),
     };
-    std::fs::write(
-        dir.join("checkpoint_final.toml"),
-        toml::to_string(&meta).unwrap(),
-    )
-    .unwrap();
+    save_checkpoint(&dir, CheckpointKind::Final, &named, &[], meta).unwrap();
 }
 
 /// An oblique header: rotated 30° about z and 20° about x, voxel sizes `(sz, sy, sx)`, an
@@ -193,7 +190,7 @@ fn folds(names: &[&str]) -> Vec<String> {
 #[test]
 fn constant_class_exports_the_inputs_grid_for_oblique_anisotropic_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
+    let model = WorkLayout::new(dir.path().join("model"));
     // Transposed axes exercise the transpose and its inverse.
     let plans = tiny_plans([2, 0, 1]);
     write_constant_fold(&model, &plans, "0", [0.0, 1.0, 5.0]);
@@ -232,13 +229,13 @@ fn constant_class_exports_the_inputs_grid_for_oblique_anisotropic_inputs() {
 #[test]
 fn fold_ensembles_average_logits_and_probabilities_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
+    let model = WorkLayout::new(dir.path().join("model"));
     let plans = tiny_plans([0, 1, 2]);
     // Powers of two and small integers: the float16 window blends them exactly.
     write_constant_fold(&model, &plans, "0", [0.0, 1.0, 4.0]);
     write_constant_fold(&model, &plans, "1", [0.0, 1.0, 4.0]);
     write_constant_fold(&model, &plans, "2", [0.0, 8.0, 0.0]);
-    std::fs::write(model.join("dataset.json"), DATASET_JSON).unwrap();
+    std::fs::write(model.dataset_json(), DATASET_JSON).unwrap();
     let path = dir.path().join("c_0000.nii.gz");
     let ranges = [1..9, 2..10, 0..11];
     write_case_image(
@@ -299,18 +296,18 @@ fn fold_ensembles_average_logits_and_probabilities_are_written() {
 #[test]
 fn load_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
+    let model = WorkLayout::new(dir.path().join("model"));
     let plans = tiny_plans([0, 1, 2]);
     write_constant_fold(&model, &plans, "0", [0.0, 0.0, 1.0]);
     let missing = Predictor::load(&model, CONFIG, &folds(&["0", "3"]), Device::Cpu);
-    let expected = fold_dir(&model, CONFIG, "3").join("checkpoint_final.toml");
+    let expected = model.fold(CONFIG, "3").join("checkpoint_final.toml");
     assert!(matches!(&missing, Err(PredictError::MissingCheckpoint { path }) if *path == expected));
     assert!(matches!(
         Predictor::load(&model, CONFIG, &[], Device::Cpu),
         Err(PredictError::NoFolds)
     ));
     // Weights that do not fit the network.
-    let weights = fold_dir(&model, CONFIG, "0").join("checkpoint_final.safetensors");
+    let weights = model.fold(CONFIG, "0").join("checkpoint_final.safetensors");
     let one = [(
         "x".to_string(),
         Tensor::zeros([2], (Kind::Float, Device::Cpu)),
@@ -321,6 +318,20 @@ fn load_errors_name_the_file() {
         .unwrap();
     assert!(
         err.to_string().contains("checkpoint_final.safetensors"),
+        "{err}"
+    );
+    // A flipped byte in the weights: refused by the checkpoint's digest, naming the file.
+    write_constant_fold(&model, &plans, "0", [0.0, 0.0, 1.0]);
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let err = Predictor::load(&model, CONFIG, &folds(&["0"]), Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("checkpoint_final.safetensors") && err.contains("does not match its metadata"),
         "{err}"
     );
     write_constant_fold(&model, &plans, "0", [0.0, 0.0, 1.0]);
@@ -354,7 +365,7 @@ fn input_cases_and_best_choice_are_read_as_documented() {
     std::fs::write(dir.path().join("bad.nii.gz"), b"").unwrap();
     assert!(matches!(
         discover_input_cases(dir.path(), ".nii.gz"),
-        Err(PredictError::Input { path, .. }) if path.ends_with("bad.nii.gz")
+        Err(PredictError::Misnamed { path, .. }) if path.ends_with("bad.nii.gz")
     ));
     assert_eq!(
         case_id_of(Path::new("/x/liver_7_0000.nii.gz"), ".nii.gz"),
@@ -362,15 +373,15 @@ fn input_cases_and_best_choice_are_read_as_documented() {
     );
     assert_eq!(case_id_of(Path::new("liver.nii.gz"), ".nii.gz"), "liver");
 
-    assert_eq!(read_best_choice(dir.path()).unwrap(), None);
+    let best = WorkLayout::new(dir.path()).best();
+    assert_eq!(read_best(&best).unwrap(), None);
     std::fs::create_dir_all(dir.path().join("results")).unwrap();
-    let best = dir.path().join("results/best.toml");
     std::fs::write(
         &best,
         "configuration = \"3d_fullres\"\n[postprocessing]\nsteps = [{ keep_largest_component_of = [1, 2] }]\n",
     )
     .unwrap();
-    let choice = read_best_choice(dir.path()).unwrap().unwrap();
+    let choice = read_best(&best).unwrap().unwrap();
     assert_eq!(choice.configuration.as_deref(), Some("3d_fullres"));
     assert_eq!(
         choice.postprocessing.steps[0].keep_largest_component_of,
@@ -378,12 +389,12 @@ fn input_cases_and_best_choice_are_read_as_documented() {
     );
     assert_eq!(choice.ensemble, vec!["3d_fullres".to_string()]);
     std::fs::write(&best, "ensemble = [\"2d\", \"3d_fullres\"]\n").unwrap();
-    let choice = read_best_choice(dir.path()).unwrap().unwrap();
+    let choice = read_best(&best).unwrap().unwrap();
     assert_eq!((choice.configuration, choice.ensemble.len()), (None, 2));
     std::fs::write(&best, "[postprocessing]\nsteps = 3\n").unwrap();
     assert!(matches!(
-        read_best_choice(dir.path()),
-        Err(PredictError::BestChoice { .. })
+        read_best(&best),
+        Err(FindBestError::BestToml { .. })
     ));
 }
 
@@ -418,7 +429,7 @@ fn write_tiny_raw(raw: &Path, ranges: &Box3) {
 fn final_validation_predicts_the_cache_and_writes_summary_json() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("Dataset001_Tiny");
-    let work = dir.path().join("work");
+    let work = WorkLayout::new(dir.path().join("work"));
     let ranges = [1..7, 2..9, 1..10];
     write_tiny_raw(&raw, &ranges);
     let dataset = Dataset::open(&raw).unwrap();
@@ -429,7 +440,7 @@ fn final_validation_predicts_the_cache_and_writes_summary_json() {
     let json = read_dataset_json(&raw.join("dataset.json")).unwrap();
     let cases = vec!["t_001".to_string(), "t_002".to_string()];
     let summary = validate_fold(&ValidationJob {
-        dataset_dir: &work,
+        layout: &work,
         configuration: CONFIG,
         fold: "0",
         cases: &cases,
@@ -438,7 +449,7 @@ fn final_validation_predicts_the_cache_and_writes_summary_json() {
         device: Device::Cpu,
     })
     .unwrap();
-    let validation = fold_dir(&work, CONFIG, "0").join("validation");
+    let validation = work.validation(CONFIG, "0");
     for name in [
         "t_001.nii.gz",
         "t_001.npz",
@@ -484,7 +495,7 @@ const CASCADE: &str = "3d_cascade_fullres";
 fn the_cascade_validates_and_predicts_from_the_first_stages_segmentation() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("Dataset001_Tiny");
-    let work = dir.path().join("work");
+    let work = WorkLayout::new(dir.path().join("work"));
     let ranges = [1..7, 2..9, 1..10];
     write_tiny_raw(&raw, &ranges);
     let dataset = Dataset::open(&raw).unwrap();
@@ -501,7 +512,7 @@ fn the_cascade_validates_and_predicts_from_the_first_stages_segmentation() {
     let cases = vec!["t_001".to_string(), "t_002".to_string()];
     let labels_dir = raw.join("labelsTr");
     let job = |configuration| ValidationJob {
-        dataset_dir: &work,
+        layout: &work,
         configuration,
         fold: "0",
         cases: &cases,
@@ -518,9 +529,9 @@ fn the_cascade_validates_and_predicts_from_the_first_stages_segmentation() {
     );
 
     validate_fold(&job(LOWRES)).unwrap();
-    let next_dir = prev_stage_dir(&work, LOWRES, CASCADE);
+    let next_dir = work.predicted_next_stage(LOWRES, CASCADE);
     for case in &cases {
-        let fullres = CachedCase::open(&case_path(&cache_dir(&work, CONFIG), case)).unwrap();
+        let fullres = CachedCase::open(&case_path(&work.preprocessed(CONFIG), case)).unwrap();
         let seg = read_prev_stage_seg(&prev_stage_path(&next_dir, case), fullres.shape()).unwrap();
         assert!(
             seg.iter().all(|&v| v == 2),
@@ -548,7 +559,7 @@ fn the_cascade_validates_and_predicts_from_the_first_stages_segmentation() {
     }
 
     // Without the first stage's folds the cascade cannot load.
-    std::fs::remove_dir_all(fold_dir(&work, LOWRES, "0")).unwrap();
+    std::fs::remove_dir_all(work.fold(LOWRES, "0")).unwrap();
     let err = Predictor::load(&work, CASCADE, &folds(&["0"]), Device::Cpu)
         .err()
         .unwrap()

@@ -25,13 +25,9 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use format::{write_case, CachedCase, CaseKeys, CACHE_FORMAT_VERSION};
-pub use prev_stage::{
-    prev_stage_dir, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg,
-    PREDICTED_NEXT_STAGE,
-};
+pub use prev_stage::{prev_stage_path, read_prev_stage_seg, write_prev_stage_seg};
 pub use run::{
-    cache_dir, case_path, preprocess, source_key, PreprocessSettings, PreprocessSummary,
-    CASE_EXTENSION,
+    case_path, preprocess, source_key, PreprocessSettings, PreprocessSummary, CASE_EXTENSION,
 };
 pub use stamp::{read_stamp, write_stamp, Stamp, StampFields, STAMP_FILE, STAMP_SCHEMA_VERSION};
 

@@ -13,19 +13,8 @@ use ndarray::{Array3, ArrayView3, Axis};
 use super::CacheError;
 use crate::{read_label_map, write_label_map, Geometry, HeaderGeometry, LabelMap, Shape3, Spacing};
 
-/// Name of the folder, under a configuration's results, holding the next stage's inputs.
-pub const PREDICTED_NEXT_STAGE: &str = "predicted_next_stage";
-
-/// `<dataset_dir>/results/<previous>/predicted_next_stage/<next>/`.
-pub fn prev_stage_dir(dataset_dir: &Path, previous: &str, next: &str) -> PathBuf {
-    dataset_dir
-        .join("results")
-        .join(previous)
-        .join(PREDICTED_NEXT_STAGE)
-        .join(next)
-}
-
-/// The file of `case` in a [`prev_stage_dir`].
+/// The file of `case` in a `predicted_next_stage` folder
+/// ([`autoseg_planner::WorkLayout::predicted_next_stage`]).
 pub fn prev_stage_path(dir: &Path, case: &str) -> PathBuf {
     dir.join(format!("{case}.nii.gz"))
 }
@@ -79,7 +68,8 @@ mod tests {
     #[test]
     fn a_written_segmentation_reads_back_unchanged() {
         let dir = tempfile::tempdir().unwrap();
-        let path = prev_stage_path(&prev_stage_dir(dir.path(), "3d_lowres", "next"), "c_001");
+        let layout = autoseg_planner::WorkLayout::new(dir.path());
+        let path = prev_stage_path(&layout.predicted_next_stage("3d_lowres", "next"), "c_001");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let seg = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| ((z + 2 * y + x) % 3) as u16);
         write_prev_stage_seg(&path, seg.view()).unwrap();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use autoseg_planner::Plans;
+use autoseg_planner::{Plans, WorkLayout};
 
 use super::format::{write_case, CachedCase, CaseKeys};
 use super::stamp::{fnv1a, read_stamp, write_stamp, Stamp, StampFields, STAMP_FILE};
@@ -52,11 +52,6 @@ pub struct PreprocessSummary {
     pub stamp_changed: bool,
 }
 
-/// `<work_dir>/preprocessed/<config>`.
-pub fn cache_dir(work_dir: &Path, config: &str) -> PathBuf {
-    work_dir.join("preprocessed").join(config)
-}
-
 /// `<dir>/<case>.case`.
 pub fn case_path(dir: &Path, case_id: &str) -> PathBuf {
     dir.join(format!("{case_id}.{CASE_EXTENSION}"))
@@ -83,7 +78,7 @@ pub fn source_key(case: &Case) -> Result<u64, CacheError> {
 }
 
 /// Preprocesses every training case of `dataset` for configuration `config_name` of `plans`
-/// into [`cache_dir`]`(work_dir, config_name)`, as nnU-Net's `DefaultPreprocessor.run` does.
+/// into `layout`'s `preprocessed/<config_name>`, as nnU-Net's `DefaultPreprocessor.run` does.
 ///
 /// Re-runs skip cases whose file is current (same stamp key and unchanged raw files); a plan
 /// change that touches a [`StampFields`] field removes every old file first. Files appear
@@ -97,14 +92,14 @@ pub fn preprocess(
     dataset: &Dataset,
     plans: &Plans,
     config_name: &str,
-    work_dir: &Path,
+    layout: &WorkLayout,
     settings: &PreprocessSettings,
     progress: &dyn Progress,
 ) -> Result<PreprocessSummary, PreprocessError> {
     let config = plans.resolve(config_name).map_err(PreprocessError::Plan)?;
     let spec = PreprocessSpec::new(plans, &config, &dataset.json.labels)?;
     let fields = StampFields::of(plans, &config, &spec.location_classes);
-    let dir = cache_dir(work_dir, config_name);
+    let dir = layout.preprocessed(config_name);
     std::fs::create_dir_all(&dir).map_err(|e| CacheError::io(&dir, "cannot create folder", e))?;
     let (stamp_changed, mut n_removed) = refresh_stamp(&dir, &fields)?;
     n_removed += remove_strays(&dir, &dataset.training)?;

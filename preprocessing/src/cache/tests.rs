@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use autoseg_planner::{plan, Fingerprint, ForegroundIntensityProperties, PlannerSettings, Plans};
+use autoseg_planner::{
+    plan, Fingerprint, ForegroundIntensityProperties, PlannerSettings, Plans, WorkLayout,
+};
 use ndarray::{s, Array4};
 
 use super::*;
@@ -260,10 +262,18 @@ fn a_run_writes_every_case_and_a_rerun_skips_them() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let plans = plans();
-    let first = preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    let first = preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     assert_eq!((first.n_cases, first.n_written, first.n_skipped), (3, 3, 0));
     assert!(first.stamp_changed);
-    let dir = cache_dir(work.path(), "3d_fullres");
+    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
     assert_eq!(first.dir, dir);
     let case = CachedCase::open(&case_path(&dir, "case_2")).unwrap();
     // Target spacing (2, 1, 1): case_2's 8 cropped slices at 1.5 mm become round(6.0) = 6.
@@ -274,7 +284,15 @@ fn a_run_writes_every_case_and_a_rerun_skips_them() {
     assert_eq!(case.class_locations().len(), 2);
     let before = mtimes(&dir);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let second = preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    let second = preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     assert_eq!(
         (second.n_written, second.n_skipped, second.n_removed),
         (0, 3, 0)
@@ -331,22 +349,46 @@ fn edited_plans_invalidate_exactly_when_they_must() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let mut plans = plans();
-    preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     let entry = plans.configurations.get_mut("3d_fullres").unwrap();
     entry.batch_size = Some(entry.batch_size.unwrap() + 1);
-    let same = preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    let same = preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     assert_eq!(
         (same.n_written, same.n_skipped, same.stamp_changed),
         (0, 3, false)
     );
     let entry = plans.configurations.get_mut("3d_fullres").unwrap();
     entry.spacing = Some(vec![1.5, 1.0, 1.0]);
-    let redone = preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    let redone = preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     assert_eq!(
         (redone.n_written, redone.n_removed, redone.stamp_changed),
         (3, 3, true)
     );
-    let dir = cache_dir(work.path(), "3d_fullres");
+    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
     // case_0's 8 cropped slices at 2 mm now become round(8 * 2 / 1.5) = 11.
     assert_eq!(
         CachedCase::open(&case_path(&dir, "case_0"))
@@ -365,8 +407,16 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let plans = plans();
-    preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
-    let dir = cache_dir(work.path(), "3d_fullres");
+    preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
+    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
     // What kill -9 can leave: a finished file missing, a temp file, and a file of a case that
     // was since removed from the dataset.
     std::fs::remove_file(case_path(&dir, "case_1")).unwrap();
@@ -377,7 +427,15 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     let label = raw.path().join("labelsTr/case_2.nii.gz");
     let bytes = std::fs::read(&label).unwrap();
     std::fs::write(&label, bytes).unwrap();
-    let resumed = preprocess(&dataset, &plans, "3d_fullres", work.path(), &SETTINGS, &()).unwrap();
+    let resumed = preprocess(
+        &dataset,
+        &plans,
+        "3d_fullres",
+        &WorkLayout::new(work.path()),
+        &SETTINGS,
+        &(),
+    )
+    .unwrap();
     assert_eq!(
         (resumed.n_written, resumed.n_skipped, resumed.n_removed),
         (2, 1, 2)
@@ -402,7 +460,7 @@ fn a_failing_case_is_named_and_finished_files_stay() {
         &dataset,
         &plans(),
         "3d_fullres",
-        work.path(),
+        &WorkLayout::new(work.path()),
         &settings,
         &(),
     )
@@ -411,6 +469,6 @@ fn a_failing_case_is_named_and_finished_files_stay() {
         err.to_string().starts_with("case case_1: cannot read"),
         "{err}"
     );
-    let dir = cache_dir(work.path(), "3d_fullres");
+    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
     assert!(CachedCase::open(&case_path(&dir, "case_0")).is_ok());
 }

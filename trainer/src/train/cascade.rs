@@ -34,7 +34,7 @@ pub struct CascadeStore<S = CacheStore> {
 
 impl CascadeStore<CacheStore> {
     /// The preprocessed cache `cache_dir` (`preprocessed/3d_fullres`) with the previous stage's
-    /// segmentations in `prev_dir` (a `prev_stage_dir`).
+    /// segmentations in `prev_dir` (a `WorkLayout::predicted_next_stage`).
     ///
     /// # Errors
     /// [`TrainError::Io`] when the cache folder cannot be read.
@@ -114,7 +114,7 @@ fn read_prev_seg(prev_dir: &Path, id: &str, shape: [usize; 3]) -> Result<Array4<
     Ok(seg.mapv(|v| v as i16).insert_axis(Axis(0)))
 }
 
-/// The previous stage's configuration name from a `prev_stage_dir`
+/// The previous stage's configuration name from a `WorkLayout::predicted_next_stage` folder
 /// (`results/<previous>/predicted_next_stage/<next>`).
 fn previous_stage_name(prev_dir: &Path) -> String {
     prev_dir
@@ -177,7 +177,8 @@ mod tests {
     use super::*;
     use crate::sampling::{InMemoryCase, PatchSampler};
     use crate::train::InMemoryStore;
-    use autoseg_preprocessing::cache::{prev_stage_dir, write_prev_stage_seg};
+    use autoseg_planner::WorkLayout;
+    use autoseg_preprocessing::cache::write_prev_stage_seg;
     use ndarray::{s, Array3};
 
     /// A `(1, 3, 4, 5)` case whose label is `z` (0, 1, 2) and image `100 z + 10 y + x`.
@@ -199,7 +200,7 @@ mod tests {
         };
         CascadeStore::new(
             inner,
-            &prev_stage_dir(dataset_dir, "3d_lowres", "3d_cascade_fullres"),
+            &WorkLayout::new(dataset_dir).predicted_next_stage("3d_lowres", "3d_cascade_fullres"),
         )
     }
 

@@ -60,14 +60,14 @@ impl CaseStore for InMemoryStore {
     }
 }
 
-/// The cases of `fold`: `all` uses every case for both; an index reads `splits.toml` in
-/// `dataset_dir`, writing nnU-Net's 5-fold split there first when the file is missing.
+/// The cases of `fold`: `all` uses every case for both; an index reads `splits_path`
+/// (`splits.toml`), writing nnU-Net's 5-fold split there first when the file is missing.
 ///
 /// # Errors
 /// [`TrainError::Splits`] for an unreadable, invalid or unmakeable split file;
 /// [`TrainError::Io`] when it cannot be read or written.
 pub fn fold_split(
-    dataset_dir: &Path,
+    splits_path: &Path,
     case_ids: &[String],
     fold: Fold,
 ) -> Result<Split, TrainError> {
@@ -81,7 +81,7 @@ pub fn fold_split(
             fold,
         ));
     }
-    let path = dataset_dir.join("splits.toml");
+    let path = splits_path.to_path_buf();
     let with_path = |source| TrainError::Splits {
         path: path.clone(),
         source,

@@ -91,23 +91,6 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// A checkpoint is missing, incomplete or does not fit this model.
-    #[error("{}: {fault}", path.display())]
-    Checkpoint {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What is wrong.
-        fault: String,
-    },
-    /// A checkpoint's metadata is not valid TOML of the expected layout.
-    #[error("{}: cannot parse the checkpoint metadata", path.display())]
-    CheckpointMeta {
-        /// The metadata file.
-        path: PathBuf,
-        /// The parser's error.
-        #[source]
-        source: toml::de::Error,
-    },
     /// `--resume` found no checkpoint to continue from.
     #[error("{}: no checkpoint_latest or checkpoint_final to resume from", dir.display())]
     NothingToResume {
@@ -122,6 +105,32 @@ pub enum TrainError {
         /// The plotting library's message.
         fault: String,
     },
+    /// A cache the fold needs cannot be brought up to date.
+    #[error("cannot preprocess {configuration}")]
+    Preprocess {
+        /// The configuration whose cache failed.
+        configuration: String,
+        /// The cause.
+        #[source]
+        source: Box<autoseg_preprocessing::PreprocessError>,
+    },
+    /// The final validation of a trained fold failed.
+    #[error("final validation of {configuration} fold {fold} failed")]
+    Validation {
+        /// Configuration trained.
+        configuration: String,
+        /// The fold.
+        fold: String,
+        /// The cause.
+        #[source]
+        source: Box<autoseg_inference::PredictError>,
+    },
+    /// A label value does not fit the preprocessed cache's `i16`.
+    #[error("label {label} is above 32767, the largest the preprocessed cache holds")]
+    LabelTooLarge {
+        /// The label.
+        label: u16,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -133,13 +142,6 @@ impl TrainError {
             path: path.to_path_buf(),
             what,
             source,
-        }
-    }
-
-    pub(crate) fn checkpoint(path: &std::path::Path, fault: impl Into<String>) -> Self {
-        TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            fault: fault.into(),
         }
     }
 }

@@ -18,13 +18,12 @@
 //! remaining epochs exactly: on the CPU, with the same number of loader workers and libtorch
 //! threads, the final weights are bitwise those of an uninterrupted run.
 //!
-//! Final validation (nnU-Net's `perform_actual_validation`: sliding-window prediction of every
-//! validation case, export, `summary.json`) is not part of this loop: the caller runs it through
-//! `autoseg-inference` on the [`TrainedFold`] returned (its `fold_dir` and `val_cases`).
+//! [`train`] is the loop alone; [`train_fold`] is the entry commands call: it prepares the
+//! caches the plan says the fold needs, chooses the case store, trains, and runs the final
+//! validation (nnU-Net's `perform_actual_validation`, through `autoseg-inference`).
 //!
-//! Files (design.md): `<dataset_dir>/splits.toml`, and in
-//! `<dataset_dir>/results/<config>/fold_<k>/`: `checkpoint_{latest,best,final}.safetensors`,
-//! `.optim.safetensors` and `.toml`, `train.log`, `progress.png`.
+//! Files (where: [`WorkLayout`]): `splits.toml`, and in `results/<config>/fold_<k>/` the
+//! checkpoints (`autoseg_network::checkpoint`), `train.log` and `progress.png`.
 
 mod cache;
 mod cascade;
@@ -32,6 +31,7 @@ mod checkpoint;
 mod curves;
 mod data;
 mod error;
+mod fold;
 mod log;
 mod model;
 mod state;
@@ -41,20 +41,22 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use autoseg_planner::Plans;
+use autoseg_planner::{Plans, WorkLayout};
 use autoseg_preprocessing::Progress;
 /// The device type of [`RunOptions`] (libtorch's), re-exported for callers without `tch`.
 pub use tch::Device;
 
+use autoseg_network::checkpoint::{
+    self as format, CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest,
+    CHECKPOINT_SCHEMA_VERSION,
+};
 pub use cache::CacheStore;
 pub use cascade::CascadeStore;
-pub use checkpoint::{
-    checkpoint_actions, load_weights, read_checkpoint_meta, resume_checkpoint, CheckpointAction,
-    CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, CHECKPOINT_SCHEMA_VERSION,
-};
+pub use checkpoint::{checkpoint_actions, resume_checkpoint, CheckpointAction};
 pub use curves::plot_progress;
 pub use data::{fold_split, CaseStore, InMemoryStore};
 pub use error::TrainError;
+pub use fold::{train_fold, FoldJob, FoldOutcome};
 pub use state::{EpochRecord, TrainLog, TrainState};
 
 use crate::augment::TargetOptions;
@@ -76,8 +78,8 @@ pub struct TrainJob<'a> {
     pub configuration: &'a str,
     /// Fold to train.
     pub fold: Fold,
-    /// `<work>/<dataset>`: `splits.toml` lives here, results go to `results/<config>/fold_<k>`.
-    pub dataset_dir: &'a Path,
+    /// Where `splits.toml` and `results/<config>/fold_<k>` are.
+    pub layout: &'a WorkLayout,
     /// Segmentation heads: the number of labels including background.
     pub n_classes: usize,
     /// The dataset's ignore label, if it has one.
@@ -89,12 +91,9 @@ pub struct TrainJob<'a> {
 }
 
 impl TrainJob<'_> {
-    /// `<dataset_dir>/results/<config>/fold_<k>` (`fold_all` for the `all` fold).
+    /// `results/<config>/fold_<k>` (`fold_all` for the `all` fold).
     pub fn fold_dir(&self) -> PathBuf {
-        self.dataset_dir
-            .join("results")
-            .join(self.configuration)
-            .join(format!("fold_{}", self.fold))
+        self.layout.fold(self.configuration, self.fold)
     }
 }
 
@@ -178,7 +177,7 @@ pub fn train(
     let fold_dir = job.fold_dir();
     std::fs::create_dir_all(&fold_dir)
         .map_err(|e| TrainError::io(&fold_dir, "create the fold folder", e))?;
-    let split = fold_split(job.dataset_dir, &store.case_ids(), job.fold)?;
+    let split = fold_split(&job.layout.splits(), &store.case_ids(), job.fold)?;
     let data = FoldData::new(
         store,
         &split,
@@ -197,7 +196,7 @@ pub fn train(
         settings,
         run,
     )?;
-    let mut log = LogFile::open(&fold_dir.join("train.log"))?;
+    let mut log = LogFile::open(&job.layout.train_log(job.configuration, job.fold))?;
     let mut state = start_state(job, run, &fold_dir, &mut model, &mut log)?;
     while state.epochs_done < settings.epochs {
         let record = run_epoch(&mut model, &data, &state, settings, progress)?;
@@ -216,7 +215,10 @@ pub fn train(
                 data.n_data_channels(),
             )?;
         }
-        plot_progress(&state.log, &fold_dir.join("progress.png"))?;
+        plot_progress(
+            &state.log,
+            &job.layout.progress_plot(job.configuration, job.fold),
+        )?;
     }
     let final_paths = CheckpointPaths::new(&fold_dir, CheckpointKind::Final);
     if !final_paths.meta.is_file() {
@@ -321,9 +323,9 @@ fn start_state(
     let kind = resume_checkpoint(fold_dir)?.ok_or_else(|| TrainError::NothingToResume {
         dir: fold_dir.to_path_buf(),
     })?;
-    let loaded = checkpoint::load_checkpoint(fold_dir, kind)?;
+    let loaded = format::load_checkpoint(fold_dir, kind)?;
     let paths = CheckpointPaths::new(fold_dir, kind);
-    checkpoint::copy_weights(&model.vs, &loaded.weights, &paths.weights)?;
+    format::copy_weights(&model.vs, &loaded.weights, &paths.weights)?;
     model.sgd.load_momentum_buffers(&loaded.buffers)?;
     model.scaler.set_state(loaded.meta.scaler);
     let seed = loaded.meta.seed(&paths.meta)?;
@@ -511,7 +513,7 @@ fn save(
         log: state.log.clone(),
         plans: job.plans.clone(),
     };
-    checkpoint::save_checkpoint(
+    format::save_checkpoint(
         fold_dir,
         kind,
         &model.named_weights(),

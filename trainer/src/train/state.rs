@@ -5,47 +5,9 @@
 //! nnU-Net: `training/logging/nnunet_logger.py::nnUNetLogger` (the lists) and the `_best_ema`
 //! / `current_epoch` checkpoint entries.
 
-use serde::{Deserialize, Serialize};
-
 use crate::validation::ema_update;
 
-/// nnU-Net's logged lists, one entry per finished epoch.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainLog {
-    /// Mean over the training steps of the deep-supervision loss.
-    pub train_losses: Vec<f64>,
-    /// Mean over the validation steps of the deep-supervision loss.
-    pub val_losses: Vec<f64>,
-    /// Pseudo Dice per foreground class (NaN where a class was neither present nor predicted).
-    pub dice_per_class: Vec<Vec<f64>>,
-    /// `nanmean` of the pseudo Dice per class.
-    pub mean_fg_dice: Vec<f64>,
-    /// Exponential moving average of `mean_fg_dice`.
-    pub ema_fg_dice: Vec<f64>,
-    /// Learning rate of the epoch.
-    pub lrs: Vec<f64>,
-    /// Epoch start, seconds since the Unix epoch.
-    pub epoch_start_timestamps: Vec<f64>,
-    /// Epoch end, seconds since the Unix epoch.
-    pub epoch_end_timestamps: Vec<f64>,
-}
-
-impl TrainLog {
-    /// Number of epochs logged.
-    pub fn n_epochs(&self) -> usize {
-        self.train_losses.len()
-    }
-
-    /// Duration of each epoch in seconds.
-    pub fn epoch_durations(&self) -> Vec<f64> {
-        self.epoch_end_timestamps
-            .iter()
-            .zip(&self.epoch_start_timestamps)
-            .map(|(end, start)| end - start)
-            .collect()
-    }
-}
+pub use autoseg_network::checkpoint::TrainLog;
 
 /// The measurements of one finished epoch.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,13 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use autoseg_network::checkpoint::{
+    load_weights, read_checkpoint_meta, CheckpointKind, CheckpointPaths,
+};
 use autoseg_network::UNet;
 use autoseg_planner::{
     ArchitectureEntry, ConfigurationEntry, ForegroundIntensityProperties, NetworkKind,
-    NormalizationScheme, PlannerPreset, Plans, ResamplingSettings, PLANS_SCHEMA_VERSION,
+    NormalizationScheme, PlannerPreset, Plans, ResamplingSettings, WorkLayout,
+    PLANS_SCHEMA_VERSION,
 };
 use autoseg_preprocessing::cache::{
-    case_path, prev_stage_dir, prev_stage_path, write_case, write_prev_stage_seg, CaseKeys,
+    case_path, prev_stage_path, write_case, write_prev_stage_seg, CaseKeys,
 };
 use autoseg_preprocessing::crop::BoundingBox;
 use autoseg_preprocessing::foreground::{sample_class_locations, LocationClass};
@@ -152,11 +156,13 @@ fn ball_store() -> InMemoryStore {
 }
 
 fn job<'a>(plans: &'a Plans, configuration: &'a str, dir: &'a Path) -> TrainJob<'a> {
+    // A test's layout lives as long as the test process (a few bytes per test).
+    let layout: &'a WorkLayout = Box::leak(Box::new(WorkLayout::new(dir)));
     TrainJob {
         plans,
         configuration,
         fold: Fold::All,
-        dataset_dir: dir,
+        layout,
         n_classes: 2,
         ignore_label: None,
         regions: None,
@@ -180,13 +186,19 @@ fn cpu_run(seed: u64) -> RunOptions {
     }
 }
 
+/// Loads the weights of the fold's final checkpoint (digest, names and shapes checked).
+fn load_final(vs: &nn::VarStore, fold_dir: &Path) -> Result<(), autoseg_network::NetworkError> {
+    let meta = read_checkpoint_meta(fold_dir, CheckpointKind::Final)?.expect("a final checkpoint");
+    load_weights(vs, fold_dir, CheckpointKind::Final, &meta)
+}
+
 /// Foreground Dice of the final checkpoint on the whole of `case` (one forward pass; 2D
 /// configurations take the slices as the batch).
 fn final_dice(plans: &Plans, configuration: &str, fold: &TrainedFold, case: &InMemoryCase) -> f64 {
     let config = plans.resolve(configuration).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = UNet::new(&vs.root(), config.unet_spec(), 1, 2).unwrap();
-    load_weights(&vs, &fold.final_weights).unwrap();
+    load_final(&vs, &fold.fold_dir).unwrap();
     let data = Tensor::try_from(&case.data).unwrap();
     let input = if config.patch_size.len() == 2 {
         data.permute([1, 0, 2, 3])
@@ -400,7 +412,7 @@ fn checkpoints_round_trip_and_torn_files_are_detected() {
     let vs = nn::VarStore::new(Device::Cpu);
     let config = plans.resolve("2d").unwrap();
     let _net = UNet::new(&vs.root(), config.unet_spec(), 1, 2).unwrap();
-    load_weights(&vs, &paths.weights).unwrap();
+    load_final(&vs, &fold.fold_dir).unwrap();
     let vars = vs.variables();
     for (name, t) in &weights {
         assert!(vars[name].equal(t), "{name}");
@@ -470,7 +482,7 @@ fn resume_without_checkpoint_is_an_error() {
 fn splits_file_is_made_once_then_read() {
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<String> = (0..20).map(|i| format!("case_{i:03}")).collect();
-    let split = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap();
+    let split = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap();
     // reference §6.3, n = 20: fold 0 validates cases [3, 8, 13, 16].
     let expected: Vec<String> = [3, 8, 13, 16]
         .iter()
@@ -483,12 +495,12 @@ fn splits_file_is_made_once_then_read() {
     let mut splits = Splits::from_toml_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     splits.folds[0].val = vec!["case_000".to_string()];
     std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
-    let edited = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap();
+    let edited = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap();
     assert_eq!(edited.val, vec!["case_000".to_string()]);
     // A case the dataset does not have is an error naming the file.
     splits.folds[1].val = vec!["case_999".to_string()];
     std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
-    let err = fold_split(dir.path(), &ids, Fold::Index(0)).unwrap_err();
+    let err = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap_err();
     assert!(err.to_string().contains("splits.toml"), "{err}");
     // The `all` fold needs no file.
     let all = fold_split(Path::new("/nonexistent"), &ids, Fold::All).unwrap();
@@ -562,7 +574,8 @@ fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
     let cases = two_label_cases();
     let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
     write_cache(&cache_dir, &cases);
-    let prev_dir = prev_stage_dir(dir.path(), "3d_lowres", "3d_cascade_fullres");
+    let prev_dir =
+        WorkLayout::new(dir.path()).predicted_next_stage("3d_lowres", "3d_cascade_fullres");
     std::fs::create_dir_all(&prev_dir).unwrap();
     for case in &cases {
         // The previous stage "predicted" the truth.
@@ -587,11 +600,10 @@ fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
     assert_eq!((meta.in_channels, meta.n_classes), (3, 3));
     // The weights are those of a 3-input network: they load into one, not into a 1-input one.
     let config = plans.resolve("3d_cascade_fullres").unwrap();
-    let weights = CheckpointPaths::new(&fold.fold_dir, CheckpointKind::Final).weights;
     let load_into = |in_channels: i64| {
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = UNet::new(&vs.root(), config.unet_spec(), in_channels, 3).unwrap();
-        load_weights(&vs, &weights)
+        load_final(&vs, &fold.fold_dir)
     };
     load_into(3).unwrap();
     assert!(load_into(1).is_err());
@@ -605,7 +617,8 @@ fn a_cascade_stage_without_previous_stage_files_stops_before_training() {
     let plans = tiny_plans();
     let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
     write_cache(&cache_dir, &two_label_cases());
-    let prev_dir = prev_stage_dir(dir.path(), "3d_lowres", "3d_cascade_fullres");
+    let prev_dir =
+        WorkLayout::new(dir.path()).predicted_next_stage("3d_lowres", "3d_cascade_fullres");
     let store = CascadeStore::open(&cache_dir, &prev_dir).unwrap();
     let foreground = [1i16, 2];
     let job = TrainJob {

@@ -5,6 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::PlanError;
+
 /// Writes `bytes` to `path` atomically (temp file beside it, fsync, rename).
 ///
 /// # Errors
@@ -33,6 +35,37 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The text of an artifact, or [`PlanError::MissingArtifact`] with `hint` when it does not exist.
+pub(crate) fn read_artifact(path: &Path, hint: &'static str) -> Result<String, PlanError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PlanError::MissingArtifact {
+            path: path.to_path_buf(),
+            hint,
+        }),
+        Err(source) => Err(PlanError::Io {
+            path: path.to_path_buf(),
+            action: "read",
+            source,
+        }),
+    }
+}
+
+/// Writes an artifact's text atomically, creating its folder.
+pub(crate) fn write_artifact(path: &Path, text: &str) -> Result<(), PlanError> {
+    let io = |action| {
+        move |source| PlanError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io("create the folder of"))?;
+    }
+    write_atomic(path, text.as_bytes()).map_err(io("write"))
 }
 
 /// `dir/.name.tmp.<pid>`: hidden, unique per process, in the target's folder (same filesystem).

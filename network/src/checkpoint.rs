@@ -1,0 +1,577 @@
+//! The checkpoint format, owned here and nowhere else: the three files of each checkpoint of a
+//! fold, `checkpoint_<kind>.safetensors` (weights under nnU-Net's parameter names),
+//! `checkpoint_<kind>.optim.safetensors` (optimiser buffers by parameter name) and
+//! `checkpoint_<kind>.toml` ([`CheckpointMeta`]: epoch, logs, EMA, loss scaler, seed, the plans
+//! the network was built from, and the size and hash of both tensor files). The trainer writes
+//! and resumes them, the predictor loads their weights; both through this module, with the same
+//! checks.
+//!
+//! Every file is written to a temporary name, synced and renamed, metadata last, so a set torn
+//! by a crash between two renames is detected when read (the digests disagree) instead of being
+//! used.
+//!
+//! nnU-Net: `nnUNetTrainer.save_checkpoint` / `load_checkpoint` (one `.pth` there).
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use autoseg_planner::Plans;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+use crate::NetworkError;
+
+/// Version of the checkpoint metadata layout.
+pub const CHECKPOINT_SCHEMA_VERSION: u32 = 1;
+
+/// One of the three checkpoints of a fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// Written after every epoch; what `--resume` continues from.
+    Latest,
+    /// Written when the EMA pseudo Dice reaches a new best.
+    Best,
+    /// Written after the last epoch; what inference uses.
+    Final,
+}
+
+impl CheckpointKind {
+    /// File stem: `checkpoint_latest`, `checkpoint_best` or `checkpoint_final`.
+    pub fn stem(self) -> &'static str {
+        match self {
+            CheckpointKind::Latest => "checkpoint_latest",
+            CheckpointKind::Best => "checkpoint_best",
+            CheckpointKind::Final => "checkpoint_final",
+        }
+    }
+}
+
+/// The three files of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointPaths {
+    /// Weights (`.safetensors`).
+    pub weights: PathBuf,
+    /// Optimiser buffers (`.optim.safetensors`).
+    pub optimizer: PathBuf,
+    /// Metadata (`.toml`).
+    pub meta: PathBuf,
+}
+
+impl CheckpointPaths {
+    /// The files of checkpoint `kind` in `fold_dir` (a [`autoseg_planner::WorkLayout::fold`]).
+    pub fn new(fold_dir: &Path, kind: CheckpointKind) -> CheckpointPaths {
+        let stem = kind.stem();
+        CheckpointPaths {
+            weights: fold_dir.join(format!("{stem}.safetensors")),
+            optimizer: fold_dir.join(format!("{stem}.optim.safetensors")),
+            meta: fold_dir.join(format!("{stem}.toml")),
+        }
+    }
+}
+
+/// Size and hash of a tensor file, as recorded in the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDigest {
+    /// File size in bytes.
+    pub bytes: u64,
+    /// 64-bit FNV-1a over little-endian 8-byte words (then the tail bytes), in hex.
+    pub hash: String,
+}
+
+impl FileDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> FileDigest {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = OFFSET;
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let w = u64::from_le_bytes(word.try_into().expect("chunks_exact(8) yields 8 bytes"));
+            hash = (hash ^ w).wrapping_mul(PRIME);
+        }
+        for &b in words.remainder() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+        FileDigest {
+            bytes: bytes.len() as u64,
+            hash: format!("{hash:016x}"),
+        }
+    }
+}
+
+/// The per-epoch logs a checkpoint keeps (nnU-Net's `logging` dict of the checkpoint).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainLog {
+    /// Mean over the training steps of the deep-supervision loss.
+    pub train_losses: Vec<f64>,
+    /// Mean over the validation steps of the deep-supervision loss.
+    pub val_losses: Vec<f64>,
+    /// Pseudo Dice per foreground class (NaN where a class was neither present nor predicted).
+    pub dice_per_class: Vec<Vec<f64>>,
+    /// `nanmean` of the pseudo Dice per class.
+    pub mean_fg_dice: Vec<f64>,
+    /// Exponential moving average of `mean_fg_dice`.
+    pub ema_fg_dice: Vec<f64>,
+    /// Learning rate of the epoch.
+    pub lrs: Vec<f64>,
+    /// Epoch start, seconds since the Unix epoch.
+    pub epoch_start_timestamps: Vec<f64>,
+    /// Epoch end, seconds since the Unix epoch.
+    pub epoch_end_timestamps: Vec<f64>,
+}
+
+impl TrainLog {
+    /// Number of epochs logged.
+    pub fn n_epochs(&self) -> usize {
+        self.train_losses.len()
+    }
+
+    /// Duration of each epoch in seconds.
+    pub fn epoch_durations(&self) -> Vec<f64> {
+        self.epoch_end_timestamps
+            .iter()
+            .zip(&self.epoch_start_timestamps)
+            .map(|(end, start)| end - start)
+            .collect()
+    }
+}
+
+/// The state of the fp16 loss scaler that a checkpoint keeps (torch's `GradScaler` state).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossScalerState {
+    /// Current loss scale.
+    pub scale: f64,
+    /// Consecutive steps without inf/NaN gradients since the last scale change.
+    pub growth_tracker: u32,
+}
+
+/// The metadata file of a checkpoint (`checkpoint_<kind>.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    /// Layout version, [`CHECKPOINT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Configuration trained.
+    pub configuration: String,
+    /// Fold trained (`0`..`4` or `all`).
+    pub fold: String,
+    /// Epochs finished when the checkpoint was written (nnU-Net's `current_epoch`).
+    pub epochs_done: usize,
+    /// Epochs the run was set to train.
+    pub total_epochs: usize,
+    /// Seed of the run, in decimal (every epoch's random streams derive from it).
+    pub seed: String,
+    /// Image channels the network takes.
+    pub in_channels: usize,
+    /// Segmentation heads (classes including background).
+    pub n_classes: usize,
+    /// The dataset's ignore label, if any.
+    pub ignore_label: Option<i64>,
+    /// Best EMA pseudo Dice so far.
+    pub best_ema: Option<f64>,
+    /// The loss scaler (fp16 training on CUDA).
+    pub scaler: LossScalerState,
+    /// Digest of the weights file (filled in by [`save_checkpoint`]).
+    pub weights: FileDigest,
+    /// Digest of the optimiser file (filled in by [`save_checkpoint`]).
+    pub optimizer: FileDigest,
+    /// The per-epoch logs.
+    pub log: TrainLog,
+    /// The plans the network was built from.
+    pub plans: Plans,
+}
+
+impl CheckpointMeta {
+    /// The run's seed.
+    ///
+    /// # Errors
+    /// [`NetworkError::Checkpoint`] ([`CheckpointFault::Seed`]) when `seed` is not a decimal
+    /// `u64`.
+    pub fn seed(&self, path: &Path) -> Result<u64, NetworkError> {
+        self.seed
+            .parse()
+            .map_err(|_| checkpoint_error(path, CheckpointFault::Seed(self.seed.clone())))
+    }
+}
+
+/// What is wrong with a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CheckpointFault {
+    /// The metadata file does not exist.
+    Missing,
+    /// Written by another layout version.
+    SchemaVersion {
+        /// The version in the file.
+        found: u32,
+    },
+    /// Trained for another configuration than asked for.
+    Configuration {
+        /// The configuration in the file.
+        found: String,
+        /// The one asked for.
+        expected: String,
+    },
+    /// The seed is not a decimal `u64`.
+    Seed(String),
+    /// A tensor file does not match the digest its metadata records.
+    Digest {
+        /// The file's digest.
+        found: FileDigest,
+        /// The metadata's.
+        expected: FileDigest,
+    },
+    /// A tensor in the file is not a parameter of the network.
+    UnexpectedTensor(String),
+    /// Parameters of the network that the file lacks.
+    MissingTensors(Vec<String>),
+    /// A tensor's shape is not its parameter's.
+    Shape {
+        /// Parameter name.
+        name: String,
+        /// Shape in the file.
+        found: Vec<i64>,
+        /// Shape of the parameter.
+        expected: Vec<i64>,
+    },
+}
+
+impl fmt::Display for CheckpointFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointFault::Missing => {
+                write!(f, "checkpoint missing (was this fold trained to the end?)")
+            }
+            CheckpointFault::SchemaVersion { found } => write!(
+                f,
+                "schema_version {found} is not supported (this build reads \
+                 {CHECKPOINT_SCHEMA_VERSION})"
+            ),
+            CheckpointFault::Configuration { found, expected } => {
+                write!(f, "trained configuration {found}, not {expected}")
+            }
+            CheckpointFault::Seed(seed) => write!(f, "seed '{seed}' is not a u64"),
+            CheckpointFault::Digest { found, expected } => write!(
+                f,
+                "does not match its metadata ({} bytes, hash {}; the metadata says {} bytes, \
+                 hash {}): the checkpoint was interrupted while being written or was modified",
+                found.bytes, found.hash, expected.bytes, expected.hash
+            ),
+            CheckpointFault::UnexpectedTensor(name) => {
+                write!(f, "tensor '{name}' is not a parameter of this network")
+            }
+            CheckpointFault::MissingTensors(names) => {
+                write!(f, "parameters missing from the file: {names:?}")
+            }
+            CheckpointFault::Shape {
+                name,
+                found,
+                expected,
+            } => write!(
+                f,
+                "'{name}' has shape {found:?}, the network expects {expected:?}"
+            ),
+        }
+    }
+}
+
+fn checkpoint_error(path: &Path, fault: CheckpointFault) -> NetworkError {
+    NetworkError::Checkpoint {
+        path: path.to_path_buf(),
+        fault,
+    }
+}
+
+fn io_error<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> NetworkError + 'a {
+    move |source| NetworkError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// A checkpoint's tensors, read back on the CPU with their digests checked.
+pub struct LoadedCheckpoint {
+    /// The metadata.
+    pub meta: CheckpointMeta,
+    /// The weights, by parameter name.
+    pub weights: Vec<(String, Tensor)>,
+    /// The optimiser buffers, by name.
+    pub buffers: Vec<(String, Tensor)>,
+}
+
+/// Writes checkpoint `kind` into `fold_dir`: both tensor files, then the metadata with their
+/// digests (`meta.weights` and `meta.optimizer` are filled in here).
+///
+/// # Errors
+/// [`NetworkError::Io`] or [`NetworkError::Torch`] when a file cannot be written.
+pub fn save_checkpoint(
+    fold_dir: &Path,
+    kind: CheckpointKind,
+    weights: &[(String, Tensor)],
+    buffers: &[(String, Tensor)],
+    mut meta: CheckpointMeta,
+) -> Result<(), NetworkError> {
+    let paths = CheckpointPaths::new(fold_dir, kind);
+    let weights_tmp = write_tensors_tmp(&paths.weights, weights)?;
+    let optimizer_tmp = write_tensors_tmp(&paths.optimizer, buffers)?;
+    meta.weights = digest_file(&weights_tmp)?;
+    meta.optimizer = digest_file(&optimizer_tmp)?;
+    let text = toml::to_string(&meta).map_err(|source| NetworkError::SerializeMeta {
+        path: paths.meta.clone(),
+        source,
+    })?;
+    let meta_tmp = temp_path(&paths.meta);
+    write_synced(&meta_tmp, text.as_bytes())?;
+    rename(&weights_tmp, &paths.weights)?;
+    rename(&optimizer_tmp, &paths.optimizer)?;
+    rename(&meta_tmp, &paths.meta)
+}
+
+/// Reads the metadata of checkpoint `kind`, `None` when it does not exist.
+///
+/// # Errors
+/// [`NetworkError::Io`] or [`NetworkError::CheckpointMeta`] for an unreadable file;
+/// [`NetworkError::Checkpoint`] ([`CheckpointFault::SchemaVersion`]) for another layout.
+pub fn read_checkpoint_meta(
+    fold_dir: &Path,
+    kind: CheckpointKind,
+) -> Result<Option<CheckpointMeta>, NetworkError> {
+    let path = CheckpointPaths::new(fold_dir, kind).meta;
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&path, "read the checkpoint metadata")(e)),
+    };
+    let meta: CheckpointMeta =
+        toml::from_str(&text).map_err(|source| NetworkError::CheckpointMeta {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+    if meta.schema_version != CHECKPOINT_SCHEMA_VERSION {
+        let found = meta.schema_version;
+        return Err(checkpoint_error(
+            &path,
+            CheckpointFault::SchemaVersion { found },
+        ));
+    }
+    Ok(Some(meta))
+}
+
+/// Reads the metadata of checkpoint `kind` of a fold trained for `configuration`.
+///
+/// # Errors
+/// [`CheckpointFault::Missing`] when it does not exist, [`CheckpointFault::Configuration`]
+/// when it was trained for another configuration; otherwise as [`read_checkpoint_meta`].
+pub fn read_checkpoint_meta_of(
+    fold_dir: &Path,
+    kind: CheckpointKind,
+    configuration: &str,
+) -> Result<CheckpointMeta, NetworkError> {
+    let path = CheckpointPaths::new(fold_dir, kind).meta;
+    let meta = read_checkpoint_meta(fold_dir, kind)?
+        .ok_or_else(|| checkpoint_error(&path, CheckpointFault::Missing))?;
+    if meta.configuration != configuration {
+        let fault = CheckpointFault::Configuration {
+            found: meta.configuration.clone(),
+            expected: configuration.to_string(),
+        };
+        return Err(checkpoint_error(&path, fault));
+    }
+    Ok(meta)
+}
+
+/// Reads checkpoint `kind` (metadata and both tensor files, digests checked), tensors on the
+/// CPU.
+///
+/// # Errors
+/// [`NetworkError::Checkpoint`] when a file is missing or does not match its digest;
+/// otherwise as [`read_checkpoint_meta`].
+pub fn load_checkpoint(
+    fold_dir: &Path,
+    kind: CheckpointKind,
+) -> Result<LoadedCheckpoint, NetworkError> {
+    let paths = CheckpointPaths::new(fold_dir, kind);
+    let meta = read_checkpoint_meta(fold_dir, kind)?
+        .ok_or_else(|| checkpoint_error(&paths.meta, CheckpointFault::Missing))?;
+    let weights = read_tensors(&paths.weights, &meta.weights)?;
+    let buffers = read_tensors(&paths.optimizer, &meta.optimizer)?;
+    Ok(LoadedCheckpoint {
+        meta,
+        weights,
+        buffers,
+    })
+}
+
+/// Loads the weights of checkpoint `kind`, described by `meta`, into `vs` (on its device):
+/// the file must match its digest, and hold every variable with its shape and nothing else.
+///
+/// # Errors
+/// [`NetworkError::Checkpoint`] naming the weights file and the fault.
+pub fn load_weights(
+    vs: &nn::VarStore,
+    fold_dir: &Path,
+    kind: CheckpointKind,
+    meta: &CheckpointMeta,
+) -> Result<(), NetworkError> {
+    let path = CheckpointPaths::new(fold_dir, kind).weights;
+    let tensors = read_tensors(&path, &meta.weights)?;
+    copy_weights(vs, &tensors, &path)
+}
+
+/// Copies named tensors into the variables of `vs`, checking names and shapes; `path` is the
+/// file they came from (for the error).
+///
+/// # Errors
+/// [`NetworkError::Checkpoint`] naming the first unexpected, missing or mis-shaped tensor.
+pub fn copy_weights(
+    vs: &nn::VarStore,
+    tensors: &[(String, Tensor)],
+    path: &Path,
+) -> Result<(), NetworkError> {
+    let mut variables = vs.variables();
+    if let Some((name, _)) = tensors.iter().find(|(n, _)| !variables.contains_key(n)) {
+        let fault = CheckpointFault::UnexpectedTensor(name.clone());
+        return Err(checkpoint_error(path, fault));
+    }
+    if tensors.len() != variables.len() {
+        let mut missing: Vec<String> = variables
+            .keys()
+            .filter(|k| !tensors.iter().any(|(n, _)| n == *k))
+            .cloned()
+            .collect();
+        missing.sort();
+        return Err(checkpoint_error(
+            path,
+            CheckpointFault::MissingTensors(missing),
+        ));
+    }
+    let _no_grad = tch::no_grad_guard();
+    for (name, tensor) in tensors {
+        let var = variables
+            .get_mut(name)
+            .expect("every name was checked above");
+        if var.size() != tensor.size() {
+            let fault = CheckpointFault::Shape {
+                name: name.clone(),
+                found: tensor.size(),
+                expected: var.size(),
+            };
+            return Err(checkpoint_error(path, fault));
+        }
+        var.f_copy_(tensor)?;
+    }
+    Ok(())
+}
+
+/// Named tensors sorted by name, on the CPU and contiguous (what the files hold).
+///
+/// # Errors
+/// [`NetworkError::Torch`] when a copy fails.
+pub fn to_cpu_sorted(
+    tensors: Vec<(String, Tensor)>,
+) -> Result<Vec<(String, Tensor)>, NetworkError> {
+    let mut out = tensors
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.f_to_device(Device::Cpu)?.f_contiguous()?)))
+        .collect::<Result<Vec<_>, tch::TchError>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn write_tensors_tmp(path: &Path, tensors: &[(String, Tensor)]) -> Result<PathBuf, NetworkError> {
+    let tmp = temp_path(path);
+    let cpu = to_cpu_sorted(
+        tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+    )?;
+    Tensor::write_safetensors(&cpu, &tmp)?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(&tmp, "sync"))?;
+    Ok(tmp)
+}
+
+fn read_tensors(path: &Path, digest: &FileDigest) -> Result<Vec<(String, Tensor)>, NetworkError> {
+    let found = digest_file(path)?;
+    if &found != digest {
+        let fault = CheckpointFault::Digest {
+            found,
+            expected: digest.clone(),
+        };
+        return Err(checkpoint_error(path, fault));
+    }
+    Ok(Tensor::read_safetensors(path)?)
+}
+
+fn digest_file(path: &Path) -> Result<FileDigest, NetworkError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(FileDigest::of(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(checkpoint_error(path, CheckpointFault::Missing))
+        }
+        Err(e) => Err(io_error(path, "read")(e)),
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+    let mut file = fs::File::create(path).map_err(io_error(path, "create"))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path, "write"))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), NetworkError> {
+    fs::rename(from, to).map_err(io_error(to, "replace"))
+}
+
+/// `dir/.name.tmp`: hidden, beside the target (same filesystem, so the rename is atomic).
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_detects_a_changed_byte_and_length() {
+        let a = FileDigest::of(b"0123456789abcdef-tail");
+        let mut changed = b"0123456789abcdef-tail".to_vec();
+        changed[3] ^= 1;
+        assert_ne!(a, FileDigest::of(&changed));
+        assert_ne!(a, FileDigest::of(b"0123456789abcdef-tai"));
+        assert_eq!(a.bytes, 21);
+        // FNV-1a offset basis for the empty input.
+        assert_eq!(FileDigest::of(b"").hash, "cbf29ce484222325");
+    }
+
+    #[test]
+    fn paths_and_faults_read_as_before() {
+        let paths = CheckpointPaths::new(Path::new("/f"), CheckpointKind::Final);
+        assert_eq!(paths.weights, Path::new("/f/checkpoint_final.safetensors"));
+        assert_eq!(
+            paths.optimizer,
+            Path::new("/f/checkpoint_final.optim.safetensors")
+        );
+        assert_eq!(paths.meta, Path::new("/f/checkpoint_final.toml"));
+        let fault = CheckpointFault::SchemaVersion { found: 7 };
+        assert_eq!(
+            fault.to_string(),
+            "schema_version 7 is not supported (this build reads 1)"
+        );
+    }
+}
