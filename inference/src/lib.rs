@@ -41,8 +41,10 @@
 //! # Ok::<(), autoseg_inference::InferenceError>(())
 //! ```
 
+mod accumulate;
 mod cascade;
 mod convert;
+mod elements;
 mod ensemble;
 mod error;
 mod export;
