@@ -26,7 +26,7 @@ use thiserror::Error;
 
 pub use format::{write_case, CachedCase, CaseKeys, CACHE_FORMAT_VERSION};
 pub use prev_stage::{
-    prev_stage_dir, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg,
+    append_one_hot, prev_stage_dir, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg,
     PREDICTED_NEXT_STAGE,
 };
 pub use run::{
