@@ -104,6 +104,14 @@ pub enum DataError {
         /// The offending scale `(z, y, x)`.
         scale: [f64; 3],
     },
+    /// An elastic displacement field whose shape is not `(3, z or 1, y, x)` of the patch.
+    #[error("elastic displacement field has shape {found:?}, expected (3, z or 1, y, x) of the patch {patch:?}")]
+    ElasticField {
+        /// The transform's output patch `(z, y, x)`.
+        patch: [usize; 3],
+        /// The field's shape.
+        found: [usize; 4],
+    },
     /// A loader with zero workers or a zero queue depth.
     #[error("data loader needs at least one worker and a queue depth of at least one (got {n_workers} workers, depth {queue_depth})")]
     LoaderSettings {

@@ -37,7 +37,7 @@ pub use cascade::{
     RandomBinaryOperator, RandomComponentRemoval,
 };
 pub use contrast::{Contrast, RandomContrast};
-pub use elastic::{ElasticDeformation, ElasticError};
+pub use elastic::ElasticDeformation;
 pub use gamma::{Gamma, RandomGamma};
 pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
 pub use lowres::{RandomLowResolution, SimulateLowResolution};

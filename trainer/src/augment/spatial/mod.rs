@@ -25,9 +25,10 @@ use std::sync::Arc;
 use ndarray::{Array4, ArrayView4};
 use rand::Rng;
 
-use super::elastic::{ElasticDeformation, ElasticError};
+use super::elastic::ElasticDeformation;
 use super::setup::{DaSetup, SpatialMode};
 use super::uniform;
+use crate::sampling::DataError;
 
 mod resample;
 
@@ -169,12 +170,12 @@ impl Spatial {
     /// [`ElasticDeformation`](super::ElasticDeformation) for nnU-Net's random fields.
     ///
     /// # Errors
-    /// [`ElasticError::FieldShape`] when the field does not match the patch.
-    pub fn with_elastic(mut self, field: Array4<f32>) -> Result<Spatial, ElasticError> {
+    /// [`DataError::ElasticField`] when the field does not match the patch.
+    pub fn with_elastic(mut self, field: Array4<f32>) -> Result<Spatial, DataError> {
         let [pz, py, px] = self.patch;
         let s = field.shape();
         if s[0] != 3 || (s[1] != pz && s[1] != 1) || s[2] != py || s[3] != px {
-            return Err(ElasticError::FieldShape {
+            return Err(DataError::ElasticField {
                 patch: self.patch,
                 found: [s[0], s[1], s[2], s[3]],
             });
@@ -580,13 +581,13 @@ mod tests {
     fn elastic_fields_must_match_the_patch() {
         let t = Spatial::crop([4, 5, 6]);
         assert!(t.clone().with_elastic(Array4::zeros((3, 1, 5, 6))).is_ok());
-        assert_eq!(
+        assert!(matches!(
             t.with_elastic(Array4::zeros((3, 4, 6, 5))).unwrap_err(),
-            ElasticError::FieldShape {
+            DataError::ElasticField {
                 patch: [4, 5, 6],
                 found: [3, 4, 6, 5]
             }
-        );
+        ));
     }
 
     #[test]
