@@ -167,7 +167,7 @@ impl Spatial {
 
     /// The transform with an elastic displacement `(3, z, y, x)` (voxels, per output voxel,
     /// components in `(z, y, x)` order); `z` may be 1 (one field for every slice). See
-    /// [`ElasticDeformation`](super::ElasticDeformation) for nnU-Net's random fields.
+    /// [`ElasticDeformation`] for nnU-Net's random fields.
     ///
     /// # Errors
     /// [`DataError::ElasticField`] when the field does not match the patch.
