@@ -35,13 +35,21 @@ use crate::{array4_to_tensor, label_map_to_array, tensor_to_array4, InferenceErr
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ExportError {
-    /// The plan's probability resampling or spacing cannot be used.
+    /// The plan's probability resampling cannot be used (an unsupported interpolation order).
     #[error("configuration {configuration}: {fault}")]
     InvalidPlan {
         /// Configuration name.
         configuration: String,
         /// What is wrong.
         fault: String,
+    },
+    /// The configuration's spacing has neither 2 nor 3 axes.
+    #[error("configuration {configuration}: spacing {spacing:?} needs 2 or 3 axes")]
+    SpacingAxes {
+        /// Configuration name.
+        configuration: String,
+        /// The configuration's spacing.
+        spacing: Vec<f64>,
     },
     /// The logits are not `[n_classes, z, y, x]` with the expected number of channels.
     #[error("case {case}: logits of shape {shape:?}, expected [{n_channels}, z, y, x]")]
@@ -124,8 +132,8 @@ impl ExportSpec {
     /// The export of configuration `config` of `plans` with label rule `rule`.
     ///
     /// # Errors
-    /// [`ExportError::InvalidPlan`] for an unsupported interpolation order or a spacing that
-    /// has neither 2 nor 3 axes.
+    /// [`ExportError::InvalidPlan`] for an unsupported interpolation order;
+    /// [`ExportError::SpacingAxes`] for a spacing that has neither 2 nor 3 axes.
     pub fn new(
         plans: &Plans,
         config: &Configuration,
@@ -136,10 +144,10 @@ impl ExportSpec {
             fault,
         };
         if !(2..=3).contains(&config.spacing.len()) {
-            return Err(invalid(format!(
-                "spacing {:?} needs 2 or 3 axes",
-                config.spacing
-            )));
+            return Err(ExportError::SpacingAxes {
+                configuration: config.name.clone(),
+                spacing: config.spacing.clone(),
+            });
         }
         Ok(ExportSpec {
             configuration: config.name.clone(),

@@ -41,8 +41,10 @@
 //! # Ok::<(), autoseg_inference::InferenceError>(())
 //! ```
 
+mod accumulate;
 mod cascade;
 mod convert;
+mod elements;
 mod ensemble;
 mod error;
 mod export;
@@ -53,7 +55,7 @@ mod sliding_window;
 mod tiling;
 mod timing;
 
-pub use cascade::{append_one_hot, next_stage_segmentation};
+pub use cascade::next_stage_segmentation;
 pub use convert::{
     array4_to_tensor, label_map_to_array, probabilities, probabilities_array, segmentation,
     tensor_to_array4,
@@ -76,3 +78,4 @@ pub use tch::Device;
 
 // Re-exported so that callers name label rules without depending on the evaluation crate.
 pub use autoseg_evaluation::SegmentationRule;
+

@@ -7,7 +7,7 @@ use autoseg_network::UNet;
 use rayon::prelude::*;
 use tch::{Device, Kind, TchError, Tensor};
 
-use crate::sliding_window::{cpu_elements, cpu_elements_mut};
+use crate::elements::{cpu_elements, cpu_elements_mut};
 use crate::InferenceError;
 
 /// A model that predicts logits for a batch of tiles.
@@ -136,11 +136,10 @@ fn flip(batch: &Tensor, axes: &[usize]) -> Result<Tensor, InferenceError> {
     }
     let batch = batch.f_contiguous()?;
     let mut flipped = batch.f_empty_like()?;
-    Volume::of(&batch.size(), axes).flip_into(
-        cpu_elements_mut(&mut flipped)?,
-        Target::Copy,
-        cpu_elements(&batch)?,
-    );
+    // SAFETY: `flipped` was allocated just above and has no other handle; `batch` (perhaps
+    // sharing storage with the caller's tiles) is only read while the slices live.
+    let (dst, src) = unsafe { (cpu_elements_mut(&mut flipped)?, cpu_elements(&batch)?) };
+    Volume::of(&batch.size(), axes).flip_into(dst, Target::Copy, src);
     Ok(flipped)
 }
 
@@ -185,17 +184,24 @@ fn add_flipped_cpu(
         None => {
             let plain = plain.f_contiguous()?;
             let mut sum = Tensor::f_empty(shape.as_slice(), (Kind::Float, Device::Cpu))?;
-            let plain = Target::Sum(cpu_elements(&plain)?);
-            volume.flip_into(cpu_elements_mut(&mut sum)?, plain, cpu_elements(&mirrored)?);
+            // SAFETY: `sum` was allocated just above and has no other handle; the model's
+            // logits `plain` and `mirrored` (which may share storage with each other or with
+            // the batch) are only read while the slices live.
+            let (dst, plain, src) = unsafe {
+                (
+                    cpu_elements_mut(&mut sum)?,
+                    cpu_elements(&plain)?,
+                    cpu_elements(&mirrored)?,
+                )
+            };
+            volume.flip_into(dst, Target::Sum(plain), src);
             Ok(sum)
         }
         Some(mut sum) => {
-            let target = Target::AddTo;
-            volume.flip_into(
-                cpu_elements_mut(&mut sum)?,
-                target,
-                cpu_elements(&mirrored)?,
-            );
+            // SAFETY: `sum` is the buffer the first mirrored pass allocated here, never handed
+            // to the model, so no other handle uses it; `mirrored` is only read.
+            let (dst, src) = unsafe { (cpu_elements_mut(&mut sum)?, cpu_elements(&mirrored)?) };
+            volume.flip_into(dst, Target::AddTo, src);
             Ok(sum)
         }
     }

@@ -5,11 +5,10 @@
 //! `_internal_predict_sliding_window_return_logits` (`use_gaussian=True`).
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
-use tch::kind::Element;
-use tch::{Device, Kind, TchError, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use crate::accumulate::{add_row, add_weighted_row, divide_slabs, Buffer, TileLayout};
+use crate::elements::{cpu_elements, cpu_elements_mut};
 use crate::gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 use crate::segmenter::sum_mirrored_passes;
 use crate::tiling::{check_step, crop_padding, pad_to_patch, Padding, TileGrid};
@@ -250,8 +249,15 @@ impl<'s> Window<'s> {
             .chain(patch)
             .collect();
         let mut batch = Tensor::f_empty(shape.as_slice(), (Kind::Float, Device::Cpu))?;
-        let image = cpu_elements::<f32>(&self.padded)?;
-        let tiles = cpu_elements_mut::<f32>(&mut batch)?;
+        // SAFETY: the window never writes its padded image, which may share storage only with
+        // the `data` the caller lent to `Window::new` (read, not written, while we predict);
+        // `batch` was allocated just above and has no other handle.
+        let (image, tiles) = unsafe {
+            (
+                cpu_elements::<f32>(&self.padded)?,
+                cpu_elements_mut::<f32>(&mut batch)?,
+            )
+        };
         let per_tile = tiles.len() / starts.len();
         for (tile, &start) in tiles.chunks_mut(per_tile).zip(starts) {
             self.layout.copy_tile(image, start, tile);
@@ -326,9 +332,17 @@ impl<'s> Window<'s> {
         n_passes: usize,
     ) -> Result<(), InferenceError> {
         let logits = logits.f_contiguous()?;
-        let values = cpu_elements::<f32>(&logits)?;
-        let gaussian = cpu_elements::<f32>(&self.gaussian.float)?;
-        let sums = cpu_elements_mut::<A>(sums)?;
+        // SAFETY: the logits are the model's output (perhaps sharing storage with the batch of
+        // tiles we gave it), which only this loop reads; the float32 Gaussian belongs to the
+        // window, which never writes it; the sums are the buffer `Window::accumulate` (or a
+        // test) allocated, shared with no other handle, and distinct from both.
+        let (values, gaussian, sums) = unsafe {
+            (
+                cpu_elements::<f32>(&logits)?,
+                cpu_elements::<f32>(&self.gaussian.float)?,
+                cpu_elements_mut::<A>(sums)?,
+            )
+        };
         let per_tile = values.len() / starts.len();
         for (tile, &start) in values.chunks(per_tile).zip(starts) {
             self.layout
@@ -378,8 +392,14 @@ fn sum_weights_cpu<A: Buffer>(
     gaussian: &Gaussian,
     weights: &mut Tensor,
 ) -> Result<(), InferenceError> {
-    let map = cpu_elements::<f32>(&gaussian.float)?;
-    let weights = cpu_elements_mut::<A>(weights)?;
+    // SAFETY: the float32 Gaussian is made in `Window::new` and never written; `weights` is the
+    // buffer `sum_weights` just allocated, whose only handle the caller lends us here.
+    let (map, weights) = unsafe {
+        (
+            cpu_elements::<f32>(&gaussian.float)?,
+            cpu_elements_mut::<A>(weights)?,
+        )
+    };
     for &start in &grid.starts {
         layout.add_tile(weights, start, map, |row, values, _| add_row(row, values));
     }
@@ -403,18 +423,11 @@ fn divide_by_weights(sums: &mut Tensor, weights: &Tensor) -> Result<bool, Infere
 
 /// [`divide_by_weights`] on the CPU: `round(sum / weight)` in float32, slab by slab.
 fn divide_cpu<A: Buffer>(sums: &mut Tensor, weights: &Tensor) -> Result<bool, InferenceError> {
-    let weights = cpu_elements::<A>(weights)?;
-    let sums = cpu_elements_mut::<A>(sums)?;
-    let slab = CHUNK.min(weights.len());
-    let n_slabs = weights.len().div_ceil(slab);
-    let any_infinite = sums
-        .par_chunks_mut(weights.len())
-        .flat_map(|class| class.par_chunks_mut(slab).enumerate())
-        .map(|(idx, sums)| {
-            let weights = &weights[(idx % n_slabs) * slab..][..sums.len()];
-            divide_row(sums, weights)
-        })
-        .reduce(|| false, |a, b| a || b);
+    // SAFETY: the callers pass the window's weights, which nothing writes after
+    // `Window::new`, and sums that `Window::accumulate` (or a test) allocated and shares with
+    // no other handle.
+    let (weights, sums) = unsafe { (cpu_elements::<A>(weights)?, cpu_elements_mut::<A>(sums)?) };
+    let any_infinite = divide_slabs(sums, weights);
     Ok(any_infinite)
 }
 
@@ -441,219 +454,6 @@ fn predict_batch(
         });
     }
     Ok((logits, n_passes))
-}
-
-/// Where a tile lies in the padded image, for the CPU loops: images are `[channels, *spatial]`
-/// and tiles `[channels, *window]`, both C order.
-struct TileLayout {
-    /// The padded image's spatial size.
-    spatial: [usize; 3],
-    /// A tile's extent, `[1, py, px]` for 2D patches.
-    window: [usize; 3],
-}
-
-impl TileLayout {
-    /// Elements in one channel of a tile.
-    fn window_len(&self) -> usize {
-        self.window.iter().product()
-    }
-
-    /// Copies the tile at `start` of `image` (`[c, *spatial]`) into `tile` (`[c, *window]`), in
-    /// parallel over the tile's (channel, z) slabs.
-    fn copy_tile(&self, image: &[f32], start: [i64; 3], tile: &mut [f32]) {
-        let [wz, wy, wx] = self.window;
-        let [nz, ny, nx] = self.spatial;
-        let [z0, y0, x0] = start.map(|s| s as usize);
-        tile.par_chunks_mut(wy * wx)
-            .enumerate()
-            .for_each(|(idx, slab)| {
-                let (channel, z) = (idx / wz, idx % wz);
-                for (y, row) in slab.chunks_mut(wx).enumerate() {
-                    let at = ((channel * nz + z0 + z) * ny + y0 + y) * nx + x0;
-                    row.copy_from_slice(&image[at..at + wx]);
-                }
-            });
-    }
-
-    /// Calls `add(sum_row, tile_row, window_offset)` for every x-row of the tile at `start`:
-    /// `sums` is `[c, *spatial]`, `tile` is `[c, *window]`, and `window_offset` is the row's
-    /// offset within one channel of a tile (where the Gaussian's row starts). Parallel over the
-    /// tile's z; within a z, the channels of a row follow each other (the Gaussian's row is
-    /// read once for all of them).
-    fn add_tile<A: Buffer>(
-        &self,
-        sums: &mut [A],
-        start: [i64; 3],
-        tile: &[f32],
-        add: impl Fn(&mut [A], &[f32], usize) + Sync,
-    ) {
-        let [wz, wy, wx] = self.window;
-        let [nz, ny, nx] = self.spatial;
-        let [z0, y0, x0] = start.map(|s| s as usize);
-        let n_channels = tile.len() / self.window_len();
-        // The (channel, z) slabs of the sums that the tile covers, grouped by z.
-        let mut slabs: Vec<Vec<&mut [A]>> = (0..wz).map(|_| Vec::new()).collect();
-        for channel in sums.chunks_mut(nz * ny * nx) {
-            let covered = channel.chunks_mut(ny * nx).skip(z0).take(wz);
-            slabs
-                .iter_mut()
-                .zip(covered)
-                .for_each(|(z, slab)| z.push(slab));
-        }
-        slabs
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(z, mut channels)| {
-                for y in 0..wy {
-                    let window = (z * wy + y) * wx;
-                    for (channel, slab) in channels.iter_mut().enumerate().take(n_channels) {
-                        let at = (y0 + y) * nx + x0;
-                        let values = &tile[channel * self.window_len() + window..][..wx];
-                        add(&mut slab[at..at + wx], values, window);
-                    }
-                }
-            });
-    }
-}
-
-/// Elements per step of the row loops (a stack buffer of float32).
-const CHUNK: usize = 256;
-
-/// `sums[i] = round(sums[i] + (values[i] / n_passes) * gaussian[i])`, each operation in float32
-/// (the division only when `n_passes > 1`), as libtorch computes `prediction /= n`,
-/// `prediction *= gaussian` and `predicted_logits[sl] += prediction`.
-fn add_weighted_row<A: Buffer>(sums: &mut [A], values: &[f32], gaussian: &[f32], n_passes: usize) {
-    let mut wide = [0f32; CHUNK];
-    let n = n_passes as f32;
-    let chunks = sums
-        .chunks_mut(CHUNK)
-        .zip(values.chunks(CHUNK))
-        .zip(gaussian.chunks(CHUNK));
-    for ((sums, values), gaussian) in chunks {
-        let wide = &mut wide[..sums.len()];
-        A::widen(sums, wide);
-        let terms = wide.iter_mut().zip(values).zip(gaussian);
-        if n_passes > 1 {
-            terms.for_each(|((w, &v), &g)| *w += (v / n) * g);
-        } else {
-            terms.for_each(|((w, &v), &g)| *w += v * g);
-        }
-        A::narrow(wide, sums);
-    }
-}
-
-/// `sums[i] = round(sums[i] + values[i])`, the sum in float32.
-fn add_row<A: Buffer>(sums: &mut [A], values: &[f32]) {
-    let mut wide = [0f32; CHUNK];
-    for (sums, values) in sums.chunks_mut(CHUNK).zip(values.chunks(CHUNK)) {
-        let wide = &mut wide[..sums.len()];
-        A::widen(sums, wide);
-        wide.iter_mut().zip(values).for_each(|(w, &v)| *w += v);
-        A::narrow(wide, sums);
-    }
-}
-
-/// `sums[i] = round(sums[i] / weights[i])`, the quotient in float32; whether any is infinite.
-fn divide_row<A: Buffer>(sums: &mut [A], weights: &[A]) -> bool {
-    let (mut wide_sums, mut wide_weights) = ([0f32; CHUNK], [0f32; CHUNK]);
-    let wide_sums = &mut wide_sums[..sums.len()];
-    let wide_weights = &mut wide_weights[..sums.len()];
-    A::widen(sums, wide_sums);
-    A::widen(weights, wide_weights);
-    wide_sums
-        .iter_mut()
-        .zip(wide_weights.iter())
-        .for_each(|(s, &w)| *s /= w);
-    A::narrow(wide_sums, sums);
-    sums.iter().any(|&s| A::is_infinite(s))
-}
-
-/// An accumulator element, float16 (nnU-Net's) or float32; arithmetic is done in float32.
-pub(crate) trait Buffer: Element + Copy + Send + Sync {
-    /// Converts to float32 (exactly).
-    fn widen(src: &[Self], dst: &mut [f32]);
-    /// Rounds float32 values to this kind, to nearest even (as libtorch casts).
-    fn narrow(src: &[f32], dst: &mut [Self]);
-    /// Whether a value is ±∞.
-    fn is_infinite(self) -> bool;
-}
-
-impl Buffer for f16 {
-    fn widen(src: &[f16], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-    }
-
-    fn narrow(src: &[f32], dst: &mut [f16]) {
-        dst.convert_from_f32_slice(src);
-    }
-
-    fn is_infinite(self) -> bool {
-        f16::is_infinite(self)
-    }
-}
-
-impl Buffer for f32 {
-    fn widen(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
-
-    fn narrow(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
-
-    fn is_infinite(self) -> bool {
-        f32::is_infinite(self)
-    }
-}
-
-/// The elements of a contiguous CPU tensor of kind `T`, borrowed.
-///
-/// # Errors
-/// [`InferenceError::Torch`] (a kind fault) unless `t` is a defined, contiguous CPU tensor of
-/// kind `T`.
-pub(crate) fn cpu_elements<T: Element>(t: &Tensor) -> Result<&[T], InferenceError> {
-    let numel = checked_cpu_numel::<T>(t)?;
-    if numel == 0 {
-        return Ok(&[]);
-    }
-    // SAFETY: `t` is a defined, contiguous CPU tensor of `T` (checked above), so its data
-    // pointer is aligned and valid for `numel` elements, and its storage lives at least as long
-    // as the borrow of `t`. The crate calls this only on tensors that no handle writes to while
-    // the slice lives.
-    Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, numel) })
-}
-
-/// The elements of a contiguous CPU tensor of kind `T`, mutably borrowed.
-///
-/// # Errors
-/// As [`cpu_elements`].
-pub(crate) fn cpu_elements_mut<T: Element>(t: &mut Tensor) -> Result<&mut [T], InferenceError> {
-    let numel = checked_cpu_numel::<T>(t)?;
-    if numel == 0 {
-        return Ok(&mut []);
-    }
-    // SAFETY: as in `cpu_elements`; in addition the crate calls this only on tensors it
-    // allocated itself, whose other handles are not used while the slice lives.
-    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, numel) })
-}
-
-/// The number of elements of `t` after checking that it is a defined, contiguous CPU tensor of
-/// kind `T`.
-fn checked_cpu_numel<T: Element>(t: &Tensor) -> Result<usize, InferenceError> {
-    if !t.defined() {
-        let fault = "an undefined tensor has no elements".to_string();
-        return Err(InferenceError::Torch(TchError::Kind(fault)));
-    }
-    let kind = t.f_kind()?;
-    if t.device() != Device::Cpu || !t.is_contiguous() || kind != T::KIND {
-        return Err(InferenceError::Torch(TchError::Kind(format!(
-            "expected a contiguous CPU tensor of {:?}, found {kind:?} on {:?} (contiguous: {})",
-            T::KIND,
-            t.device(),
-            t.is_contiguous()
-        ))));
-    }
-    Ok(t.numel())
 }
 
 #[cfg(test)]
@@ -772,16 +572,5 @@ mod tests {
             .gather_tiles(starts)
             .unwrap()
             .equal(&Tensor::stack(&expected, 0)));
-    }
-
-    #[test]
-    fn elements_are_only_lent_from_contiguous_cpu_tensors_of_their_kind() {
-        let t = values(&[3, 4], 1.0);
-        assert_eq!(cpu_elements::<f32>(&t).unwrap().len(), 12);
-        assert!(cpu_elements::<f16>(&t).is_err());
-        assert!(cpu_elements::<f32>(&t.transpose(0, 1)).is_err());
-        let mut t = t;
-        cpu_elements_mut::<f32>(&mut t).unwrap()[5] = 42.0;
-        assert_eq!(t.double_value(&[1, 1]), 42.0);
     }
 }

@@ -27,6 +27,7 @@ use autoseg_evaluation::{
     PostprocessingPlan, ProbabilityProperties, SegmentationRule,
 };
 use autoseg_planner::{Configuration, Plans, WorkLayout};
+use autoseg_preprocessing::cache::append_one_hot;
 use autoseg_preprocessing::{
     preprocess_arrays, preprocess_case, read_channels, write_label_map, Case, CaseProperties,
     DatasetJson, Geometry, LabelMap, PreprocessSpec,
@@ -39,7 +40,7 @@ pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use validation::{validate_fold, ValidationJob};
 
 use crate::{
-    append_one_hot, array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError,
+    array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError,
     Segmenter, SlidingWindowSettings,
 };
 use crate::{Phase, PhaseClock, PhaseTimes};

@@ -5,13 +5,15 @@ use std::path::Path;
 
 use autoseg_evaluation::{evaluate_folder, settings_from_dataset_json, Summary};
 use autoseg_planner::{WorkLayout, SUMMARY_JSON};
-use autoseg_preprocessing::cache::{case_path, prev_stage_path, read_prev_stage_seg, CachedCase};
+use autoseg_preprocessing::cache::{
+    append_one_hot, case_path, prev_stage_path, read_prev_stage_seg, CachedCase,
+};
 use autoseg_preprocessing::DatasetJson;
 use tch::Device;
 
 use super::next_stage::NextStage;
 use super::{PredictError, PredictOptions, Predictor};
-use crate::{append_one_hot, Phase};
+use crate::Phase;
 
 /// Where one fold's final validation reads and writes.
 #[derive(Clone, Copy, Debug)]

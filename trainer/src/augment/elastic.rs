@@ -19,20 +19,6 @@ use rustfft::FftPlanner;
 use super::noise::fill_standard_normal;
 use super::uniform;
 
-/// Errors of the elastic deformation.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ElasticError {
-    /// A displacement field whose shape is not `(3, z or 1, y, x)` of the patch.
-    #[error("elastic displacement field has shape {found:?}, expected (3, z or 1, y, x) of the patch {patch:?}")]
-    FieldShape {
-        /// The transform's output patch `(z, y, x)`.
-        patch: [usize; 3],
-        /// The field's shape.
-        found: [usize; 4],
-    },
-}
-
 /// The drawn parameters of one elastic deformation; [`ElasticDeformation::field`] makes the
 /// displacement deterministically from them.
 #[derive(Clone, Debug, PartialEq)]

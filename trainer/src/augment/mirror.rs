@@ -1,6 +1,6 @@
 //! Mirroring: each allowed axis flipped independently with p = 0.5, image and labels alike.
-//! The deterministic [`Mirror`] is also what test-time augmentation applies (it is its own
-//! inverse).
+//! The deterministic [`Mirror`] is its own inverse. Training only: test-time augmentation flips
+//! tensors of tiles in the inference crate (`segmenter.rs`), not with [`Mirror`].
 //!
 //! nnU-Net: `MirrorTransform(allowed_axes=mirror_axes)`.
 

@@ -1,9 +1,10 @@
 //! Data augmentation for training, nnU-Net's set with its probabilities and ranges.
 //!
 //! Every transform comes in two parts: a `Random…` value whose `sample(rng, ..)` draws the
-//! parameters, and a deterministic transform whose `apply` uses them (test-time augmentation
-//! reuses [`Mirror`]). Intensity transforms work in place on `ArrayViewMut4` views of a sample
-//! `(c, z, y, x)`; only the spatial transform and the deep-supervision targets allocate.
+//! parameters, and a deterministic transform whose `apply` uses them. Intensity transforms work
+//! in place on `ArrayViewMut4` views of a sample `(c, z, y, x)`; only the spatial transform and
+//! the deep-supervision targets allocate. (Test-time augmentation does not use [`Mirror`]: the
+//! inference crate flips batches of tiles with its own code.)
 //! [`Pipeline`] runs them in nnU-Net's order.
 //!
 //! nnU-Net: `nnUNetTrainer.get_training_transforms` / `get_validation_transforms`, classes from
@@ -36,7 +37,7 @@ pub use cascade::{
     RandomBinaryOperator, RandomComponentRemoval,
 };
 pub use contrast::{Contrast, RandomContrast};
-pub use elastic::{ElasticDeformation, ElasticError};
+pub use elastic::ElasticDeformation;
 pub use gamma::{Gamma, RandomGamma};
 pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
 pub use lowres::{RandomLowResolution, SimulateLowResolution};

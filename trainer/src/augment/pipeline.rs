@@ -7,7 +7,7 @@
 //! nnU-Net: `nnUNetTrainer.get_training_transforms` (steps 1–15 of reference §6.5) and
 //! `get_validation_transforms`.
 
-use autoseg_inference::append_one_hot;
+use autoseg_preprocessing::cache::append_one_hot;
 use autoseg_preprocessing::recycle::recycle_array;
 use ndarray::{s, Array4, Axis};
 use rand::Rng;

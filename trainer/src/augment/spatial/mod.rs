@@ -14,7 +14,7 @@
 //! compares the one-hot values in fp16; we compare in f32, so near-ties may resolve differently.
 //! No label is ever invented. The resampler walks output rows; points whose 8 neighbours all
 //! lie inside take a fast path without border handling, 8 at a time with AVX2 where the CPU has
-//! it (`spatial/avx2.rs`, bit-identical).
+//! it (`spatial/resample/avx2.rs`, bit-identical).
 //!
 //! nnU-Net: `get_training_transforms` → `SpatialTransform(p_rotation=0.2, p_scaling=0.2,
 //! scaling=(0.7, 1.4), p_synchronize_scaling_across_axes=1, border_mode_seg='constant',
@@ -25,12 +25,12 @@ use std::sync::Arc;
 use ndarray::{Array4, ArrayView4};
 use rand::Rng;
 
-use super::elastic::{ElasticDeformation, ElasticError};
+use super::elastic::ElasticDeformation;
 use super::setup::{DaSetup, SpatialMode};
 use super::uniform;
+use crate::sampling::DataError;
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
+mod resample;
 
 /// A 3 × 3 matrix acting on `(z, y, x)` index coordinates (row-major).
 pub type Matrix3 = [[f64; 3]; 3];
@@ -167,15 +167,15 @@ impl Spatial {
 
     /// The transform with an elastic displacement `(3, z, y, x)` (voxels, per output voxel,
     /// components in `(z, y, x)` order); `z` may be 1 (one field for every slice). See
-    /// [`ElasticDeformation`](super::ElasticDeformation) for nnU-Net's random fields.
+    /// [`ElasticDeformation`] for nnU-Net's random fields.
     ///
     /// # Errors
-    /// [`ElasticError::FieldShape`] when the field does not match the patch.
-    pub fn with_elastic(mut self, field: Array4<f32>) -> Result<Spatial, ElasticError> {
+    /// [`DataError::ElasticField`] when the field does not match the patch.
+    pub fn with_elastic(mut self, field: Array4<f32>) -> Result<Spatial, DataError> {
         let [pz, py, px] = self.patch;
         let s = field.shape();
         if s[0] != 3 || (s[1] != pz && s[1] != 1) || s[2] != py || s[3] != px {
-            return Err(ElasticError::FieldShape {
+            return Err(DataError::ElasticField {
                 patch: self.patch,
                 found: [s[0], s[1], s[2], s[3]],
             });
@@ -206,7 +206,20 @@ impl Spatial {
                 crop_rows(seg, lower, self.patch, -1),
             );
         }
-        resample(self, data, seg)
+        self.resample_with(data, seg, true)
+    }
+
+    /// Resamples data and seg through the transform (module docs for the geometry), with the
+    /// AVX2 kernel only when `allow_simd` (tests compare both paths).
+    fn resample_with(
+        &self,
+        data: ArrayView4<'_, f32>,
+        seg: ArrayView4<'_, i16>,
+        allow_simd: bool,
+    ) -> (Array4<f32>, Array4<i16>) {
+        let matrix = self.matrix.unwrap_or_else(|| diag([1.0; 3]));
+        let displacement = self.displacement.as_deref();
+        resample::resample(matrix, displacement, self.patch, data, seg, allow_simd)
     }
 }
 
@@ -270,374 +283,6 @@ fn rot_z(a: f64) -> Matrix3 {
 
 fn matmul(a: &Matrix3, b: &Matrix3) -> Matrix3 {
     std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| a[i][k] * b[k][j]).sum()))
-}
-
-/// The 8 trilinear neighbours of a point: flat spatial offsets and weights (0 for neighbours
-/// outside the volume), and whether the point lies inside `[0, S - 1]` on every axis.
-struct Neighbours {
-    offsets: [usize; 8],
-    weights: [f32; 8],
-    inside: bool,
-}
-
-fn neighbours(q: [f64; 3], shape: [usize; 3]) -> Neighbours {
-    let mut lo = [0isize; 3];
-    let mut frac = [0f32; 3];
-    let mut inside = true;
-    let mut interior = true;
-    for a in 0..3 {
-        let f = q[a].floor();
-        lo[a] = f as isize;
-        frac[a] = (q[a] - f) as f32;
-        inside &= q[a] >= 0.0 && q[a] <= (shape[a] - 1) as f64;
-        interior &= lo[a] >= 0 && lo[a] + 1 < shape[a] as isize;
-    }
-    if interior {
-        let base = (lo[0] as usize * shape[1] + lo[1] as usize) * shape[2] + lo[2] as usize;
-        let row = shape[2];
-        let plane = shape[1] * row;
-        return Neighbours {
-            offsets: [
-                0,
-                1,
-                row,
-                row + 1,
-                plane,
-                plane + 1,
-                plane + row,
-                plane + row + 1,
-            ]
-            .map(|o| base + o),
-            weights: corner_weights(frac[0], frac[1], frac[2]),
-            inside: true,
-        };
-    }
-    let mut n = Neighbours {
-        offsets: [0; 8],
-        weights: [0.0; 8],
-        inside,
-    };
-    for k in 0..8 {
-        let mut w = 1.0f32;
-        let mut offset = 0usize;
-        let mut valid = true;
-        for a in 0..3 {
-            let upper = (k >> (2 - a)) & 1 == 1;
-            let idx = lo[a] + upper as isize;
-            w *= if upper { frac[a] } else { 1.0 - frac[a] };
-            valid &= idx >= 0 && (idx as usize) < shape[a];
-            offset = offset * shape[a] + idx.max(0) as usize;
-        }
-        if valid && w != 0.0 {
-            n.offsets[k] = offset;
-            n.weights[k] = w;
-        }
-    }
-    n
-}
-
-/// The label whose summed weight is largest among neighbours of non-zero weight; ties go to
-/// the lowest label. When all 8 labels agree (zero-weight neighbours included) that label.
-fn vote(labels: &[i16; 8], weights: &[f32; 8]) -> i16 {
-    let first = labels[0];
-    if labels.iter().all(|&l| l == first) {
-        return first;
-    }
-    let mut seen = [0i16; 8];
-    let mut sums = [0f32; 8];
-    let mut n_seen = 0;
-    for k in 0..8 {
-        if weights[k] == 0.0 {
-            continue;
-        }
-        match seen[..n_seen].iter().position(|&l| l == labels[k]) {
-            Some(i) => sums[i] += weights[k],
-            None => {
-                seen[n_seen] = labels[k];
-                sums[n_seen] = weights[k];
-                n_seen += 1;
-            }
-        }
-    }
-    let mut best = 0;
-    for i in 1..n_seen {
-        if sums[i] > sums[best] || (sums[i] == sums[best] && seen[i] < seen[best]) {
-            best = i;
-        }
-    }
-    seen[best]
-}
-
-/// Trilinear weights of the 8 corners of a cell, in [`Neighbours`] order, from the fractional
-/// position `(fz, fy, fx)` inside it.
-#[inline(always)]
-fn corner_weights(fz: f32, fy: f32, fx: f32) -> [f32; 8] {
-    let (gz, gy, gx) = (1.0 - fz, 1.0 - fy, 1.0 - fx);
-    [
-        gz * gy * gx,
-        gz * gy * fx,
-        gz * fy * gx,
-        gz * fy * fx,
-        fz * gy * gx,
-        fz * gy * fx,
-        fz * fy * gx,
-        fz * fy * fx,
-    ]
-}
-
-/// The contiguous input of one resampling pass.
-struct Source<'a> {
-    data: &'a [f32],
-    seg: &'a [i16],
-    n_channels: usize,
-    n_seg_channels: usize,
-    shape: [usize; 3],
-    channel_len: usize,
-    /// `S - 1` per axis: `q` is interior (all 8 neighbours inside) when `0 <= q < S - 1`.
-    last: [f64; 3],
-    /// Whether rows go through the AVX2 kernel.
-    simd: bool,
-}
-
-impl Source<'_> {
-    /// Samples every channel at the points of `row` into the output voxels from `row_start`,
-    /// 8 at a time with AVX2 where the CPU has it (bit-identical to the scalar path).
-    fn sample_row(&self, row: &Row, out: &mut Target<'_>, row_start: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if self.simd {
-            // SAFETY: `simd` is set only when AVX2 was detected and channel offsets fit the
-            // i32 lanes of the kernel's gathers (`simd_available`, in `resample_with`).
-            unsafe { avx2::sample_row(self, row, out, row_start) };
-            return;
-        }
-        for ox in 0..row.len() {
-            self.sample_into(row.point(ox), out, row_start + ox);
-        }
-    }
-
-    /// Samples every data and seg channel at `q` into output voxel `voxel`.
-    #[inline(always)]
-    fn sample_into(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
-        let [qz, qy, qx] = q;
-        let [lz, ly, lx] = self.last;
-        if qz >= 0.0 && qz < lz && qy >= 0.0 && qy < ly && qx >= 0.0 && qx < lx {
-            self.sample_interior(q, out, voxel);
-        } else {
-            self.sample_border(q, out, voxel);
-        }
-    }
-
-    /// The fast path: all 8 neighbours lie inside (`0 <= q < S - 1` on every axis).
-    #[inline(always)]
-    fn sample_interior(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
-        // `0 <= q < S - 1`: truncation is `floor`, and i32 conversions are cheap.
-        let (lz, ly, lx) = (q[0] as i32, q[1] as i32, q[2] as i32);
-        let fz = (q[0] - f64::from(lz)) as f32;
-        let fy = (q[1] - f64::from(ly)) as f32;
-        let fx = (q[2] - f64::from(lx)) as f32;
-        let w = corner_weights(fz, fy, fx);
-        let (row, plane) = (self.shape[2], self.shape[1] * self.shape[2]);
-        let base = (lz as usize * self.shape[1] + ly as usize) * row + lx as usize;
-        let (r1, p0, p1) = (row + 1, plane + row, plane + row + 1);
-        for c in 0..self.n_channels {
-            let v = &self.data[c * self.channel_len + base..][..p1 + 1];
-            // The same products and summation order as the border path.
-            let sum = w[0] * v[0]
-                + w[1] * v[1]
-                + w[2] * v[row]
-                + w[3] * v[r1]
-                + w[4] * v[plane]
-                + w[5] * v[plane + 1]
-                + w[6] * v[p0]
-                + w[7] * v[p1];
-            out.data[c * out.len + voxel] = sum;
-        }
-        for c in 0..self.n_seg_channels {
-            let l = &self.seg[c * self.channel_len + base..][..p1 + 1];
-            let first = l[0];
-            let uniform = (l[1] == first) & (l[row] == first) & (l[r1] == first);
-            let uniform = uniform & (l[plane] == first) & (l[plane + 1] == first);
-            out.seg[c * out.len + voxel] = if uniform & (l[p0] == first) & (l[p1] == first) {
-                first
-            } else {
-                let labels = [
-                    l[0],
-                    l[1],
-                    l[row],
-                    l[r1],
-                    l[plane],
-                    l[plane + 1],
-                    l[p0],
-                    l[p1],
-                ];
-                vote(&labels, &w)
-            };
-        }
-    }
-
-    /// Points near or beyond the border: missing neighbours weigh 0 (zero padding for the
-    /// image); seg channels get -1 unless `q` lies inside `[0, S - 1]` on every axis.
-    fn sample_border(&self, q: [f64; 3], out: &mut Target<'_>, voxel: usize) {
-        let n = neighbours(q, self.shape);
-        for c in 0..self.n_channels {
-            let channel = &self.data[c * self.channel_len..(c + 1) * self.channel_len];
-            let mut sum = 0.0f32;
-            for k in 0..8 {
-                sum += n.weights[k] * channel[n.offsets[k]];
-            }
-            out.data[c * out.len + voxel] = sum;
-        }
-        for c in 0..self.n_seg_channels {
-            let channel = &self.seg[c * self.channel_len..(c + 1) * self.channel_len];
-            out.seg[c * out.len + voxel] = if n.inside {
-                vote(&n.offsets.map(|o| channel[o]), &n.weights)
-            } else {
-                -1
-            };
-        }
-    }
-}
-
-/// The output buffers of one resampling pass, `len` voxels per channel.
-struct Target<'a> {
-    data: &'a mut [f32],
-    seg: &'a mut [i16],
-    len: usize,
-}
-
-/// The input coordinates of one output row, one array per axis.
-struct Row {
-    z: Vec<f64>,
-    y: Vec<f64>,
-    x: Vec<f64>,
-}
-
-impl Row {
-    fn new(len: usize) -> Row {
-        Row {
-            z: vec![0.0; len],
-            y: vec![0.0; len],
-            x: vec![0.0; len],
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.x.len()
-    }
-
-    /// The point of output voxel `ox`.
-    #[inline(always)]
-    fn point(&self, ox: usize) -> [f64; 3] {
-        [self.z[ox], self.y[ox], self.x[ox]]
-    }
-}
-
-/// Input coordinates `q = M · (o - (P - 1) / 2 + d(o)) + (S - 1) / 2` of every voxel of one
-/// output row, where `d` is the displacement (zero without one).
-struct Grid<'a> {
-    m: Matrix3,
-    c_in: [f64; 3],
-    c_out: [f64; 3],
-    displacement: Option<&'a Array4<f32>>,
-}
-
-impl Grid<'_> {
-    fn row(&self, oz: usize, oy: usize, row: &mut Row) {
-        let m = &self.m;
-        let axes = [&mut row.z, &mut row.y, &mut row.x];
-        match self.displacement {
-            None => {
-                let p = [
-                    oz as f64 - self.c_out[0],
-                    oy as f64 - self.c_out[1],
-                    -self.c_out[2],
-                ];
-                for (i, axis) in axes.into_iter().enumerate() {
-                    let base = self.c_in[i] + (0..3).map(|k| m[i][k] * p[k]).sum::<f64>();
-                    for (ox, q) in axis.iter_mut().enumerate() {
-                        *q = base + m[i][2] * ox as f64;
-                    }
-                }
-            }
-            Some(d) => {
-                let dz = if d.shape()[1] == 1 { 0 } else { oz };
-                for ox in 0..axes[0].len() {
-                    let p = [
-                        oz as f64 - self.c_out[0] + d[[0, dz, oy, ox]] as f64,
-                        oy as f64 - self.c_out[1] + d[[1, dz, oy, ox]] as f64,
-                        ox as f64 - self.c_out[2] + d[[2, dz, oy, ox]] as f64,
-                    ];
-                    for i in 0..3 {
-                        axes[i][ox] = self.c_in[i] + (0..3).map(|k| m[i][k] * p[k]).sum::<f64>();
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Whether the AVX2 kernel can run: the CPU has AVX2 and every in-channel offset fits an i32.
-fn simd_available(channel_len: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return channel_len <= i32::MAX as usize && std::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
-
-/// Resamples data and seg through the transform (module docs for the geometry), one output
-/// row at a time.
-fn resample(
-    t: &Spatial,
-    data: ArrayView4<'_, f32>,
-    seg: ArrayView4<'_, i16>,
-) -> (Array4<f32>, Array4<i16>) {
-    resample_with(t, data, seg, true)
-}
-
-/// [`resample`], with the AVX2 kernel only when `allow_simd` (tests compare both paths).
-fn resample_with(
-    t: &Spatial,
-    data: ArrayView4<'_, f32>,
-    seg: ArrayView4<'_, i16>,
-    allow_simd: bool,
-) -> (Array4<f32>, Array4<i16>) {
-    let patch = t.patch;
-    let data = data.as_standard_layout();
-    let seg = seg.as_standard_layout();
-    let shape: [usize; 3] = std::array::from_fn(|a| data.shape()[a + 1]);
-    let channel_len = shape.iter().product();
-    let src = Source {
-        data: data.as_slice().expect("standard layout is contiguous"),
-        seg: seg.as_slice().expect("standard layout is contiguous"),
-        n_channels: data.shape()[0],
-        n_seg_channels: seg.shape()[0],
-        shape,
-        channel_len,
-        last: shape.map(|s| s as f64 - 1.0),
-        simd: allow_simd && simd_available(channel_len),
-    };
-    let out_shape = |c| (c, patch[0], patch[1], patch[2]);
-    let mut out = Array4::<f32>::zeros(out_shape(src.n_channels));
-    let mut out_seg = Array4::<i16>::zeros(out_shape(src.n_seg_channels));
-    let mut target = Target {
-        data: out.as_slice_mut().expect("fresh array is contiguous"),
-        seg: out_seg.as_slice_mut().expect("fresh array is contiguous"),
-        len: patch.iter().product(),
-    };
-    let grid = Grid {
-        m: t.matrix.unwrap_or_else(|| diag([1.0; 3])),
-        c_in: shape.map(|s| (s as f64 - 1.0) / 2.0),
-        c_out: patch.map(|s| (s as f64 - 1.0) / 2.0),
-        displacement: t.displacement.as_deref(),
-    };
-    let mut row = Row::new(patch[2]);
-    for oz in 0..patch[0] {
-        for oy in 0..patch[1] {
-            grid.row(oz, oy, &mut row);
-            src.sample_row(&row, &mut target, (oz * patch[1] + oy) * patch[2]);
-        }
-    }
-    (out, out_seg)
 }
 
 #[cfg(test)]
@@ -936,13 +581,13 @@ mod tests {
     fn elastic_fields_must_match_the_patch() {
         let t = Spatial::crop([4, 5, 6]);
         assert!(t.clone().with_elastic(Array4::zeros((3, 1, 5, 6))).is_ok());
-        assert_eq!(
+        assert!(matches!(
             t.with_elastic(Array4::zeros((3, 4, 6, 5))).unwrap_err(),
-            ElasticError::FieldShape {
+            DataError::ElasticField {
                 patch: [4, 5, 6],
                 found: [3, 4, 6, 5]
             }
-        );
+        ));
     }
 
     #[test]
@@ -987,8 +632,8 @@ mod tests {
         });
         transforms.push(transforms[0].clone().with_elastic(field).unwrap());
         for t in &transforms {
-            let (d_simd, s_simd) = resample_with(t, data.view(), seg.view(), true);
-            let (d_scalar, s_scalar) = resample_with(t, data.view(), seg.view(), false);
+            let (d_simd, s_simd) = t.resample_with(data.view(), seg.view(), true);
+            let (d_scalar, s_scalar) = t.resample_with(data.view(), seg.view(), false);
             assert_eq!(s_simd, s_scalar);
             assert!(s_scalar.iter().any(|&l| l == -1) || t.displacement.is_some());
             let bits = |a: &Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
