@@ -67,3 +67,35 @@ fn no_stubs_or_ignored_tests() {
     }
     assert!(found.is_empty(), "banned constructs: {found:#?}");
 }
+
+/// Whether `path` holds only test code: a `tests/` folder, a `tests.rs` module (declared under
+/// `#[cfg(test)]`) or a benchmark.
+fn is_test_file(path: &Path) -> bool {
+    let path = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(path);
+    path.components()
+        .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+        || path.file_name().is_some_and(|n| n == "tests.rs")
+}
+
+/// Files do one job: no source file has more than 600 lines before its `#[cfg(test)]` module.
+#[test]
+fn no_source_file_over_600_lines_of_non_test_code() {
+    const LIMIT: usize = 600;
+    let mut long = Vec::new();
+    for path in workspace_files().into_iter().filter(|p| !is_test_file(p)) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let n = text
+            .lines()
+            .take_while(|l| !l.starts_with("#[cfg(test)]"))
+            .count();
+        if n > LIMIT {
+            long.push(format!("{}: {n} lines", path.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these by job (limit {LIMIT} non-test lines): {long:#?}"
+    );
+}
