@@ -1035,12 +1035,7 @@ impl NextStage {
                 })
             }
         };
-        let resampling = resample_settings(&config.resampling_probabilities).map_err(|fault| {
-            PredictError::Checkpoint {
-                path: dataset_dir.join("plans.toml"),
-                fault,
-            }
-        })?;
+        let resampling = resample_settings(&config.resampling_probabilities);
         let dir = prev_stage_dir(dataset_dir, configuration, next);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create the folder"))?;
         Ok(NextStage {

@@ -47,6 +47,7 @@ mod numeric;
 mod planner;
 mod plans;
 mod report;
+mod resampling;
 mod resolve;
 mod rules;
 mod settings;
@@ -63,10 +64,11 @@ pub use fingerprint::{
 pub use lowres::LowresDecision;
 pub use planner::{plan, plan_with_report};
 pub use plans::{
-    ArchitectureEntry, Configuration, ConfigurationEntry, ForceSeparateZ, NormalizationScheme,
-    Plans, ResamplingSettings, PLANS_SCHEMA_VERSION,
+    ArchitectureEntry, Configuration, ConfigurationEntry, NormalizationScheme, Plans,
+    PLANS_SCHEMA_VERSION,
 };
 pub use report::PlanReport;
+pub use resampling::{ForceSeparateZ, ResamplingSettings, SplineOrder};
 pub use rules::{compute_new_shape, Anisotropy, TargetSpacing};
 pub use settings::{PlannerPreset, PlannerSettings, UnknownPreset};
 pub use spec::{Dim, NetworkKind, StageSpec, UNetSpec};
