@@ -444,8 +444,7 @@ fn common_cases(inputs: &[PathBuf]) -> Result<Vec<String>, FolderError> {
 /// folder's `dataset.json`, if any, into `output` (as nnU-Net does). Returns the masks written,
 /// sorted by case.
 ///
-/// Cases run in parallel, as many at once as fit [`ENSEMBLE_MEMORY_BUDGET_BYTES`] (at least
-/// one).
+/// Cases run in parallel, as many at once as fit a memory budget of 8 GiB (at least one).
 ///
 /// # Errors
 /// [`FolderError::NoInputs`], [`FolderError::NoFiles`], [`FolderError::MissingCase`],

@@ -98,7 +98,7 @@ pub use metrics::{
 };
 pub use npz::{
     probabilities_file, properties_file, read_probabilities, read_probabilities_shape,
-    write_probabilities, NpzError, ProbabilityProperties, PROBABILITIES_KEY,
+    write_probabilities, NpyFault, NpzError, ProbabilityProperties, PROBABILITIES_KEY,
 };
 pub use postprocessing::{
     apply_postprocessing, determine_postprocessing, PostprocessingDecision, PostprocessingPlan,

@@ -47,6 +47,8 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 pub use properties::ProbabilityProperties;
 
+pub use npy::NpyFault;
+
 use npy::{npy_header, read_npy, read_npy_header, write_f32_le};
 
 /// The array name nnU-Net stores probabilities under (`np.load(f)['probabilities']`).
@@ -98,7 +100,7 @@ pub enum NpzError {
         /// The array.
         name: String,
         /// What is wrong with its header or data.
-        fault: String,
+        fault: NpyFault,
     },
     /// The array does not have the 4 axes `(c, z, y, x)` of a probability map.
     #[error("{}: array '{name}' has shape {shape:?}; probabilities are (c, z, y, x)", path.display())]
@@ -222,7 +224,7 @@ fn read_npz_array(path: &Path, name: &str) -> Result<ndarray::ArrayD<f32>, NpzEr
 fn with_member<T>(
     path: &Path,
     name: &str,
-    read: impl FnOnce(&mut zip::read::ZipFile<'_>, u64) -> Result<T, String>,
+    read: impl FnOnce(&mut zip::read::ZipFile<'_>, u64) -> Result<T, NpyFault>,
 ) -> Result<T, NpzError> {
     let file = File::open(path).map_err(|source| NpzError::Io {
         path: path.to_path_buf(),

@@ -5,6 +5,86 @@ use std::io::{self, Read, Write};
 
 use ndarray::{ArrayView4, IxDyn, ShapeBuilder};
 
+/// Why a `.npy` member cannot be read (carried by `NpzError::Npy`, which names the file).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NpyFault {
+    /// The stream ends before the 8-byte magic and version.
+    #[error("no .npy header: {0}")]
+    NoHeader(io::Error),
+    /// The magic bytes are not numpy's.
+    #[error("not a .npy array (wrong magic bytes)")]
+    WrongMagic,
+    /// A format version other than 1, 2 or 3.
+    #[error(".npy version {major}.{minor} is not supported")]
+    Version {
+        /// Major version.
+        major: u8,
+        /// Minor version.
+        minor: u8,
+    },
+    /// The stream ends inside the header.
+    #[error("truncated .npy header: {0}")]
+    TruncatedHeader(io::Error),
+    /// The header dict is not ASCII text.
+    #[error("header is not ASCII")]
+    NotAscii,
+    /// The header dict is not the Python literal numpy writes.
+    #[error("malformed header {part}: {header}")]
+    MalformedHeader {
+        /// The part that could not be parsed, e.g. `(shape)`.
+        part: &'static str,
+        /// The header dict.
+        header: String,
+    },
+    /// The header dict has a key other than `descr`, `fortran_order` and `shape`.
+    #[error("malformed header (unknown key '{key}'): {header}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The header dict.
+        header: String,
+    },
+    /// The element type is not float32 or float64.
+    #[error("dtype '{descr}' is not float32 or float64")]
+    Dtype {
+        /// numpy's `descr`, e.g. `<i8`.
+        descr: String,
+    },
+    /// The shape's byte count overflows.
+    #[error("shape {shape:?} is too large")]
+    TooLarge {
+        /// The declared shape.
+        shape: Vec<usize>,
+    },
+    /// The shape needs more bytes than the (compressed) member can hold.
+    #[error("shape {shape:?} needs {needed} bytes but the member holds at most {limit}")]
+    ExceedsMember {
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// Bytes the header and data need.
+        needed: u64,
+        /// Bytes the member can hold at most.
+        limit: u64,
+    },
+    /// The data ends before the shape is filled.
+    #[error("data shorter than shape {shape:?} needs: {source}")]
+    ShortData {
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// The read error.
+        source: io::Error,
+    },
+    /// The values do not form an array of the shape.
+    #[error("shape {shape:?}: {source}")]
+    Shape {
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// ndarray's complaint.
+        source: ndarray::ShapeError,
+    },
+}
+
 /// numpy `format.MAGIC_PREFIX`.
 const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// numpy `format.ARRAY_ALIGN`: the header is padded so that the data starts at a multiple.
@@ -22,7 +102,7 @@ enum Dtype {
 }
 
 impl Dtype {
-    fn parse(descr: &str) -> Result<Dtype, String> {
+    fn parse(descr: &str) -> Result<Dtype, NpyFault> {
         match descr {
             "<f4" => Ok(Dtype::F32 {
                 little_endian: true,
@@ -36,7 +116,9 @@ impl Dtype {
             ">f8" => Ok(Dtype::F64 {
                 little_endian: false,
             }),
-            _ => Err(format!("dtype '{descr}' is not float32 or float64")),
+            _ => Err(NpyFault::Dtype {
+                descr: descr.to_string(),
+            }),
         }
     }
 
@@ -81,26 +163,36 @@ pub(super) struct NpyHeader {
 }
 
 /// Reads one `.npy` stream (header and data); `limit` bounds the bytes it may hold.
-pub(super) fn read_npy(reader: &mut impl Read, limit: u64) -> Result<ndarray::ArrayD<f32>, String> {
+pub(super) fn read_npy(
+    reader: &mut impl Read,
+    limit: u64,
+) -> Result<ndarray::ArrayD<f32>, NpyFault> {
     let (header, header_len) = read_npy_header(reader)?;
     let dtype = Dtype::parse(&header.descr)?;
     let n_values = header
         .shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("shape {:?} is too large", header.shape))?;
+        .ok_or_else(|| NpyFault::TooLarge {
+            shape: header.shape.clone(),
+        })?;
     let needed = (n_values as u64)
         .checked_mul(dtype.size() as u64)
         .and_then(|n| n.checked_add(header_len as u64))
-        .ok_or_else(|| format!("shape {:?} is too large", header.shape))?;
+        .ok_or_else(|| NpyFault::TooLarge {
+            shape: header.shape.clone(),
+        })?;
     if needed > limit {
-        return Err(format!(
-            "shape {:?} needs {needed} bytes but the member holds at most {limit}",
-            header.shape
-        ));
+        return Err(NpyFault::ExceedsMember {
+            shape: header.shape,
+            needed,
+            limit,
+        });
     }
-    let values = read_values(reader, dtype, n_values)
-        .map_err(|e| format!("data shorter than shape {:?} needs: {e}", header.shape))?;
+    let values = read_values(reader, dtype, n_values).map_err(|source| NpyFault::ShortData {
+        shape: header.shape.clone(),
+        source,
+    })?;
     let shape = IxDyn(&header.shape);
     let array = if header.fortran_order {
         let f = ndarray::ArrayD::from_shape_vec(shape.f(), values);
@@ -108,35 +200,36 @@ pub(super) fn read_npy(reader: &mut impl Read, limit: u64) -> Result<ndarray::Ar
     } else {
         ndarray::ArrayD::from_shape_vec(shape, values)
     };
-    array.map_err(|e| format!("shape {:?}: {e}", header.shape))
+    array.map_err(|source| NpyFault::Shape {
+        shape: header.shape,
+        source,
+    })
 }
 
 /// Reads magic, version and header; returns the header and its total length in bytes.
-pub(super) fn read_npy_header(reader: &mut impl Read) -> Result<(NpyHeader, usize), String> {
+pub(super) fn read_npy_header(reader: &mut impl Read) -> Result<(NpyHeader, usize), NpyFault> {
     let mut prefix = [0u8; 8];
-    reader
-        .read_exact(&mut prefix)
-        .map_err(|e| format!("no .npy header: {e}"))?;
+    reader.read_exact(&mut prefix).map_err(NpyFault::NoHeader)?;
     if &prefix[..6] != NPY_MAGIC {
-        return Err("not a .npy array (wrong magic bytes)".to_string());
+        return Err(NpyFault::WrongMagic);
     }
     let (major, minor) = (prefix[6], prefix[7]);
     let len_bytes = match major {
         1 => 2,
         2 | 3 => 4,
-        _ => return Err(format!(".npy version {major}.{minor} is not supported")),
+        _ => return Err(NpyFault::Version { major, minor }),
     };
     let mut len_buf = [0u8; 4];
     reader
         .read_exact(&mut len_buf[..len_bytes])
-        .map_err(|e| format!("truncated .npy header: {e}"))?;
+        .map_err(NpyFault::TruncatedHeader)?;
     let dict_len = u32::from_le_bytes(len_buf) as usize;
     let mut dict = vec![0u8; dict_len];
     reader
         .read_exact(&mut dict)
-        .map_err(|e| format!("truncated .npy header: {e}"))?;
+        .map_err(NpyFault::TruncatedHeader)?;
     // Versions 1 and 2 are latin-1, version 3 UTF-8; a valid header dict is ASCII either way.
-    let text = String::from_utf8(dict).map_err(|_| "header is not ASCII".to_string())?;
+    let text = String::from_utf8(dict).map_err(|_| NpyFault::NotAscii)?;
     let header = parse_header_dict(&text)?;
     Ok((header, 8 + len_bytes + dict_len))
 }
@@ -203,8 +296,11 @@ pub(super) fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
 
 /// Parses the Python dict literal of a `.npy` header: `'descr'`, `'fortran_order'` and
 /// `'shape'`, in any order.
-fn parse_header_dict(text: &str) -> Result<NpyHeader, String> {
-    let bad = |what: &str| format!("malformed header {what}: {}", text.trim_end());
+fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyFault> {
+    let bad = |part: &'static str| NpyFault::MalformedHeader {
+        part,
+        header: text.trim_end().to_string(),
+    };
     let inner = text
         .trim()
         .strip_prefix('{')
@@ -235,7 +331,12 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, String> {
                 shape = Some(value);
                 after
             }
-            _ => return Err(bad(&format!("(unknown key '{key}')"))),
+            _ => {
+                return Err(NpyFault::UnknownKey {
+                    key: key.to_string(),
+                    header: text.trim_end().to_string(),
+                })
+            }
         };
         let after_value = after_value.trim_start();
         rest = after_value
@@ -313,14 +414,19 @@ mod tests {
     fn rejects_bad_members_naming_the_fault() {
         let header = npy_header("<i8", &[2]);
         let err = read_npy(&mut header.as_slice(), u64::MAX).unwrap_err();
-        assert!(err.contains("'<i8' is not float32"), "{err}");
+        assert!(err.to_string().contains("'<i8' is not float32"), "{err}");
         let mut short = npy_header("<f4", &[4]);
         short.extend_from_slice(&[0; 8]);
         let err = read_npy(&mut short.as_slice(), u64::MAX).unwrap_err();
-        assert!(err.contains("data shorter"), "{err}");
+        assert!(matches!(err, NpyFault::ShortData { .. }), "{err}");
+        assert!(err.to_string().contains("data shorter"), "{err}");
         let forged = npy_header("<f4", &[1 << 40]);
         let err = read_npy(&mut forged.as_slice(), 4096).unwrap_err();
-        assert!(err.contains("at most 4096"), "{err}");
+        assert!(
+            matches!(err, NpyFault::ExceedsMember { limit: 4096, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at most 4096"), "{err}");
         assert!(parse_header_dict("{'descr': '<f4', 'shape': (2,)}").is_err());
         assert!(read_npy(&mut &b"PK\x03\x04 not npy"[..], 100).is_err());
     }
