@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use autoseg_evaluation::report::RgbImage;
 use autoseg_evaluation::{
-    evaluate_cases, CaseInput, EvaluationSettings, LabelOrRegion, SurfaceSettings,
+    evaluate_cases, CaseInput, EvaluationSettings, LabelValue, SurfaceSettings,
 };
 use autoseg_preprocessing::read_label_map;
 
@@ -86,7 +86,7 @@ fn write_fake_results(dataset: &Path, work_dir: &Path, cases: &[&str]) {
         })
         .collect();
     let settings = EvaluationSettings {
-        classes: vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)],
+        classes: vec![LabelValue::Single(1), LabelValue::Single(2)],
         ignore_label: None,
         surface: Some(SurfaceSettings {
             nsd_tolerance_mm: 1.0,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use ndarray::{Array3, ArrayView3, ArrayViewMut3, Zip};
 
-use crate::classes::LabelValue;
+use crate::classes::LabelVoxel;
 
 /// The connected components of an image.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +38,7 @@ pub fn label_mask(mask: ArrayView3<'_, bool>) -> Components {
 ///
 /// # Shapes
 /// `segmentation`: `(z, y, x)`; [`Components::ids`] has the same shape.
-pub fn label_components<T: LabelValue>(segmentation: ArrayView3<'_, T>) -> Components {
+pub fn label_components<T: LabelVoxel>(segmentation: ArrayView3<'_, T>) -> Components {
     let keys: Array3<i64> = segmentation.mapv(|v| v.to_i64());
     let keys = keys.as_slice().expect("a fresh array is contiguous");
     label_keys(keys, segmentation.dim(), 0)
@@ -56,7 +56,7 @@ pub fn keep_largest_component(mask: ArrayView3<'_, bool>) -> Array3<bool> {
 /// In a label map, keeps only the largest component of the union of `labels`; the voxels of
 /// the other components become background 0. nnU-Net:
 /// `remove_all_but_largest_component_from_segmentation`.
-pub fn keep_largest_component_of<T: LabelValue>(
+pub fn keep_largest_component_of<T: LabelVoxel>(
     mut segmentation: ArrayViewMut3<'_, T>,
     labels: &[u16],
 ) {
@@ -76,7 +76,7 @@ pub fn keep_largest_component_of<T: LabelValue>(
 /// For each label of `labels` separately, keeps only its largest component(s) (one labelling
 /// pass for all labels); removed voxels become background 0. Labels are disjoint, so this equals
 /// [`keep_largest_component_of`] applied once per label.
-pub fn keep_largest_component_per_label<T: LabelValue>(
+pub fn keep_largest_component_per_label<T: LabelVoxel>(
     mut segmentation: ArrayViewMut3<'_, T>,
     labels: &[u16],
 ) {

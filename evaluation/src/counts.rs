@@ -4,10 +4,11 @@
 //! label values; every label's and region's counts are then sums over that matrix, so a case
 //! with many classes and regions is still read once.
 
+use autoseg_planner::LabelValue;
 use ndarray::{ArrayView3, Zip};
 use rayon::prelude::*;
 
-use crate::classes::{LabelOrRegion, LabelValue};
+use crate::classes::LabelVoxel;
 
 /// Voxel counts of one class in one case; voxels whose reference is the ignore label are in
 /// none of them (nnU-Net: `compute_tp_fp_fn_tn`).
@@ -124,15 +125,15 @@ pub(crate) struct Confusion {
 impl Confusion {
     /// Counts one case over the label numbers of `classes` and the ignore label. The two views
     /// must have the same shape (checked by the caller).
-    pub(crate) fn count<T: LabelValue>(
+    pub(crate) fn count<T: LabelVoxel>(
         reference: ArrayView3<'_, T>,
         prediction: ArrayView3<'_, T>,
-        classes: &[LabelOrRegion],
+        classes: &[LabelValue],
         ignore: Option<u16>,
     ) -> Confusion {
         let values: Vec<i64> = classes
             .iter()
-            .flat_map(|c| c.labels().iter().map(|&l| i64::from(l)))
+            .flat_map(|c| c.values().iter().map(|&l| i64::from(l)))
             .chain(ignore.map(i64::from))
             .collect();
         let buckets = Buckets::new(&values);
@@ -144,7 +145,7 @@ impl Confusion {
     }
 
     /// The counts of one class, leaving out voxels whose reference is `ignore`.
-    pub(crate) fn counts(&self, class: &LabelOrRegion, ignore: Option<u16>) -> VoxelCounts {
+    pub(crate) fn counts(&self, class: &LabelValue, ignore: Option<u16>) -> VoxelCounts {
         let n = self.buckets.n_buckets;
         let in_class: Vec<bool> = (0..n).map(|b| self.bucket_in(b, class)).collect();
         let ignored = ignore.map(|l| self.buckets.of(i64::from(l)));
@@ -163,9 +164,9 @@ impl Confusion {
         counts
     }
 
-    fn bucket_in(&self, bucket: usize, class: &LabelOrRegion) -> bool {
+    fn bucket_in(&self, bucket: usize, class: &LabelValue) -> bool {
         class
-            .labels()
+            .values()
             .iter()
             .any(|&l| self.buckets.of(i64::from(l)) == bucket)
     }
@@ -175,7 +176,7 @@ impl Confusion {
 const CHUNK: usize = 1 << 16;
 
 /// The joint histogram of two C-contiguous maps, in parallel over chunks.
-fn count_slices<T: LabelValue>(reference: &[T], prediction: &[T], buckets: &Buckets) -> Vec<u64> {
+fn count_slices<T: LabelVoxel>(reference: &[T], prediction: &[T], buckets: &Buckets) -> Vec<u64> {
     let n = buckets.n_buckets;
     reference
         .par_chunks(CHUNK)
@@ -191,7 +192,7 @@ fn count_slices<T: LabelValue>(reference: &[T], prediction: &[T], buckets: &Buck
 }
 
 /// The joint histogram of two strided views of one shape.
-fn count_views<T: LabelValue>(
+fn count_views<T: LabelVoxel>(
     reference: ArrayView3<'_, T>,
     prediction: ArrayView3<'_, T>,
     buckets: &Buckets,
@@ -224,7 +225,7 @@ mod tests {
     fn counts_of_labels_and_regions() {
         let reference = arr3(&[[[0u8, 1, 1, 2], [2, 2, 0, 3]]]);
         let prediction = arr3(&[[[1u8, 1, 2, 2], [2, 0, 0, 9]]]);
-        let classes = [LabelOrRegion::Label(1), LabelOrRegion::Region(vec![1, 2])];
+        let classes = [LabelValue::Single(1), LabelValue::Region(vec![1, 2])];
         let confusion = Confusion::count(reference.view(), prediction.view(), &classes, Some(3));
         let one = confusion.counts(&classes[0], None);
         assert_eq!(
@@ -250,7 +251,7 @@ mod tests {
     fn strided_views_count_like_contiguous_ones() {
         let reference = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| ((z + y * x) % 3) as u8);
         let prediction = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| ((z * y + x) % 3) as u8);
-        let classes = [LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = [LabelValue::Single(1), LabelValue::Single(2)];
         let (r_step, p_step) = (
             reference.slice(ndarray::s![.., .., ..;2]),
             prediction.slice(ndarray::s![.., .., ..;2]),
@@ -281,7 +282,7 @@ mod tests {
         prediction
             .slice_mut(ndarray::s![2..10, 2..10, 6..14])
             .fill(1);
-        let classes = [LabelOrRegion::Label(1)];
+        let classes = [LabelValue::Single(1)];
         let confusion = Confusion::count(reference.view(), prediction.view(), &classes, None);
         let c = confusion.counts(&classes[0], None);
         assert_eq!(c.true_positive, 256);

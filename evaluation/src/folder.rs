@@ -14,8 +14,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use autoseg_preprocessing::{
-    read_label_map, write_label_map, DatasetJson, LabelMap, LabelValue as DatasetLabel,
-    NiftiIoError, Shape3,
+    read_label_map, write_label_map, DatasetJson, LabelMap, NiftiIoError, Shape3,
 };
 use ndarray::{ArrayView3, Axis};
 use rayon::prelude::*;
@@ -27,7 +26,7 @@ use crate::npz::{
 };
 use crate::{
     apply_postprocessing, average_probabilities, evaluate_case, probabilities_to_segmentation,
-    CaseInput, CaseMetrics, EvaluationError, EvaluationSettings, LabelOrRegion, PostprocessingPlan,
+    CaseInput, CaseMetrics, EvaluationError, EvaluationSettings, LabelValue, PostprocessingPlan,
     Summary, SurfaceSettings,
 };
 
@@ -206,17 +205,14 @@ pub fn settings_from_dataset_json(
             .entries()
             .iter()
             .filter(|e| !e.value.values().iter().all(|&v| v == 0))
-            .map(|e| match &e.value {
-                DatasetLabel::Label(v) => LabelOrRegion::Label(*v),
-                DatasetLabel::Region(vs) => LabelOrRegion::Region(vs.clone()),
-            })
+            .map(|e| e.value.clone())
             .collect()
     } else {
         labels
             .all_labels()
             .into_iter()
             .filter(|&v| v != 0)
-            .map(LabelOrRegion::Label)
+            .map(LabelValue::Single)
             .collect()
     };
     EvaluationSettings {
@@ -448,8 +444,7 @@ fn common_cases(inputs: &[PathBuf]) -> Result<Vec<String>, FolderError> {
 /// folder's `dataset.json`, if any, into `output` (as nnU-Net does). Returns the masks written,
 /// sorted by case.
 ///
-/// Cases run in parallel, as many at once as fit [`ENSEMBLE_MEMORY_BUDGET_BYTES`] (at least
-/// one).
+/// Cases run in parallel, as many at once as fit a memory budget of 8 GiB (at least one).
 ///
 /// # Errors
 /// [`FolderError::NoInputs`], [`FolderError::NoFiles`], [`FolderError::MissingCase`],
@@ -596,7 +591,7 @@ mod tests {
 
     fn label_settings(labels: &[u16]) -> EvaluationSettings {
         EvaluationSettings {
-            classes: labels.iter().map(|&l| LabelOrRegion::Label(l)).collect(),
+            classes: labels.iter().map(|&l| LabelValue::Single(l)).collect(),
             ignore_label: None,
             surface: Some(SurfaceSettings {
                 nsd_tolerance_mm: DEFAULT_NSD_TOLERANCE_MM,
@@ -633,7 +628,7 @@ mod tests {
             a.reference_file,
             reference.path().join("a.nii.gz").display().to_string()
         );
-        let a1 = a.get(&LabelOrRegion::Label(1)).unwrap();
+        let a1 = a.get(&LabelValue::Single(1)).unwrap();
         assert_eq!(a1.get(Metric::Dice), Some(0.5));
         assert_eq!(a1.get(Metric::TP), Some(256.0));
         assert_eq!(a1.get(Metric::Hd95), Some(2.0));
@@ -760,7 +755,7 @@ mod tests {
         let settings = settings_from_dataset_json(&labels, None);
         assert_eq!(
             settings.classes,
-            vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)]
+            vec![LabelValue::Single(1), LabelValue::Single(2)]
         );
         assert_eq!(settings.ignore_label, Some(3));
         let regions = dataset_json(
@@ -770,7 +765,7 @@ mod tests {
         let keys: Vec<String> = settings_from_dataset_json(&regions, None)
             .classes
             .iter()
-            .map(LabelOrRegion::key)
+            .map(LabelValue::key)
             .collect();
         assert_eq!(keys, ["(1, 2, 3)", "(2, 3)", "3"]);
     }

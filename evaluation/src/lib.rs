@@ -27,7 +27,7 @@
 //! # Example
 //! ```
 //! use autoseg_evaluation::{
-//!     evaluate_cases, CaseInput, EvaluationSettings, LabelOrRegion, Metric, SurfaceSettings,
+//!     evaluate_cases, CaseInput, EvaluationSettings, LabelValue, Metric, SurfaceSettings,
 //! };
 //! use ndarray::{s, Array3};
 //!
@@ -44,7 +44,7 @@
 //!     spacing: [1.0, 1.0, 1.0],
 //! };
 //! let settings = EvaluationSettings {
-//!     classes: vec![LabelOrRegion::Label(1)],
+//!     classes: vec![LabelValue::Single(1)],
 //!     ignore_label: None,
 //!     surface: Some(SurfaceSettings { nsd_tolerance_mm: 1.0 }),
 //! };
@@ -73,7 +73,8 @@ mod summary;
 mod summary_json;
 mod surface;
 
-pub use classes::{LabelOrRegion, LabelValue};
+pub use autoseg_planner::LabelValue;
+pub use classes::LabelVoxel;
 pub use components::{
     keep_largest_component, keep_largest_component_of, keep_largest_component_per_label,
     label_components, label_mask, Components,
@@ -93,17 +94,17 @@ pub use folder::{
     match_cases, settings_from_dataset_json, CasePair, FolderError, DEFAULT_NSD_TOLERANCE_MM,
 };
 pub use metrics::{
-    evaluate_case, evaluate_cases, CaseInput, CaseMetrics, EvaluationSettings, LabelMetrics,
-    Metric, SurfaceSettings,
+    evaluate_case, CaseInput, CaseMetrics, EvaluationSettings, LabelMetrics, Metric,
+    SurfaceSettings,
 };
 pub use npz::{
     probabilities_file, properties_file, read_probabilities, read_probabilities_shape,
-    write_probabilities, NpzError, ProbabilityProperties, PROBABILITIES_KEY,
+    write_probabilities, NpyFault, NpzError, ProbabilityProperties, PROBABILITIES_KEY,
 };
 pub use postprocessing::{
     apply_postprocessing, determine_postprocessing, PostprocessingDecision, PostprocessingPlan,
     PostprocessingStep,
 };
 pub use selection::{choose_best, ensemble_pairs, Candidate};
-pub use summary::{format_table, MetricValues, Summary};
+pub use summary::{evaluate_cases, format_table, MetricValues, Summary};
 pub use surface::{surface_metrics, SurfaceMetrics};

@@ -1,14 +1,15 @@
-//! Metrics of one case per label or region, and of many cases at once (rayon over cases).
+//! Metrics of one case per label or region ([`crate::evaluate_cases`] runs many at once and
+//! summarises them).
 //!
 //! nnU-Net: `evaluation/evaluate_predictions.py::compute_metrics`. Voxels whose reference is the
 //! ignore label are left out of every count, and out of both masks for the surface metrics.
 
+use autoseg_planner::LabelValue;
 use ndarray::{s, Array3, ArrayView3, Zip};
 use rayon::prelude::*;
 
-use crate::classes::{validate_classes, LabelOrRegion, LabelValue};
+use crate::classes::{class_contains, validate_classes, LabelVoxel};
 use crate::counts::{Confusion, VoxelCounts};
-use crate::summary::Summary;
 use crate::surface::{surface_metrics_on_axes, SurfaceMetrics};
 use crate::EvaluationError;
 
@@ -17,7 +18,7 @@ use crate::EvaluationError;
 pub struct EvaluationSettings {
     /// The labels (or, for region-based datasets, the regions) to evaluate, in dataset.json
     /// order; nnU-Net's `foreground_labels` or `foreground_regions`.
-    pub classes: Vec<LabelOrRegion>,
+    pub classes: Vec<LabelValue>,
     /// The dataset's ignore label, if it declares one.
     pub ignore_label: Option<u16>,
     /// Surface metrics (HD95, ASSD, NSD) too; `None` computes the voxel-count metrics only.
@@ -196,12 +197,12 @@ pub struct CaseMetrics {
     /// The reference's file name.
     pub reference_file: String,
     /// Metrics per class.
-    pub metrics: Vec<(LabelOrRegion, LabelMetrics)>,
+    pub metrics: Vec<(LabelValue, LabelMetrics)>,
 }
 
 impl CaseMetrics {
     /// The metrics of one class, if it was evaluated.
-    pub fn get(&self, class: &LabelOrRegion) -> Option<&LabelMetrics> {
+    pub fn get(&self, class: &LabelValue) -> Option<&LabelMetrics> {
         self.metrics
             .iter()
             .find(|(c, _)| c == class)
@@ -215,7 +216,7 @@ impl CaseMetrics {
 /// [`EvaluationError::ShapeMismatch`], [`EvaluationError::InvalidSpacing`] (surface metrics
 /// only), [`EvaluationError::InvalidTolerance`], [`EvaluationError::NoClasses`],
 /// [`EvaluationError::EmptyRegion`].
-pub fn evaluate_case<T: LabelValue>(
+pub fn evaluate_case<T: LabelVoxel>(
     case: &CaseInput<'_, T>,
     settings: &EvaluationSettings,
 ) -> Result<CaseMetrics, EvaluationError> {
@@ -245,29 +246,7 @@ pub fn evaluate_case<T: LabelValue>(
     })
 }
 
-/// Evaluates every case (in parallel) and summarises them as nnU-Net's `summary.json` does.
-///
-/// # Errors
-/// [`EvaluationError::NoCases`] for an empty list, else the first error of
-/// [`evaluate_case`].
-pub fn evaluate_cases<T: LabelValue>(
-    cases: &[CaseInput<'_, T>],
-    settings: &EvaluationSettings,
-) -> Result<Summary, EvaluationError> {
-    if cases.is_empty() {
-        return Err(EvaluationError::NoCases { what: "evaluate" });
-    }
-    validate_settings(settings)?;
-    let per_case = cases
-        .par_iter()
-        .map(|case| evaluate_case(case, settings))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Summary::from_cases(&settings.classes, per_case))
-}
-
-fn validate_settings(settings: &EvaluationSettings) -> Result<(), EvaluationError> {
+pub(crate) fn validate_settings(settings: &EvaluationSettings) -> Result<(), EvaluationError> {
     validate_classes(&settings.classes)?;
     if let Some(s) = settings.surface {
         if !(s.nsd_tolerance_mm.is_finite() && s.nsd_tolerance_mm >= 0.0) {
@@ -301,9 +280,9 @@ pub(crate) fn validate_case<T>(
     Ok(())
 }
 
-fn class_surface_metrics<T: LabelValue>(
+fn class_surface_metrics<T: LabelVoxel>(
     case: &CaseInput<'_, T>,
-    class: &LabelOrRegion,
+    class: &LabelValue,
     ignore: Option<u16>,
     settings: SurfaceSettings,
 ) -> SurfaceMetrics {
@@ -328,20 +307,15 @@ fn class_surface_metrics<T: LabelValue>(
 }
 
 /// Whether a voxel is in the class (prediction or reference value `v`) and not ignored.
-fn counts_as<T: LabelValue>(
-    class: &LabelOrRegion,
-    v: T,
-    reference: T,
-    ignore: Option<i64>,
-) -> bool {
-    class.contains(v.to_i64()) && Some(reference.to_i64()) != ignore
+fn counts_as<T: LabelVoxel>(class: &LabelValue, v: T, reference: T, ignore: Option<i64>) -> bool {
+    class_contains(class, v.to_i64()) && Some(reference.to_i64()) != ignore
 }
 
 /// `labels ∈ class`, false where the reference holds the ignore label.
-fn class_mask<T: LabelValue>(
+fn class_mask<T: LabelVoxel>(
     labels: ArrayView3<'_, T>,
     reference: ArrayView3<'_, T>,
-    class: &LabelOrRegion,
+    class: &LabelValue,
     ignore: Option<u16>,
 ) -> Array3<bool> {
     let ignore = ignore.map(i64::from);
@@ -352,9 +326,9 @@ fn class_mask<T: LabelValue>(
 
 /// Inclusive corners of the voxels in the class in the reference or the prediction; `None`
 /// when there is none. Parallel over z slices.
-fn class_bounding_box<T: LabelValue>(
+fn class_bounding_box<T: LabelVoxel>(
     case: &CaseInput<'_, T>,
-    class: &LabelOrRegion,
+    class: &LabelValue,
     ignore: Option<u16>,
 ) -> Option<([usize; 3], [usize; 3])> {
     let ignore = ignore.map(i64::from);

@@ -8,14 +8,15 @@
 //! predictions: keep the largest component of that class; accept iff its mean Dice strictly
 //! improves. Comparisons with NaN are false, as in Python.
 
+use autoseg_planner::LabelValue;
 use ndarray::{Array3, ArrayViewMut3};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::classes::{validate_classes, LabelOrRegion, LabelValue};
+use crate::classes::{validate_classes, LabelVoxel};
 use crate::components::keep_largest_component_of;
-use crate::metrics::{evaluate_cases, CaseInput, EvaluationSettings};
-use crate::summary::Summary;
+use crate::metrics::{CaseInput, EvaluationSettings};
+use crate::summary::{evaluate_cases, Summary};
 use crate::EvaluationError;
 
 /// One postprocessing step: keep only the largest connected component (26-connectivity; ties
@@ -59,7 +60,7 @@ impl PostprocessingPlan {
 ///
 /// # Shapes
 /// `segmentation`: `(z, y, x)`.
-pub fn apply_postprocessing<T: LabelValue>(
+pub fn apply_postprocessing<T: LabelVoxel>(
     plan: &PostprocessingPlan,
     mut segmentation: ArrayViewMut3<'_, T>,
 ) {
@@ -88,7 +89,7 @@ pub struct PostprocessingDecision {
 ///
 /// # Errors
 /// [`EvaluationError::NoCases`], and the errors of [`evaluate_cases`].
-pub fn determine_postprocessing<T: LabelValue>(
+pub fn determine_postprocessing<T: LabelVoxel>(
     cases: &[CaseInput<'_, T>],
     settings: &EvaluationSettings,
 ) -> Result<PostprocessingDecision, EvaluationError> {
@@ -120,7 +121,7 @@ pub fn determine_postprocessing<T: LabelValue>(
     if settings.classes.len() > 1 {
         for class in &settings.classes {
             let step = PostprocessingStep {
-                keep_largest_component_of: class.labels().to_vec(),
+                keep_largest_component_of: class.values().to_vec(),
             };
             let tried = state.with_step(&step, cases, &settings)?;
             if tried.summary.class_dice(class) > state.summary.class_dice(class) {
@@ -138,10 +139,10 @@ pub fn determine_postprocessing<T: LabelValue>(
 
 /// Every label named by the classes, sorted, without background 0 (nnU-Net's
 /// `foreground_labels`).
-fn foreground_labels(classes: &[LabelOrRegion]) -> Vec<u16> {
+fn foreground_labels(classes: &[LabelValue]) -> Vec<u16> {
     let mut labels: Vec<u16> = classes
         .iter()
-        .flat_map(|c| c.labels().iter().copied())
+        .flat_map(|c| c.values().iter().copied())
         .filter(|&l| l != 0)
         .collect();
     labels.sort_unstable();
@@ -150,7 +151,7 @@ fn foreground_labels(classes: &[LabelOrRegion]) -> Vec<u16> {
 }
 
 /// Step (a)'s rule: foreground Dice strictly better and no class's Dice lower.
-fn foreground_step_helps(baseline: &Summary, tried: &Summary, classes: &[LabelOrRegion]) -> bool {
+fn foreground_step_helps(baseline: &Summary, tried: &Summary, classes: &[LabelValue]) -> bool {
     tried.foreground_dice() > baseline.foreground_dice()
         && !classes
             .iter()
@@ -163,7 +164,7 @@ struct Candidate<T> {
     summary: Summary,
 }
 
-impl<T: LabelValue> Candidate<T> {
+impl<T: LabelVoxel> Candidate<T> {
     /// These predictions with one more step applied, evaluated against the references.
     fn with_step(
         &self,
@@ -233,9 +234,9 @@ mod tests {
     #[test]
     fn foreground_labels_are_the_union_without_background() {
         let classes = [
-            LabelOrRegion::Region(vec![1, 2, 3]),
-            LabelOrRegion::Region(vec![2, 3]),
-            LabelOrRegion::Label(0),
+            LabelValue::Region(vec![1, 2, 3]),
+            LabelValue::Region(vec![2, 3]),
+            LabelValue::Single(0),
         ];
         assert_eq!(foreground_labels(&classes), vec![1, 2, 3]);
     }

@@ -1,4 +1,5 @@
-//! The summary of an evaluation, shaped like nnU-Net's `summary.json`, and a readable table.
+//! The summary of an evaluation, shaped like nnU-Net's `summary.json`, [`evaluate_cases`] (every
+//! case's metrics in parallel, then their summary), and a readable table.
 //!
 //! nnU-Net: `evaluation/evaluate_predictions.py::compute_metrics_on_folder`:
 //! `mean[class][metric]` is the NaN-ignoring mean over cases, and `foreground_mean[metric]` the
@@ -9,8 +10,36 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::classes::LabelOrRegion;
-use crate::metrics::{CaseMetrics, Metric};
+use autoseg_planner::LabelValue;
+use rayon::prelude::*;
+
+use crate::classes::LabelVoxel;
+use crate::metrics::{
+    evaluate_case, validate_settings, CaseInput, CaseMetrics, EvaluationSettings, Metric,
+};
+use crate::EvaluationError;
+
+/// Evaluates every case (in parallel) and summarises them as nnU-Net's `summary.json` does.
+///
+/// # Errors
+/// [`EvaluationError::NoCases`] for an empty list, else the first error of
+/// [`evaluate_case`].
+pub fn evaluate_cases<T: LabelVoxel>(
+    cases: &[CaseInput<'_, T>],
+    settings: &EvaluationSettings,
+) -> Result<Summary, EvaluationError> {
+    if cases.is_empty() {
+        return Err(EvaluationError::NoCases { what: "evaluate" });
+    }
+    validate_settings(settings)?;
+    let per_case = cases
+        .par_iter()
+        .map(|case| evaluate_case(case, settings))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Summary::from_cases(&settings.classes, per_case))
+}
 
 /// Values of several metrics (a mean per class, or the foreground mean).
 pub type MetricValues = BTreeMap<Metric, f64>;
@@ -21,7 +50,7 @@ pub struct Summary {
     /// Mean over classes of the per-class means.
     pub foreground_mean: MetricValues,
     /// NaN-ignoring mean over cases, per class in evaluation order.
-    pub mean: Vec<(LabelOrRegion, MetricValues)>,
+    pub mean: Vec<(LabelValue, MetricValues)>,
     /// Every case's metrics, in input order.
     pub metric_per_case: Vec<CaseMetrics>,
 }
@@ -29,13 +58,13 @@ pub struct Summary {
 impl Summary {
     /// Aggregates per-case metrics. The metrics averaged are those of the first case's first
     /// class (nnU-Net's `metric_list`); without cases every mean is empty.
-    pub fn from_cases(classes: &[LabelOrRegion], metric_per_case: Vec<CaseMetrics>) -> Summary {
+    pub fn from_cases(classes: &[LabelValue], metric_per_case: Vec<CaseMetrics>) -> Summary {
         let metric_list: Vec<Metric> = metric_per_case
             .first()
             .and_then(|case| case.metrics.first())
             .map(|(_, m)| m.present())
             .unwrap_or_default();
-        let mean: Vec<(LabelOrRegion, MetricValues)> = classes
+        let mean: Vec<(LabelValue, MetricValues)> = classes
             .iter()
             .map(|class| {
                 let values = metric_list
@@ -54,7 +83,7 @@ impl Summary {
     }
 
     /// The mean metrics of one class.
-    pub fn mean_of(&self, class: &LabelOrRegion) -> Option<&MetricValues> {
+    pub fn mean_of(&self, class: &LabelValue) -> Option<&MetricValues> {
         self.mean.iter().find(|(c, _)| c == class).map(|(_, v)| v)
     }
 
@@ -68,7 +97,7 @@ impl Summary {
     }
 
     /// The mean Dice of one class (NaN when absent).
-    pub fn class_dice(&self, class: &LabelOrRegion) -> f64 {
+    pub fn class_dice(&self, class: &LabelValue) -> f64 {
         self.mean_of(class)
             .and_then(|v| v.get(&Metric::Dice).copied())
             .unwrap_or(f64::NAN)
@@ -76,7 +105,7 @@ impl Summary {
 }
 
 /// One metric of one class over all cases (cases without the class or metric are skipped).
-fn case_values(cases: &[CaseMetrics], class: &LabelOrRegion, metric: Metric) -> Vec<f64> {
+fn case_values(cases: &[CaseMetrics], class: &LabelValue, metric: Metric) -> Vec<f64> {
     cases
         .iter()
         .filter_map(|case| case.get(class).and_then(|m| m.get(metric)))
@@ -160,12 +189,12 @@ pub(crate) fn pairwise_sum(values: &[f64]) -> f64 {
 }
 
 fn foreground_mean(
-    mean_per_class: &[(LabelOrRegion, MetricValues)],
+    mean_per_class: &[(LabelValue, MetricValues)],
     metric_list: &[Metric],
 ) -> MetricValues {
     let foreground: Vec<&MetricValues> = mean_per_class
         .iter()
-        .filter(|(class, _)| *class != LabelOrRegion::Label(0))
+        .filter(|(class, _)| *class != LabelValue::Single(0))
         .map(|(_, values)| values)
         .collect();
     metric_list
@@ -252,7 +281,7 @@ mod tests {
                         false_negative: fn_,
                         true_negative: 100,
                     };
-                    let class = LabelOrRegion::Label(i as u16 + 1);
+                    let class = LabelValue::Single(i as u16 + 1);
                     let metrics = LabelMetrics {
                         counts,
                         surface: None,
@@ -334,7 +363,7 @@ mod tests {
 
     #[test]
     fn means_are_nanmean_over_cases_and_plain_mean_over_classes() {
-        let classes = [LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = [LabelValue::Single(1), LabelValue::Single(2)];
         // Label 1: Dice 1.0 and 0.5. Label 2: Dice 0.0 and NaN (absent in case 2).
         let cases = vec![case(&[(4, 0, 0), (0, 2, 2)]), case(&[(1, 1, 1), (0, 0, 0)])];
         let summary = Summary::from_cases(&classes, cases);
@@ -347,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_class_absent_everywhere_makes_the_foreground_mean_nan() {
-        let classes = [LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = [LabelValue::Single(1), LabelValue::Single(2)];
         let summary = Summary::from_cases(&classes, vec![case(&[(4, 0, 0), (0, 0, 0)])]);
         assert!(summary.class_dice(&classes[1]).is_nan());
         assert!(summary.foreground_dice().is_nan());
@@ -355,7 +384,7 @@ mod tests {
 
     #[test]
     fn table_shows_mean_and_std_per_class() {
-        let classes = [LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = [LabelValue::Single(1), LabelValue::Single(2)];
         let cases = vec![case(&[(4, 0, 0), (0, 2, 2)]), case(&[(1, 1, 1), (0, 0, 0)])];
         let table = format_table(&Summary::from_cases(&classes, cases));
         let lines: Vec<&str> = table.lines().collect();

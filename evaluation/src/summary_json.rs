@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use crate::classes::LabelOrRegion;
+use crate::classes::class_from_key;
 use crate::counts::VoxelCounts;
 use crate::metrics::{CaseMetrics, LabelMetrics, Metric};
 use crate::summary::{MetricValues, Summary};
@@ -265,10 +265,7 @@ impl SummaryReader<'_> {
         let mut mean = Vec::new();
         for (key, values) in self.object(self.field(value, "mean", "")?, "mean")? {
             let path = format!("mean.{key}");
-            mean.push((
-                LabelOrRegion::from_key(key)?,
-                self.metric_values(values, &path)?,
-            ));
+            mean.push((class_from_key(key)?, self.metric_values(values, &path)?));
         }
         mean.sort_by(|a, b| a.0.cmp(&b.0));
         let cases = self
@@ -309,10 +306,7 @@ impl SummaryReader<'_> {
         let mut metrics = Vec::new();
         for (key, m) in self.object(self.field(value, "metrics", path)?, path)? {
             let class_path = format!("{path}.metrics.{key}");
-            metrics.push((
-                LabelOrRegion::from_key(key)?,
-                self.label_metrics(m, &class_path)?,
-            ));
+            metrics.push((class_from_key(key)?, self.label_metrics(m, &class_path)?));
         }
         metrics.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(CaseMetrics {
@@ -365,6 +359,7 @@ impl SummaryReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autoseg_planner::LabelValue;
 
     #[test]
     fn non_finite_tokens_are_quoted_outside_strings_only() {
@@ -391,7 +386,7 @@ mod tests {
 }"#;
         let summary = Summary::from_json(text, "summary.json").unwrap();
         assert!(summary.foreground_dice().is_nan());
-        let region = LabelOrRegion::Region(vec![1, 2]);
+        let region = LabelValue::Region(vec![1, 2]);
         let case = summary.metric_per_case[0].get(&region).unwrap();
         assert_eq!(case.counts.false_negative, 1);
         assert_eq!(case.counts.true_negative, 7);

@@ -3,7 +3,7 @@
 
 use autoseg_evaluation::{
     apply_postprocessing, determine_postprocessing, evaluate_case, evaluate_cases, CaseInput,
-    EvaluationError, EvaluationSettings, LabelOrRegion, Metric, PostprocessingStep, Summary,
+    EvaluationError, EvaluationSettings, LabelValue, Metric, PostprocessingStep, Summary,
     SurfaceMetrics, SurfaceSettings,
 };
 use ndarray::{s, Array3};
@@ -23,7 +23,7 @@ fn case<'a>(
     }
 }
 
-fn settings(classes: Vec<LabelOrRegion>, tolerance_mm: Option<f64>) -> EvaluationSettings {
+fn settings(classes: Vec<LabelValue>, tolerance_mm: Option<f64>) -> EvaluationSettings {
     EvaluationSettings {
         classes,
         ignore_label: None,
@@ -39,7 +39,7 @@ fn surface_of(
     spacing: [f64; 3],
     tolerance: f64,
 ) -> SurfaceMetrics {
-    let s = settings(vec![LabelOrRegion::Label(1)], Some(tolerance));
+    let s = settings(vec![LabelValue::Single(1)], Some(tolerance));
     let m = evaluate_case(&case("c", reference, prediction, spacing), &s).unwrap();
     m.metrics[0].1.surface.unwrap()
 }
@@ -63,7 +63,7 @@ mod cubes {
     #[test]
     fn dice_half_and_iou_one_third() {
         let (reference, prediction) = shifted_cubes();
-        let s = settings(vec![LabelOrRegion::Label(1)], None);
+        let s = settings(vec![LabelValue::Single(1)], None);
         let m = evaluate_case(&case("cube", &reference, &prediction, [1.0; 3]), &s).unwrap();
         let c = &m.metrics[0].1;
         assert_eq!(c.get(Metric::Dice), Some(0.5));
@@ -217,7 +217,7 @@ mod conventions {
         let empty = Array3::<u8>::zeros((6, 6, 6));
         let mut one = empty.clone();
         one.slice_mut(s![1..3, 1..3, 1..3]).fill(1);
-        let s = settings(vec![LabelOrRegion::Label(1)], Some(1.0));
+        let s = settings(vec![LabelValue::Single(1)], Some(1.0));
         let both = evaluate_case(&case("e", &empty, &empty, [1.0; 3]), &s).unwrap();
         let both = both.metrics[0].1;
         assert!(both.get(Metric::Dice).unwrap().is_nan());
@@ -258,7 +258,7 @@ mod conventions {
         prediction.slice_mut(s![.., .., ..12]).fill(1);
         let s = EvaluationSettings {
             ignore_label: Some(3),
-            ..settings(vec![LabelOrRegion::Label(1)], None)
+            ..settings(vec![LabelValue::Single(1)], None)
         };
         let m = evaluate_case(&case("i", &reference, &prediction, [1.0; 3]), &s).unwrap();
         let c = m.metrics[0].1.counts;
@@ -278,8 +278,8 @@ mod conventions {
     fn regions_are_unions_of_labels() {
         let reference = Array3::from_shape_vec((1, 1, 6), vec![1u8, 2, 2, 0, 3, 0]).unwrap();
         let prediction = Array3::from_shape_vec((1, 1, 6), vec![2u8, 2, 1, 1, 0, 0]).unwrap();
-        let region = LabelOrRegion::Region(vec![1, 2]);
-        let s = settings(vec![region.clone(), LabelOrRegion::Label(2)], None);
+        let region = LabelValue::Region(vec![1, 2]);
+        let s = settings(vec![region.clone(), LabelValue::Single(2)], None);
         let m = evaluate_case(&case("r", &reference, &prediction, [1.0; 3]), &s).unwrap();
         let r = m.get(&region).unwrap().counts;
         assert_eq!(
@@ -291,7 +291,7 @@ mod conventions {
             ),
             (3, 1, 0, 2)
         );
-        let l = m.get(&LabelOrRegion::Label(2)).unwrap().counts;
+        let l = m.get(&LabelValue::Single(2)).unwrap().counts;
         assert_eq!(
             (l.true_positive, l.false_positive, l.false_negative),
             (1, 1, 1)
@@ -302,7 +302,7 @@ mod conventions {
     fn faults_name_the_case() {
         let a = Array3::<u8>::zeros((2, 2, 2));
         let b = Array3::<u8>::zeros((2, 2, 3));
-        let s = settings(vec![LabelOrRegion::Label(1)], Some(1.0));
+        let s = settings(vec![LabelValue::Single(1)], Some(1.0));
         let err = evaluate_case(&case("c7", &a, &b, [1.0; 3]), &s).unwrap_err();
         assert!(matches!(err, EvaluationError::ShapeMismatch { .. }));
         assert!(err.to_string().contains("pred/c7.nii.gz"), "{err}");
@@ -311,7 +311,7 @@ mod conventions {
             err.to_string().contains("c8") && err.to_string().contains("spacing"),
             "{err}"
         );
-        let bad = settings(vec![LabelOrRegion::Label(1)], Some(-1.0));
+        let bad = settings(vec![LabelValue::Single(1)], Some(-1.0));
         assert!(matches!(
             evaluate_case(&case("c9", &a, &a, [1.0; 3]), &bad),
             Err(EvaluationError::InvalidTolerance { .. })
@@ -332,7 +332,7 @@ mod summary_file {
         let mut prediction = reference.clone();
         prediction.slice_mut(s![1..3, 1..5, 4..6]).fill(1);
         let empty = Array3::<u8>::zeros((4, 6, 8));
-        let classes = vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = vec![LabelValue::Single(1), LabelValue::Single(2)];
         let cases = [
             case("a", &reference, &prediction, [1.0; 3]),
             case("b", &reference, &empty, [1.0; 3]),
@@ -347,7 +347,7 @@ mod summary_file {
         assert!(summary.foreground_dice().is_nan());
         // Label 1: case a has TP 24, FP 16 (Dice 48 / 64); case b predicts nothing (Dice 0).
         assert_eq!(
-            summary.class_dice(&LabelOrRegion::Label(1)),
+            summary.class_dice(&LabelValue::Single(1)),
             (48.0 / 64.0 + 0.0) / 2.0
         );
         let json = summary.to_json();
@@ -402,7 +402,7 @@ mod postprocessing {
             case("a", &reference, &prediction, [1.0; 3]),
             case("b", &reference, &reference, [1.0; 3]),
         ];
-        let classes = vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = vec![LabelValue::Single(1), LabelValue::Single(2)];
         let decision = determine_postprocessing(&cases, &settings(classes, Some(1.0))).unwrap();
         // Keeping the largest foreground component would delete label 2 (Dice 1 -> 0): rejected.
         // Keeping label 1's largest component lifts its Dice in case a from 128/136 to 1.
@@ -411,7 +411,7 @@ mod postprocessing {
         }];
         assert_eq!(decision.plan.steps, expected);
         assert_eq!(
-            decision.before.class_dice(&LabelOrRegion::Label(1)),
+            decision.before.class_dice(&LabelValue::Single(1)),
             (128.0 / 136.0 + 1.0) / 2.0
         );
         assert_eq!(decision.after.foreground_dice(), 1.0);
@@ -428,7 +428,7 @@ mod postprocessing {
         let mut prediction = reference.clone();
         prediction.slice_mut(s![8..10, 8..10, 15..17]).fill(2); // spurious label-2 blob
         let cases = [case("a", &reference, &prediction, [1.0; 3])];
-        let classes = vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = vec![LabelValue::Single(1), LabelValue::Single(2)];
         let decision = determine_postprocessing(&cases, &settings(classes, None)).unwrap();
         let expected = vec![PostprocessingStep {
             keep_largest_component_of: vec![1, 2],
@@ -442,7 +442,7 @@ mod postprocessing {
     fn nothing_is_chosen_when_nothing_helps() {
         let reference = reference();
         let cases = [case("a", &reference, &reference, [1.0; 3])];
-        let classes = vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)];
+        let classes = vec![LabelValue::Single(1), LabelValue::Single(2)];
         let decision = determine_postprocessing(&cases, &settings(classes, None)).unwrap();
         assert!(decision.plan.steps.is_empty());
         assert_eq!(decision.after, decision.before);

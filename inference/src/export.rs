@@ -154,7 +154,7 @@ impl ExportSpec {
             transpose_forward: plans.transpose_forward,
             transpose_backward: plans.transpose_backward,
             configuration_spacing: config.spacing.clone(),
-            resampling: resample_settings(&config.resampling_probabilities).map_err(invalid)?,
+            resampling: resample_settings(&config.resampling_probabilities),
             rule,
         })
     }

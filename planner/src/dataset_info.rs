@@ -2,15 +2,67 @@
 //! labels object in file order, the number of training cases and the file ending.
 //! `autoseg-preprocessing` reads the file and builds this.
 
+use std::fmt;
+
 use crate::PlanError;
 
-/// The value of one entry of dataset.json's `labels` object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The value of one entry of dataset.json's `labels` object, and what is evaluated per class:
+/// a label, or a region (the union of labels). The one type for this concept in autoseg:
+/// preprocessing's checked `Labels`, evaluation's classes and the planner share it.
+///
+/// Its [`key`](LabelValue::key) is Python's `str` of the int or tuple, as nnU-Net keys
+/// `summary.json`: `"1"`, `"(1, 2)"`, and `"(1,)"` for a one-label region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LabelValue {
     /// A plain label: `"liver": 1`.
     Single(u16),
-    /// A region, the union of labels: `"whole tumor": [1, 2, 3]`.
+    /// A region, the union of labels: `"whole tumor": [1, 2, 3]` (a list, even of one value).
     Region(Vec<u16>),
+}
+
+impl LabelValue {
+    /// The label values this entry covers: the label, or the region's labels.
+    pub fn values(&self) -> &[u16] {
+        match self {
+            LabelValue::Single(v) => std::slice::from_ref(v),
+            LabelValue::Region(vs) => vs,
+        }
+    }
+
+    /// The key nnU-Net writes in `summary.json`: `"1"`, `"(1, 2)"` or `"(1,)"`.
+    pub fn key(&self) -> String {
+        match self {
+            LabelValue::Single(label) => label.to_string(),
+            LabelValue::Region(labels) if labels.len() == 1 => format!("({},)", labels[0]),
+            LabelValue::Region(labels) => {
+                let parts: Vec<String> = labels.iter().map(u16::to_string).collect();
+                format!("({})", parts.join(", "))
+            }
+        }
+    }
+
+    /// Parses a [`key`](LabelValue::key) back (nnU-Net: `key_to_label_or_region`): an integer,
+    /// or a parenthesised, comma-separated list of at least one integer. `None` otherwise.
+    pub fn from_key(key: &str) -> Option<LabelValue> {
+        let trimmed = key.trim();
+        if let Ok(label) = trimmed.parse::<u16>() {
+            return Some(LabelValue::Single(label));
+        }
+        let inner = trimmed.strip_prefix('(')?.strip_suffix(')')?;
+        let labels = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse::<u16>().ok())
+            .collect::<Option<Vec<u16>>>()?;
+        (!labels.is_empty()).then_some(LabelValue::Region(labels))
+    }
+}
+
+impl fmt::Display for LabelValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
 }
 
 /// One entry of dataset.json's `labels` object.
@@ -132,6 +184,25 @@ mod tests {
             name: name.into(),
             value,
         }
+    }
+
+    #[test]
+    fn keys_match_python_str_of_int_and_tuple_and_parse_back() {
+        assert_eq!(LabelValue::Single(3).key(), "3");
+        assert_eq!(LabelValue::Region(vec![1, 2, 3]).key(), "(1, 2, 3)");
+        assert_eq!(LabelValue::Region(vec![2]).key(), "(2,)");
+        for class in [
+            LabelValue::Single(7),
+            LabelValue::Region(vec![1, 2]),
+            LabelValue::Region(vec![4]),
+        ] {
+            assert_eq!(LabelValue::from_key(&class.key()), Some(class));
+        }
+        assert_eq!(LabelValue::from_key("()"), None);
+        assert_eq!(LabelValue::from_key("liver"), None);
+        assert_eq!(LabelValue::from_key("(1, x)"), None);
+        assert_eq!(LabelValue::Region(vec![2, 3]).values(), [2, 3]);
+        assert_eq!(LabelValue::Single(5).values(), [5]);
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod order;
 mod planner;
 mod plans;
 mod report;
+mod resampling;
 mod resolve;
 mod rules;
 mod settings;
@@ -71,10 +72,11 @@ pub use layout::{fold_folder, fold_of_folder, WorkLayout, SUMMARY_JSON};
 pub use lowres::LowresDecision;
 pub use planner::{plan, plan_with_report};
 pub use plans::{
-    ArchitectureEntry, Configuration, ConfigurationEntry, ForceSeparateZ, NormalizationScheme,
-    Plans, ResamplingSettings, PLANS_SCHEMA_VERSION,
+    ArchitectureEntry, Configuration, ConfigurationEntry, NormalizationScheme, Plans,
+    PLANS_SCHEMA_VERSION,
 };
 pub use report::PlanReport;
+pub use resampling::{ForceSeparateZ, ResamplingSettings, SplineOrder};
 pub use rules::{compute_new_shape, Anisotropy, TargetSpacing};
 pub use settings::{PlannerPreset, PlannerSettings, UnknownPreset};
 pub use spec::{Dim, NetworkKind, StageSpec, UNetSpec};

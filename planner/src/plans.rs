@@ -3,13 +3,12 @@
 //! trainer and predictor consume.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
-use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::channel_table;
+use crate::resampling::ResamplingSettings;
 use crate::UNetSpec;
 use crate::{Dim, ForegroundIntensityProperties, NetworkKind, PlanError, PlannerPreset};
 
@@ -33,93 +32,6 @@ pub enum NormalizationScheme {
     /// Divide by 255.
     #[serde(rename = "RGBTo01Normalization")]
     RgbTo01,
-}
-
-/// Whether resampling treats the lowest-resolution axis separately (nnU-Net's
-/// `force_separate_z`), written as `"auto"`, `true` or `false`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ForceSeparateZ {
-    /// Decide from the spacing anisotropy (nnU-Net's `None`).
-    Auto,
-    /// Always resample the lowest-resolution axis separately.
-    Always,
-    /// Never.
-    Never,
-}
-
-impl Serialize for ForceSeparateZ {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            ForceSeparateZ::Auto => serializer.serialize_str("auto"),
-            ForceSeparateZ::Always => serializer.serialize_bool(true),
-            ForceSeparateZ::Never => serializer.serialize_bool(false),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ForceSeparateZ {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ForceVisitor;
-        impl Visitor<'_> for ForceVisitor {
-            type Value = ForceSeparateZ;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("\"auto\", true or false")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ForceSeparateZ, E> {
-                Ok(if v {
-                    ForceSeparateZ::Always
-                } else {
-                    ForceSeparateZ::Never
-                })
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ForceSeparateZ, E> {
-                match v {
-                    "auto" => Ok(ForceSeparateZ::Auto),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-                }
-            }
-        }
-        deserializer.deserialize_any(ForceVisitor)
-    }
-}
-
-/// Resampling settings of one kind of array (nnU-Net's `resampling_fn_*_kwargs` of
-/// `resample_data_or_seg_to_shape`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResamplingSettings {
-    /// Spline order in-plane (or everywhere when not separate).
-    pub order: u8,
-    /// Order along the separate axis.
-    pub order_z: u8,
-    /// Separate-axis decision.
-    pub force_separate_z: ForceSeparateZ,
-}
-
-impl ResamplingSettings {
-    /// Images: cubic, nearest along a separate z. nnU-Net: `determine_resampling`.
-    pub fn nnunet_data() -> ResamplingSettings {
-        ResamplingSettings {
-            order: 3,
-            order_z: 0,
-            force_separate_z: ForceSeparateZ::Auto,
-        }
-    }
-
-    /// Segmentations: linear one-hot, nearest along a separate z. nnU-Net:
-    /// `determine_resampling`.
-    pub fn nnunet_seg() -> ResamplingSettings {
-        ResamplingSettings {
-            order: 1,
-            ..ResamplingSettings::nnunet_data()
-        }
-    }
-
-    /// Predicted probabilities/logits at export: linear. nnU-Net:
-    /// `determine_segmentation_softmax_export_fn`.
-    pub fn nnunet_probabilities() -> ResamplingSettings {
-        ResamplingSettings::nnunet_seg()
-    }
 }
 
 /// `[configurations.<name>.architecture]`: nnU-Net's parallel lists, kept for number-for-number
@@ -194,32 +106,6 @@ pub struct ConfigurationEntry {
     /// Network architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<ArchitectureEntry>,
-}
-
-impl ConfigurationEntry {
-    /// nnU-Net's `base.update(child)`: every key the child sets replaces the base's.
-    fn overlaid_with(self, child: ConfigurationEntry) -> ConfigurationEntry {
-        ConfigurationEntry {
-            inherits_from: child.inherits_from.or(self.inherits_from),
-            previous_stage: child.previous_stage.or(self.previous_stage),
-            next_stage: child.next_stage.or(self.next_stage),
-            spacing: child.spacing.or(self.spacing),
-            patch_size: child.patch_size.or(self.patch_size),
-            batch_size: child.batch_size.or(self.batch_size),
-            median_image_size_in_voxels: child
-                .median_image_size_in_voxels
-                .or(self.median_image_size_in_voxels),
-            normalization_schemes: child.normalization_schemes.or(self.normalization_schemes),
-            use_mask_for_norm: child.use_mask_for_norm.or(self.use_mask_for_norm),
-            batch_dice: child.batch_dice.or(self.batch_dice),
-            resampling_data: child.resampling_data.or(self.resampling_data),
-            resampling_seg: child.resampling_seg.or(self.resampling_seg),
-            resampling_probabilities: child
-                .resampling_probabilities
-                .or(self.resampling_probabilities),
-            architecture: child.architecture.or(self.architecture),
-        }
-    }
 }
 
 /// The experiment plans: everything the planner chose, per named configuration.
@@ -368,45 +254,6 @@ impl Plans {
             }) => parent,
             _ => name,
         }
-    }
-
-    /// Resolves configuration `name`: follows `inherits_from` with nnU-Net's shallow merge of
-    /// top-level keys (a child's `architecture` replaces the parent's whole table), then checks
-    /// that every key is present and every list has the right length.
-    ///
-    /// # Errors
-    /// [`PlanError::UnknownConfiguration`], [`PlanError::InheritanceCycle`],
-    /// [`PlanError::MissingKey`] or [`PlanError::InvalidConfiguration`].
-    pub fn resolve(&self, name: &str) -> Result<Configuration, PlanError> {
-        let entry = self.merged_entry(name)?;
-        crate::resolve::validate(name, entry, self.foreground_intensity_properties.len())
-    }
-
-    fn merged_entry(&self, name: &str) -> Result<ConfigurationEntry, PlanError> {
-        let mut chain = vec![name.to_string()];
-        let mut entry = self.entry(name)?.clone();
-        while let Some(parent) = entry.inherits_from.take() {
-            if chain.contains(&parent) {
-                chain.push(parent);
-                return Err(PlanError::InheritanceCycle {
-                    name: name.to_string(),
-                    chain,
-                });
-            }
-            let base = self.entry(&parent)?.clone();
-            chain.push(parent);
-            entry = base.overlaid_with(entry);
-        }
-        Ok(entry)
-    }
-
-    fn entry(&self, name: &str) -> Result<&ConfigurationEntry, PlanError> {
-        self.configurations
-            .get(name)
-            .ok_or_else(|| PlanError::UnknownConfiguration {
-                name: name.to_string(),
-                available: self.configuration_names(),
-            })
     }
 }
 

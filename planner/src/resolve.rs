@@ -1,12 +1,80 @@
-//! Turning a merged [`ConfigurationEntry`] into a [`Configuration`]: every required key present,
-//! list lengths checked once, the architecture's parallel lists turned into a [`UNetSpec`].
+//! [`Plans::resolve`]: following `inherits_from` (nnU-Net's shallow merge), then turning the
+//! merged [`ConfigurationEntry`] into a [`Configuration`]: every required key present, list
+//! lengths checked once, the architecture's parallel lists turned into a [`UNetSpec`].
 
-use crate::plans::{ArchitectureEntry, Configuration, ConfigurationEntry};
+use crate::plans::{ArchitectureEntry, Configuration, ConfigurationEntry, Plans};
 use crate::{Dim, NetworkKind, PlanError, StageSpec, UNetSpec};
+
+impl Plans {
+    /// Resolves configuration `name`: follows `inherits_from` with nnU-Net's shallow merge of
+    /// top-level keys (a child's `architecture` replaces the parent's whole table), then checks
+    /// that every key is present and every list has the right length.
+    ///
+    /// # Errors
+    /// [`PlanError::UnknownConfiguration`], [`PlanError::InheritanceCycle`],
+    /// [`PlanError::MissingKey`] or [`PlanError::InvalidConfiguration`].
+    pub fn resolve(&self, name: &str) -> Result<Configuration, PlanError> {
+        let entry = self.merged_entry(name)?;
+        validate(name, entry, self.foreground_intensity_properties.len())
+    }
+
+    fn merged_entry(&self, name: &str) -> Result<ConfigurationEntry, PlanError> {
+        let mut chain = vec![name.to_string()];
+        let mut entry = self.entry(name)?.clone();
+        while let Some(parent) = entry.inherits_from.take() {
+            if chain.contains(&parent) {
+                chain.push(parent);
+                return Err(PlanError::InheritanceCycle {
+                    name: name.to_string(),
+                    chain,
+                });
+            }
+            let base = self.entry(&parent)?.clone();
+            chain.push(parent);
+            entry = base.overlaid_with(entry);
+        }
+        Ok(entry)
+    }
+
+    fn entry(&self, name: &str) -> Result<&ConfigurationEntry, PlanError> {
+        self.configurations
+            .get(name)
+            .ok_or_else(|| PlanError::UnknownConfiguration {
+                name: name.to_string(),
+                available: self.configuration_names(),
+            })
+    }
+}
+
+impl ConfigurationEntry {
+    /// nnU-Net's `base.update(child)`: every key the child sets replaces the base's.
+    fn overlaid_with(self, child: ConfigurationEntry) -> ConfigurationEntry {
+        ConfigurationEntry {
+            inherits_from: child.inherits_from.or(self.inherits_from),
+            previous_stage: child.previous_stage.or(self.previous_stage),
+            next_stage: child.next_stage.or(self.next_stage),
+            spacing: child.spacing.or(self.spacing),
+            patch_size: child.patch_size.or(self.patch_size),
+            batch_size: child.batch_size.or(self.batch_size),
+            median_image_size_in_voxels: child
+                .median_image_size_in_voxels
+                .or(self.median_image_size_in_voxels),
+            normalization_schemes: child.normalization_schemes.or(self.normalization_schemes),
+            use_mask_for_norm: child.use_mask_for_norm.or(self.use_mask_for_norm),
+            batch_dice: child.batch_dice.or(self.batch_dice),
+            resampling_data: child.resampling_data.or(self.resampling_data),
+            resampling_seg: child.resampling_seg.or(self.resampling_seg),
+            resampling_probabilities: child
+                .resampling_probabilities
+                .or(self.resampling_probabilities),
+            architecture: child.architecture.or(self.architecture),
+        }
+    }
+}
 
 /// Checks a merged entry and builds the resolved configuration. `n_channels` is the number of
 /// channels the plans' intensity properties describe.
-pub(crate) fn validate(
+fn validate(
     name: &str,
     entry: ConfigurationEntry,
     n_channels: usize,

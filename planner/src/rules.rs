@@ -105,15 +105,20 @@ pub(crate) fn transpose(target_spacing: &[f64; 3]) -> ([usize; 3], [usize; 3]) {
 }
 
 /// `shape` resampled from `old_spacing` to `new_spacing`:
-/// `round_half_even(old_spacing / new_spacing * shape)` per axis.
+/// `round_half_even(old_spacing / new_spacing * shape)` per axis (Python's `round`). The one
+/// definition: planning sizes with it and preprocessing resamples to it. Spacings are not
+/// checked here (a zero or non-finite spacing gives a meaningless shape); the resampler refuses
+/// them.
 ///
 /// nnU-Net: `preprocessing/resampling/default_resampling.py::compute_new_shape`.
-pub fn compute_new_shape(shape: &[usize], old_spacing: &[f64], new_spacing: &[f64]) -> Vec<usize> {
-    shape
-        .iter()
-        .zip(old_spacing.iter().zip(new_spacing))
-        .map(|(&s, (&old, &new))| (old / new * s as f64).round_ties_even() as usize)
-        .collect()
+pub fn compute_new_shape<const N: usize>(
+    shape: [usize; N],
+    old_spacing: [f64; N],
+    new_spacing: [f64; N],
+) -> [usize; N] {
+    std::array::from_fn(|i| {
+        (old_spacing[i] / new_spacing[i] * shape[i] as f64).round_ties_even() as usize
+    })
 }
 
 /// Median (numpy `np.median`, per axis) of every case's shape after resampling to `target`.
@@ -122,10 +127,7 @@ pub(crate) fn median_resampled_shape(fingerprint: &Fingerprint, target: &[f64; 3
         .shapes_after_crop()
         .iter()
         .zip(fingerprint.spacings())
-        .map(|(shape, spacing)| {
-            let new = compute_new_shape(shape, spacing, target);
-            [new[0] as f64, new[1] as f64, new[2] as f64]
-        })
+        .map(|(shape, spacing)| compute_new_shape(*shape, *spacing, *target).map(|n| n as f64))
         .collect();
     per_axis(&new_shapes, median)
 }
@@ -225,11 +227,21 @@ mod tests {
     #[test]
     fn compute_new_shape_rounds_half_to_even() {
         assert_eq!(
-            compute_new_shape(&[20, 5, 3], &[3.6, 1.0, 1.0], &[3.0, 2.0, 2.0]),
-            vec![24, 2, 2]
+            compute_new_shape([20, 5, 3], [3.6, 1.0, 1.0], [3.0, 2.0, 2.0]),
+            [24, 2, 2]
         );
-        assert_eq!(compute_new_shape(&[7], &[1.0], &[2.0]), vec![4]); // 3.5 -> 4
-        assert_eq!(compute_new_shape(&[5], &[1.0], &[2.0]), vec![2]); // 2.5 -> 2
+        assert_eq!(compute_new_shape([7], [1.0], [2.0]), [4]); // 3.5 -> 4
+        assert_eq!(compute_new_shape([5], [1.0], [2.0]), [2]); // 2.5 -> 2
+                                                               // 5 * 0.5 = 2.5 -> 2 (Python round), 7 * 0.5 = 3.5 -> 4, 3 * 1.5 = 4.5 -> 4.
+        assert_eq!(
+            compute_new_shape([5, 7, 3], [1.0, 1.0, 1.5], [2.0, 2.0, 1.0]),
+            [2, 4, 4]
+        );
+        // 512 * 0.7 = 358.4 -> 358.
+        assert_eq!(
+            compute_new_shape([400, 512, 512], [0.7; 3], [1.0; 3]),
+            [280, 358, 358]
+        );
     }
 
     #[test]

@@ -88,6 +88,26 @@ fn hand_edited_batch_size_comes_back_through_resolve() {
 }
 
 #[test]
+fn a_spline_order_the_resampler_lacks_is_refused_when_plans_toml_is_read() {
+    let text = liver_plans().to_toml_string().expect("serialisable");
+    assert!(text.contains("order = 3\norder_z = 0\n"), "{text}");
+    let edited = text.replacen("order = 3\n", "order = 7\n", 1);
+    let err = Plans::from_toml_str(&edited).expect_err("order 7 does not exist");
+    assert!(matches!(err, PlanError::ParsePlans(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "invalid value: integer `7`, expected a spline order: 0 (nearest), 1 (linear) or 3 (cubic)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("order = 7"),
+        "the message shows the line: {message}"
+    );
+}
+
+#[test]
 fn inherits_from_is_a_shallow_merge() {
     let mut plans = liver_plans();
     let mut arch = plans.configurations["3d_lowres"]

@@ -20,7 +20,8 @@
 
 use std::time::Instant;
 
-use autoseg_preprocessing::resample::{compute_new_shape, resample_data, ResampleSettings};
+use autoseg_planner::compute_new_shape;
+use autoseg_preprocessing::resample::{resample_data, ResampleSettings};
 use ndarray::Array4;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (1000.0 * (0.05 * z as f64).sin() * (0.03 * y as f64).cos() + 0.5 * x as f64 - 200.0) as f32
     });
     let (from, to) = ([0.7; 3], [1.0; 3]);
-    let new_shape = compute_new_shape([nz, ny, nx], from, to)?;
+    let new_shape = compute_new_shape([nz, ny, nx], from, to);
     let start = Instant::now();
     let out = resample_data(
         image.view(),

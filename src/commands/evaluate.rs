@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use autoseg_evaluation::{
     detect_file_ending, evaluate_pairs, format_table, labels_in_references, match_cases,
-    settings_from_dataset_json, CasePair, EvaluationSettings, LabelOrRegion, SurfaceSettings,
+    settings_from_dataset_json, CasePair, EvaluationSettings, LabelValue, SurfaceSettings,
     DEFAULT_NSD_TOLERANCE_MM,
 };
 use autoseg_preprocessing::read_dataset_json;
@@ -80,7 +80,7 @@ fn from_references(
         "no --dataset-json: evaluating the labels found in the references"
     );
     let settings = EvaluationSettings {
-        classes: labels.into_iter().map(LabelOrRegion::Label).collect(),
+        classes: labels.into_iter().map(LabelValue::Single).collect(),
         ignore_label: None,
         surface,
     };

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use autoseg_planner::{fold_of_folder, WorkLayout, SUMMARY_JSON};
+use autoseg_planner::{fold_of_folder, LabelValue, WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::Labels;
 
 use super::html::{Cell, Page};
 use super::sections::{read_artifact, Found};
-use crate::classes::LabelOrRegion;
 use crate::metrics::Metric;
 use crate::summary::{number, Summary};
 
@@ -236,11 +235,11 @@ pub(crate) fn summary_table(
 }
 
 /// The class's key with its `dataset.json` name, e.g. `1 (organ)`.
-pub(crate) fn class_name(class: &LabelOrRegion, labels: Option<&Labels>) -> String {
+pub(crate) fn class_name(class: &LabelValue, labels: Option<&Labels>) -> String {
     let name = labels.and_then(|l| {
         l.entries()
             .iter()
-            .find(|e| e.value.values() == class.labels())
+            .find(|e| e.value.values() == class.values())
             .map(|e| e.name.clone())
     });
     match name {
@@ -249,7 +248,7 @@ pub(crate) fn class_name(class: &LabelOrRegion, labels: Option<&Labels>) -> Stri
     }
 }
 
-fn case_values(summary: &Summary, class: &LabelOrRegion, metric: Metric) -> Vec<f64> {
+fn case_values(summary: &Summary, class: &LabelValue, metric: Metric) -> Vec<f64> {
     summary
         .metric_per_case
         .iter()

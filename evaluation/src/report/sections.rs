@@ -79,8 +79,10 @@ fn labels_html(dataset: &Dataset) -> String {
         .entries()
         .iter()
         .map(|entry| match &entry.value {
-            LabelValue::Label(0) => format!("{} = 0", super::html::escape(&entry.name)),
-            LabelValue::Label(v) => swatch_html(label_colour(*v), &format!("{} = {v}", entry.name)),
+            LabelValue::Single(0) => format!("{} = 0", super::html::escape(&entry.name)),
+            LabelValue::Single(v) => {
+                swatch_html(label_colour(*v), &format!("{} = {v}", entry.name))
+            }
             LabelValue::Region(vs) => {
                 super::html::escape(&format!("{} = region {vs:?}", entry.name))
             }

@@ -10,7 +10,7 @@ use ndarray::{s, Array4};
 
 use super::html::png_data_uri;
 use super::*;
-use crate::{evaluate_cases, CaseInput, EvaluationSettings, LabelOrRegion};
+use crate::{evaluate_cases, CaseInput, EvaluationSettings, LabelValue};
 
 const SHAPE: [usize; 3] = [6, 10, 12];
 
@@ -135,7 +135,7 @@ fn write_results(work: &Path) -> Vec<u8> {
         spacing: [2.0, 1.0, 1.0],
     };
     let settings = EvaluationSettings {
-        classes: vec![LabelOrRegion::Label(1), LabelOrRegion::Label(2)],
+        classes: vec![LabelValue::Single(1), LabelValue::Single(2)],
         ignore_label: None,
         surface: None,
     };

@@ -82,16 +82,6 @@ pub enum PredictError {
         /// The configuration.
         configuration: String,
     },
-    /// A plan's probability resampling is not usable.
-    #[error("{}: resampling_probabilities of {configuration}: {fault}", path.display())]
-    Resampling {
-        /// The plans.
-        path: PathBuf,
-        /// The configuration.
-        configuration: String,
-        /// What is wrong.
-        fault: String,
-    },
     /// A cascade stage was given a case prepared without its images (see
     /// [`crate::Predictor::preprocessor`]).
     #[error("case {case}: a cascade stage needs the case's images; prepare it with this predictor's preprocessor")]

@@ -53,13 +53,7 @@ impl NextStage {
                 })
             }
         };
-        let resampling = resample_settings(&config.resampling_probabilities).map_err(|fault| {
-            PredictError::Resampling {
-                path,
-                configuration: configuration.to_string(),
-                fault,
-            }
-        })?;
+        let resampling = resample_settings(&config.resampling_probabilities);
         let dir = layout.predicted_next_stage(configuration, next);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create the folder"))?;
         Ok(NextStage {

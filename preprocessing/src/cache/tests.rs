@@ -315,7 +315,7 @@ fn stamp_follows_preprocessing_fields_only() {
     finer.spacing[0] = 1.0;
     assert_ne!(StampFields::of(&plans, &finer, &classes).key(), key);
     let mut resampled = config.clone();
-    resampled.resampling_data.order = 1;
+    resampled.resampling_data.order = autoseg_planner::SplineOrder::Linear;
     assert_ne!(StampFields::of(&plans, &resampled, &classes).key(), key);
     // Intensity statistics matter only to CT channels (this one is z-scored).
     let mut other_stats = plans.clone();

@@ -3,43 +3,10 @@
 //! nnU-Net: `utilities/label_handling/label_handling.py::LabelManager` (sanity check, ignore
 //! label, `all_labels`, regions) and `verify_dataset_integrity.py` (consecutive labels).
 
+use autoseg_planner::{LabelEntry, LabelValue};
 use serde_json::Value;
 
-use super::json::{label_entries, label_number, JsonFault};
-
-/// The value of one `labels` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelValue {
-    /// A single label value.
-    Label(u16),
-    /// A list of label values (a region when it has more than one entry).
-    Region(Vec<u16>),
-}
-
-impl LabelValue {
-    /// The label values this entry covers.
-    pub fn values(&self) -> &[u16] {
-        match self {
-            LabelValue::Label(v) => std::slice::from_ref(v),
-            LabelValue::Region(vs) => vs,
-        }
-    }
-
-    /// Whether the entry covers only background (0).
-    fn is_background(&self) -> bool {
-        let values = self.values();
-        !values.is_empty() && values.iter().all(|&v| v == 0)
-    }
-}
-
-/// One named entry of `labels` (never the ignore label).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelEntry {
-    /// The label's name, e.g. `"liver"`.
-    pub name: String,
-    /// Its value or region.
-    pub value: LabelValue,
-}
+use super::fault::JsonFault;
 
 /// The checked `labels` declaration: `background` is 0; the ignore label, if any, is one integer
 /// equal to `max(labels) + 1`.
@@ -92,7 +59,7 @@ impl Labels {
         if let Some(ignore) = self.ignore {
             let entry = LabelEntry {
                 name: "ignore".to_string(),
-                value: LabelValue::Label(ignore),
+                value: LabelValue::Single(ignore),
             };
             all.insert(self.ignore_position.min(all.len()), entry);
         }
@@ -158,7 +125,7 @@ impl Labels {
         let regions = self
             .entries
             .iter()
-            .filter(|e| !e.value.is_background())
+            .filter(|e| !is_background(&e.value))
             .map(|e| e.value.values().to_vec())
             .collect();
         Some(regions)
@@ -200,13 +167,51 @@ fn check_background(entries: &[LabelEntry], faults: &mut Vec<JsonFault>) {
     match entries.iter().find(|e| e.name == "background") {
         None => faults.push(JsonFault::NoBackground),
         Some(LabelEntry {
-            value: LabelValue::Label(0),
+            value: LabelValue::Single(0),
             ..
         }) => {}
         Some(e) => faults.push(JsonFault::BackgroundNotZero {
             found: format!("{:?}", e.value.values()),
         }),
     }
+}
+
+/// Whether the entry covers only background (0).
+fn is_background(value: &LabelValue) -> bool {
+    let values = value.values();
+    !values.is_empty() && values.iter().all(|&v| v == 0)
+}
+
+/// The entries of the ordered `labels` object (without `ignore`), collecting a fault per
+/// value that is not a label or a list of labels.
+fn label_entries(map: Vec<(String, Value)>, faults: &mut Vec<JsonFault>) -> Vec<LabelEntry> {
+    let mut entries = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        match parse_label_value(&value) {
+            Some(value) => entries.push(LabelEntry { name, value }),
+            None => faults.push(JsonFault::LabelValue {
+                name,
+                found: value.to_string(),
+            }),
+        }
+    }
+    entries
+}
+
+fn parse_label_value(value: &Value) -> Option<LabelValue> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(label_number)
+            .collect::<Option<Vec<u16>>>()
+            .map(LabelValue::Region),
+        other => label_number(other).map(LabelValue::Single),
+    }
+}
+
+/// A label value: an integer in `0..=65535`.
+pub(crate) fn label_number(value: &Value) -> Option<u16> {
+    value.as_u64().and_then(|n| u16::try_from(n).ok())
 }
 
 #[cfg(test)]

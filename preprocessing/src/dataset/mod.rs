@@ -7,16 +7,19 @@
 //! [`crate::verify`], which reports every problem at once.
 
 mod discovery;
+mod fault;
 mod json;
 mod labels;
 
 use std::path::{Path, PathBuf};
 
+pub use autoseg_planner::{LabelEntry, LabelValue};
 pub(crate) use discovery::{cases_from_entries, discover, Discovered};
 pub use discovery::{discover_image_cases, split_channel_name};
+pub use fault::{JsonFault, PathProblem};
 pub(crate) use json::ParseFailure;
-pub use json::{CaseEntry, DatasetJson, JsonFault, PathProblem};
-pub use labels::{LabelEntry, LabelValue, Labels};
+pub use json::{CaseEntry, DatasetJson};
+pub use labels::Labels;
 
 /// A case identifier, e.g. `la_003` (the file name without `_XXXX{file_ending}`).
 pub type CaseId = String;

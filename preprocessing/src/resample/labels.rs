@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 use ndarray::{Array3, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Zip};
 use rayon::prelude::*;
 
-use super::spline::{resample_axis_into, SplineOrder, Taps};
-use super::{resize_3d_into, spatial_shape3, ResampleSettings};
+use super::spline::{resample_axis_into, Taps};
+use super::{resize_3d_into, spatial_shape3, ResampleSettings, SplineOrder};
 
 /// `resize_segmentation(input, out.shape, order)` for one 3D label map (non-empty).
 pub(crate) fn resize_labels_into(

@@ -1,7 +1,6 @@
 //! Resampling of images and label maps to a new shape, exactly as nnU-Net does it.
 //!
-//! nnU-Net: `preprocessing/resampling/default_resampling.py` (`compute_new_shape`,
-//! `determine_do_sep_z_and_axis`, `resample_data_or_seg`), with skimage's
+//! nnU-Net: `preprocessing/resampling/default_resampling.py` (`determine_do_sep_z_and_axis`, `resample_data_or_seg`), with skimage's
 //! `resize(mode='edge', anti_aliasing=False)` (= scipy `zoom(grid_mode=True, mode='nearest')`
 //! followed by clipping to the input's range) and batchgenerators' `resize_segmentation`
 //! (one-hot resampling of label maps). See `reference/nnunet.md` §3.8.
@@ -11,11 +10,12 @@
 //! `i16` (−1 marks "outside the nonzero mask").
 //!
 //! ```
-//! use autoseg_preprocessing::resample::{compute_new_shape, resample_data, ResampleSettings};
+//! use autoseg_planner::compute_new_shape;
+//! use autoseg_preprocessing::resample::{resample_data, ResampleSettings};
 //! use ndarray::Array4;
 //!
 //! let image = Array4::<f32>::from_elem((1, 4, 6, 6), 1.5);
-//! let new_shape = compute_new_shape([4, 6, 6], [2.0, 1.0, 1.0], [1.0, 1.5, 1.5]).unwrap();
+//! let new_shape = compute_new_shape([4, 6, 6], [2.0, 1.0, 1.0], [1.0, 1.5, 1.5]);
 //! assert_eq!(new_shape, [8, 4, 4]);
 //! let out = resample_data(
 //!     image.view(), new_shape, [2.0, 1.0, 1.0], [1.0, 1.5, 1.5], &ResampleSettings::nnunet_data(),
@@ -32,13 +32,9 @@ mod spline;
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 use thiserror::Error;
 
-pub use spline::SplineOrder;
+pub use autoseg_planner::{SplineOrder, ANISO_THRESHOLD};
 
 use spline::{resample_axis_into, Sample};
-
-/// nnU-Net's anisotropy threshold: spacings whose max/min ratio exceeds it are resampled
-/// separately along the low-resolution axis (`nnunetv2/configuration.py`).
-pub const ANISO_THRESHOLD: f64 = 3.0;
 
 /// Why a resampling request cannot be carried out.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -60,25 +56,6 @@ pub enum ResampleError {
         /// Target shape `(z, y, x)`.
         to: [usize; 3],
     },
-    /// An interpolation order other than 0, 1 or 3.
-    #[error("interpolation order {order} is not supported (use 0, 1 or 3)")]
-    UnsupportedOrder {
-        /// The order asked for.
-        order: u8,
-    },
-}
-
-impl TryFrom<u8> for SplineOrder {
-    type Error = ResampleError;
-
-    fn try_from(order: u8) -> Result<SplineOrder, ResampleError> {
-        match order {
-            0 => Ok(SplineOrder::Nearest),
-            1 => Ok(SplineOrder::Linear),
-            3 => Ok(SplineOrder::Cubic),
-            order => Err(ResampleError::UnsupportedOrder { order }),
-        }
-    }
 }
 
 /// Whether to resample the low-resolution axis separately (nnU-Net's `force_separate_z`).
@@ -134,24 +111,6 @@ impl ResampleSettings {
             separate_z: SeparateZ::Auto,
         }
     }
-}
-
-/// The shape a volume of `old_shape` voxels at `old_spacing` has at `new_spacing`:
-/// `round(old_spacing / new_spacing * old_shape)` per axis, rounding half to even like
-/// Python's `round`. nnU-Net: `default_resampling.py::compute_new_shape`.
-///
-/// # Errors
-/// [`ResampleError::InvalidSpacing`] if a spacing is not positive and finite.
-pub fn compute_new_shape(
-    old_shape: [usize; 3],
-    old_spacing: [f64; 3],
-    new_spacing: [f64; 3],
-) -> Result<[usize; 3], ResampleError> {
-    check_spacing(old_spacing)?;
-    check_spacing(new_spacing)?;
-    Ok(std::array::from_fn(|i| {
-        (old_spacing[i] / new_spacing[i] * old_shape[i] as f64).round_ties_even() as usize
-    }))
 }
 
 fn check_spacing(spacing: [f64; 3]) -> Result<(), ResampleError> {
@@ -402,31 +361,6 @@ mod tests {
     use ndarray::Array;
 
     #[test]
-    fn new_shape_rounds_half_to_even() {
-        // 5 * 0.5 = 2.5 -> 2 (Python round), 7 * 0.5 = 3.5 -> 4, 3 * 1.5 = 4.5 -> 4.
-        assert_eq!(
-            compute_new_shape([5, 7, 3], [1.0, 1.0, 1.5], [2.0, 2.0, 1.0]),
-            Ok([2, 4, 4])
-        );
-        // 512 * 0.7 = 358.4 -> 358.
-        assert_eq!(
-            compute_new_shape([400, 512, 512], [0.7; 3], [1.0; 3]),
-            Ok([280, 358, 358])
-        );
-    }
-
-    #[test]
-    fn new_shape_rejects_bad_spacing() {
-        let err = compute_new_shape([4, 4, 4], [1.0, 0.0, 1.0], [1.0; 3]);
-        assert_eq!(
-            err,
-            Err(ResampleError::InvalidSpacing {
-                spacing: [1.0, 0.0, 1.0]
-            })
-        );
-    }
-
-    #[test]
     fn separate_z_follows_nnunet_rules() {
         // Current spacing anisotropic: its lowres axis.
         assert_eq!(
@@ -460,20 +394,6 @@ mod tests {
         assert_eq!(
             separate_z_axis(SeparateZ::Never, [9.0, 1.0, 1.0], [1.0; 3]),
             None
-        );
-    }
-
-    #[test]
-    fn order_numbers_round_trip() {
-        for order in [0u8, 1, 3] {
-            assert_eq!(
-                SplineOrder::try_from(order).map(SplineOrder::as_u8),
-                Ok(order)
-            );
-        }
-        assert_eq!(
-            SplineOrder::try_from(2),
-            Err(ResampleError::UnsupportedOrder { order: 2 })
         );
     }
 

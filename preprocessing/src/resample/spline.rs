@@ -20,30 +20,11 @@
 use ndarray::{s, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-/// Interpolation order, as in scipy and skimage (`order=0|1|3`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SplineOrder {
-    /// Order 0: nearest neighbour.
-    Nearest,
-    /// Order 1: linear.
-    Linear,
-    /// Order 3: cubic B-spline with prefilter.
-    Cubic,
-}
+use autoseg_planner::SplineOrder;
 
-impl SplineOrder {
-    /// The number as nnU-Net's plans write it.
-    pub fn as_u8(self) -> u8 {
-        match self {
-            SplineOrder::Nearest => 0,
-            SplineOrder::Linear => 1,
-            SplineOrder::Cubic => 3,
-        }
-    }
-
-    fn n_taps(self) -> usize {
-        usize::from(self.as_u8()) + 1
-    }
+/// Number of taps an output voxel reads: `order + 1`.
+fn n_taps(order: SplineOrder) -> usize {
+    usize::from(order.as_u8()) + 1
 }
 
 /// Number of edge copies scipy pads on each side before the cubic prefilter
@@ -106,7 +87,7 @@ impl Taps {
             SplineOrder::Cubic => (CUBIC_PAD, n_in + 2 * CUBIC_PAD),
             _ => (0, n_in),
         };
-        let n_taps = order.n_taps();
+        let n_taps = n_taps(order);
         let mut index = Vec::with_capacity(n_out * n_taps);
         let mut weight = Vec::with_capacity(n_out * n_taps);
         for o in 0..n_out {
