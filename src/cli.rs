@@ -248,7 +248,7 @@ pub struct EvaluateArgs {
     /// dataset.json giving the labels (default: labels found in the references).
     #[arg(long)]
     pub dataset_json: Option<PathBuf>,
-    /// Where to write summary.json (default: <pred>/summary.json).
+    /// Where to write summary.json (default: PRED/summary.json).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use autoseg_inference::{discover_input_cases, Device, PhaseTimes, PredictOptions, Predictor};
+use autoseg_planner::WorkLayout;
 
 /// The command line: positional arguments plus `--no-tta`.
 struct Args {
@@ -50,8 +51,12 @@ fn difference(now: PhaseTimes, before: PhaseTimes) -> PhaseTimes {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut predictor =
-        Predictor::load(&args.model, &args.configuration, &args.folds, Device::Cpu)?;
+    let mut predictor = Predictor::load(
+        &WorkLayout::new(&args.model),
+        &args.configuration,
+        &args.folds,
+        Device::Cpu,
+    )?;
     predictor.set_options(PredictOptions {
         use_mirroring: args.tta,
         ..PredictOptions::nnunet()

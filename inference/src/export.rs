@@ -35,14 +35,6 @@ use crate::{array4_to_tensor, label_map_to_array, tensor_to_array4, InferenceErr
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ExportError {
-    /// The plan's probability resampling cannot be used (an unsupported interpolation order).
-    #[error("configuration {configuration}: {fault}")]
-    InvalidPlan {
-        /// Configuration name.
-        configuration: String,
-        /// What is wrong.
-        fault: String,
-    },
     /// The configuration's spacing has neither 2 nor 3 axes.
     #[error("configuration {configuration}: spacing {spacing:?} needs 2 or 3 axes")]
     SpacingAxes {
@@ -132,17 +124,12 @@ impl ExportSpec {
     /// The export of configuration `config` of `plans` with label rule `rule`.
     ///
     /// # Errors
-    /// [`ExportError::InvalidPlan`] for an unsupported interpolation order;
     /// [`ExportError::SpacingAxes`] for a spacing that has neither 2 nor 3 axes.
     pub fn new(
         plans: &Plans,
         config: &Configuration,
         rule: SegmentationRule,
     ) -> Result<ExportSpec, ExportError> {
-        let invalid = |fault: String| ExportError::InvalidPlan {
-            configuration: config.name.clone(),
-            fault,
-        };
         if !(2..=3).contains(&config.spacing.len()) {
             return Err(ExportError::SpacingAxes {
                 configuration: config.name.clone(),

@@ -78,4 +78,3 @@ pub use tch::Device;
 
 // Re-exported so that callers name label rules without depending on the evaluation crate.
 pub use autoseg_evaluation::SegmentationRule;
-

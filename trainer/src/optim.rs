@@ -6,7 +6,6 @@
 //! `scaler.scale(loss).backward()`, then [`optimizer_step`]: unscale the gradients, clip them to
 //! norm 12, step unless a gradient was inf/NaN, update the scale.
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, TchError, Tensor};
 use thiserror::Error;
 

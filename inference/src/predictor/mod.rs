@@ -40,8 +40,8 @@ pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use validation::{validate_fold, ValidationJob};
 
 use crate::{
-    array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError,
-    Segmenter, SlidingWindowSettings,
+    array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError, Segmenter,
+    SlidingWindowSettings,
 };
 use crate::{Phase, PhaseClock, PhaseTimes};
 use error::io_err;

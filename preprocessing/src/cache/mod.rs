@@ -25,9 +25,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use format::{write_case, CachedCase, CaseKeys, CACHE_FORMAT_VERSION};
-pub use prev_stage::{
-    append_one_hot, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg,
-};
+pub use prev_stage::{append_one_hot, prev_stage_path, read_prev_stage_seg, write_prev_stage_seg};
 pub use run::{
     case_path, preprocess, source_key, PreprocessSettings, PreprocessSummary, CASE_EXTENSION,
 };

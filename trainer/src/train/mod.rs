@@ -519,5 +519,6 @@ fn save(
         &model.named_weights(),
         &model.sgd.momentum_buffers(),
         meta,
-    )
+    )?;
+    Ok(())
 }
