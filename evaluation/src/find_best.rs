@@ -292,7 +292,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// `results/best.toml` as [`read_best`] reads it back for `predict`: the choice and its
-/// postprocessing. The other keys [`BestToml`] writes (evidence, commands) are for people.
+/// postprocessing. The other keys find-best writes (evidence, commands) are for people.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct BestChoice {
     /// The chosen configuration, when a single one was chosen.

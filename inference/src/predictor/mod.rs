@@ -5,9 +5,9 @@
 //! `predict_from_files`, `predict_logits_from_preprocessed_data`) and
 //! `nnUNetTrainer.perform_actual_validation` (`reference/nnunet.md` §7, §6.7).
 //!
-//! One module per job: [`model`] loads a model folder's checkpoints and dataset description,
-//! [`inputs`] finds the cases of an input folder, [`next_stage`] writes a cascade's next-stage
-//! inputs, [`validation`] is the final validation of a trained fold, and this module predicts.
+//! One module per job: `model` loads a model folder's checkpoints and dataset description,
+//! `inputs` finds the cases of an input folder, `next_stage` writes a cascade's next-stage
+//! inputs, `validation` is the final validation of a trained fold, and this module predicts.
 //!
 //! Per case: preprocessing exactly as for training (without a label map), the Gaussian sliding
 //! window with mirroring over every patch axis (nnU-Net's `inference_allowed_mirroring_axes`
@@ -178,7 +178,7 @@ struct Cascade {
 impl Predictor {
     /// Loads `folds` (fold folder suffixes: `"0"`..`"4"` or `"all"`) of `configuration` from
     /// the model folder `model` onto `device`, with [`PredictOptions::nnunet`]. Labels come
-    /// from the folder's `dataset.json` when it exists, else from the checkpoint ([`model`]).
+    /// from the folder's `dataset.json` when it exists, else from the checkpoint (see `predictor/model.rs`).
     ///
     /// # Errors
     /// [`PredictError::NoFolds`]; [`PredictError::MissingCheckpoint`] naming the first missing
