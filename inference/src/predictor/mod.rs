@@ -217,9 +217,11 @@ impl Predictor {
                 source: Box::new(source),
             })?;
         warn_if_plans_changed(model, &meta.plans);
+        let mut rest_metas = Vec::with_capacity(rest.len());
         for fold in rest {
             let (path, other) = read_fold_meta(model, configuration, fold)?;
             check_same_model(path, &meta, &other)?;
+            rest_metas.push(other);
         }
         // A cascade loads its first stage first: without a dataset.json that stage's
         // checkpoint (which takes only the image channels) describes the dataset.
@@ -243,9 +245,11 @@ impl Predictor {
         let rule = segmentation_rule(&dataset);
         let spec = PreprocessSpec::new(&meta.plans, &config, &dataset.labels)?;
         let export = ExportSpec::new(&meta.plans, &config, rule)?;
+        // Each fold's weights are checked against its own metadata's digest.
         let models = folds
             .iter()
-            .map(|fold| load_fold(model, &config, fold, &meta, device))
+            .zip(std::iter::once(&meta).chain(&rest_metas))
+            .map(|(fold, fold_meta)| load_fold(model, &config, fold, fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = PhaseClock::default();
         Ok(Predictor {
