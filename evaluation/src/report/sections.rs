@@ -142,21 +142,19 @@ pub(crate) fn read_plans(layout: &WorkLayout) -> Found<Plans> {
     found(Plans::read(&layout.plans()))
 }
 
-/// A planner artifact as the report shows it: missing, broken (with the whole error chain), or
-/// present.
+/// A planner artifact as the report shows it: missing, broken (naming the file and the
+/// fault), or present.
 fn found<T>(read: Result<T, PlanError>) -> Found<T> {
     match read {
         Ok(value) => Found::Present(value),
         Err(PlanError::MissingArtifact { .. }) => Found::Missing,
-        Err(e) => {
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                why.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            Found::Broken(why)
+        Err(PlanError::InFile { path, source }) => {
+            Found::Broken(format!("{}: cannot parse: {source}", path.display()))
         }
+        Err(e) => Found::Broken(match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        }),
     }
 }
 
