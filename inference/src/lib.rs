@@ -64,9 +64,10 @@ pub use ensemble::ensemble_logits;
 pub use error::InferenceError;
 pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
 pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
+pub use predictor::validation::{validate_fold, ValidationJob};
 pub use predictor::{
-    case_id_of, discover_input_cases, validate_fold, CasePreprocessor, InputCase, PredictError,
-    PredictOptions, Prediction, Predictor, PreparedCase, RawImages, ValidationJob,
+    case_id_of, discover_input_cases, CasePreprocessor, InputCase, PredictError, PredictOptions,
+    Prediction, Predictor, PreparedCase, RawImages,
 };
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};

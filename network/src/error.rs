@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::checkpoint::CheckpointFault;
+use crate::checkpoint::fault::CheckpointFault;
 
 /// Why a network could not be built or run.
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use autoseg_preprocessing::{discover_image_cases, split_channel_name};
 
 use super::error::io_err;
-use super::PredictError;
+use super::error::PredictError;
 
 /// The files of a case to predict.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ mod error;
 mod inputs;
 mod model;
 mod next_stage;
-mod validation;
+pub(crate) mod validation;
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,6 @@ use tch::{Device, Tensor};
 
 pub use error::PredictError;
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
-pub use validation::{validate_fold, ValidationJob};
 
 use crate::{
     array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError, Segmenter,

@@ -20,7 +20,7 @@ use autoseg_planner::{Configuration, Plans, WorkLayout};
 use autoseg_preprocessing::{parse_dataset_json, read_dataset_json, DatasetJson};
 use tch::{nn, Device};
 
-use super::PredictError;
+use super::error::PredictError;
 
 /// One fold's network with its variables.
 pub(super) struct FoldModel {

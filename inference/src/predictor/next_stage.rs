@@ -14,7 +14,8 @@ use autoseg_preprocessing::resample::ResampleSettings;
 use tch::Tensor;
 
 use super::error::io_err;
-use super::{PredictError, Predictor};
+use super::error::PredictError;
+use super::Predictor;
 use crate::next_stage_segmentation;
 
 /// Where a first stage's validation writes the segmentations its next stage trains on.

@@ -11,8 +11,9 @@ use autoseg_preprocessing::cache::{
 use autoseg_preprocessing::DatasetJson;
 use tch::Device;
 
+use super::error::PredictError;
 use super::next_stage::NextStage;
-use super::{PredictError, PredictOptions, Predictor};
+use super::{PredictOptions, Predictor};
 use crate::Phase;
 
 /// Where one fold's final validation reads and writes.
