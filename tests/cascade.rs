@@ -3,18 +3,34 @@
 //! them), the 5 folds of the first stage, one fold of the cascade, then `predict` with it; and
 //! a cascade whose stages have names of the user's choosing, ordered by the plan.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::pipeline::autoseg;
 
-/// Appends a lowres stage at twice the fullres spacing and the cascade stage after it, laid
-/// out as the planner writes them for large images.
-fn add_cascade(plans: &Path) {
-    add_cascade_named(plans, "3d_lowres", "3d_cascade_fullres");
+/// The demo fixture written and planned under `tmp` (`raw/`, `work/`), with a first stage
+/// `low` at twice the fullres spacing and the cascade stage `high` after it appended to the
+/// plans, laid out as the planner writes them for large images. Returns the dataset folder,
+/// the work folder and the model folder.
+fn planned_with_cascade(tmp: &Path, low: &str, high: &str) -> (String, String, PathBuf) {
+    let dataset = autoseg_fixtures::write("demo3d", &tmp.join("raw")).unwrap();
+    let dataset = dataset.to_str().unwrap().to_string();
+    let work = tmp.join("work");
+    let work_s = work.to_str().unwrap().to_string();
+    autoseg(&[
+        "plan",
+        &dataset,
+        "--work",
+        &work_s,
+        "--gpu-memory-gb",
+        "0.3",
+    ]);
+    let model = work.join("Dataset901_Demo3d");
+    add_cascade(&model.join("plans.toml"), low, high);
+    (dataset, work_s, model)
 }
 
-/// [`add_cascade`] with the two stages named `low` and `high`.
-fn add_cascade_named(plans: &Path, low: &str, high: &str) {
+/// Appends the stages `low` and `high` (see [`planned_with_cascade`]) to `plans`.
+fn add_cascade(plans: &Path, low: &str, high: &str) {
     let text = std::fs::read_to_string(plans).unwrap();
     let spacing_line = text
         .lines()
@@ -39,14 +55,9 @@ fn add_cascade_named(plans: &Path, low: &str, high: &str) {
 #[test]
 fn lowres_then_cascade_trains_and_predicts() {
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("raw");
-    let dataset = autoseg_fixtures::write("demo3d", &raw).unwrap();
-    let dataset = dataset.to_str().unwrap();
-    let work = tmp.path().join("work");
-    let work_s = work.to_str().unwrap();
-    autoseg(&["plan", dataset, "--work", work_s, "--gpu-memory-gb", "0.3"]);
-    let model = work.join("Dataset901_Demo3d");
-    add_cascade(&model.join("plans.toml"));
+    let (dataset, work_s, model) =
+        planned_with_cascade(tmp.path(), "3d_lowres", "3d_cascade_fullres");
+    let (dataset, work_s) = (dataset.as_str(), work_s.as_str());
     // Every fold of the first stage (its validation writes the cascade's inputs), then one
     // fold of the cascade.
     autoseg(&[
@@ -132,14 +143,8 @@ fn lowres_then_cascade_trains_and_predicts() {
 #[test]
 fn custom_named_cascade_trains_its_first_stage_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let raw = tmp.path().join("raw");
-    let dataset = autoseg_fixtures::write("demo3d", &raw).unwrap();
-    let dataset = dataset.to_str().unwrap();
-    let work = tmp.path().join("work");
-    let work_s = work.to_str().unwrap();
-    autoseg(&["plan", dataset, "--work", work_s, "--gpu-memory-gb", "0.3"]);
-    let model = work.join("Dataset901_Demo3d");
-    add_cascade_named(&model.join("plans.toml"), "low", "high");
+    let (dataset, work_s, model) = planned_with_cascade(tmp.path(), "low", "high");
+    let (dataset, work_s) = (dataset.as_str(), work_s.as_str());
     let out = autoseg(&[
         "plan-and-train",
         dataset,

@@ -1,5 +1,6 @@
-//! Atomic file writes: a temporary file in the same folder, synced, then renamed over the target,
-//! so a crash or a full disk never leaves a half-written artifact behind.
+//! Artifact files: atomic writes (a temporary file in the same folder, synced, then renamed over
+//! the target, so a crash or a full disk never leaves a half-written artifact behind), and the
+//! read and write every planner artifact (`plans.toml`, `fingerprint.toml`) goes through.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -16,7 +16,7 @@ use autoseg_network::checkpoint::{
     CheckpointPaths,
 };
 use autoseg_network::{NetworkError, UNet};
-use autoseg_planner::{Configuration, Plans, WorkLayout};
+use autoseg_planner::{Configuration, PlanError, Plans, WorkLayout};
 use autoseg_preprocessing::{parse_dataset_json, read_dataset_json, DatasetJson};
 use tch::{nn, Device};
 
@@ -73,11 +73,9 @@ pub(super) fn check_same_model(
 /// (predict always uses the checkpoint's, design.md).
 pub(super) fn warn_if_plans_changed(model: &WorkLayout, stored: &Plans) {
     let path = model.plans();
-    if !path.is_file() {
-        return;
-    }
     match Plans::read(&path) {
         Ok(current) if &current == stored => {}
+        Err(PlanError::MissingArtifact { .. }) => {}
         Ok(_) => tracing::warn!(
             path = %path.display(),
             "plans.toml has changed since training; predicting with the plans stored in the checkpoint"

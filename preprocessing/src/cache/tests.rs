@@ -11,7 +11,7 @@ use ndarray::{s, Array4};
 use super::*;
 use crate::crop::BoundingBox;
 use crate::foreground::{ClassLocations, LocationClass};
-use crate::pipeline::{CaseProperties, PreprocessedCase};
+use crate::pipeline::{CaseProperties, PreprocessError, PreprocessedCase};
 use crate::{
     write_image, write_label_map, Dataset, Geometry, HeaderGeometry, Shape3, Spacing, Volume,
 };
@@ -255,6 +255,27 @@ const SETTINGS: PreprocessSettings = PreprocessSettings {
     max_parallel_cases: 2,
 };
 
+/// Preprocesses the 3d_fullres configuration of `plans` into the work folder `work`.
+fn preprocess_3d(
+    dataset: &Dataset,
+    plans: &Plans,
+    work: &Path,
+) -> Result<PreprocessSummary, PreprocessError> {
+    preprocess(
+        dataset,
+        plans,
+        "3d_fullres",
+        &WorkLayout::new(work),
+        &SETTINGS,
+        &(),
+    )
+}
+
+/// The 3d_fullres cache of the work folder `work`.
+fn cache_of(work: &Path) -> std::path::PathBuf {
+    WorkLayout::new(work).preprocessed("3d_fullres")
+}
+
 #[test]
 fn a_run_writes_every_case_and_a_rerun_skips_them() {
     let raw = tempfile::tempdir().unwrap();
@@ -262,18 +283,10 @@ fn a_run_writes_every_case_and_a_rerun_skips_them() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let plans = plans();
-    let first = preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    let first = preprocess_3d(&dataset, &plans, work.path()).unwrap();
     assert_eq!((first.n_cases, first.n_written, first.n_skipped), (3, 3, 0));
     assert!(first.stamp_changed);
-    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
+    let dir = cache_of(work.path());
     assert_eq!(first.dir, dir);
     let case = CachedCase::open(&case_path(&dir, "case_2")).unwrap();
     // Target spacing (2, 1, 1): case_2's 8 cropped slices at 1.5 mm become round(6.0) = 6.
@@ -284,15 +297,7 @@ fn a_run_writes_every_case_and_a_rerun_skips_them() {
     assert_eq!(case.class_locations().len(), 2);
     let before = mtimes(&dir);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let second = preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    let second = preprocess_3d(&dataset, &plans, work.path()).unwrap();
     assert_eq!(
         (second.n_written, second.n_skipped, second.n_removed),
         (0, 3, 0)
@@ -349,46 +354,22 @@ fn edited_plans_invalidate_exactly_when_they_must() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let mut plans = plans();
-    preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    preprocess_3d(&dataset, &plans, work.path()).unwrap();
     let entry = plans.configurations.get_mut("3d_fullres").unwrap();
     entry.batch_size = Some(entry.batch_size.unwrap() + 1);
-    let same = preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    let same = preprocess_3d(&dataset, &plans, work.path()).unwrap();
     assert_eq!(
         (same.n_written, same.n_skipped, same.stamp_changed),
         (0, 3, false)
     );
     let entry = plans.configurations.get_mut("3d_fullres").unwrap();
     entry.spacing = Some(vec![1.5, 1.0, 1.0]);
-    let redone = preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    let redone = preprocess_3d(&dataset, &plans, work.path()).unwrap();
     assert_eq!(
         (redone.n_written, redone.n_removed, redone.stamp_changed),
         (3, 3, true)
     );
-    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
+    let dir = cache_of(work.path());
     // case_0's 8 cropped slices at 2 mm now become round(8 * 2 / 1.5) = 11.
     assert_eq!(
         CachedCase::open(&case_path(&dir, "case_0"))
@@ -407,16 +388,8 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     write_dataset(raw.path());
     let dataset = Dataset::open(raw.path()).unwrap();
     let plans = plans();
-    preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
-    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
+    preprocess_3d(&dataset, &plans, work.path()).unwrap();
+    let dir = cache_of(work.path());
     // What kill -9 can leave: a finished file missing, a temp file, and a file of a case that
     // was since removed from the dataset.
     std::fs::remove_file(case_path(&dir, "case_1")).unwrap();
@@ -427,15 +400,7 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     let label = raw.path().join("labelsTr/case_2.nii.gz");
     let bytes = std::fs::read(&label).unwrap();
     std::fs::write(&label, bytes).unwrap();
-    let resumed = preprocess(
-        &dataset,
-        &plans,
-        "3d_fullres",
-        &WorkLayout::new(work.path()),
-        &SETTINGS,
-        &(),
-    )
-    .unwrap();
+    let resumed = preprocess_3d(&dataset, &plans, work.path()).unwrap();
     assert_eq!(
         (resumed.n_written, resumed.n_skipped, resumed.n_removed),
         (2, 1, 2)
@@ -469,6 +434,6 @@ fn a_failing_case_is_named_and_finished_files_stay() {
         err.to_string().starts_with("case case_1: cannot read"),
         "{err}"
     );
-    let dir = WorkLayout::new(work.path()).preprocessed("3d_fullres");
+    let dir = cache_of(work.path());
     assert!(CachedCase::open(&case_path(&dir, "case_0")).is_ok());
 }

@@ -155,9 +155,7 @@ fn ball_store() -> InMemoryStore {
     }
 }
 
-fn job<'a>(plans: &'a Plans, configuration: &'a str, dir: &'a Path) -> TrainJob<'a> {
-    // A test's layout lives as long as the test process (a few bytes per test).
-    let layout: &'a WorkLayout = Box::leak(Box::new(WorkLayout::new(dir)));
+fn job<'a>(plans: &'a Plans, configuration: &'a str, layout: &'a WorkLayout) -> TrainJob<'a> {
     TrainJob {
         plans,
         configuration,
@@ -237,7 +235,7 @@ fn assert_overfits(
         (6, 2)
     };
     let fold = train(
-        &job(plans, configuration, dir),
+        &job(plans, configuration, &WorkLayout::new(dir)),
         store,
         &settings(epochs, 25, 2),
         &cpu_run(seed),
@@ -335,7 +333,7 @@ fn resuming_an_interrupted_run_gives_the_same_weights() {
     let s = settings(3, 3, 1);
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = train(
-        &job(&plans, "2d", straight_dir.path()),
+        &job(&plans, "2d", &WorkLayout::new(straight_dir.path())),
         &store,
         &s,
         &cpu_run(5),
@@ -345,7 +343,8 @@ fn resuming_an_interrupted_run_gives_the_same_weights() {
 
     let resumed_dir = tempfile::tempdir().unwrap();
     let backup = tempfile::tempdir().unwrap();
-    let resumed_job = job(&plans, "2d", resumed_dir.path());
+    let resumed_layout = WorkLayout::new(resumed_dir.path());
+    let resumed_job = job(&plans, "2d", &resumed_layout);
     let fold_dir = resumed_job.fold_dir();
     let snapshot = SnapshotAtEpoch2 {
         fold_dir: &fold_dir,
@@ -380,7 +379,8 @@ fn checkpoints_round_trip_and_torn_files_are_detected() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
     let store = disk_store();
-    let j = job(&plans, "2d", dir.path());
+    let layout = WorkLayout::new(dir.path());
+    let j = job(&plans, "2d", &layout);
     let fold = train(&j, &store, &settings(1, 2, 1), &cpu_run(3), &()).unwrap();
     let meta = read_checkpoint_meta(&fold.fold_dir, CheckpointKind::Final)
         .unwrap()
@@ -437,7 +437,8 @@ fn learning_rate_per_epoch_is_poly_and_extension_uses_the_new_total() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
     let store = disk_store();
-    let j = job(&plans, "2d", dir.path());
+    let layout = WorkLayout::new(dir.path());
+    let j = job(&plans, "2d", &layout);
     let fold = train(&j, &store, &settings(2, 1, 0), &cpu_run(4), &()).unwrap();
     // python: [0.01 * (1 - e / 2) ** 0.9 for e in (0, 1)] -> [0.01, 0.005358867312681466]
     assert_eq!(fold.log.lrs.len(), 2);
@@ -468,7 +469,7 @@ fn resume_without_checkpoint_is_an_error() {
         ..cpu_run(0)
     };
     let err = train(
-        &job(&plans, "2d", dir.path()),
+        &job(&plans, "2d", &WorkLayout::new(dir.path())),
         &disk_store(),
         &settings(1, 1, 0),
         &run,
@@ -482,7 +483,8 @@ fn resume_without_checkpoint_is_an_error() {
 fn splits_file_is_made_once_then_read() {
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<String> = (0..20).map(|i| format!("case_{i:03}")).collect();
-    let split = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap();
+    let path = WorkLayout::new(dir.path()).splits();
+    let split = fold_split(&path, &ids, Fold::Index(0)).unwrap();
     // reference §6.3, n = 20: fold 0 validates cases [3, 8, 13, 16].
     let expected: Vec<String> = [3, 8, 13, 16]
         .iter()
@@ -490,17 +492,16 @@ fn splits_file_is_made_once_then_read() {
         .collect();
     assert_eq!(split.val, expected);
     assert_eq!(split.train.len(), 16);
-    let path = dir.path().join("splits.toml");
     // A user's edit is respected.
     let mut splits = Splits::from_toml_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     splits.folds[0].val = vec!["case_000".to_string()];
     std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
-    let edited = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap();
+    let edited = fold_split(&path, &ids, Fold::Index(0)).unwrap();
     assert_eq!(edited.val, vec!["case_000".to_string()]);
     // A case the dataset does not have is an error naming the file.
     splits.folds[1].val = vec!["case_999".to_string()];
     std::fs::write(&path, splits.to_toml_string().unwrap()).unwrap();
-    let err = fold_split(&WorkLayout::new(dir.path()).splits(), &ids, Fold::Index(0)).unwrap_err();
+    let err = fold_split(&path, &ids, Fold::Index(0)).unwrap_err();
     assert!(err.to_string().contains("splits.toml"), "{err}");
     // The `all` fold needs no file.
     let all = fold_split(Path::new("/nonexistent"), &ids, Fold::All).unwrap();
@@ -572,10 +573,10 @@ fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
     let cases = two_label_cases();
-    let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
+    let layout = WorkLayout::new(dir.path());
+    let cache_dir = layout.preprocessed("3d_fullres");
     write_cache(&cache_dir, &cases);
-    let prev_dir =
-        WorkLayout::new(dir.path()).predicted_next_stage("3d_lowres", "3d_cascade_fullres");
+    let prev_dir = layout.predicted_next_stage("3d_lowres", "3d_cascade_fullres");
     std::fs::create_dir_all(&prev_dir).unwrap();
     for case in &cases {
         // The previous stage "predicted" the truth.
@@ -587,7 +588,7 @@ fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
     let job = TrainJob {
         n_classes: 3,
         cascade_labels: Some(&foreground),
-        ..job(&plans, "3d_cascade_fullres", dir.path())
+        ..job(&plans, "3d_cascade_fullres", &layout)
     };
     let fold = train(&job, &store, &settings(1, 2, 1), &cpu_run(6), &()).unwrap();
     assert!(fold
@@ -615,16 +616,16 @@ fn a_cascade_stage_trains_with_one_input_per_previous_stage_label() {
 fn a_cascade_stage_without_previous_stage_files_stops_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
-    let cache_dir = dir.path().join("preprocessed").join("3d_fullres");
+    let layout = WorkLayout::new(dir.path());
+    let cache_dir = layout.preprocessed("3d_fullres");
     write_cache(&cache_dir, &two_label_cases());
-    let prev_dir =
-        WorkLayout::new(dir.path()).predicted_next_stage("3d_lowres", "3d_cascade_fullres");
+    let prev_dir = layout.predicted_next_stage("3d_lowres", "3d_cascade_fullres");
     let store = CascadeStore::open(&cache_dir, &prev_dir).unwrap();
     let foreground = [1i16, 2];
     let job = TrainJob {
         n_classes: 3,
         cascade_labels: Some(&foreground),
-        ..job(&plans, "3d_cascade_fullres", dir.path())
+        ..job(&plans, "3d_cascade_fullres", &layout)
     };
     let err = train(&job, &store, &settings(1, 1, 0), &cpu_run(0), &()).unwrap_err();
     let chain = anyhow_like(&err);
@@ -657,10 +658,11 @@ fn a_region_based_configuration_trains_one_head_per_region() {
     };
     // nnU-Net's BraTS-style regions: the whole object (1 or 2) and its core (2).
     let regions = [vec![1i16, 2], vec![2]];
+    let layout = WorkLayout::new(dir.path());
     let job = TrainJob {
         n_classes: 2,
         regions: Some(&regions),
-        ..job(&plans, "3d_fullres", dir.path())
+        ..job(&plans, "3d_fullres", &layout)
     };
     let fold = train(&job, &store, &settings(1, 2, 1), &cpu_run(7), &()).unwrap();
     assert_eq!(fold.epochs_done, 1);
@@ -689,7 +691,7 @@ fn every_epoch_reports_its_data_wait() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
     let fold = train(
-        &job(&plans, "2d", dir.path()),
+        &job(&plans, "2d", &WorkLayout::new(dir.path())),
         &disk_store(),
         &settings(2, 3, 1),
         &cpu_run(8),
