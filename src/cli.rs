@@ -23,6 +23,12 @@ pub struct Cli {
     /// Log more (-v: debug, -vv: trace). Logs go to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The most memory one volume (an image read from disk, a resampled case or prediction) may
+    /// take, in GB; larger ones are refused with an error before anything is allocated. Default:
+    /// $AUTOSEG_MAX_VOLUME_GB, else a quarter of the memory this process may use (RAM, `ulimit
+    /// -v` or the cgroup limit, whichever is smallest).
+    #[arg(long, global = true, value_name = "GB", value_parser = autoseg_preprocessing::limits::parse_gb)]
+    pub max_volume_gb: Option<u64>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -220,6 +226,10 @@ pub struct PredictArgs {
     /// Do not apply the postprocessing recorded in results/best.toml.
     #[arg(long)]
     pub no_postprocessing: bool,
+    /// Accumulate the sliding window's logits in float32 instead of nnU-Net's float16: twice
+    /// the memory, for models whose logits overflow float16 (the error says when).
+    #[arg(long)]
+    pub accumulate_fp32: bool,
     /// Device: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
     #[arg(long)]
     pub device: Option<DeviceArg>,
@@ -256,7 +266,8 @@ pub struct EvaluateArgs {
 /// Arguments of `autoseg fixtures`.
 #[derive(Debug, Args)]
 pub struct FixturesArgs {
-    /// Name of the synthetic dataset (or `broken` for the corpus); `list` prints the names.
+    /// Name of the synthetic dataset (or `broken`/`hostile` for the corpora of damaged and
+    /// forged datasets); `list` prints the names.
     pub name: String,
     /// Folder to write it into.
     pub out_dir: Option<PathBuf>,

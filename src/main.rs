@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         eprintln!("autoseg: no command given; see `autoseg --help`");
         return ExitCode::from(EXIT_USAGE);
     };
+    if let Some(bytes) = cli.max_volume_gb {
+        autoseg_preprocessing::limits::set_volume_ceiling(bytes);
+    }
     autoseg_trainer::loader::keep_freed_blocks();
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("autoseg: {err:#}");

@@ -74,7 +74,7 @@ pub enum InferenceError {
     /// The accumulated logits overflowed (nnU-Net raises the same: reduce the Gaussian's value
     /// scaling or accumulate in float32).
     #[error(
-        "the accumulated logits contain inf (float16 overflow); accumulate in float32 instead"
+        "the accumulated logits contain inf (float16 overflow); accumulate in float32 instead (predict --accumulate-fp32)"
     )]
     InfiniteLogits,
     /// A label map holds a value outside `0..=65535`.

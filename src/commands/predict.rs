@@ -110,6 +110,7 @@ fn predict_configuration(
         step: args.step,
         use_mirroring: !args.no_tta,
         save_probabilities,
+        accumulate_fp32: args.accumulate_fp32,
     })?;
     let cases = discover_input_cases(&args.input, &predictor.dataset().file_ending)?;
     tracing::info!(

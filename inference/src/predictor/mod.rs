@@ -39,8 +39,8 @@ pub use error::PredictError;
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
 
 use crate::{
-    array4_to_tensor, ensemble_logits, export_logits, ExportSpec, InferenceError, Segmenter,
-    SlidingWindowSettings,
+    array4_to_tensor, ensemble_logits, export_logits, Accumulator, ExportSpec, InferenceError,
+    Segmenter, SlidingWindowSettings,
 };
 use crate::{Phase, PhaseClock, PhaseTimes};
 use error::io_err;
@@ -62,6 +62,9 @@ pub struct PredictOptions {
     pub use_mirroring: bool,
     /// Also export float32 probabilities.
     pub save_probabilities: bool,
+    /// Accumulate the sliding window's logits in float32 instead of nnU-Net's float16 (twice
+    /// the memory; for logits large enough to overflow float16).
+    pub accumulate_fp32: bool,
 }
 
 impl PredictOptions {
@@ -71,6 +74,7 @@ impl PredictOptions {
             step: 0.5,
             use_mirroring: true,
             save_probabilities: false,
+            accumulate_fp32: false,
         }
     }
 }
@@ -442,8 +446,14 @@ impl Predictor {
         let patch = &self.configuration.patch_size;
         let axes: Vec<usize> = (0..patch.len()).collect();
         let mirror = self.options.use_mirroring.then_some(axes.as_slice());
+        let accumulator = if self.options.accumulate_fp32 {
+            Accumulator::Float
+        } else {
+            Accumulator::Half
+        };
         SlidingWindowSettings {
             step: self.options.step,
+            accumulator,
             ..SlidingWindowSettings::nnunet(patch, mirror, device)
         }
     }

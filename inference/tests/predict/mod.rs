@@ -227,6 +227,44 @@ fn constant_class_exports_the_inputs_grid_for_oblique_anisotropic_inputs() {
 }
 
 #[test]
+fn logits_beyond_float16_need_the_float32_accumulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = WorkLayout::new(dir.path().join("model"));
+    let plans = tiny_plans([0, 1, 2]);
+    // 1e5 is past float16's largest finite value (65504).
+    write_constant_fold(&model, &plans, "0", [0.0, 1e5, 0.0]);
+    let path = dir.path().join("c_0000.nii.gz");
+    write_case_image(
+        &path,
+        [9, 10, 11],
+        oblique_header([1.0; 3]),
+        [0..9, 0..10, 0..11],
+    );
+    let mut predictor = Predictor::load(&model, CONFIG, &folds(&["0"]), Device::Cpu).unwrap();
+    let err = predictor
+        .predict_case(std::slice::from_ref(&path))
+        .unwrap_err();
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    assert!(
+        text.contains("float16 overflow") && text.contains("--accumulate-fp32"),
+        "{text}"
+    );
+    predictor
+        .set_options(PredictOptions {
+            accumulate_fp32: true,
+            ..PredictOptions::nnunet()
+        })
+        .unwrap();
+    let prediction = predictor.predict_case(&[path]).unwrap();
+    assert!(prediction.labels.data.iter().all(|&l| l == 1));
+}
+
+#[test]
 fn fold_ensembles_average_logits_and_probabilities_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let model = WorkLayout::new(dir.path().join("model"));

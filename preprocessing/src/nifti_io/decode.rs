@@ -86,6 +86,8 @@ pub(crate) enum DecodeFault<E> {
     Io(io::Error),
     /// The conversion refused a value.
     Value(E),
+    /// The output's memory could not be reserved.
+    OutOfMemory,
 }
 
 /// Voxels per chunk: 256 Ki voxels (at most 2 MiB of raw bytes) keeps the scratch in L2/L3.
@@ -106,7 +108,9 @@ pub(crate) fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Reads `layout.n_voxels` voxels of `N` bytes each, converting each (after optional byte
-/// swap) with `convert` into a zero-initialised (lazily mapped) output vector.
+/// swap) with `convert`. The output's memory is reserved up front (a refusal is
+/// [`DecodeFault::OutOfMemory`], not an abort) and filled chunk by chunk, so a stream shorter
+/// than its header claims only ever touches the pages its data reached.
 fn stream<const N: usize, T, E>(
     reader: &mut dyn Read,
     layout: &DataLayout,
@@ -115,13 +119,16 @@ fn stream<const N: usize, T, E>(
 where
     T: Copy + Default,
 {
-    let mut out = vec![T::default(); layout.n_voxels];
+    let mut out = Vec::new();
+    out.try_reserve_exact(layout.n_voxels)
+        .map_err(|_| DecodeFault::OutOfMemory)?;
     let mut scratch = vec![0u8; CHUNK_VOXELS.min(layout.n_voxels) * N];
-    for (idx, dst) in out.chunks_mut(CHUNK_VOXELS).enumerate() {
-        let raw = &mut scratch[..dst.len() * N];
+    while out.len() < layout.n_voxels {
+        let chunk = CHUNK_VOXELS.min(layout.n_voxels - out.len());
+        let raw = &mut scratch[..chunk * N];
         let got = fill(reader, raw).map_err(DecodeFault::Io)?;
         if got < raw.len() {
-            let before = (idx * CHUNK_VOXELS * N) as u64;
+            let before = (out.len() * N) as u64;
             return Err(DecodeFault::Short {
                 got: before + got as u64,
             });
@@ -129,7 +136,10 @@ where
         if layout.big_endian {
             raw.chunks_exact_mut(N).for_each(<[u8]>::reverse);
         }
-        for (d, s) in dst.iter_mut().zip(raw.chunks_exact(N)) {
+        // Growing by a cache-sized chunk, then converting into it, keeps the loop vectorisable.
+        let start = out.len();
+        out.resize(start + chunk, T::default());
+        for (d, s) in out[start..].iter_mut().zip(raw.chunks_exact(N)) {
             *d = convert(s.try_into().expect("chunks_exact yields N bytes"))
                 .map_err(DecodeFault::Value)?;
         }

@@ -110,8 +110,46 @@ pub enum NiftiIoError {
         path: PathBuf,
         /// Bytes the header requires.
         expected: u128,
-        /// Bytes present (an upper bound for gzip files judged by their compressed size).
+        /// Bytes present.
         found: u128,
+    },
+    /// The dimensions multiply past what any machine can address (or wrap around in 64 bits).
+    #[error("{}: dimensions {dims:?} describe more voxels than can be addressed; the header is corrupt", path.display())]
+    TooManyVoxels {
+        /// The file.
+        path: PathBuf,
+        /// `dim[0..8]`.
+        dims: Vec<i64>,
+    },
+    /// A gzip file too small to hold the voxel data its header asks for.
+    #[error("{}: header/data size mismatch: the header needs {expected} bytes of voxel data, but a gzip file of {compressed} bytes can hold at most {most} (deflate expands at most 1032:1)", path.display())]
+    GzipTooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header requires.
+        expected: u128,
+        /// The file's (compressed) size.
+        compressed: u64,
+        /// The most bytes that size can decompress to.
+        most: u128,
+    },
+    /// The voxels the header claims would take more memory than the ceiling allows.
+    #[error("{}: the header claims {shape:?} (z, y, x) voxels: reading them {memory}", path.display())]
+    OverCeiling {
+        /// The file.
+        path: PathBuf,
+        /// The claimed shape `(z, y, x)`.
+        shape: [usize; 3],
+        /// The memory needed and the ceiling.
+        memory: crate::limits::OverCeiling,
+    },
+    /// Memory for the voxels could not be reserved although the ceiling allowed it.
+    #[error("{}: cannot reserve {} of memory for the voxels; free memory or lower the ceiling (--max-volume-gb)", path.display(), crate::limits::gb(*bytes))]
+    OutOfMemory {
+        /// The file.
+        path: PathBuf,
+        /// Bytes asked for.
+        bytes: u128,
     },
     /// A label map holds a value that is not an integer in `0..=65535`.
     #[error("{}: label map holds value {value}; labels must be non-negative integers up to 65535", path.display())]

@@ -24,6 +24,7 @@ pub use decode::{DataType, Scaling};
 pub use error::NiftiIoError;
 pub use write::{write_image, write_label_map};
 
+use crate::limits;
 use crate::volume::{Geometry, Image, LabelMap, Shape3, Spacing, Volume};
 use decode::{DataLayout, DecodeFault};
 use header::{HeaderFault, RawHeader, Version, NIFTI1_HEADER_LEN, NIFTI2_HEADER_LEN};
@@ -151,9 +152,10 @@ fn read_volume<T, E: ValueFault>(
     decode_fn: DecodeFn<T, E>,
 ) -> Result<Volume<T>, NiftiIoError> {
     let (geometry, voxels) = with_reader(src, len, path, |reader, parsed, gzip| {
+        check_memory::<T>(parsed, path)?;
         skip_extensions(reader, parsed, gzip, path)?;
         let voxels = decode_fn(reader, &parsed.layout)
-            .map_err(|fault| decode_error(fault, parsed, gzip, path))?;
+            .map_err(|fault| decode_error::<T, E>(fault, parsed, gzip, path))?;
         if gzip {
             // Read to the end so that flate2 checks the CRC and length trailer.
             io::copy(reader, &mut io::sink()).map_err(|e| stream_error(e, true, path))?;
@@ -311,14 +313,20 @@ fn spatial_shape(dim: &[i64; 8], path: &Path) -> Result<Shape3, NiftiIoError> {
             dims: dims(),
         });
     }
-    let size = |i: usize| used.get(i).map_or(Ok(1), |&d| usize::try_from(d));
-    let too_large = |_| NiftiIoError::BadDims {
-        path: path.to_path_buf(),
-        dims: dims(),
+    let size = |i: usize| used.get(i).map_or(1, |&d| d as u128);
+    let voxels = [size(0), size(1), size(2)]
+        .into_iter()
+        .try_fold(1u128, u128::checked_mul)
+        .filter(|&n| n <= isize::MAX as u128);
+    let Some(voxels) = voxels else {
+        return Err(NiftiIoError::TooManyVoxels {
+            path: path.to_path_buf(),
+            dims: dims(),
+        });
     };
-    let shape = [size(2), size(1), size(0)].map(|s| s.map_err(too_large));
-    let [z, y, x] = shape;
-    Ok(Shape3([z?, y?, x?]))
+    debug_assert!(voxels <= usize::MAX as u128);
+    // Each size divides a product that fits isize, so each fits usize.
+    Ok(Shape3([size(2), size(1), size(0)].map(|s| s as usize)))
 }
 
 /// nibabel's `get_slope_inter`: slope 0 or non-finite means no scaling; a valid slope with a
@@ -342,12 +350,20 @@ fn scaling(raw: &RawHeader, path: &Path) -> Result<Option<decode::Scaling>, Nift
 /// exact. Gzip: the file cannot expand beyond [`MAX_DEFLATE_RATIO`].
 fn check_size(parsed: &Parsed, len: u64, gzip: bool, path: &Path) -> Result<(), NiftiIoError> {
     let expected = parsed.layout.n_voxels as u128 * parsed.layout.datatype.size() as u128;
-    let available = if gzip {
-        u128::from(len) * MAX_DEFLATE_RATIO
-    } else {
-        u128::from(len.saturating_sub(parsed.data_offset))
-    };
-    if expected > available || expected > isize::MAX as u128 {
+    if gzip {
+        let most = u128::from(len) * MAX_DEFLATE_RATIO;
+        if expected > most {
+            return Err(NiftiIoError::GzipTooSmall {
+                path: path.to_path_buf(),
+                expected,
+                compressed: len,
+                most,
+            });
+        }
+        return Ok(());
+    }
+    let available = u128::from(len.saturating_sub(parsed.data_offset));
+    if expected > available {
         return Err(NiftiIoError::DataSizeMismatch {
             path: path.to_path_buf(),
             expected,
@@ -355,6 +371,18 @@ fn check_size(parsed: &Parsed, len: u64, gzip: bool, path: &Path) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// Refuses a volume whose decoded voxels (`T` each) would pass the memory ceiling, before
+/// anything is allocated.
+fn check_memory<T>(parsed: &Parsed, path: &Path) -> Result<(), NiftiIoError> {
+    let shape = parsed.info.geometry.shape().0;
+    let bytes = limits::volume_bytes(1, shape, std::mem::size_of::<T>());
+    limits::check_volume_bytes(bytes).map_err(|memory| NiftiIoError::OverCeiling {
+        path: path.to_path_buf(),
+        shape,
+        memory,
+    })
 }
 
 /// Skips header extensions up to the data offset.
@@ -378,7 +406,7 @@ fn skip_extensions(
     Ok(())
 }
 
-fn decode_error<E: ValueFault>(
+fn decode_error<T, E: ValueFault>(
     fault: DecodeFault<E>,
     parsed: &Parsed,
     gzip: bool,
@@ -392,5 +420,9 @@ fn decode_error<E: ValueFault>(
         },
         DecodeFault::Io(e) => stream_error(e, gzip, path),
         DecodeFault::Value(v) => v.into_error(path),
+        DecodeFault::OutOfMemory => NiftiIoError::OutOfMemory {
+            path: path.to_path_buf(),
+            bytes: parsed.layout.n_voxels as u128 * std::mem::size_of::<T>() as u128,
+        },
     }
 }

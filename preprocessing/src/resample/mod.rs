@@ -29,6 +29,7 @@ mod golden;
 mod labels;
 mod spline;
 
+use crate::limits;
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 use thiserror::Error;
 
@@ -55,6 +56,17 @@ pub enum ResampleError {
         from: [usize; 3],
         /// Target shape `(z, y, x)`.
         to: [usize; 3],
+    },
+    /// The resampled volume would take more memory than the ceiling allows (a spacing far from
+    /// the target, or a target spacing edited to something tiny).
+    #[error("resampling from shape {from:?} to shape {to:?} (z, y, x) {memory}")]
+    OverCeiling {
+        /// Input shape `(z, y, x)`.
+        from: [usize; 3],
+        /// Target shape `(z, y, x)`.
+        to: [usize; 3],
+        /// The memory needed and the ceiling.
+        memory: crate::limits::OverCeiling,
     },
 }
 
@@ -169,7 +181,8 @@ fn unique_lowres_axis(spacing: [f64; 3]) -> Option<usize> {
 /// `data`: `(c, z, y, x)`; returns `(c, new_shape...)`.
 ///
 /// # Errors
-/// [`ResampleError::InvalidSpacing`] or [`ResampleError::EmptyShape`].
+/// [`ResampleError::InvalidSpacing`], [`ResampleError::EmptyShape`] or
+/// [`ResampleError::OverCeiling`].
 pub fn resample_data(
     data: ArrayView4<'_, f32>,
     new_shape: [usize; 3],
@@ -178,7 +191,8 @@ pub fn resample_data(
     settings: &ResampleSettings,
 ) -> Result<Array4<f32>, ResampleError> {
     let shape = spatial_shape(data.dim());
-    check_request(shape, new_shape, current_spacing, new_spacing)?;
+    let spacings = [current_spacing, new_spacing];
+    check_request::<f32>(data.len_of(Axis(0)), shape, new_shape, spacings)?;
     if shape == new_shape {
         return Ok(data.to_owned());
     }
@@ -209,7 +223,8 @@ pub fn resample_data(
 /// `seg`: `(c, z, y, x)`; returns `(c, new_shape...)`.
 ///
 /// # Errors
-/// [`ResampleError::InvalidSpacing`] or [`ResampleError::EmptyShape`].
+/// [`ResampleError::InvalidSpacing`], [`ResampleError::EmptyShape`] or
+/// [`ResampleError::OverCeiling`].
 pub fn resample_labels(
     seg: ArrayView4<'_, i16>,
     new_shape: [usize; 3],
@@ -218,7 +233,8 @@ pub fn resample_labels(
     settings: &ResampleSettings,
 ) -> Result<Array4<i16>, ResampleError> {
     let shape = spatial_shape(seg.dim());
-    check_request(shape, new_shape, current_spacing, new_spacing)?;
+    let spacings = [current_spacing, new_spacing];
+    check_request::<i16>(seg.len_of(Axis(0)), shape, new_shape, spacings)?;
     if shape == new_shape {
         return Ok(seg.to_owned());
     }
@@ -330,11 +346,14 @@ fn clamp_opt(v: f64, clip: Option<(f64, f64)>) -> f64 {
     }
 }
 
-fn check_request(
+/// Refuses bad spacings, empty shapes and a resample whose arrays would pass the memory
+/// ceiling: the output (`channels` volumes of `T`) plus two `f64` intermediates as large as the
+/// per-axis maximum of both shapes.
+fn check_request<T>(
+    channels: usize,
     shape: [usize; 3],
     new_shape: [usize; 3],
-    current_spacing: [f64; 3],
-    new_spacing: [f64; 3],
+    [current_spacing, new_spacing]: [[f64; 3]; 2],
 ) -> Result<(), ResampleError> {
     check_spacing(current_spacing)?;
     check_spacing(new_spacing)?;
@@ -344,7 +363,16 @@ fn check_request(
             to: new_shape,
         });
     }
-    Ok(())
+    let output = limits::volume_bytes(channels, new_shape, std::mem::size_of::<T>());
+    let largest = std::array::from_fn(|i| shape[i].max(new_shape[i]));
+    let intermediates = limits::volume_bytes(2, largest, std::mem::size_of::<f64>());
+    limits::check_volume_bytes(output.saturating_add(intermediates)).map_err(|memory| {
+        ResampleError::OverCeiling {
+            from: shape,
+            to: new_shape,
+            memory,
+        }
+    })
 }
 
 fn spatial_shape((_, z, y, x): (usize, usize, usize, usize)) -> [usize; 3] {
