@@ -426,3 +426,28 @@ fn decode_error<T, E: ValueFault>(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimensions_that_overflow_or_wrap_are_refused() {
+        let path = Path::new("forged.nii");
+        let big = 1i64 << 32;
+        // 2^65 overflows u64; 2^64 wraps to 0; 2^63 + 2^63 - 2 passes isize::MAX.
+        for dim in [
+            [3, big, big, 2, 1, 1, 1, 1],
+            [3, big, big, 1, 1, 1, 1, 1],
+            [3, i64::MAX, 2, 1, 1, 1, 1, 1],
+        ] {
+            let err = spatial_shape(&dim, path).unwrap_err();
+            assert!(
+                matches!(&err, NiftiIoError::TooManyVoxels { dims, .. } if dims == &dim),
+                "{err}"
+            );
+        }
+        let ok = spatial_shape(&[3, 4, 3, 2, 1, 1, 1, 1], path).unwrap();
+        assert_eq!(ok, Shape3([2, 3, 4]));
+    }
+}

@@ -180,10 +180,19 @@ fn forged_huge_dims_fail_before_allocating() {
         read(&plain),
         NiftiIoError::DataSizeMismatch { .. }
     ));
-    assert!(matches!(
-        read(&gzip(&plain)),
-        NiftiIoError::DataSizeMismatch { .. }
-    ));
+    // A gzip file is judged by what its compressed size can expand to, and says so.
+    let packed = gzip(&plain);
+    let err = read(&packed);
+    let expected = 32767u128.pow(3) * 8;
+    let most = packed.len() as u128 * 1032;
+    assert!(
+        matches!(err, NiftiIoError::GzipTooSmall { expected: e, compressed, most: m, .. }
+            if e == expected && compressed == packed.len() as u64 && m == most),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains(&format!("a gzip file of {} bytes can hold at most {most}", packed.len())));
 }
 
 #[test]
