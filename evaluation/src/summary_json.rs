@@ -60,21 +60,17 @@ impl Summary {
         SummaryReader { what }.summary(&value)
     }
 
-    /// Writes `summary.json` to `path` through a temporary file and a rename.
+    /// Writes `summary.json` to `path` atomically.
     ///
     /// # Errors
     /// [`EvaluationError::Io`] naming the file.
     pub fn write(&self, path: &Path) -> Result<(), EvaluationError> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.to_json()).map_err(|source| EvaluationError::Io {
-            path: tmp.clone(),
-            action: "write",
-            source,
-        })?;
-        std::fs::rename(&tmp, path).map_err(|source| EvaluationError::Io {
-            path: path.to_path_buf(),
-            action: "rename",
-            source,
+        autoseg_planner::write_atomic(path, self.to_json().as_bytes()).map_err(|source| {
+            EvaluationError::Io {
+                path: path.to_path_buf(),
+                action: "write",
+                source,
+            }
         })
     }
 

@@ -70,12 +70,28 @@ pub(crate) fn write_artifact(path: &Path, text: &str) -> Result<(), PlanError> {
 }
 
 /// `dir/.name.tmp.<pid>`: hidden, unique per process, in the target's folder (same filesystem).
-fn temp_path(path: &Path) -> PathBuf {
+/// Every atomic write of the project goes through a name of this form, so that stale-temp
+/// clean-up can tell whose it is ([`is_orphaned_temp`]).
+pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Whether the file `name` is a [`temp_path`] whose writing process is gone (a run killed
+/// mid-write): only those may be removed; another live process's temp file is being written.
+pub fn is_orphaned_temp(name: &str) -> bool {
+    let Some((_, pid)) = name.rsplit_once(".tmp.") else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    name.starts_with('.')
+        && pid != std::process::id()
+        && !Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]

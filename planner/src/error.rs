@@ -164,6 +164,14 @@ pub enum PlanError {
         /// What to run first.
         hint: &'static str,
     },
+    /// Another run holds the work folder's lock ([`crate::WorkLock`]).
+    #[error("{}: in use by {holder}; wait for that run to finish or stop it (its lock is released when it ends), or use another --work folder", folder.display())]
+    InUse {
+        /// The work folder.
+        folder: std::path::PathBuf,
+        /// Who holds it, as the lock file says (e.g. `process 4242 (autoseg train)`).
+        holder: String,
+    },
     /// An artifact could not be read or written.
     #[error("{}: cannot {action}", path.display())]
     Io {

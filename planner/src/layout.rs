@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <work>/<dataset>/
+//!   .autoseg.lock                held by the run writing here (autoseg_planner::WorkLock)
 //!   dataset.json                 copy of the raw dataset's (a model folder is self-contained)
 //!   fingerprint.toml             autoseg fingerprint
 //!   plans.toml                   autoseg plan (hand-editable)
@@ -38,6 +39,11 @@ impl WorkLayout {
     /// The dataset's work folder itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `.autoseg.lock`: the advisory lock a writing command holds ([`crate::WorkLock`]).
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".autoseg.lock")
     }
 
     /// `dataset.json`: the copy `plan` keeps beside the plans.

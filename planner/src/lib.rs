@@ -47,6 +47,7 @@ mod dataset_info;
 mod error;
 mod fingerprint;
 mod layout;
+mod lock;
 mod lowres;
 mod numeric;
 mod order;
@@ -61,7 +62,7 @@ mod spec;
 mod topology;
 mod vram;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{is_orphaned_temp, temp_path, write_atomic, write_atomic_with};
 pub use configure::ConfigurationReport;
 pub use dataset_info::{DatasetInfo, LabelEntry, LabelValue};
 pub use error::PlanError;
@@ -69,6 +70,7 @@ pub use fingerprint::{
     Fingerprint, ForegroundIntensityProperties, StampEntry, FINGERPRINT_SCHEMA_VERSION,
 };
 pub use layout::{fold_folder, fold_of_folder, WorkLayout, SUMMARY_JSON};
+pub use lock::WorkLock;
 pub use lowres::LowresDecision;
 pub use planner::{plan, plan_with_report};
 pub use plans::{

@@ -11,8 +11,8 @@ use autoseg_inference::{
     ValidationJob,
 };
 use autoseg_network::checkpoint::{
-    save_checkpoint, CheckpointKind, CheckpointMeta, FileDigest, LossScalerState, TrainLog,
-    CHECKPOINT_SCHEMA_VERSION,
+    load_checkpoint, save_checkpoint, CheckpointKind, CheckpointMeta, FileDigest, LossScalerState,
+    TrainLog, CHECKPOINT_SCHEMA_VERSION,
 };
 use autoseg_network::UNet;
 use autoseg_planner::{plan, DatasetInfo, Fingerprint, ForegroundIntensityProperties, Plans};
@@ -224,6 +224,29 @@ fn constant_class_exports_the_inputs_grid_for_oblique_anisotropic_inputs() {
         assert_eq!(back.geometry.header(), image.geometry.header());
         assert_eq!(back.geometry.shape(), image.geometry.shape());
     }
+}
+
+#[test]
+fn a_failed_checkpoint_save_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = WorkLayout::new(dir.path().join("model"));
+    write_constant_fold(&model, &tiny_plans([0, 1, 2]), "0", [0.0, 1.0, 0.0]);
+    let saved = load_checkpoint(&model.fold(CONFIG, "0"), CheckpointKind::Final).unwrap();
+    // The metadata's place is taken by a non-empty folder: the last rename fails after both
+    // tensor files and the metadata were written to temporary files.
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(target.join("checkpoint_final.toml/keep")).unwrap();
+    let kind = CheckpointKind::Final;
+    let err = save_checkpoint(&target, kind, &saved.weights, &saved.buffers, saved.meta);
+    assert!(err.is_err());
+    let mut names: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // The tensor files were renamed into place (the set is torn; the digest check refuses
+    // it), but nothing temporary is left.
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub enum CheckpointFault {
     UnexpectedTensor(String),
     /// Parameters of the network that the file lacks.
     MissingTensors(Vec<String>),
+    /// The tensor file is not a valid safetensors file (the words say what is wrong).
+    NotSafetensors(String),
     /// A tensor's shape is not its parameter's.
     Shape {
         /// Parameter name.
@@ -68,6 +70,9 @@ impl fmt::Display for CheckpointFault {
                  hash {}): the checkpoint was interrupted while being written or was modified",
                 found.bytes, found.hash, expected.bytes, expected.hash
             ),
+            CheckpointFault::NotSafetensors(what) => {
+                write!(f, "not a valid safetensors file: {what}")
+            }
             CheckpointFault::UnexpectedTensor(name) => {
                 write!(f, "tensor '{name}' is not a parameter of this network")
             }

@@ -17,8 +17,9 @@ mod format;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use autoseg_planner::temp_path;
 use tch::{nn, Device, Tensor};
 
 use crate::error::NetworkError;
@@ -82,19 +83,29 @@ pub fn save_checkpoint(
     mut meta: CheckpointMeta,
 ) -> Result<(), NetworkError> {
     let paths = CheckpointPaths::new(fold_dir, kind);
-    let weights_tmp = write_tensors_tmp(&paths.weights, weights)?;
-    let optimizer_tmp = write_tensors_tmp(&paths.optimizer, buffers)?;
-    meta.weights = digest_file(&weights_tmp)?;
-    meta.optimizer = digest_file(&optimizer_tmp)?;
-    let text = toml::to_string(&meta).map_err(|source| NetworkError::SerializeMeta {
-        path: paths.meta.clone(),
-        source,
-    })?;
-    let meta_tmp = temp_path(&paths.meta);
-    write_synced(&meta_tmp, text.as_bytes())?;
-    rename(&weights_tmp, &paths.weights)?;
-    rename(&optimizer_tmp, &paths.optimizer)?;
-    rename(&meta_tmp, &paths.meta)
+    let temps = [&paths.weights, &paths.optimizer, &paths.meta].map(|p| temp_path(p));
+    let result = (|| {
+        let [weights_tmp, optimizer_tmp, meta_tmp] = &temps;
+        write_tensors(weights_tmp, weights)?;
+        write_tensors(optimizer_tmp, buffers)?;
+        meta.weights = digest_file(weights_tmp)?;
+        meta.optimizer = digest_file(optimizer_tmp)?;
+        let text = toml::to_string(&meta).map_err(|source| NetworkError::SerializeMeta {
+            path: paths.meta.clone(),
+            source,
+        })?;
+        write_synced(meta_tmp, text.as_bytes())?;
+        rename(weights_tmp, &paths.weights)?;
+        rename(optimizer_tmp, &paths.optimizer)?;
+        rename(meta_tmp, &paths.meta)
+    })();
+    if result.is_err() {
+        // A full disk must not also be left fuller: no temp file survives a failed save.
+        for tmp in &temps {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    result
 }
 
 /// Reads the metadata of checkpoint `kind`, `None` when it does not exist.
@@ -248,19 +259,18 @@ pub fn to_cpu_sorted(
     Ok(out)
 }
 
-fn write_tensors_tmp(path: &Path, tensors: &[(String, Tensor)]) -> Result<PathBuf, NetworkError> {
-    let tmp = temp_path(path);
+/// Writes `tensors` as safetensors to `tmp` and syncs it.
+fn write_tensors(tmp: &Path, tensors: &[(String, Tensor)]) -> Result<(), NetworkError> {
     let cpu = to_cpu_sorted(
         tensors
             .iter()
             .map(|(n, t)| (n.clone(), t.shallow_clone()))
             .collect(),
     )?;
-    Tensor::write_safetensors(&cpu, &tmp)?;
-    fs::File::open(&tmp)
+    Tensor::write_safetensors(&cpu, tmp).map_err(|e| safetensors_error(tmp, "write", e))?;
+    fs::File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(io_error(&tmp, "sync"))?;
-    Ok(tmp)
+        .map_err(io_error(tmp, "sync"))
 }
 
 fn read_tensors(path: &Path, digest: &FileDigest) -> Result<Vec<(String, Tensor)>, NetworkError> {
@@ -272,7 +282,39 @@ fn read_tensors(path: &Path, digest: &FileDigest) -> Result<Vec<(String, Tensor)
         };
         return Err(checkpoint_error(path, fault));
     }
-    Ok(Tensor::read_safetensors(path)?)
+    Tensor::read_safetensors(path).map_err(|e| safetensors_error(path, "read", e))
+}
+
+/// A safetensors failure of tch as our error: I/O faults (a full disk) as [`NetworkError::Io`],
+/// format faults in words (the safetensors crate's own text is its Debug form).
+fn safetensors_error(path: &Path, action: &'static str, err: tch::TchError) -> NetworkError {
+    use safetensors::SafeTensorError as E;
+    let tch::TchError::SafeTensorError { err, .. } = err else {
+        return NetworkError::Torch(err);
+    };
+    let what = match err {
+        E::IoError(source) => return io_error(path, action)(source),
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "its JSON header is invalid".to_string()
+        }
+        E::JsonError(e) => format!("its JSON header is invalid ({e})"),
+        E::HeaderTooLarge => "its header length is too large".to_string(),
+        E::HeaderTooSmall | E::InvalidHeaderLength => {
+            "the file is shorter than its header length says (truncated?)".to_string()
+        }
+        E::MetadataIncompleteBuffer => {
+            "the file is shorter than its tensors need (truncated?)".to_string()
+        }
+        E::TensorNotFound(name) => format!("tensor '{name}' is not in the file"),
+        E::InvalidOffset(name) => format!("tensor '{name}' has invalid data offsets"),
+        E::TensorInvalidInfo | E::ValidationOverflow => {
+            "a tensor's dtype, shape or offsets are inconsistent".to_string()
+        }
+        E::InvalidTensorView(dtype, shape, n) => {
+            format!("a {dtype:?} tensor of shape {shape:?} cannot hold {n} bytes")
+        }
+    };
+    checkpoint_error(path, CheckpointFault::NotSafetensors(what))
 }
 
 fn digest_file(path: &Path) -> Result<FileDigest, NetworkError> {
@@ -294,15 +336,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
 
 fn rename(from: &Path, to: &Path) -> Result<(), NetworkError> {
     fs::rename(from, to).map_err(io_error(to, "replace"))
-}
-
-/// `dir/.name.tmp`: hidden, beside the target (same filesystem, so the rename is atomic).
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
 }
 
 #[cfg(test)]

@@ -155,7 +155,8 @@ fn refresh_stamp(dir: &Path, fields: &StampFields) -> Result<(bool, usize), Cach
     Ok((true, removed))
 }
 
-/// Removes temp files of killed runs and case files of cases not in `cases`.
+/// Removes temp files of killed runs (never a live process's) and case files of cases not in
+/// `cases`.
 fn remove_strays(dir: &Path, cases: &[Case]) -> Result<usize, CacheError> {
     let wanted: std::collections::HashSet<String> = cases
         .iter()
@@ -163,8 +164,8 @@ fn remove_strays(dir: &Path, cases: &[Case]) -> Result<usize, CacheError> {
         .collect();
     let suffix = format!(".{CASE_EXTENSION}");
     remove_files(dir, |name| {
-        let temp = name.starts_with('.') && name.contains(".tmp.");
-        temp || (name.ends_with(&suffix) && !wanted.contains(name))
+        autoseg_planner::is_orphaned_temp(name)
+            || (name.ends_with(&suffix) && !wanted.contains(name))
     })
 }
 

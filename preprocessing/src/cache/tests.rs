@@ -390,10 +390,13 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     let plans = plans();
     preprocess_3d(&dataset, &plans, work.path()).unwrap();
     let dir = cache_of(work.path());
-    // What kill -9 can leave: a finished file missing, a temp file, and a file of a case that
-    // was since removed from the dataset.
+    // What kill -9 can leave: a finished file missing, a temp file (of a process id Linux never
+    // hands out), and a file of a case that was since removed from the dataset. A temp file of
+    // a live process (pid 1) is being written by someone else and stays.
     std::fs::remove_file(case_path(&dir, "case_1")).unwrap();
-    std::fs::write(dir.join(".case_1.case.tmp.12345"), b"partial").unwrap();
+    std::fs::write(dir.join(".case_1.case.tmp.99999999"), b"partial").unwrap();
+    let live = dir.join(".case_2.case.tmp.1");
+    std::fs::write(&live, b"being written").unwrap();
     std::fs::copy(case_path(&dir, "case_0"), case_path(&dir, "gone")).unwrap();
     // A changed raw file makes its case stale.
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -408,7 +411,12 @@ fn an_interrupted_run_resumes_and_cleans_up() {
     let names: Vec<String> = mtimes(&dir).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["case_0.case", "case_1.case", "case_2.case"]);
     let listing: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert_eq!(listing.len(), 4, "three cases and the stamp");
+    assert_eq!(
+        listing.len(),
+        5,
+        "three cases, the stamp and the live temp file"
+    );
+    assert!(live.is_file());
 }
 
 #[test]

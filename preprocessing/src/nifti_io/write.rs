@@ -63,33 +63,24 @@ fn write_volume<T: Copy, const N: usize>(
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".autoseg-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tmp.as_file());
     let encode = |w: &mut dyn Write| -> io::Result<()> {
         w.write_all(&header)?;
         write_voxels(w, volume, &to_bytes)
     };
-    if gzip {
-        let mut gz = GzEncoder::new(&mut out, Compression::new(level));
-        encode(&mut gz)
-            .and_then(|()| gz.try_finish())
-            .map_err(write_err)?;
-    } else {
-        encode(&mut out).map_err(write_err)?;
-    }
-    out.flush().map_err(write_err)?;
-    drop(out);
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
+    // The project's one atomic writer: a temp file named after this process (so stale-temp
+    // clean-up knows whose it is), created with the umask's permissions, synced, renamed.
+    crate::write_atomic_with(path, |file| {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        if gzip {
+            let mut gz = GzEncoder::new(&mut out, Compression::new(level));
+            encode(&mut gz)?;
+            gz.try_finish()?;
+        } else {
+            encode(&mut out)?;
+        }
+        out.flush()
+    })
+    .map_err(write_err)
 }
 
 /// Header dims for `volume`, checking it has one channel and its geometry's shape.

@@ -190,9 +190,10 @@ fn forged_huge_dims_fail_before_allocating() {
             if e == expected && compressed == packed.len() as u64 && m == most),
         "{err}"
     );
-    assert!(err
-        .to_string()
-        .contains(&format!("a gzip file of {} bytes can hold at most {most}", packed.len())));
+    assert!(err.to_string().contains(&format!(
+        "a gzip file of {} bytes can hold at most {most}",
+        packed.len()
+    )));
 }
 
 #[test]
@@ -286,4 +287,17 @@ fn failed_write_leaves_the_target_and_no_temporary_files() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("busy.nii.gz")]);
+}
+
+#[test]
+fn written_files_take_the_umasks_permissions_like_any_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"x").unwrap();
+    let mask = dir.path().join("mask.nii.gz");
+    write_image(&mask, &small_image(1), 1).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A temp-file crate would give 0600 whatever the umask says.
+    assert_eq!(mode(&mask), mode(&plain));
 }
