@@ -14,9 +14,9 @@ mod labels;
 use std::path::{Path, PathBuf};
 
 pub use autoseg_planner::{LabelEntry, LabelValue};
-pub(crate) use discovery::{cases_from_entries, discover, Discovered};
+pub(crate) use discovery::{cases_from_entries, discover, warn_skipped, Discovered};
 pub use discovery::{discover_image_cases, split_channel_name};
-pub use fault::{JsonFault, PathProblem};
+pub use fault::{JsonFault, NotAFile, PathProblem};
 pub(crate) use json::ParseFailure;
 pub use json::{CaseEntry, DatasetJson};
 pub use labels::Labels;
@@ -108,7 +108,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads `dataset.json` and discovers the training and test cases.
+    /// Reads `dataset.json` and discovers the training and test cases. Entries named like case
+    /// files that are not regular files (directories, symlink loops, dangling symlinks, ...) are
+    /// skipped, as nnU-Net does, with a logged warning each.
     ///
     /// nnU-Net: `get_filenames_of_train_images_and_targets`.
     ///
@@ -124,12 +126,18 @@ impl Dataset {
                 if !images.is_dir() {
                     return Err(DatasetError::MissingFolder { path: images });
                 }
-                discover_listed(&images, &root.join("labelsTr"), &json.file_ending, true)?.cases
+                let found =
+                    discover_listed(&images, &root.join("labelsTr"), &json.file_ending, true)?;
+                warn_skipped(&found.skipped);
+                found.cases
             }
         };
         let test_dir = root.join("imagesTs");
         let test = if test_dir.is_dir() {
-            discover_listed(&test_dir, &root.join("labelsTs"), &json.file_ending, false)?.cases
+            let found =
+                discover_listed(&test_dir, &root.join("labelsTs"), &json.file_ending, false)?;
+            warn_skipped(&found.skipped);
+            found.cases
         } else {
             Vec::new()
         };
@@ -306,5 +314,16 @@ mod tests {
         let ds = Dataset::open(tmp.path()).expect("open without imagesTr");
         assert_eq!(ds.training[0].images, [tmp.path().join("img/c.nii.gz")]);
         assert_eq!(ds.training[0].label, Some(tmp.path().join("seg/c.nii.gz")));
+    }
+
+    #[test]
+    fn open_skips_entries_that_are_not_regular_files() {
+        let tmp = layout(&["imagesTr/a_0000.nii.gz", "labelsTr/a.nii.gz"]);
+        std::fs::create_dir(tmp.path().join("imagesTr/b_0000.nii.gz")).expect("mkdir");
+        std::os::unix::fs::symlink("c_0000.nii.gz", tmp.path().join("imagesTr/c_0000.nii.gz"))
+            .expect("symlink");
+        let ds = Dataset::open(tmp.path()).expect("open");
+        let ids: Vec<&str> = ds.training.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
     }
 }
