@@ -14,7 +14,9 @@ mod labels;
 use std::path::{Path, PathBuf};
 
 pub use autoseg_planner::{LabelEntry, LabelValue};
-pub(crate) use discovery::{cases_from_entries, discover, warn_skipped, Discovered};
+pub(crate) use discovery::{
+    cases_from_entries, discover, regular_file, warn_skipped, Discovered, Skipped,
+};
 pub use discovery::{discover_image_cases, split_channel_name};
 pub use fault::{JsonFault, NotAFile, PathProblem};
 pub(crate) use json::ParseFailure;
