@@ -152,6 +152,9 @@ fn report_json_error(err: DatasetError, report: &mut Report) {
             },
         ),
         DatasetError::EmptyJson { path } => report.error(None, Some(path), Fault::DatasetJsonEmpty),
+        DatasetError::ByteOrderMark { path } => {
+            report.error(None, Some(path), Fault::DatasetJsonBom);
+        }
         DatasetError::MalformedJson { path, source } => report.error(
             None,
             Some(path),
@@ -795,5 +798,23 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    #[test]
+    fn dataset_json_with_a_byte_order_mark_is_named() {
+        let tmp = two_cases(2);
+        let json_path = tmp.path().join("dataset.json");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(std::fs::read(&json_path).expect("read"));
+        std::fs::write(&json_path, bytes).expect("write");
+        let report = verify(tmp.path(), 1);
+        assert_eq!(
+            report.errors,
+            [issue(None, json_path, Fault::DatasetJsonBom)]
+        );
+        assert!(report.errors[0].to_string().ends_with(
+            "dataset.json: dataset.json starts with a UTF-8 byte-order mark (BOM), which \
+             nnU-Net's JSON reader refuses too; save it as UTF-8 without BOM"
+        ));
     }
 }

@@ -45,6 +45,13 @@ pub enum DatasetError {
         /// The `dataset.json` path.
         path: PathBuf,
     },
+    /// `dataset.json` starts with a UTF-8 byte-order mark, which JSON does not allow (nnU-Net's
+    /// `json.load` refuses it too).
+    #[error("{}: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM", path.display())]
+    ByteOrderMark {
+        /// The `dataset.json` path.
+        path: PathBuf,
+    },
     /// `dataset.json` is not JSON, or a key has the wrong JSON type.
     #[error("{}: dataset.json is malformed", path.display())]
     MalformedJson {
@@ -187,8 +194,9 @@ pub(crate) fn discover_listed(
 /// Reads and checks one `dataset.json` file.
 ///
 /// # Errors
-/// [`DatasetError::ReadJson`], [`DatasetError::EmptyJson`], [`DatasetError::MalformedJson`] or
-/// [`DatasetError::InvalidJson`] (which lists every content fault).
+/// [`DatasetError::ReadJson`], [`DatasetError::EmptyJson`], [`DatasetError::ByteOrderMark`],
+/// [`DatasetError::MalformedJson`] or [`DatasetError::InvalidJson`] (which lists every content
+/// fault).
 pub fn read_dataset_json(path: &Path) -> Result<DatasetJson, DatasetError> {
     let bytes = std::fs::read(path).map_err(|source| DatasetError::ReadJson {
         path: path.to_path_buf(),
@@ -203,6 +211,9 @@ pub fn read_dataset_json(path: &Path) -> Result<DatasetJson, DatasetError> {
 /// As [`read_dataset_json`], except for I/O.
 pub fn parse_dataset_json(bytes: &[u8], path: &Path) -> Result<DatasetJson, DatasetError> {
     let path = path.to_path_buf();
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(DatasetError::ByteOrderMark { path });
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         // serde_json reports the position of the invalid UTF-8.
@@ -316,6 +327,20 @@ mod tests {
         let ds = Dataset::open(tmp.path()).expect("open without imagesTr");
         assert_eq!(ds.training[0].images, [tmp.path().join("img/c.nii.gz")]);
         assert_eq!(ds.training[0].label, Some(tmp.path().join("seg/c.nii.gz")));
+    }
+
+    #[test]
+    fn byte_order_mark_is_named() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(JSON.as_bytes());
+        let err = parse_dataset_json(&bytes, Path::new("ds/dataset.json")).expect_err("BOM");
+        assert!(
+            matches!(&err, DatasetError::ByteOrderMark { path } if path == Path::new("ds/dataset.json"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "ds/dataset.json: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Fault {
     },
     /// `dataset.json` is empty.
     DatasetJsonEmpty,
+    /// `dataset.json` starts with a UTF-8 byte-order mark.
+    DatasetJsonBom,
     /// `dataset.json` is not JSON, or a key has the wrong JSON type.
     DatasetJsonMalformed {
         /// The parser's message, with line and column.
@@ -159,6 +161,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::DatasetJsonUnreadable { reason } => write!(f, "cannot read dataset.json ({reason}); every dataset folder needs one describing channels, labels, numTraining and file_ending"),
             Fault::DatasetJsonEmpty => write!(f, "dataset.json is empty; it must declare channel_names, labels, numTraining and file_ending"),
+            Fault::DatasetJsonBom => write!(f, "dataset.json starts with a UTF-8 byte-order mark (BOM), which nnU-Net's JSON reader refuses too; save it as UTF-8 without BOM"),
             Fault::DatasetJsonMalformed { reason } => write!(f, "dataset.json is malformed ({reason}); fix the JSON syntax or the key's type"),
             Fault::DatasetJson(fault) => write!(f, "dataset.json: {fault}"),
             Fault::MissingFolder { folder } => write!(f, "folder {folder}/ is missing; nnU-Net's raw layout puts training images in imagesTr/ and their labels in labelsTr/"),
