@@ -29,7 +29,7 @@ pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, Preproce
 pub use dataset::{
     discover_image_cases, parse_dataset_json, read_dataset_json, split_channel_name, Case,
     CaseEntry, CaseId, Dataset, DatasetError, DatasetJson, JsonFault, LabelEntry, LabelValue,
-    Labels, PathProblem,
+    Labels, NotAFile, PathProblem,
 };
 pub use nifti_io::{
     read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,

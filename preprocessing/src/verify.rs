@@ -7,7 +7,9 @@
 //!
 //! Beyond nnU-Net: unreadable files (truncated, corrupt, empty) are reported per file instead of
 //! aborting; files in `imagesTr/` whose names are not `{CASE}_{XXXX}{ending}` are reported
-//! (nnU-Net silently makes a bogus case of them); channel files must be numbered `0000..n-1`;
+//! (nnU-Net silently makes a bogus case of them); entries named like case files that are not
+//! regular files (directories, symlink loops, dangling symlinks) are named, as warnings where
+//! nnU-Net accepts the dataset anyway; channel files must be numbered `0000..n-1`;
 //! infinite voxels are reported along with NaN. `imagesTs/` is not checked (nor is it by
 //! nnU-Net).
 
@@ -20,7 +22,8 @@ use rayon::prelude::*;
 pub use fault::Fault;
 
 use crate::dataset::{
-    discover_listed, split_channel_name, Case, CaseId, DatasetError, DatasetJson,
+    discover_listed, regular_file, split_channel_name, Case, CaseId, DatasetError, DatasetJson,
+    NotAFile, Skipped,
 };
 use crate::{read_dataset_json, read_image, read_label_map, Geometry, NiftiIoError};
 
@@ -52,7 +55,8 @@ impl std::fmt::Display for Issue {
 pub struct Report {
     /// Problems that make the dataset unusable.
     pub errors: Vec<Issue>,
-    /// Problems worth a look that nnU-Net tolerates (geometry offsets).
+    /// Problems worth a look that nnU-Net tolerates (geometry offsets, entries named like case
+    /// files that are not regular files).
     pub warnings: Vec<Issue>,
 }
 
@@ -148,6 +152,9 @@ fn report_json_error(err: DatasetError, report: &mut Report) {
             },
         ),
         DatasetError::EmptyJson { path } => report.error(None, Some(path), Fault::DatasetJsonEmpty),
+        DatasetError::ByteOrderMark { path } => {
+            report.error(None, Some(path), Fault::DatasetJsonBom);
+        }
         DatasetError::MalformedJson { path, source } => report.error(
             None,
             Some(path),
@@ -170,7 +177,8 @@ fn report_json_error(err: DatasetError, report: &mut Report) {
     }
 }
 
-/// The training cases as nnU-Net finds them; misnamed files and listing failures are reported.
+/// The training cases as nnU-Net finds them; misnamed files, skipped entries and listing
+/// failures are reported.
 fn training_cases(root: &Path, json: &DatasetJson, report: &mut Report) -> Vec<Case> {
     if let Some(entries) = &json.cases {
         return crate::dataset::cases_from_entries(root, entries);
@@ -187,12 +195,40 @@ fn training_cases(root: &Path, json: &DatasetJson, report: &mut Report) -> Vec<C
                 };
                 report.error(None, Some(file), fault);
             }
+            report_skipped(found.skipped, &found.cases, json, report);
             found.cases
         }
         Err(err) => {
             let reason = error_chain(&err, &image_dir);
             report.error(None, Some(image_dir), Fault::UnreadableFolder { reason });
             Vec::new()
+        }
+    }
+}
+
+/// Entries of `imagesTr/` that discovery skipped because they are not regular files: a warning
+/// where nnU-Net accepts the dataset anyway (the cases add up to `numTraining` and the entry is
+/// no declared channel of a case that exists), otherwise an error.
+fn report_skipped(skipped: Vec<Skipped>, cases: &[Case], json: &DatasetJson, report: &mut Report) {
+    let count_matches = !cases.is_empty() && cases.len() == json.num_training;
+    for Skipped { path, reason } in skipped {
+        // The case this entry would give a declared channel to, if that case exists.
+        let case = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| split_channel_name(name, &json.file_ending))
+            .filter(|&(id, idx)| {
+                usize::from(idx) < json.n_channels() && cases.iter().any(|c| c.id == id)
+            })
+            .map(|(id, _)| id.to_string());
+        if count_matches && case.is_none() {
+            report.warning(None, Some(path), Fault::SkippedEntry { found: reason });
+        } else {
+            report.error(
+                case.as_deref(),
+                Some(path),
+                Fault::SkippedCaseFile { found: reason },
+            );
         }
     }
 }
@@ -283,14 +319,23 @@ fn check_channel_count(case: &Case, ctx: &CaseContext<'_>, report: &mut Report) 
 fn check_images(case: &Case, report: &mut Report) -> Option<(PathBuf, Geometry)> {
     let mut reference: Option<(PathBuf, Geometry)> = None;
     for path in &case.images {
-        if !path.is_file() {
-            report.error(Some(&case.id), Some(path.clone()), Fault::MissingImage);
-            continue;
+        match regular_file(path) {
+            Ok(()) => {}
+            Err(NotAFile::Missing) => {
+                report.error(Some(&case.id), Some(path.clone()), Fault::MissingImage);
+                continue;
+            }
+            Err(found) => {
+                let fault = Fault::ImageNotAFile { found };
+                report.error(Some(&case.id), Some(path.clone()), fault);
+                continue;
+            }
         }
         let image = match read_image(path) {
             Ok(image) => image,
             Err(err) => {
-                report.error(Some(&case.id), Some(path.clone()), unreadable(&err, path));
+                let fault = unreadable(&err, path, |found| Fault::ImageNotAFile { found });
+                report.error(Some(&case.id), Some(path.clone()), fault);
                 continue;
             }
         };
@@ -323,16 +368,24 @@ fn check_label(
     let Some(path) = case.label.as_ref() else {
         return;
     };
-    if !path.is_file() {
-        if ctx.label_dir_exists {
-            report.error(Some(&case.id), Some(path.clone()), Fault::MissingLabel);
+    match regular_file(path) {
+        Ok(()) => {}
+        Err(NotAFile::Missing) => {
+            if ctx.label_dir_exists {
+                report.error(Some(&case.id), Some(path.clone()), Fault::MissingLabel);
+            }
+            return;
         }
-        return;
+        Err(found) => {
+            let fault = Fault::LabelNotAFile { found };
+            return report.error(Some(&case.id), Some(path.clone()), fault);
+        }
     }
     let labels = match read_label_map(path) {
         Ok(labels) => labels,
         Err(err) => {
-            return report.error(Some(&case.id), Some(path.clone()), unreadable(&err, path))
+            let fault = unreadable(&err, path, |found| Fault::LabelNotAFile { found });
+            return report.error(Some(&case.id), Some(path.clone()), fault);
         }
     };
     let mut present = vec![false; usize::from(u16::MAX) + 1];
@@ -420,8 +473,15 @@ fn allclose(a: &[f64], b: &[f64]) -> bool {
             .all(|(x, y)| (x - y).abs() <= 1e-8 + 1e-5 * y.abs())
 }
 
-/// A reader failure as a fault: the reader's message without its leading `path: `.
-fn unreadable(err: &NiftiIoError, path: &Path) -> Fault {
+/// A reader failure as a fault: a file this process may not open is `not_a_file` (what is there
+/// cannot be read), any other failure the reader's message without its leading `path: `.
+fn unreadable(err: &NiftiIoError, path: &Path, not_a_file: fn(NotAFile) -> Fault) -> Fault {
+    if let NiftiIoError::Io { source, .. } = err {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            let reason = source.to_string();
+            return not_a_file(NotAFile::Unreadable { reason });
+        }
+    }
     Fault::Unreadable {
         reason: error_chain(err, path),
     }
@@ -481,20 +541,32 @@ mod tests {
         }
     }
 
+    /// A clean dataset of the one-channel cases `a` and `b`, declaring `num_training` cases.
+    fn two_cases(num_training: usize) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let json = JSON.replace(
+            "\"numTraining\": 2",
+            &format!("\"numTraining\": {num_training}"),
+        );
+        std::fs::write(tmp.path().join("dataset.json"), json).expect("json");
+        for id in ["a", "b"] {
+            let label = format!("labelsTr/{id}.nii.gz");
+            write_case(
+                tmp.path(),
+                &format!("imagesTr/{id}_0000.nii.gz"),
+                Some(&label),
+            );
+        }
+        tmp
+    }
+
+    fn issue(case: Option<&str>, file: PathBuf, fault: Fault) -> Issue {
+        super::issue(case, Some(file), fault)
+    }
+
     #[test]
     fn clean_dataset_gives_an_empty_report() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        std::fs::write(tmp.path().join("dataset.json"), JSON).expect("json");
-        write_case(
-            tmp.path(),
-            "imagesTr/a_0000.nii.gz",
-            Some("labelsTr/a.nii.gz"),
-        );
-        write_case(
-            tmp.path(),
-            "imagesTr/b_0000.nii.gz",
-            Some("labelsTr/b.nii.gz"),
-        );
+        let tmp = two_cases(2);
         let report = verify(tmp.path(), 2);
         assert_eq!(report, Report::default());
         assert!(report.is_ok());
@@ -562,5 +634,187 @@ mod tests {
             error_chain(&err, path),
             "not a NIfTI file (sizeof_hdr is 7, expected 348 or 540)"
         );
+    }
+
+    #[test]
+    fn skipped_entry_is_a_warning_when_the_cases_add_up() {
+        let tmp = two_cases(2);
+        let path = tmp.path().join("imagesTr/loop_0000.nii.gz");
+        std::os::unix::fs::symlink("loop_0000.nii.gz", &path).expect("symlink");
+        let report = verify(tmp.path(), 1);
+        assert_eq!(report.errors, []);
+        let fault = Fault::SkippedEntry {
+            found: NotAFile::SymlinkLoop,
+        };
+        assert_eq!(report.warnings, [issue(None, path.clone(), fault)]);
+        assert_eq!(
+            report.warnings[0].to_string(),
+            format!(
+                "{}: skipped: it is a symlink loop (nnU-Net skips it too); remove it if it is not \
+                 meant to be a case file",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn skipped_entry_is_an_error_when_the_cases_fall_short_of_num_training() {
+        let tmp = two_cases(3);
+        let path = tmp.path().join("imagesTr/c_0000.nii.gz");
+        std::os::unix::fs::symlink("gone.nii.gz", &path).expect("symlink");
+        let report = verify(tmp.path(), 1);
+        let found = NotAFile::DanglingSymlink {
+            target: PathBuf::from("gone.nii.gz"),
+        };
+        let count = Fault::CaseCount {
+            declared: 3,
+            found: 2,
+        };
+        assert_eq!(
+            report.errors,
+            [
+                issue(None, path.clone(), Fault::SkippedCaseFile { found }),
+                issue(None, tmp.path().join("dataset.json"), count),
+            ]
+        );
+        assert_eq!(
+            report.errors[0].to_string(),
+            format!(
+                "{}: not read as a case file: it is a dangling symlink to gone.nii.gz (nnU-Net \
+                 skips it too), which leaves its case without this channel or the training cases \
+                 short of numTraining; put the NIfTI file there",
+                path.display()
+            )
+        );
+        assert_eq!(report.warnings, []);
+    }
+
+    #[test]
+    fn skipped_channel_of_an_existing_case_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let json = JSON
+            .replace(r#"{"0": "CT"}"#, r#"{"0": "CT", "1": "PET"}"#)
+            .replace("\"numTraining\": 2", "\"numTraining\": 1");
+        std::fs::write(tmp.path().join("dataset.json"), json).expect("json");
+        write_case(
+            tmp.path(),
+            "imagesTr/a_0000.nii.gz",
+            Some("labelsTr/a.nii.gz"),
+        );
+        let path = tmp.path().join("imagesTr/a_0001.nii.gz");
+        std::fs::create_dir(&path).expect("mkdir");
+        let report = verify(tmp.path(), 1);
+        let skipped = Fault::SkippedCaseFile {
+            found: NotAFile::Directory,
+        };
+        let channels = Fault::ChannelCount {
+            expected: 2,
+            found: 1,
+            missing: vec![path.clone()],
+            unexpected: vec![],
+        };
+        assert_eq!(
+            report.errors,
+            [
+                issue(Some("a"), path.clone(), skipped),
+                issue(Some("a"), path.clone(), channels),
+            ]
+        );
+    }
+
+    #[test]
+    fn label_path_that_is_a_directory_is_named() {
+        let tmp = two_cases(2);
+        let path = tmp.path().join("labelsTr/b.nii.gz");
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("mkdir");
+        let report = verify(tmp.path(), 1);
+        let fault = Fault::LabelNotAFile {
+            found: NotAFile::Directory,
+        };
+        assert_eq!(report.errors, [issue(Some("b"), path.clone(), fault)]);
+        assert_eq!(
+            report.errors[0].to_string(),
+            format!(
+                "{}: case b: label file is a directory; the case's label map must be a \
+                 readable NIfTI file at this path",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn dataset_mapping_names_what_is_at_its_paths() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let json = JSON.replace(
+            "\"numTraining\": 2",
+            r#""numTraining": 1, "dataset": {"c": {"images": ["c.nii.gz"], "label": "s.nii.gz"}}"#,
+        );
+        std::fs::write(tmp.path().join("dataset.json"), json).expect("json");
+        let (image, label) = (tmp.path().join("c.nii.gz"), tmp.path().join("s.nii.gz"));
+        std::os::unix::fs::symlink("gone.nii.gz", &image).expect("symlink");
+        std::os::unix::fs::symlink("s.nii.gz", &label).expect("symlink");
+        let report = verify(tmp.path(), 1);
+        let dangling = NotAFile::DanglingSymlink {
+            target: PathBuf::from("gone.nii.gz"),
+        };
+        let image_fault = Fault::ImageNotAFile { found: dangling };
+        let label_fault = Fault::LabelNotAFile {
+            found: NotAFile::SymlinkLoop,
+        };
+        assert_eq!(
+            report.errors,
+            [
+                issue(Some("c"), image.clone(), image_fault),
+                issue(Some("c"), label, label_fault),
+            ]
+        );
+        assert!(report.errors[0]
+            .to_string()
+            .ends_with("case c: image file is a dangling symlink to gone.nii.gz; the channel's image must be a readable NIfTI file at this path"));
+    }
+
+    #[test]
+    fn unreadable_label_file_names_the_permission() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = two_cases(2);
+        let path = tmp.path().join("labelsTr/b.nii.gz");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        if std::fs::read(&path).is_ok() {
+            // Root reads anything: there is nothing unreadable to report.
+            return;
+        }
+        let report = verify(tmp.path(), 1);
+        let found = NotAFile::Unreadable {
+            reason: "Permission denied (os error 13)".into(),
+        };
+        let fault = Fault::LabelNotAFile { found };
+        assert_eq!(report.errors, [issue(Some("b"), path.clone(), fault)]);
+        assert_eq!(
+            report.errors[0].to_string(),
+            format!(
+                "{}: case b: label file cannot be read: Permission denied (os error 13); the \
+                 case's label map must be a readable NIfTI file at this path",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn dataset_json_with_a_byte_order_mark_is_named() {
+        let tmp = two_cases(2);
+        let json_path = tmp.path().join("dataset.json");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(std::fs::read(&json_path).expect("read"));
+        std::fs::write(&json_path, bytes).expect("write");
+        let report = verify(tmp.path(), 1);
+        assert_eq!(
+            report.errors,
+            [issue(None, json_path, Fault::DatasetJsonBom)]
+        );
+        assert!(report.errors[0].to_string().ends_with(
+            "dataset.json: dataset.json starts with a UTF-8 byte-order mark (BOM), which \
+             nnU-Net's JSON reader refuses too; save it as UTF-8 without BOM"
+        ));
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Case, CaseEntry, CaseId};
+use super::{Case, CaseEntry, CaseId, NotAFile};
 
 /// What a folder of images holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,30 +19,95 @@ pub(crate) struct Discovered {
     /// Files with the ending whose name is not `{CASE}_{XXXX}{ending}` (nnU-Net would turn each
     /// into a bogus case id; autoseg reports them instead).
     pub misnamed: Vec<PathBuf>,
+    /// Entries with the ending that are not regular files (and test-case label paths that hold
+    /// something else than a file), sorted by path: nnU-Net skips them silently, autoseg names
+    /// them.
+    pub skipped: Vec<Skipped>,
 }
 
-/// Names of the regular files in `dir` that end with `ending`, sorted (nnU-Net: `subfiles`).
-/// Names that are not UTF-8 are returned in `misnamed`.
-pub(crate) fn files_with_ending(
-    dir: &Path,
-    ending: &str,
-) -> io::Result<(Vec<String>, Vec<PathBuf>)> {
-    let mut names = Vec::new();
-    let mut misnamed = Vec::new();
+/// An entry discovery skipped because it is not a regular file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Skipped {
+    /// The entry.
+    pub path: PathBuf,
+    /// What it is instead.
+    pub reason: NotAFile,
+}
+
+/// Logs one warning per skipped entry (the commands other than `verify`, which reports them).
+pub(crate) fn warn_skipped(skipped: &[Skipped]) {
+    for Skipped { path, reason } in skipped {
+        tracing::warn!(
+            "{}: skipped: it {reason} (nnU-Net skips it too)",
+            path.display()
+        );
+    }
+}
+
+/// `errno` for "too many levels of symbolic links" (`ELOOP`): 40 on Linux, 62 on macOS and
+/// FreeBSD. `io::ErrorKind::FilesystemLoop` is not stable on Rust 1.95, and libc is not worth a
+/// dependency for one constant.
+const ELOOP: i32 = if cfg!(any(target_os = "macos", target_os = "freebsd")) {
+    62
+} else {
+    40
+};
+
+/// `Ok` when `path` is (or links to) a regular file, otherwise what is there instead. Follows
+/// symlinks, as nnU-Net's `os.path.isfile` does.
+pub(crate) fn regular_file(path: &Path) -> Result<(), NotAFile> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.is_dir() => Err(NotAFile::Directory),
+        Ok(_) => Err(NotAFile::NotRegularFile),
+        Err(err) if err.raw_os_error() == Some(ELOOP) => Err(NotAFile::SymlinkLoop),
+        // The link itself exists when its target does not.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => match std::fs::read_link(path) {
+            Ok(target) => Err(NotAFile::DanglingSymlink { target }),
+            Err(_) => Err(NotAFile::Missing),
+        },
+        Err(err) => Err(NotAFile::Unreadable {
+            reason: err.to_string(),
+        }),
+    }
+}
+
+/// What [`files_with_ending`] finds in one folder.
+struct Listing {
+    /// Names of the regular files, sorted.
+    names: Vec<String>,
+    /// Regular files whose names are not UTF-8 (whatever their ending), sorted.
+    misnamed: Vec<PathBuf>,
+    /// Entries that are not regular files, in listing order.
+    skipped: Vec<Skipped>,
+}
+
+/// The regular files in `dir` that end with `ending` (nnU-Net: `subfiles`), and the entries
+/// with the ending that nnU-Net skips because they are not regular files.
+fn files_with_ending(dir: &Path, ending: &str) -> io::Result<Listing> {
+    let mut listing = Listing {
+        names: Vec::new(),
+        misnamed: Vec::new(),
+        skipped: Vec::new(),
+    };
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.path().is_file() {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
             continue;
-        }
-        match entry.file_name().into_string() {
-            Ok(name) if name.ends_with(ending) => names.push(name),
-            Ok(_) => {}
-            Err(_) => misnamed.push(entry.path()),
+        };
+        let has_ending = name.as_encoded_bytes().ends_with(ending.as_bytes());
+        match (regular_file(&path), name.to_str()) {
+            (Ok(()), Some(name)) if has_ending => listing.names.push(name.to_string()),
+            (Ok(()), None) => listing.misnamed.push(path),
+            // Gone since the listing, or not named like a case file.
+            (Err(NotAFile::Missing), _) | (Ok(()), Some(_)) => {}
+            (Err(reason), _) if has_ending => listing.skipped.push(Skipped { path, reason }),
+            (Err(_), _) => {}
         }
     }
-    names.sort();
-    misnamed.sort();
-    Ok((names, misnamed))
+    listing.names.sort();
+    listing.misnamed.sort();
+    Ok(listing)
 }
 
 /// The case id and channel index of `name`, if it is `{CASE}_{XXXX}{ending}` with a non-empty
@@ -58,15 +123,20 @@ pub fn split_channel_name<'a>(name: &'a str, ending: &str) -> Option<(&'a str, u
 }
 
 /// Discovers the cases of an image folder. `label_dir` gives each case's label path
-/// `{label_dir}/{case}{ending}`; with `labels_must_exist == false` only existing label files are
-/// kept (test cases), otherwise the expected path is always set (training cases).
+/// `{label_dir}/{case}{ending}`; with `labels_must_exist == false` only label paths that hold a
+/// regular file are kept (test cases; other entries there are skipped), otherwise the expected
+/// path is always set (training cases).
 pub(crate) fn discover(
     image_dir: &Path,
     label_dir: &Path,
     ending: &str,
     labels_must_exist: bool,
 ) -> io::Result<Discovered> {
-    let (names, mut misnamed) = files_with_ending(image_dir, ending)?;
+    let Listing {
+        names,
+        mut misnamed,
+        mut skipped,
+    } = files_with_ending(image_dir, ending)?;
     // Names are sorted, so each case's channel files arrive in name order.
     let mut by_case: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
     for name in &names {
@@ -75,26 +145,43 @@ pub(crate) fn discover(
             None => misnamed.push(image_dir.join(name)),
         }
     }
-    let cases = by_case
-        .into_iter()
-        .map(|(id, images)| {
-            let label = label_dir.join(format!("{id}{ending}"));
-            let label = (labels_must_exist || label.is_file()).then_some(label);
-            Case {
-                id: id.to_string(),
-                images,
-                label,
+    let mut cases = Vec::with_capacity(by_case.len());
+    for (id, images) in by_case {
+        let path = label_dir.join(format!("{id}{ending}"));
+        let label = if labels_must_exist {
+            Some(path)
+        } else {
+            match regular_file(&path) {
+                Ok(()) => Some(path),
+                Err(NotAFile::Missing) => None,
+                Err(reason) => {
+                    skipped.push(Skipped { path, reason });
+                    None
+                }
             }
-        })
-        .collect();
+        };
+        cases.push(Case {
+            id: id.to_string(),
+            images,
+            label,
+        });
+    }
     misnamed.sort();
-    Ok(Discovered { cases, misnamed })
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    // A test case's label path is in the image folder when both folders are one.
+    skipped.dedup();
+    Ok(Discovered {
+        cases,
+        misnamed,
+        skipped,
+    })
 }
 
 /// The cases of a folder of `{CASE}_{XXXX}{ending}` images without labels (e.g. `imagesTs`, or
 /// the input of `predict`): cases sorted by id, channels by name, as nnU-Net's
 /// `create_lists_from_splitted_dataset_folder`; plus the files with the ending whose names do
-/// not follow the pattern.
+/// not follow the pattern. Entries with the ending that are not regular files are skipped, as
+/// nnU-Net does, with a logged warning each.
 ///
 /// # Errors
 /// The folder cannot be listed.
@@ -103,6 +190,7 @@ pub fn discover_image_cases(
     ending: &str,
 ) -> io::Result<(Vec<Case>, Vec<PathBuf>)> {
     let found = discover(image_dir, image_dir, ending, false)?;
+    warn_skipped(&found.skipped);
     let cases = found
         .cases
         .into_iter()
@@ -195,5 +283,104 @@ mod tests {
             .map(|c| c.id.as_str())
             .collect();
         assert_eq!(with_label, ["case_1"]);
+    }
+
+    /// Makes `dir` unsearchable and says whether that locks this process out of `inside`
+    /// (root reads anything, so the unreadable cases cannot be built as root).
+    fn lock(dir: &Path, inside: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        std::fs::metadata(inside).is_err()
+    }
+
+    fn unlock(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+
+    #[test]
+    fn entries_that_are_not_regular_files_are_skipped_and_named() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("imagesTr");
+        let locked = tmp.path().join("locked");
+        std::fs::create_dir_all(&img).expect("mkdir");
+        std::fs::create_dir_all(&locked).expect("mkdir");
+        touch(&img, &["case_0000.nii.gz"]);
+        touch(&locked, &["x.nii.gz"]);
+        std::fs::create_dir(img.join("dir_0000.nii.gz")).expect("mkdir");
+        std::fs::create_dir(img.join("notes")).expect("mkdir");
+        symlink("self_0000.nii.gz", img.join("self_0000.nii.gz")).expect("symlink");
+        symlink("b_0000.nii.gz", img.join("a_0000.nii.gz")).expect("symlink");
+        symlink("a_0000.nii.gz", img.join("b_0000.nii.gz")).expect("symlink");
+        symlink("gone.nii.gz", img.join("dangling_0000.nii.gz")).expect("symlink");
+        symlink(locked.join("x.nii.gz"), img.join("locked_0000.nii.gz")).expect("symlink");
+        let _socket =
+            std::os::unix::net::UnixListener::bind(img.join("sock_0000.nii.gz")).expect("bind");
+
+        let locked_out = lock(&locked, &locked.join("x.nii.gz"));
+        let found = discover(&img, &img, ".nii.gz", true);
+        unlock(&locked);
+        let found = found.expect("discover");
+
+        let ids: Vec<&str> = found.cases.iter().map(|c| c.id.as_str()).collect();
+        // Root can follow the link into the locked folder: then it is a case like any other.
+        let expected_ids: &[&str] = if locked_out {
+            &["case"]
+        } else {
+            &["case", "locked"]
+        };
+        assert_eq!(ids, expected_ids);
+        assert_eq!(found.misnamed, Vec::<PathBuf>::new());
+        let skipped: Vec<(&str, &NotAFile)> = found
+            .skipped
+            .iter()
+            .map(|s| {
+                let name = s.path.file_name().and_then(|n| n.to_str()).expect("utf-8");
+                (name, &s.reason)
+            })
+            .collect();
+        let dangling = NotAFile::DanglingSymlink {
+            target: PathBuf::from("gone.nii.gz"),
+        };
+        let mut expected = vec![
+            ("a_0000.nii.gz", &NotAFile::SymlinkLoop),
+            ("b_0000.nii.gz", &NotAFile::SymlinkLoop),
+            ("dangling_0000.nii.gz", &dangling),
+            ("dir_0000.nii.gz", &NotAFile::Directory),
+            ("self_0000.nii.gz", &NotAFile::SymlinkLoop),
+            ("sock_0000.nii.gz", &NotAFile::NotRegularFile),
+        ];
+        let permission = NotAFile::Unreadable {
+            reason: "Permission denied (os error 13)".into(),
+        };
+        if locked_out {
+            expected.insert(4, ("locked_0000.nii.gz", &permission));
+        }
+        assert_eq!(skipped, expected);
+        assert_eq!(dangling.to_string(), "is a dangling symlink to gone.nii.gz");
+        assert_eq!(
+            permission.to_string(),
+            "cannot be read: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn test_label_paths_that_are_not_files_are_skipped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("imagesTs");
+        let lab = tmp.path().join("labelsTs");
+        std::fs::create_dir_all(&img).expect("mkdir");
+        std::fs::create_dir_all(lab.join("t.nii.gz")).expect("mkdir");
+        touch(&img, &["t_0000.nii.gz"]);
+        let found = discover(&img, &lab, ".nii.gz", false).expect("discover");
+        assert_eq!(found.cases[0].label, None);
+        assert_eq!(
+            found.skipped,
+            [Skipped {
+                path: lab.join("t.nii.gz"),
+                reason: NotAFile::Directory
+            }]
+        );
     }
 }

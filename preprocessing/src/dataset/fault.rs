@@ -1,7 +1,9 @@
-//! [`JsonFault`]: one problem in the content of a `dataset.json`, and [`PathProblem`], why a
-//! case path of its `dataset` mapping is refused.
+//! [`JsonFault`]: one problem in the content of a `dataset.json`, [`PathProblem`], why a
+//! case path of its `dataset` mapping is refused, and [`NotAFile`], what is at a case path that
+//! is not a regular file.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::CaseId;
 
@@ -135,5 +137,48 @@ impl fmt::Display for PathProblem {
             PathProblem::ParentDir => "has a `..` component",
             PathProblem::EnvVar => "uses `$` (environment variables are not expanded)",
         })
+    }
+}
+
+/// What is at a path where a case file (a channel image or a label map) should be, when it is not
+/// a regular file that can be opened. Discovery skips such entries, as nnU-Net's `subfiles`
+/// (`os.path.isfile`) does; `verify` and the commands name them instead of ignoring them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotAFile {
+    /// Nothing is there.
+    Missing,
+    /// A directory.
+    Directory,
+    /// A symbolic link that leads back to itself (directly or through other links).
+    SymlinkLoop,
+    /// A symbolic link whose target does not exist.
+    DanglingSymlink {
+        /// The link's target, as stored in the link.
+        target: PathBuf,
+    },
+    /// The file's metadata cannot be read (e.g. permission denied on a folder on its way).
+    Unreadable {
+        /// The operating system's message.
+        reason: String,
+    },
+    /// A fifo, socket or device.
+    NotRegularFile,
+}
+
+impl fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotAFile::Missing => write!(f, "is missing"),
+            NotAFile::Directory => write!(f, "is a directory"),
+            NotAFile::SymlinkLoop => write!(f, "is a symlink loop"),
+            NotAFile::DanglingSymlink { target } => {
+                write!(f, "is a dangling symlink to {}", target.display())
+            }
+            NotAFile::Unreadable { reason } => write!(f, "cannot be read: {reason}"),
+            NotAFile::NotRegularFile => {
+                write!(f, "is not a regular file (a fifo, socket or device)")
+            }
+        }
     }
 }

@@ -14,9 +14,11 @@ mod labels;
 use std::path::{Path, PathBuf};
 
 pub use autoseg_planner::{LabelEntry, LabelValue};
-pub(crate) use discovery::{cases_from_entries, discover, Discovered};
+pub(crate) use discovery::{
+    cases_from_entries, discover, regular_file, warn_skipped, Discovered, Skipped,
+};
 pub use discovery::{discover_image_cases, split_channel_name};
-pub use fault::{JsonFault, PathProblem};
+pub use fault::{JsonFault, NotAFile, PathProblem};
 pub(crate) use json::ParseFailure;
 pub use json::{CaseEntry, DatasetJson};
 pub use labels::Labels;
@@ -40,6 +42,13 @@ pub enum DatasetError {
     /// `dataset.json` is empty.
     #[error("{}: dataset.json is empty; it needs labels, channel_names, numTraining and file_ending", path.display())]
     EmptyJson {
+        /// The `dataset.json` path.
+        path: PathBuf,
+    },
+    /// `dataset.json` starts with a UTF-8 byte-order mark, which JSON does not allow (nnU-Net's
+    /// `json.load` refuses it too).
+    #[error("{}: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM", path.display())]
+    ByteOrderMark {
         /// The `dataset.json` path.
         path: PathBuf,
     },
@@ -108,7 +117,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads `dataset.json` and discovers the training and test cases.
+    /// Reads `dataset.json` and discovers the training and test cases. Entries named like case
+    /// files that are not regular files (directories, symlink loops, dangling symlinks, ...) are
+    /// skipped, as nnU-Net does, with a logged warning each.
     ///
     /// nnU-Net: `get_filenames_of_train_images_and_targets`.
     ///
@@ -124,12 +135,18 @@ impl Dataset {
                 if !images.is_dir() {
                     return Err(DatasetError::MissingFolder { path: images });
                 }
-                discover_listed(&images, &root.join("labelsTr"), &json.file_ending, true)?.cases
+                let found =
+                    discover_listed(&images, &root.join("labelsTr"), &json.file_ending, true)?;
+                warn_skipped(&found.skipped);
+                found.cases
             }
         };
         let test_dir = root.join("imagesTs");
         let test = if test_dir.is_dir() {
-            discover_listed(&test_dir, &root.join("labelsTs"), &json.file_ending, false)?.cases
+            let found =
+                discover_listed(&test_dir, &root.join("labelsTs"), &json.file_ending, false)?;
+            warn_skipped(&found.skipped);
+            found.cases
         } else {
             Vec::new()
         };
@@ -177,8 +194,9 @@ pub(crate) fn discover_listed(
 /// Reads and checks one `dataset.json` file.
 ///
 /// # Errors
-/// [`DatasetError::ReadJson`], [`DatasetError::EmptyJson`], [`DatasetError::MalformedJson`] or
-/// [`DatasetError::InvalidJson`] (which lists every content fault).
+/// [`DatasetError::ReadJson`], [`DatasetError::EmptyJson`], [`DatasetError::ByteOrderMark`],
+/// [`DatasetError::MalformedJson`] or [`DatasetError::InvalidJson`] (which lists every content
+/// fault).
 pub fn read_dataset_json(path: &Path) -> Result<DatasetJson, DatasetError> {
     let bytes = std::fs::read(path).map_err(|source| DatasetError::ReadJson {
         path: path.to_path_buf(),
@@ -193,6 +211,9 @@ pub fn read_dataset_json(path: &Path) -> Result<DatasetJson, DatasetError> {
 /// As [`read_dataset_json`], except for I/O.
 pub fn parse_dataset_json(bytes: &[u8], path: &Path) -> Result<DatasetJson, DatasetError> {
     let path = path.to_path_buf();
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(DatasetError::ByteOrderMark { path });
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         // serde_json reports the position of the invalid UTF-8.
@@ -306,5 +327,30 @@ mod tests {
         let ds = Dataset::open(tmp.path()).expect("open without imagesTr");
         assert_eq!(ds.training[0].images, [tmp.path().join("img/c.nii.gz")]);
         assert_eq!(ds.training[0].label, Some(tmp.path().join("seg/c.nii.gz")));
+    }
+
+    #[test]
+    fn byte_order_mark_is_named() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(JSON.as_bytes());
+        let err = parse_dataset_json(&bytes, Path::new("ds/dataset.json")).expect_err("BOM");
+        assert!(
+            matches!(&err, DatasetError::ByteOrderMark { path } if path == Path::new("ds/dataset.json"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "ds/dataset.json: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM"
+        );
+    }
+
+    #[test]
+    fn open_skips_entries_that_are_not_regular_files() {
+        let tmp = layout(&["imagesTr/a_0000.nii.gz", "labelsTr/a.nii.gz"]);
+        std::fs::create_dir(tmp.path().join("imagesTr/b_0000.nii.gz")).expect("mkdir");
+        std::os::unix::fs::symlink("c_0000.nii.gz", tmp.path().join("imagesTr/c_0000.nii.gz"))
+            .expect("symlink");
+        let ds = Dataset::open(tmp.path()).expect("open");
+        let ids: Vec<&str> = ds.training.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::dataset::JsonFault;
+use crate::dataset::{JsonFault, NotAFile};
 use crate::{Shape3, Spacing};
 
 /// One kind of problem in a dataset folder, with the data that describes it.
@@ -17,6 +17,8 @@ pub enum Fault {
     },
     /// `dataset.json` is empty.
     DatasetJsonEmpty,
+    /// `dataset.json` starts with a UTF-8 byte-order mark.
+    DatasetJsonBom,
     /// `dataset.json` is not JSON, or a key has the wrong JSON type.
     DatasetJsonMalformed {
         /// The parser's message, with line and column.
@@ -39,6 +41,19 @@ pub enum Fault {
         /// The dataset's file ending.
         file_ending: String,
     },
+    /// Warning: an entry of `imagesTr/` named like a case file is not a regular file, so it is no
+    /// case (nnU-Net skips it too), and the dataset is complete without it.
+    SkippedEntry {
+        /// What the entry is.
+        found: NotAFile,
+    },
+    /// An entry of `imagesTr/` named like a case file is not a regular file, and the dataset is
+    /// incomplete without it (its case lacks this channel, or the cases do not add up to
+    /// `numTraining`).
+    SkippedCaseFile {
+        /// What the entry is.
+        found: NotAFile,
+    },
     /// The number of training cases differs from `numTraining`.
     CaseCount {
         /// `numTraining`.
@@ -59,6 +74,18 @@ pub enum Fault {
     MissingLabel,
     /// An image file named by the `dataset` mapping does not exist.
     MissingImage,
+    /// A training case's label path holds something else than a regular file, or one this
+    /// process may not read.
+    LabelNotAFile {
+        /// What is there.
+        found: NotAFile,
+    },
+    /// A channel file's path holds something else than a regular file, or one this process may
+    /// not read.
+    ImageNotAFile {
+        /// What is there.
+        found: NotAFile,
+    },
     /// A case's channel files do not match `channel_names`.
     ChannelCount {
         /// Channels declared.
@@ -134,16 +161,21 @@ impl fmt::Display for Fault {
         match self {
             Fault::DatasetJsonUnreadable { reason } => write!(f, "cannot read dataset.json ({reason}); every dataset folder needs one describing channels, labels, numTraining and file_ending"),
             Fault::DatasetJsonEmpty => write!(f, "dataset.json is empty; it must declare channel_names, labels, numTraining and file_ending"),
+            Fault::DatasetJsonBom => write!(f, "dataset.json starts with a UTF-8 byte-order mark (BOM), which nnU-Net's JSON reader refuses too; save it as UTF-8 without BOM"),
             Fault::DatasetJsonMalformed { reason } => write!(f, "dataset.json is malformed ({reason}); fix the JSON syntax or the key's type"),
             Fault::DatasetJson(fault) => write!(f, "dataset.json: {fault}"),
             Fault::MissingFolder { folder } => write!(f, "folder {folder}/ is missing; nnU-Net's raw layout puts training images in imagesTr/ and their labels in labelsTr/"),
             Fault::UnreadableFolder { reason } => write!(f, "cannot list the folder ({reason}); check that it exists and is readable"),
             Fault::MisnamedFile { file_ending } => write!(f, "file name does not follow {{CASE}}_{{XXXX}}{file_ending} (case id, underscore, four-digit channel index); rename it or move it out of imagesTr/"),
+            Fault::SkippedEntry { found } => write!(f, "skipped: it {found} (nnU-Net skips it too); remove it if it is not meant to be a case file"),
+            Fault::SkippedCaseFile { found } => write!(f, "not read as a case file: it {found} (nnU-Net skips it too), which leaves its case without this channel or the training cases short of numTraining; put the NIfTI file there"),
             Fault::CaseCount { declared, found } => write!(f, "dataset.json declares numTraining = {declared} but {found} training cases were found; correct numTraining or add the missing cases"),
             Fault::NoTrainingCases => write!(f, "no training cases found; put images named {{CASE}}_0000{{file_ending}} into imagesTr/"),
             Fault::NonConsecutiveLabels { offending, expected } => write!(f, "labels must be consecutive integers 0, 1, 2, ...: {offending:?} do not follow their predecessor in {expected:?}; renumber the labels in dataset.json and the label files"),
             Fault::MissingLabel => write!(f, "label file is missing; every training case needs its label map in labelsTr/ named {{CASE}}{{file_ending}}"),
             Fault::MissingImage => write!(f, "image file listed in dataset.json's `dataset` mapping does not exist; fix the path or add the file"),
+            Fault::LabelNotAFile { found } => write!(f, "label file {found}; the case's label map must be a readable NIfTI file at this path"),
+            Fault::ImageNotAFile { found } => write!(f, "image file {found}; the channel's image must be a readable NIfTI file at this path"),
             Fault::ChannelCount { expected, found, missing, unexpected } => {
                 write!(f, "case has {found} channel file(s) but dataset.json declares {expected} channel(s)")?;
                 if !missing.is_empty() {
