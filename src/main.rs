@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     }
     autoseg_trainer::loader::keep_freed_blocks();
     if let Err(err) = configure_threads(cli.threads) {
-        eprintln!("autoseg: {err:#}");
+        eprintln!("autoseg: {}", error_line(&err));
         return ExitCode::from(EXIT_USAGE);
     }
     run(command, cli.threads.unwrap_or(0))
@@ -39,9 +39,50 @@ fn run(command: Command, threads: usize) -> ExitCode {
     match commands::run(command, threads) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("autoseg: {err:#}");
+            eprintln!("autoseg: {}", error_line(&err));
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// The error and its causes on one line, `context: cause: cause`, each text once: a cause
+/// whose text its parent's message already quotes (many library errors say `{path}: cannot
+/// read: {source}` and also expose the source) is not repeated.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = one_line(&cause.to_string());
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// A multi-line message on one line: parsers such as toml's quote the offending source line
+/// with a caret (`20 | batch_size = 22` / `   | ^`); those drawing lines are dropped and the
+/// rest joined: `TOML parse error at line 20, column 1: invalid array; expected ']'`.
+fn one_line(text: &str) -> String {
+    let is_drawing = |l: &str| {
+        let l = l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+        l.starts_with('|')
+    };
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_drawing(l));
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first}: {}", rest.join("; "))
     }
 }
 
@@ -76,4 +117,28 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let disk = std::io::Error::other("No space left on device (os error 28)");
+        let err = anyhow::Error::new(disk)
+            .context("fold_0/checkpoint.toml: cannot write: No space left on device (os error 28)")
+            .context("cannot train 3d_fullres fold 0");
+        assert_eq!(
+            error_line(&err),
+            "cannot train 3d_fullres fold 0: fold_0/checkpoint.toml: cannot write: No space left on device (os error 28)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+        let toml = "TOML parse error at line 20, column 1\n   |\n20 | batch_size = 22\n   | ^\ninvalid array\nexpected `]`\n";
+        assert_eq!(
+            one_line(toml),
+            "TOML parse error at line 20, column 1: invalid array; expected `]`"
+        );
+    }
 }

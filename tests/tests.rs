@@ -4,6 +4,7 @@
 mod architecture;
 mod cascade;
 mod cli;
+mod hostile;
 mod pipeline;
 mod plan;
 mod report;

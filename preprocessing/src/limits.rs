@@ -27,11 +27,11 @@ static DEFAULT_CEILING: OnceLock<u64> = OnceLock::new();
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "needs {} of memory, above the per-volume ceiling of {}; if the machine has the memory, raise the ceiling with --max-volume-gb or {CEILING_ENV}",
-    gb(*bytes), gb(u128::from(*ceiling))
+    gb(u128::from(*bytes)), gb(u128::from(*ceiling))
 )]
 pub struct OverCeiling {
-    /// Bytes the volume needs.
-    pub bytes: u128,
+    /// Bytes the volume needs (saturating at `u64::MAX`).
+    pub bytes: u64,
     /// The ceiling in force.
     pub ceiling: u64,
 }
@@ -56,6 +56,7 @@ pub fn volume_ceiling() -> u64 {
 pub fn check_volume_bytes(bytes: u128) -> Result<(), OverCeiling> {
     let ceiling = volume_ceiling();
     if bytes > u128::from(ceiling) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         return Err(OverCeiling { bytes, ceiling });
     }
     Ok(())

@@ -10,7 +10,7 @@ use autoseg_preprocessing::Dataset;
 
 use crate::cli::WorkArgs;
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::work_layout;
+use crate::commands::lock_work;
 
 /// nnU-Net's folds: find-best requires the validation of each of them.
 pub const ALL_FOLDS: [&str; 5] = ["0", "1", "2", "3", "4"];
@@ -19,7 +19,7 @@ pub const ALL_FOLDS: [&str; 5] = ["0", "1", "2", "3", "4"];
 pub fn run(args: &WorkArgs) -> anyhow::Result<ExitCode> {
     let folds: Vec<String> = ALL_FOLDS.iter().map(|f| f.to_string()).collect();
     let dataset = open_dataset(&args.dataset)?;
-    let layout = work_layout(args)?;
+    let (layout, _lock) = lock_work(args, "find-best")?;
     let plans = Plans::read(&layout.plans())?;
     let outcome = choose(&dataset, &layout, &plans, &folds)?;
     print_outcome(&outcome);

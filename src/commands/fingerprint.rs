@@ -9,13 +9,13 @@ use autoseg_planner::{Fingerprint, WorkLayout};
 use autoseg_preprocessing::{fingerprint, Dataset};
 
 use crate::cli::FingerprintArgs;
-use crate::commands::work_layout;
+use crate::commands::lock_work;
 use crate::progress::Bar;
 
 /// Runs `autoseg fingerprint`.
 pub fn run(args: &FingerprintArgs) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let layout = work_layout(&args.work)?;
+    let (layout, _lock) = lock_work(&args.work, "fingerprint")?;
     let fp = extract_and_write(&dataset, &layout)?;
     print_summary(&dataset, &fp, &layout.fingerprint());
     Ok(ExitCode::SUCCESS)

@@ -16,7 +16,7 @@ mod verify;
 use std::path::Path;
 use std::process::ExitCode;
 
-use autoseg_planner::WorkLayout;
+use autoseg_planner::{WorkLayout, WorkLock};
 
 use crate::cli::{Command, WorkArgs};
 
@@ -44,10 +44,14 @@ pub fn run(command: Command, threads: usize) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `<work>/<dataset folder name>`: where every artifact of this dataset goes.
-pub fn work_layout(args: &WorkArgs) -> anyhow::Result<WorkLayout> {
+/// `<work>/<dataset folder name>`, where every artifact of this dataset goes, locked for
+/// `command` as long as the returned lock lives: a second run writing into the same folder
+/// stops at once with an error naming this one.
+pub fn lock_work(args: &WorkArgs, command: &str) -> anyhow::Result<(WorkLayout, WorkLock)> {
     let name = dataset_name(&args.dataset)?;
-    Ok(WorkLayout::new(args.work.join(name)))
+    let layout = WorkLayout::new(args.work.join(name));
+    let lock = WorkLock::acquire(&layout, command)?;
+    Ok((layout, lock))
 }
 
 /// The dataset's folder name (the last component of its path, after resolving `.` and `..`).

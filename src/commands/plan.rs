@@ -13,13 +13,13 @@ use autoseg_preprocessing::{write_atomic, Dataset};
 
 use crate::cli::{self, PlanArgs, PlannerArgs};
 use crate::commands::fingerprint::{current_or_fresh, open_dataset};
-use crate::commands::work_layout;
+use crate::commands::lock_work;
 
 /// Runs `autoseg plan`.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let settings = planner_settings(&args.planner, args.target_spacing.as_deref())?;
     let dataset = open_dataset(&args.work.dataset)?;
-    let layout = work_layout(&args.work)?;
+    let (layout, _lock) = lock_work(&args.work, "plan")?;
     plan_dataset(&dataset, &layout, &settings)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use autoseg_trainer::train::resume_checkpoint;
 
 use crate::cli::PlanAndTrainArgs;
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::{find_best, plan, train, verify, work_layout, EXIT_FAILURE};
+use crate::commands::{find_best, lock_work, plan, train, verify, EXIT_FAILURE};
 
 /// Runs the whole pipeline with `threads` worker threads (0: all cores).
 pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
@@ -22,7 +22,7 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     let dataset = open_dataset(&args.work.dataset)?;
-    let layout = work_layout(&args.work)?;
+    let (layout, _lock) = lock_work(&args.work, "plan-and-train")?;
     let plans = if layout.plans().is_file() {
         stage("plan: keeping the existing plans.toml (delete it to plan again)");
         Plans::read(&layout.plans())?

@@ -10,13 +10,13 @@ use autoseg_preprocessing::{preprocess, PreprocessSettings};
 
 use crate::cli::PreprocessArgs;
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::{plan, work_layout};
+use crate::commands::{lock_work, plan};
 use crate::progress::Bar;
 
 /// Runs `autoseg preprocess`.
 pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let layout = work_layout(&args.work)?;
+    let (layout, _lock) = lock_work(&args.work, "preprocess")?;
     let plans = if layout.plans().is_file() {
         Plans::read(&layout.plans())?
     } else {

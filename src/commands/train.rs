@@ -19,13 +19,13 @@ use autoseg_trainer::train::{
 
 use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::work_layout;
+use crate::commands::lock_work;
 use crate::progress::Bar;
 
 /// Runs `autoseg train` with `threads` loader and libtorch threads (0: all cores).
 pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let layout = work_layout(&args.work)?;
+    let (layout, _lock) = lock_work(&args.work, "train")?;
     let plans = Plans::read(&layout.plans())?;
     let run = run_options(&args.training, args.resume, args.seed, threads);
     train_and_validate(
