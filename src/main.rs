@@ -47,12 +47,17 @@ fn run(command: Command, threads: usize) -> ExitCode {
 
 /// The error and its causes on one line, `context: cause: cause`, each text once: a cause
 /// whose text its parent's message already quotes (many library errors say `{path}: cannot
-/// read: {source}` and also expose the source) is not repeated.
+/// read: {source}` and also expose the source) is not repeated, nor a context a cause repeats.
 fn error_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = one_line(&cause.to_string());
         if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        // A cause that opens with the context already printed (`case X` then `case X: ...`).
+        if !line.is_empty() && text.starts_with(&format!("{line}: ")) {
+            line = text;
             continue;
         }
         if !line.is_empty() {
@@ -135,6 +140,8 @@ mod tests {
         );
         let plain = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_line(&plain), "outer: inner");
+        let repeated = anyhow::anyhow!("case c_1: cannot resample").context("case c_1");
+        assert_eq!(error_line(&repeated), "case c_1: cannot resample");
         let toml = "TOML parse error at line 20, column 1\n   |\n20 | batch_size = 22\n   | ^\ninvalid array\nexpected `]`\n";
         assert_eq!(
             one_line(toml),

@@ -23,7 +23,7 @@ impl WorkLock {
     ///
     /// # Errors
     /// [`PlanError::InUse`] when another process holds it; [`PlanError::Io`] when the folder or
-    /// the lock file cannot be created.
+    /// the lock file cannot be created or locked.
     pub fn acquire(layout: &WorkLayout, command: &str) -> Result<WorkLock, PlanError> {
         let path = layout.lock_file();
         let io = |action| {
@@ -58,12 +58,14 @@ impl WorkLock {
             }
             Err(fs::TryLockError::Error(source)) => return Err(io("lock")(source)),
         }
+        // Who holds it, for a second writer's message; best effort: on a full disk the lock
+        // still holds and the run's first real write reports the disk.
         let holder = format!("process {} (autoseg {command})", std::process::id());
-        file.set_len(0)
+        let _ = file
+            .set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(holder.as_bytes()))
-            .and_then(|()| file.flush())
-            .map_err(io("write"))?;
+            .and_then(|()| file.flush());
         Ok(WorkLock { file, path })
     }
 

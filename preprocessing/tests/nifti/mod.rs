@@ -107,6 +107,53 @@ impl Spec {
         b
     }
 
+    /// The same fields as a 544-byte NIfTI-2 header block (540-byte header plus the extension
+    /// flag; the data follows at 544).
+    pub fn nifti2_header(&self) -> Vec<u8> {
+        let mut b = vec![0u8; 544];
+        let be = self.big_endian;
+        let mut put = |at: usize, bytes: &[u8]| {
+            let mut v = bytes.to_vec();
+            if be {
+                v.reverse();
+            }
+            b[at..at + v.len()].copy_from_slice(&v);
+        };
+        put(0, &540i32.to_le_bytes());
+        put(12, &self.datatype.to_le_bytes());
+        put(14, &self.bitpix.to_le_bytes());
+        for (i, &d) in self.dim.iter().enumerate() {
+            put(16 + 8 * i, &i64::from(d).to_le_bytes());
+        }
+        for (i, &p) in self.pixdim.iter().enumerate() {
+            put(104 + 8 * i, &f64::from(p).to_le_bytes());
+        }
+        put(168, &544i64.to_le_bytes());
+        put(176, &f64::from(self.slope).to_le_bytes());
+        put(184, &f64::from(self.inter).to_le_bytes());
+        put(344, &i32::from(self.qform_code).to_le_bytes());
+        put(348, &i32::from(self.sform_code).to_le_bytes());
+        for i in 0..3 {
+            put(352 + 8 * i, &f64::from(self.quatern[i]).to_le_bytes());
+            put(376 + 8 * i, &f64::from(self.qoffset[i]).to_le_bytes());
+        }
+        for (r, row) in self.srow.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                put(400 + 32 * r + 8 * c, &f64::from(v).to_le_bytes());
+            }
+        }
+        put(500, &i32::from(self.xyzt_units).to_le_bytes());
+        b[4..12].copy_from_slice(b"n+2\0\r\n\x1a\n");
+        b
+    }
+
+    /// [`Spec::nifti2_header`] followed by `values`.
+    pub fn nifti2_file(&self, values: &[f64]) -> Vec<u8> {
+        let mut out = self.nifti2_header();
+        out.extend(encode(self.datatype, self.big_endian, values));
+        out
+    }
+
     /// Header followed by `values` encoded in this spec's datatype and byte order.
     pub fn file(&self, values: &[f64]) -> Vec<u8> {
         let mut out = self.header();
