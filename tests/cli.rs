@@ -53,3 +53,12 @@ fn help_documents_every_command() {
         assert!(text.contains(cmd), "--help does not mention {cmd}:\n{text}");
     }
 }
+
+#[test]
+fn predict_help_offers_the_float32_accumulator_its_error_recommends() {
+    let out = autoseg(&["predict", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--accumulate-fp32"), "{text}");
+    let out = autoseg(&["--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--max-volume-gb"));
+}

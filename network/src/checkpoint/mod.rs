@@ -355,6 +355,38 @@ mod tests {
     }
 
     #[test]
+    fn safetensors_faults_read_as_words_and_io_faults_as_io() {
+        let path = Path::new("/f/checkpoint_final.safetensors");
+        let wrap = |err| tch::TchError::SafeTensorError {
+            path: path.display().to_string(),
+            err,
+        };
+        let short = safetensors_error(
+            path,
+            "read",
+            wrap(safetensors::SafeTensorError::MetadataIncompleteBuffer),
+        );
+        assert_eq!(
+            short.to_string(),
+            "/f/checkpoint_final.safetensors: not a valid safetensors file: the file is shorter \
+             than its tensors need (truncated?)"
+        );
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let disk = safetensors_error(path, "write", wrap(full.into()));
+        assert!(
+            matches!(
+                &disk,
+                NetworkError::Io {
+                    action: "write",
+                    ..
+                }
+            ),
+            "{disk}"
+        );
+        assert!(!disk.to_string().contains("IoError("), "{disk}");
+    }
+
+    #[test]
     fn paths_and_faults_read_as_before() {
         let paths = CheckpointPaths::new(Path::new("/f"), CheckpointKind::Final);
         assert_eq!(paths.weights, Path::new("/f/checkpoint_final.safetensors"));
