@@ -20,6 +20,15 @@ pub enum InferenceError {
         /// The patch given.
         patch: Vec<usize>,
     },
+    /// The patch's Gaussian map (and so each tile) would pass the memory ceiling (an edited
+    /// `patch_size` in plans.toml).
+    #[error("patch {patch:?}: its Gaussian weight map {memory}")]
+    PatchOverCeiling {
+        /// The patch given.
+        patch: Vec<usize>,
+        /// The memory needed and the ceiling.
+        memory: autoseg_preprocessing::limits::OverCeiling,
+    },
     /// Image and patch disagree in their number of axes, or the image is smaller than the patch
     /// where it must not be (step computation runs on padded images).
     #[error("image of size {image:?} does not fit patch {patch:?}: {reason}")]

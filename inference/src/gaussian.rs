@@ -4,6 +4,7 @@
 //! nnU-Net: `sliding_window_prediction.py::compute_gaussian` with `sigma_scale = 1/8` and
 //! `value_scaling_factor = 10`, as `predict_from_raw_data.py` calls it.
 
+use autoseg_preprocessing::limits;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use tch::{Device, Tensor};
@@ -29,6 +30,7 @@ const TRUNCATE: f64 = 4.0;
 ///
 /// # Errors
 /// [`InferenceError::InvalidPatch`] for an empty patch or a zero size;
+/// [`InferenceError::PatchOverCeiling`] when the map passes the memory ceiling;
 /// [`InferenceError::Torch`] when libtorch fails.
 pub fn gaussian_importance_map(
     patch: &[usize],
@@ -41,6 +43,14 @@ pub fn gaussian_importance_map(
             patch: patch.to_vec(),
         });
     }
+    // The float16 map, checked before it is allocated.
+    let bytes = patch
+        .iter()
+        .fold(2u128, |acc, &n| acc.saturating_mul(n as u128));
+    limits::check_volume_bytes(bytes).map_err(|memory| InferenceError::PatchOverCeiling {
+        patch: patch.to_vec(),
+        memory,
+    })?;
     let profiles: Vec<Vec<f64>> = patch
         .iter()
         .map(|&size| axis_profile(size, size as f64 * sigma_scale))

@@ -11,6 +11,7 @@
 
 use std::f64::consts::PI;
 
+use autoseg_preprocessing::limits;
 use autoseg_preprocessing::recycle::{filled_array, Pooled};
 use ndarray::{s, Array4, ArrayView4};
 use rand::Rng;
@@ -203,7 +204,8 @@ impl PatchSampler {
     ///
     /// # Errors
     /// [`DataError::BatchSize`] for a zero batch size, [`DataError::PatchSize`] for a zero extent
-    /// or a crop smaller than the final patch.
+    /// or a crop smaller than the final patch, [`DataError::OverCeiling`] when one batch of crops
+    /// (one float32 channel) passes the memory ceiling.
     pub fn new(
         crop: [usize; 3],
         final_patch: [usize; 3],
@@ -219,6 +221,12 @@ impl PatchSampler {
                 patch: crop.to_vec(),
             });
         }
+        let bytes = limits::volume_bytes(batch_size, crop, std::mem::size_of::<f32>());
+        limits::check_volume_bytes(bytes).map_err(|memory| DataError::OverCeiling {
+            crop,
+            batch_size,
+            memory,
+        })?;
         Ok(PatchSampler {
             crop,
             final_patch,

@@ -19,6 +19,17 @@ pub enum DataError {
     /// A batch size of zero.
     #[error("batch size must be at least 1")]
     BatchSize,
+    /// One batch of crops would take more memory than the ceiling allows (an edited
+    /// `patch_size` or `batch_size` in plans.toml).
+    #[error("a batch of {batch_size} crops of {crop:?} (z, y, x) {memory}")]
+    OverCeiling {
+        /// The crop read per sample `(z, y, x)`.
+        crop: [usize; 3],
+        /// Samples per batch.
+        batch_size: usize,
+        /// The memory needed (one float32 channel) and the ceiling.
+        memory: autoseg_preprocessing::limits::OverCeiling,
+    },
     /// The source has no cases to draw from.
     #[error("the training set is empty: no case to sample patches from")]
     NoCases,
