@@ -51,6 +51,7 @@ mod lock;
 mod lowres;
 mod numeric;
 mod order;
+pub mod pickle;
 mod planner;
 mod plans;
 mod report;
