@@ -435,7 +435,7 @@ impl Machine<'_> {
     }
 
     fn pairs(&self, items: Vec<Node>) -> Result<Vec<(Node, Node)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.bad("an odd number of items for a dict"));
         }
         let mut it = items.into_iter();
