@@ -96,6 +96,23 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
+    /// A `torch.save` archive that cannot be read (not a zip, a storage of the wrong size, a
+    /// view past its storage).
+    #[error("{}: {what}", path.display())]
+    TorchFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// The pickle inside a torch file was refused (a forbidden global: nothing was run).
+    #[error("{}: {source}", path.display())]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: autoseg_planner::pickle::PickleError,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
