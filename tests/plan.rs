@@ -173,3 +173,42 @@ fn fingerprint_prints_a_summary_and_errors_name_the_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no_such_dataset"), "{stderr}");
 }
+
+/// autoseg's planner on `demo3d` against the plans nnU-Net 2.8.1 wrote for the same data (the
+/// fixture model, `scripts/make_nnunet_model_fixture.sh`, which only shrank its features): every
+/// other number is equal.
+#[test]
+fn planning_demo3d_gives_the_plans_nnunet_wrote_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = autoseg_fixtures::write("demo3d", &tmp.path().join("raw")).unwrap();
+    let work = tmp.path().join("work");
+    let out = autoseg(&[
+        "plan",
+        dataset.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = Plans::read(&work.join("Dataset901_Demo3d/plans.toml")).unwrap();
+    let nnunet_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "fixtures/data/nnunet/model/nnUNetTrainer_autosegFixture__nnUNetPlans__3d_fullres/plans.json",
+    );
+    let mut nnunet =
+        Plans::from_nnunet_json(&std::fs::read_to_string(nnunet_path).unwrap()).unwrap();
+    for (name, entry) in &mut nnunet.configurations {
+        let planned = ours.configurations[name].architecture.as_ref().unwrap();
+        let architecture = entry.architecture.as_mut().unwrap();
+        assert_ne!(architecture.features_per_stage, planned.features_per_stage);
+        architecture.features_per_stage = planned.features_per_stage.clone();
+    }
+    assert_eq!(ours.configurations, nnunet.configurations);
+    assert_eq!(ours.transpose_forward, nnunet.transpose_forward);
+    assert_eq!(
+        ours.foreground_intensity_properties,
+        nnunet.foreground_intensity_properties
+    );
+}

@@ -192,6 +192,12 @@ pub enum PlanError {
         #[source]
         source: Box<PlanError>,
     },
+    /// nnU-Net plans (`nnUNetPlans.json`, a model's `plans.json`) autoseg cannot use.
+    #[error("nnU-Net plans: {what}")]
+    NnUnetPlans {
+        /// What is wrong or not implemented, naming the key.
+        what: String,
+    },
     /// A resolved configuration has inconsistent or out-of-range values.
     #[error("configuration {configuration}: {fault}")]
     InvalidConfiguration {

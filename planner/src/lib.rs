@@ -49,6 +49,7 @@ mod fingerprint;
 mod layout;
 mod lock;
 mod lowres;
+mod nnunet_plans;
 mod numeric;
 mod order;
 pub mod pickle;

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Writes fixtures/data/nnunet/model/: a real nnU-Net 2.8.1 trained-model folder (issue 17) and
+# nnU-Net's own predictions with it, the known answers of `autoseg predict -m <nnU-Net folder>`.
+#
+# - Dataset: autoseg's `demo3d` fixture (Dataset901_Demo3d), planned and preprocessed by
+#   nnUNetv2_plan_and_preprocess for 2d and 3d_fullres.
+# - Networks shrunk to 2-16 features per stage (an edit of nnUNetPlans.json, as users do) so the
+#   checkpoints are a few hundred kB.
+# - Trained on the CPU by nnUNetTrainer_autosegFixture (nnUNetTrainer with 1 epoch of 10
+#   iterations; the file is written into the throwaway venv's nnU-Net), fold 0 of each.
+# - nnUNetv2_predict of imagesTs (copied to imagesTs/) with each configuration, with and without
+#   mirroring; probabilities of demo_010; nnUNetv2_export_model_to_zip of the whole model.
+#
+# Needs a throwaway Python with nnunetv2==2.8.1 and torch 2.11 importable, e.g.:
+#   python3 -m venv /tmp/pyenv
+#   /tmp/pyenv/bin/pip install numpy typing_extensions sympy filelock jinja2 networkx fsspec \
+#       tqdm scipy scikit-learn scikit-image SimpleITK pandas tifffile requests nibabel \
+#       matplotlib seaborn imagecodecs yacs einops blosc2 graphviz connected-components-3d \
+#       pydicom threadpoolctl
+#   /tmp/pyenv/bin/pip install --no-deps nnunetv2==2.8.1 acvl-utils dynamic-network-architectures \
+#       batchgenerators batchgeneratorsv2 dicom2nifti
+#   export PYTHONPATH=<a site-packages holding torch 2.11, e.g. ~/.cache/autoseg-ci/venv/lib/python3.11/site-packages>
+#   PY=/tmp/pyenv/bin/python scripts/make_nnunet_model_fixture.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py="${PY:-python3}"
+bin_dir="$(dirname "$py")"
+root="$(pwd)"
+out="$root/fixtures/data/nnunet/model"
+work="$(mktemp -d /tmp/nnunet-fixture.XXXXXX)"
+export nnUNet_raw="$work/raw" nnUNet_preprocessed="$work/preprocessed" nnUNet_results="$work/results"
+export nnUNet_n_proc_DA=1 OMP_NUM_THREADS=2
+mkdir -p "$nnUNet_raw"
+cargo run --release -q -- fixtures demo3d "$nnUNet_raw" >/dev/null
+
+site="$("$py" -c 'import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))')"
+cat >"$site/training/nnUNetTrainer/variants/nnUNetTrainer_autosegFixture.py" <<'EOF'
+import torch
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+
+class nnUNetTrainer_autosegFixture(nnUNetTrainer):
+    """autoseg's fixture trainer: nnUNetTrainer with 1 epoch of 10 iterations (CPU-sized)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 1
+        self.num_iterations_per_epoch = 10
+        self.num_val_iterations_per_epoch = 2
+EOF
+
+"$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 2d 3d_fullres -np 1 >"$work/plan.log"
+# Shrink every configuration's features (the stage count and everything else stay as planned).
+"$py" - "$nnUNet_preprocessed/Dataset901_Demo3d/nnUNetPlans.json" <<'EOF'
+import json, sys
+path = sys.argv[1]
+plans = json.load(open(path))
+for config in plans["configurations"].values():
+    kwargs = config.get("architecture", {}).get("arch_kwargs")
+    if kwargs:
+        kwargs["features_per_stage"] = [min(2 ** (i + 1), 16) for i in range(kwargs["n_stages"])]
+json.dump(plans, open(path, "w"), indent=4)
+EOF
+for config in 3d_fullres 2d; do
+    "$bin_dir/nnUNetv2_train" 901 "$config" 0 -tr nnUNetTrainer_autosegFixture -device cpu >"$work/train_$config.log" 2>&1
+done
+
+rm -rf "$out"
+mkdir -p "$out/predictions"
+model_src="$nnUNet_results/Dataset901_Demo3d"
+for config in 3d_fullres 2d; do
+    folder="nnUNetTrainer_autosegFixture__nnUNetPlans__$config"
+    mkdir -p "$out/$folder/fold_0"
+    cp "$model_src/$folder/"{plans.json,dataset.json,dataset_fingerprint.json} "$out/$folder/"
+    cp "$model_src/$folder/fold_0/checkpoint_final.pth" "$out/$folder/fold_0/"
+    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/$config" \
+        -d 901 -c "$config" -f 0 -tr nnUNetTrainer_autosegFixture -device cpu --save_probabilities \
+        -npp 1 -nps 1 >"$work/predict_$config.log" 2>&1
+    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/${config}_no_tta" \
+        -d 901 -c "$config" -f 0 -tr nnUNetTrainer_autosegFixture -device cpu --disable_tta \
+        -npp 1 -nps 1 >"$work/predict_${config}_no_tta.log" 2>&1
+done
+# Keep the committed size small: the inputs, every mask, one case's probabilities per
+# configuration; no property pickles and no copies of plans/dataset.json.
+cp -r "$nnUNet_raw/Dataset901_Demo3d/imagesTs" "$out/imagesTs"
+find "$out/predictions" \( -name '*.pkl' -o -name 'plans.json' -o -name 'dataset.json' \) -delete
+find "$out/predictions" -name '*.npz' ! -name 'demo_010.npz' -delete
+"$bin_dir/nnUNetv2_export_model_to_zip" -d 901 -o "$out/Dataset901_Demo3d_nnunet_export.zip" -c 3d_fullres 2d \
+    -tr nnUNetTrainer_autosegFixture -f 0 --not_strict >"$work/export.log" 2>&1
+du -sh "$out"
+echo "nnU-Net fixture written to $out (work files in $work)"
