@@ -48,7 +48,7 @@ fn run(command: Command, threads: usize) -> ExitCode {
 /// The error and its causes on one line, `context: cause: cause`, each text once: a cause
 /// whose text its parent's message already quotes (many library errors say `{path}: cannot
 /// read: {source}` and also expose the source) is not repeated, nor a context a cause repeats.
-fn error_line(err: &anyhow::Error) -> String {
+pub(crate) fn error_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = one_line(&cause.to_string());

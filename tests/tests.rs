@@ -5,6 +5,7 @@ mod architecture;
 mod cascade;
 mod cli;
 mod hostile;
+mod nnunet;
 mod pipeline;
 mod plan;
 mod report;

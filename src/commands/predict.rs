@@ -18,7 +18,10 @@ use std::sync::mpsc;
 
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
-use autoseg_inference::{discover_input_cases, Device, InputCase, PredictOptions, Predictor};
+use autoseg_inference::{
+    discover_input_cases, is_nnunet_model_folder, Device, InputCase, NnUnetCheckpointKind,
+    PredictOptions, Predictor,
+};
 use autoseg_planner::WorkLayout;
 use autoseg_preprocessing::Progress;
 
@@ -28,6 +31,9 @@ use crate::progress::Bar;
 
 /// Runs `autoseg predict`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
+    if is_nnunet_model_folder(&args.model) {
+        return predict_nnunet(args);
+    }
     let model = WorkLayout::new(&args.model);
     let best = read_best(&model.best())?;
     let configurations = choose_configurations(args, best.as_ref())?;
@@ -104,8 +110,60 @@ fn predict_configuration(
 ) -> anyhow::Result<usize> {
     let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
     let device = device(args.device);
-    let mut predictor = Predictor::load(model, configuration, &folds, device)
+    let predictor = Predictor::load(model, configuration, &folds, device)
         .with_context(|| format!("{}: cannot load {configuration}", args.model.display()))?;
+    run_predictor(
+        args,
+        predictor,
+        configuration,
+        output,
+        save_probabilities,
+        postprocessing,
+    )
+}
+
+/// `-m` names an nnU-Net v2 trained-model folder: its configuration is the checkpoints'.
+fn predict_nnunet(args: &PredictArgs) -> anyhow::Result<ExitCode> {
+    let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
+    let predictor = Predictor::load_nnunet(
+        &args.model,
+        &folds,
+        NnUnetCheckpointKind::Final,
+        device(args.device),
+    )
+    .with_context(|| format!("{}: cannot load the nnU-Net model", args.model.display()))?;
+    let configuration = predictor.configuration().name.clone();
+    if let Some(asked) = args.configuration.as_ref().filter(|c| **c != configuration) {
+        anyhow::bail!(
+            "{}: this nnU-Net model folder holds {configuration}, not {asked}",
+            args.model.display()
+        );
+    }
+    let n_failed = run_predictor(
+        args,
+        predictor,
+        &configuration,
+        &args.output,
+        args.save_probabilities,
+        None,
+    )?;
+    Ok(if n_failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
+/// Sets the options of `args` on `predictor`, predicts every input case into `output` and
+/// prints the phase times; returns the number of cases that failed.
+fn run_predictor(
+    args: &PredictArgs,
+    mut predictor: Predictor,
+    configuration: &str,
+    output: &Path,
+    save_probabilities: bool,
+    postprocessing: Option<&PostprocessingPlan>,
+) -> anyhow::Result<usize> {
     predictor.set_options(PredictOptions {
         step: args.step,
         use_mirroring: !args.no_tta,
@@ -113,13 +171,7 @@ fn predict_configuration(
         accumulate_fp32: args.accumulate_fp32,
     })?;
     let cases = discover_input_cases(&args.input, &predictor.dataset().file_ending)?;
-    tracing::info!(
-        n_cases = cases.len(),
-        configuration,
-        folds = ?folds,
-        device = ?device,
-        "predicting"
-    );
+    tracing::info!(n_cases = cases.len(), configuration, "predicting");
     let n_failed = predict_all(&predictor, &cases, output, postprocessing);
     let t = predictor.phase_times();
     println!(
@@ -214,7 +266,8 @@ fn predict_all(
                 .and_then(|p| Ok(predictor.predict_prepared(p)?))
                 .and_then(|p| Ok(predictor.write_prediction(p, output, postprocessing)?));
             if let Err(err) = written {
-                eprintln!("autoseg: case {}: {err:#}", case.id);
+                let err = err.context(format!("case {}", case.id));
+                eprintln!("autoseg: {}", crate::error_line(&err));
                 n_failed += 1;
             }
             bar.advance(1);

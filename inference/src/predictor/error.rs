@@ -169,6 +169,14 @@ pub enum PredictError {
     /// libtorch failed.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// An nnU-Net model folder autoseg cannot run (yet).
+    #[error("{}: {what}", path.display())]
+    NnUnet {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is not supported.
+        what: String,
+    },
 }
 
 /// `From` for the boxed sources, so that `?` boxes them.

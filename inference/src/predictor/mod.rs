@@ -18,6 +18,7 @@ mod error;
 mod inputs;
 mod model;
 mod next_stage;
+mod nnunet;
 pub(crate) mod validation;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ use tch::{Device, Tensor};
 
 pub use error::PredictError;
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
+pub use nnunet::{is_nnunet_model_folder, NnUnetCheckpointKind};
 
 use crate::{
     array4_to_tensor, ensemble_logits, export_logits, Accumulator, ExportSpec, InferenceError,
@@ -163,6 +165,9 @@ pub struct Predictor {
     folds: Vec<FoldModel>,
     device: Device,
     options: PredictOptions,
+    /// The axes mirroring may flip (nnU-Net: the trainer's `inference_allowed_mirroring_axes`);
+    /// `None`: the model allows no mirroring.
+    mirror_axes: Option<Vec<usize>>,
     clock: PhaseClock,
     /// The plans stored with the checkpoints.
     plans: Plans,
@@ -255,6 +260,7 @@ impl Predictor {
             .map(|(fold, fold_meta)| load_fold(model, &config, fold, fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = PhaseClock::default();
+        let all_axes = (0..config.patch_size.len()).collect();
         Ok(Predictor {
             configuration: config,
             dataset,
@@ -267,6 +273,7 @@ impl Predictor {
             folds: models,
             device,
             options: PredictOptions::nnunet(),
+            mirror_axes: Some(all_axes),
             clock,
             plans: meta.plans,
             cascade,
@@ -444,8 +451,10 @@ impl Predictor {
 
     fn window_settings(&self, device: Device) -> SlidingWindowSettings {
         let patch = &self.configuration.patch_size;
-        let axes: Vec<usize> = (0..patch.len()).collect();
-        let mirror = self.options.use_mirroring.then_some(axes.as_slice());
+        let mirror = self
+            .mirror_axes
+            .as_deref()
+            .filter(|_| self.options.use_mirroring);
         let accumulator = if self.options.accumulate_fp32 {
             Accumulator::Float
         } else {

@@ -30,6 +30,13 @@ pub(super) struct FoldModel {
     pub net: UNet,
 }
 
+impl FoldModel {
+    /// The network `net` whose variables `vs` holds.
+    pub(super) fn new(vs: nn::VarStore, net: UNet) -> FoldModel {
+        FoldModel { _vs: vs, net }
+    }
+}
+
 /// The final checkpoint's metadata of `fold`, checked to be of `configuration`; returns the
 /// metadata file's path with it.
 ///
@@ -169,5 +176,5 @@ pub(super) fn load_fold(
         source,
     })?;
     load_weights(&vs, &dir, CheckpointKind::Final, meta)?;
-    Ok(FoldModel { _vs: vs, net })
+    Ok(FoldModel::new(vs, net))
 }

@@ -14,6 +14,7 @@
 
 pub(crate) mod fault;
 mod format;
+mod nnunet;
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +29,7 @@ pub use format::{
     CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, LossScalerState, TrainLog,
     CHECKPOINT_SCHEMA_VERSION,
 };
+pub use nnunet::NnUnetCheckpoint;
 
 impl CheckpointMeta {
     /// The run's seed.

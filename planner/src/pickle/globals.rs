@@ -120,8 +120,8 @@ pub(crate) fn call(callable: Builtin, args: Vec<Value>) -> Result<Value, String>
     })
 }
 
-/// `BUILD`: sets the state of an object made by a call (numpy dtypes and arrays); a dict state
-/// on a dict updates it.
+/// `BUILD`: sets the state of an object made by a call (numpy dtypes and arrays). A dict's
+/// state is its attributes (a state dict's `_metadata`), not items: they are dropped.
 pub(crate) fn build(target: Value, state: Value) -> Result<Value, String> {
     match (target, state) {
         // numpy dtype state: (version, byte order, subarray, names, fields, elsize, align, flags)
@@ -150,10 +150,7 @@ pub(crate) fn build(target: Value, state: Value) -> Result<Value, String> {
                 Err("numpy array state of an unsupported layout (object arrays are refused)".into())
             }
         },
-        (Value::Dict(mut entries), Value::Dict(more)) => {
-            entries.extend(more);
-            Ok(Value::Dict(entries))
-        }
+        (Value::Dict(entries), Value::Dict(_attributes)) => Ok(Value::Dict(entries)),
         (target, state) => Err(format!(
             "cannot set the state of a {} from a {}",
             target.kind(),
