@@ -7,7 +7,9 @@
 # - Networks shrunk to 2-16 features per stage (an edit of nnUNetPlans.json, as users do) so the
 #   checkpoints are a few hundred kB.
 # - Trained on the CPU by nnUNetTrainer_autosegFixture (nnUNetTrainer with 1 epoch of 10
-#   iterations; the file is written into the throwaway venv's nnU-Net), fold 0 of each.
+#   iterations; the file is written into the throwaway venv's nnU-Net), fold 0 of each: 2d and
+#   3d_fullres of nnUNetPlans (PlainConvUNet), 3d_fullres of nnUNetResEncUNetMPlans
+#   (ResidualEncoderUNet).
 # - nnUNetv2_predict of imagesTs (copied to imagesTs/) with each configuration, with and without
 #   mirroring; probabilities of demo_010; nnUNetv2_export_model_to_zip of the whole model.
 #
@@ -52,8 +54,10 @@ class nnUNetTrainer_autosegFixture(nnUNetTrainer):
 EOF
 
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 2d 3d_fullres -np 1 >"$work/plan.log"
+"$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -pl nnUNetPlannerResEncM -c 3d_fullres -np 1 \
+    >"$work/plan_resenc.log"
 # Shrink every configuration's features (the stage count and everything else stay as planned).
-"$py" - "$nnUNet_preprocessed/Dataset901_Demo3d/nnUNetPlans.json" <<'EOF'
+cat >"$work/shrink.py" <<'EOF'
 import json, sys
 path = sys.argv[1]
 plans = json.load(open(path))
@@ -63,24 +67,31 @@ for config in plans["configurations"].values():
         kwargs["features_per_stage"] = [min(2 ** (i + 1), 16) for i in range(kwargs["n_stages"])]
 json.dump(plans, open(path, "w"), indent=4)
 EOF
-for config in 3d_fullres 2d; do
-    "$bin_dir/nnUNetv2_train" 901 "$config" 0 -tr nnUNetTrainer_autosegFixture -device cpu >"$work/train_$config.log" 2>&1
+for plans_name in nnUNetPlans nnUNetResEncUNetMPlans; do
+    "$py" "$work/shrink.py" "$nnUNet_preprocessed/Dataset901_Demo3d/$plans_name.json"
+done
+# (plans name, configuration, prediction folder name)
+models=("nnUNetPlans 3d_fullres 3d_fullres" "nnUNetPlans 2d 2d" "nnUNetResEncUNetMPlans 3d_fullres resenc_3d_fullres")
+for model in "${models[@]}"; do
+    read -r plans_name config name <<<"$model"
+    "$bin_dir/nnUNetv2_train" 901 "$config" 0 -tr nnUNetTrainer_autosegFixture -p "$plans_name" -device cpu \
+        >"$work/train_$name.log" 2>&1
 done
 
 rm -rf "$out"
 mkdir -p "$out/predictions"
 model_src="$nnUNet_results/Dataset901_Demo3d"
-for config in 3d_fullres 2d; do
-    folder="nnUNetTrainer_autosegFixture__nnUNetPlans__$config"
+for model in "${models[@]}"; do
+    read -r plans_name config name <<<"$model"
+    folder="nnUNetTrainer_autosegFixture__${plans_name}__$config"
     mkdir -p "$out/$folder/fold_0"
     cp "$model_src/$folder/"{plans.json,dataset.json,dataset_fingerprint.json} "$out/$folder/"
     cp "$model_src/$folder/fold_0/checkpoint_final.pth" "$out/$folder/fold_0/"
-    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/$config" \
-        -d 901 -c "$config" -f 0 -tr nnUNetTrainer_autosegFixture -device cpu --save_probabilities \
-        -npp 1 -nps 1 >"$work/predict_$config.log" 2>&1
-    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/${config}_no_tta" \
-        -d 901 -c "$config" -f 0 -tr nnUNetTrainer_autosegFixture -device cpu --disable_tta \
-        -npp 1 -nps 1 >"$work/predict_${config}_no_tta.log" 2>&1
+    common=(-d 901 -c "$config" -f 0 -tr nnUNetTrainer_autosegFixture -p "$plans_name" -device cpu -npp 1 -nps 1)
+    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/$name" \
+        "${common[@]}" --save_probabilities >"$work/predict_$name.log" 2>&1
+    "$bin_dir/nnUNetv2_predict" -i "$nnUNet_raw/Dataset901_Demo3d/imagesTs" -o "$out/predictions/${name}_no_tta" \
+        "${common[@]}" --disable_tta >"$work/predict_${name}_no_tta.log" 2>&1
 done
 # Keep the committed size small: the inputs, every mask, one case's probabilities per
 # configuration; no property pickles and no copies of plans/dataset.json.

@@ -205,10 +205,14 @@ pub struct PredictArgs {
     /// Output folder for masks (and probabilities on request).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Model folder: `<work>/<dataset>` or a copy of it.
+    /// Model: an autoseg model folder (`<work>/<dataset>` or a copy of it), an nnU-Net v2
+    /// trained-model folder (`<Trainer>__<Plans>__<configuration>/` with plans.json and
+    /// fold_<k>/checkpoint_final.pth), or the zip `nnUNetv2_export_model_to_zip` writes (with
+    /// -c when it holds several configurations).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
-    /// Configuration to use (default: the one in results/best.toml).
+    /// Configuration to use (default: the one in results/best.toml; an nnU-Net model folder's
+    /// own).
     #[arg(short = 'c', long = "configuration")]
     pub configuration: Option<String>,
     /// Folds to ensemble: a comma list such as `0,1,2,3,4`, or `all`.
@@ -230,9 +234,22 @@ pub struct PredictArgs {
     /// the memory, for models whose logits overflow float16 (the error says when).
     #[arg(long)]
     pub accumulate_fp32: bool,
+    /// Which checkpoint of each fold: `final` (after the last epoch) or `best` (the best EMA
+    /// pseudo Dice), as nnU-Net's `-chk checkpoint_final.pth|checkpoint_best.pth`.
+    #[arg(long, value_enum, default_value = "final")]
+    pub checkpoint: CheckpointArg,
     /// Device: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
     #[arg(long)]
     pub device: Option<DeviceArg>,
+}
+
+/// Which checkpoint `predict` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    /// `checkpoint_final`.
+    Final,
+    /// `checkpoint_best`.
+    Best,
 }
 
 /// Arguments of `autoseg ensemble`.

@@ -1,11 +1,13 @@
-//! `autoseg predict -m <nnU-Net model folder>` on a model nnU-Net 2.8.1 trained
+//! `autoseg predict -m <nnU-Net model folder or export zip>` on models nnU-Net 2.8.1 trained
 //! (`scripts/make_nnunet_model_fixture.sh`): the masks equal nnU-Net's own predictions of the
-//! same inputs voxel for voxel, with and without mirroring, in 2d and 3d_fullres; and a folder
-//! whose checkpoint would run a shell command is refused with nothing run.
+//! same inputs voxel for voxel, with and without mirroring, in 2d and 3d_fullres, PlainConvUNet
+//! and ResidualEncoderUNet; and a folder whose checkpoint would run a shell command is refused
+//! with nothing run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use autoseg_evaluation::read_probabilities;
 use autoseg_preprocessing::read_label_map;
 
 fn fixture() -> PathBuf {
@@ -26,42 +28,107 @@ fn predict(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         .expect("the autoseg binary runs")
 }
 
+/// Every case of `out` equals nnU-Net's prediction in `predictions/<golden>`.
+fn assert_same_masks(out: &Path, golden: &str) {
+    for case in ["demo_010", "demo_011", "demo_012"] {
+        let file = format!("{case}.nii.gz");
+        let ours = read_label_map(&out.join(&file)).unwrap();
+        let theirs =
+            read_label_map(&fixture().join(format!("predictions/{golden}/{file}"))).unwrap();
+        assert_eq!(ours.geometry.shape(), theirs.geometry.shape());
+        let differ = ours
+            .data
+            .iter()
+            .zip(theirs.data.iter())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differ, 0, "{golden} {case}: {differ} voxels differ");
+    }
+}
+
+/// demo_010's probabilities in `out` equal nnU-Net's within float16 rounding (both accumulate
+/// the sliding window in float16), and nnU-Net's are not flat (some voxel's foreground
+/// probability passes 0.1): the golden is not trivially all background.
+fn assert_same_probabilities(out: &Path, golden: &str) {
+    let ours = read_probabilities(&out.join("demo_010.npz")).unwrap();
+    let theirs =
+        read_probabilities(&fixture().join(format!("predictions/{golden}/demo_010.npz"))).unwrap();
+    assert_eq!(ours.dim(), theirs.dim());
+    let worst = ours
+        .iter()
+        .zip(theirs.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= 2e-3,
+        "{golden}: probabilities differ by up to {worst}"
+    );
+    let foreground = theirs
+        .outer_iter()
+        .skip(1)
+        .any(|c| c.iter().any(|&p| p > 0.1));
+    assert!(
+        foreground,
+        "{golden}: nnU-Net's probabilities are flat background"
+    );
+}
+
 #[test]
 fn an_nnunet_model_folder_predicts_nnunets_masks() {
     let tmp = tempfile::tempdir().unwrap();
-    for config in ["3d_fullres", "2d"] {
-        let model = fixture().join(format!(
-            "nnUNetTrainer_autosegFixture__nnUNetPlans__{config}"
-        ));
-        for (suffix, extra) in [("", &[][..]), ("_no_tta", &["--no-tta"][..])] {
-            let out = tmp.path().join(format!("{config}{suffix}"));
+    let models = [
+        ("nnUNetPlans", "3d_fullres", "3d_fullres"),
+        ("nnUNetPlans", "2d", "2d"),
+        ("nnUNetResEncUNetMPlans", "3d_fullres", "resenc_3d_fullres"),
+    ];
+    for (plans, config, golden) in models {
+        let model = fixture().join(format!("nnUNetTrainer_autosegFixture__{plans}__{config}"));
+        let modes = [
+            ("", &["--save-probabilities"][..]),
+            ("_no_tta", &["--no-tta"][..]),
+        ];
+        for (suffix, extra) in modes {
+            let out = tmp.path().join(format!("{golden}{suffix}"));
             let run = predict(&model, &out, extra);
             assert!(
                 run.status.success(),
                 "{}",
                 String::from_utf8_lossy(&run.stderr)
             );
-            for case in ["demo_010", "demo_011", "demo_012"] {
-                let file = format!("{case}.nii.gz");
-                let ours = read_label_map(&out.join(&file)).unwrap();
-                let theirs =
-                    read_label_map(&fixture().join(format!("predictions/{config}{suffix}/{file}")))
-                        .unwrap();
-                assert_eq!(ours.geometry.shape(), theirs.geometry.shape());
-                let differ = ours
-                    .data
-                    .iter()
-                    .zip(theirs.data.iter())
-                    .filter(|(a, b)| a != b)
-                    .count();
-                assert_eq!(differ, 0, "{config}{suffix} {case}: {differ} voxels differ");
-                assert!(
-                    theirs.data.iter().any(|&l| l > 0),
-                    "an all-background golden"
-                );
+            assert_same_masks(&out, &format!("{golden}{suffix}"));
+            if suffix.is_empty() {
+                assert_same_probabilities(&out, golden);
             }
         }
     }
+}
+
+#[test]
+fn an_nnunet_export_zip_predicts_the_configuration_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zip = fixture().join("Dataset901_Demo3d_nnunet_export.zip");
+    let out = tmp.path().join("zip");
+    let run = predict(&zip, &out, &["-c", "3d_fullres"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_masks(&out, "3d_fullres");
+    // Two configurations inside and none chosen: the error lists them.
+    let run = predict(&zip, &tmp.path().join("none"), &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("2d, 3d_fullres") && stderr.contains("-c"),
+        "{stderr}"
+    );
+    // A checkpoint the folder lacks is named.
+    let folder = fixture().join("nnUNetTrainer_autosegFixture__nnUNetPlans__2d");
+    let run = predict(&folder, &tmp.path().join("best"), &["--checkpoint", "best"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fold_0/checkpoint_best.pth"), "{stderr}");
 }
 
 #[test]

@@ -19,20 +19,27 @@ use std::sync::mpsc;
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
 use autoseg_inference::{
-    discover_input_cases, is_nnunet_model_folder, Device, InputCase, NnUnetCheckpointKind,
+    discover_input_cases, is_nnunet_model_folder, unpack_nnunet_zip, Device, InputCase,
     PredictOptions, Predictor,
 };
+use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
 use autoseg_preprocessing::Progress;
 
-use crate::cli::{DeviceArg, PredictArgs};
+use crate::cli::{CheckpointArg, DeviceArg, PredictArgs};
 use crate::commands::EXIT_FAILURE;
 use crate::progress::Bar;
 
 /// Runs `autoseg predict`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
+    if args.model.extension().is_some_and(|e| e == "zip") && args.model.is_file() {
+        let unpacked = tempfile::tempdir().context("cannot create a temporary folder")?;
+        let folder =
+            unpack_nnunet_zip(&args.model, args.configuration.as_deref(), unpacked.path())?;
+        return predict_nnunet(args, &folder);
+    }
     if is_nnunet_model_folder(&args.model) {
-        return predict_nnunet(args);
+        return predict_nnunet(args, &args.model);
     }
     let model = WorkLayout::new(&args.model);
     let best = read_best(&model.best())?;
@@ -110,7 +117,8 @@ fn predict_configuration(
 ) -> anyhow::Result<usize> {
     let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
     let device = device(args.device);
-    let predictor = Predictor::load(model, configuration, &folds, device)
+    let kind = checkpoint_kind(args.checkpoint);
+    let predictor = Predictor::load_checkpoint(model, configuration, &folds, device, kind)
         .with_context(|| format!("{}: cannot load {configuration}", args.model.display()))?;
     run_predictor(
         args,
@@ -122,13 +130,14 @@ fn predict_configuration(
     )
 }
 
-/// `-m` names an nnU-Net v2 trained-model folder: its configuration is the checkpoints'.
-fn predict_nnunet(args: &PredictArgs) -> anyhow::Result<ExitCode> {
+/// An nnU-Net v2 trained-model folder (`-m`, or unpacked from its export zip): its
+/// configuration is the checkpoints'.
+fn predict_nnunet(args: &PredictArgs, folder: &Path) -> anyhow::Result<ExitCode> {
     let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
     let predictor = Predictor::load_nnunet(
-        &args.model,
+        folder,
         &folds,
-        NnUnetCheckpointKind::Final,
+        checkpoint_kind(args.checkpoint),
         device(args.device),
     )
     .with_context(|| format!("{}: cannot load the nnU-Net model", args.model.display()))?;
@@ -227,6 +236,14 @@ fn predict_ensemble(
         args.output.display()
     );
     Ok(0)
+}
+
+/// `--checkpoint`.
+fn checkpoint_kind(arg: CheckpointArg) -> CheckpointKind {
+    match arg {
+        CheckpointArg::Final => CheckpointKind::Final,
+        CheckpointArg::Best => CheckpointKind::Best,
+    }
 }
 
 /// `--device`, else CUDA device 0 when usable, else the CPU.

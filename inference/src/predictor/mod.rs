@@ -19,6 +19,7 @@ mod inputs;
 mod model;
 mod next_stage;
 mod nnunet;
+mod nnunet_zip;
 pub(crate) mod validation;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use autoseg_evaluation::{
     apply_postprocessing, probabilities_file, properties_file, write_probabilities,
     PostprocessingPlan, ProbabilityProperties, SegmentationRule,
 };
+use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::{Configuration, Plans, WorkLayout};
 use autoseg_preprocessing::cache::append_one_hot;
 use autoseg_preprocessing::{
@@ -38,7 +40,8 @@ use tch::{Device, Tensor};
 
 pub use error::PredictError;
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
-pub use nnunet::{is_nnunet_model_folder, NnUnetCheckpointKind};
+pub use nnunet::is_nnunet_model_folder;
+pub use nnunet_zip::unpack_nnunet_zip;
 
 use crate::{
     array4_to_tensor, ensemble_logits, export_logits, Accumulator, ExportSpec, InferenceError,
@@ -201,10 +204,33 @@ impl Predictor {
         folds: &[String],
         device: Device,
     ) -> Result<Predictor, PredictError> {
-        Predictor::load_with(model, configuration, folds, device, None)
+        Predictor::load_with(
+            model,
+            configuration,
+            folds,
+            device,
+            None,
+            CheckpointKind::Final,
+        )
     }
 
-    /// [`Predictor::load`] with the dataset's `dataset.json` given (the trainer has it).
+    /// [`Predictor::load`] from checkpoint `kind` of each fold (`Best`: the best EMA pseudo
+    /// Dice's, as nnU-Net's `-chk checkpoint_best.pth`).
+    ///
+    /// # Errors
+    /// As [`Predictor::load`].
+    pub fn load_checkpoint(
+        model: &WorkLayout,
+        configuration: &str,
+        folds: &[String],
+        device: Device,
+        kind: CheckpointKind,
+    ) -> Result<Predictor, PredictError> {
+        Predictor::load_with(model, configuration, folds, device, None, kind)
+    }
+
+    /// [`Predictor::load_checkpoint`] with the dataset's `dataset.json` given (the trainer has
+    /// it).
     ///
     /// # Errors
     /// As [`Predictor::load`].
@@ -214,9 +240,10 @@ impl Predictor {
         folds: &[String],
         device: Device,
         dataset: Option<&DatasetJson>,
+        kind: CheckpointKind,
     ) -> Result<Predictor, PredictError> {
         let (first, rest) = folds.split_first().ok_or(PredictError::NoFolds)?;
-        let (meta_path, meta) = read_fold_meta(model, configuration, first)?;
+        let (meta_path, meta) = read_fold_meta(model, configuration, first, kind)?;
         let config = meta
             .plans
             .resolve(configuration)
@@ -227,7 +254,7 @@ impl Predictor {
         warn_if_plans_changed(model, &meta.plans);
         let mut rest_metas = Vec::with_capacity(rest.len());
         for fold in rest {
-            let (path, other) = read_fold_meta(model, configuration, fold)?;
+            let (path, other) = read_fold_meta(model, configuration, fold, kind)?;
             check_same_model(path, &meta, &other)?;
             rest_metas.push(other);
         }
@@ -235,7 +262,7 @@ impl Predictor {
         // checkpoint (which takes only the image channels) describes the dataset.
         let previous = match &config.previous_stage {
             Some(previous) => Some(Box::new(Predictor::load_with(
-                model, previous, folds, device, dataset,
+                model, previous, folds, device, dataset, kind,
             )?)),
             None => None,
         };
@@ -257,7 +284,7 @@ impl Predictor {
         let models = folds
             .iter()
             .zip(std::iter::once(&meta).chain(&rest_metas))
-            .map(|(fold, fold_meta)| load_fold(model, &config, fold, fold_meta, device))
+            .map(|(fold, fold_meta)| load_fold(model, &config, (fold, kind), fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = PhaseClock::default();
         let all_axes = (0..config.patch_size.len()).collect();

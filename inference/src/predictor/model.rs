@@ -37,7 +37,7 @@ impl FoldModel {
     }
 }
 
-/// The final checkpoint's metadata of `fold`, checked to be of `configuration`; returns the
+/// The metadata of checkpoint `kind` of `fold`, checked to be of `configuration`; returns the
 /// metadata file's path with it.
 ///
 /// # Errors
@@ -47,10 +47,11 @@ pub(super) fn read_fold_meta(
     model: &WorkLayout,
     configuration: &str,
     fold: &str,
+    kind: CheckpointKind,
 ) -> Result<(PathBuf, CheckpointMeta), PredictError> {
     let dir = model.fold(configuration, fold);
-    let path = CheckpointPaths::new(&dir, CheckpointKind::Final).meta;
-    match read_checkpoint_meta_of(&dir, CheckpointKind::Final, configuration) {
+    let path = CheckpointPaths::new(&dir, kind).meta;
+    match read_checkpoint_meta_of(&dir, kind, configuration) {
         Ok(meta) => Ok((path, meta)),
         Err(NetworkError::Checkpoint {
             path,
@@ -149,16 +150,16 @@ pub(super) fn check_dataset(
     })
 }
 
-/// Builds a fold's network on `device` and loads its final weights into it.
+/// Builds a fold's network on `device` and loads the weights of checkpoint `kind` into it.
 pub(super) fn load_fold(
     model: &WorkLayout,
     config: &Configuration,
-    fold: &str,
+    (fold, kind): (&str, CheckpointKind),
     meta: &CheckpointMeta,
     device: Device,
 ) -> Result<FoldModel, PredictError> {
     let dir = model.fold(&config.name, fold);
-    let paths = CheckpointPaths::new(&dir, CheckpointKind::Final);
+    let paths = CheckpointPaths::new(&dir, kind);
     if !paths.weights.is_file() {
         return Err(PredictError::MissingCheckpoint {
             path: paths.weights,
@@ -175,6 +176,6 @@ pub(super) fn load_fold(
         path: paths.meta.clone(),
         source,
     })?;
-    load_weights(&vs, &dir, CheckpointKind::Final, meta)?;
+    load_weights(&vs, &dir, kind, meta)?;
     Ok(FoldModel::new(vs, net))
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use autoseg_network::checkpoint::NnUnetCheckpoint;
+use autoseg_network::checkpoint::{CheckpointKind, NnUnetCheckpoint};
 use autoseg_network::UNet;
 use autoseg_planner::Plans;
 use autoseg_preprocessing::{read_dataset_json, PreprocessSpec};
@@ -20,25 +20,6 @@ use super::model::FoldModel;
 use super::{segmentation_rule, CasePreprocessor, PredictOptions, Predictor};
 use crate::{ExportSpec, PhaseClock};
 
-/// Which checkpoint of each fold to load (nnU-Net's `-chk`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NnUnetCheckpointKind {
-    /// `checkpoint_final.pth` (nnU-Net's default).
-    #[default]
-    Final,
-    /// `checkpoint_best.pth`.
-    Best,
-}
-
-impl NnUnetCheckpointKind {
-    fn file_name(self) -> &'static str {
-        match self {
-            NnUnetCheckpointKind::Final => "checkpoint_final.pth",
-            NnUnetCheckpointKind::Best => "checkpoint_best.pth",
-        }
-    }
-}
-
 /// Whether `folder` is an nnU-Net trained-model folder (it has `plans.json` and no autoseg
 /// `plans.toml`).
 pub fn is_nnunet_model_folder(folder: &Path) -> bool {
@@ -46,8 +27,9 @@ pub fn is_nnunet_model_folder(folder: &Path) -> bool {
 }
 
 impl Predictor {
-    /// Loads `folds` (`"0"`..`"4"` or `"all"`) of the nnU-Net model folder `folder` onto
-    /// `device`, with [`PredictOptions::nnunet`] and the trainer's mirroring axes.
+    /// Loads checkpoint `kind` (`checkpoint_<kind>.pth`, nnU-Net's `-chk`) of `folds` (`"0"`..
+    /// `"4"` or `"all"`) of the nnU-Net model folder `folder` onto `device`, with
+    /// [`PredictOptions::nnunet`] and the trainer's mirroring axes.
     ///
     /// # Errors
     /// [`PredictError::NoFolds`]; [`PredictError::MissingCheckpoint`]; [`PredictError::Plan`]
@@ -58,7 +40,7 @@ impl Predictor {
     pub fn load_nnunet(
         folder: &Path,
         folds: &[String],
-        kind: NnUnetCheckpointKind,
+        kind: CheckpointKind,
         device: Device,
     ) -> Result<Predictor, PredictError> {
         if folds.is_empty() {
@@ -76,7 +58,7 @@ impl Predictor {
         for fold in folds {
             let path = folder
                 .join(autoseg_planner::fold_folder(fold))
-                .join(kind.file_name());
+                .join(format!("{}.pth", kind.stem()));
             if !path.is_file() {
                 return Err(PredictError::MissingCheckpoint { path });
             }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use autoseg_evaluation::{evaluate_folder, settings_from_dataset_json, Summary};
+use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::{WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::cache::{
     append_one_hot, case_path, prev_stage_path, read_prev_stage_seg, CachedCase,
@@ -54,6 +55,7 @@ pub fn validate_fold(job: &ValidationJob<'_>) -> Result<Summary, PredictError> {
         &fold,
         job.device,
         Some(job.dataset),
+        CheckpointKind::Final,
     )?;
     predictor.set_options(PredictOptions {
         save_probabilities: true,

@@ -1,0 +1,121 @@
+//! The zip `nnUNetv2_export_model_to_zip` writes (`<Dataset>/<Trainer>__<Plans>__<config>/…` for
+//! one or more configurations), unpacked into a folder [`Predictor::load_nnunet`] reads: only a
+//! model folder's `plans.json`, `dataset.json` and fold checkpoints are taken, under names this
+//! code builds (an entry cannot write outside the folder), each size checked before reading.
+//!
+//! [`Predictor::load_nnunet`]: super::Predictor::load_nnunet
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use zip::ZipArchive;
+
+use super::error::{io_err, PredictError};
+
+/// The largest expansion a deflate stream can achieve (1032:1).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+/// The largest file taken from an export zip (a checkpoint of a ResEnc-XL is about 1.5 GB).
+const MAX_ENTRY: u64 = 16 << 30;
+
+/// Unpacks the model folder of `configuration` (optional when the zip holds one) from the
+/// nnU-Net export `zip` into `into`, and returns `into`.
+///
+/// # Errors
+/// [`PredictError::NnUnet`] naming the zip when it is not an nnU-Net export, holds no model
+/// folder of `configuration` (the ones it has are listed), or holds several and none was
+/// chosen; [`PredictError::Io`] when a file cannot be read or written.
+pub fn unpack_nnunet_zip(
+    zip: &Path,
+    configuration: Option<&str>,
+    into: &Path,
+) -> Result<PathBuf, PredictError> {
+    let fault = |what: String| PredictError::NnUnet {
+        path: zip.to_path_buf(),
+        what,
+    };
+    let file = File::open(zip).map_err(io_err(zip, "open"))?;
+    let mut archive = ZipArchive::new(BufReader::new(file))
+        .map_err(|e| fault(format!("not a zip archive: {e}")))?;
+    let mut folders: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.strip_suffix("/plans.json"))
+        .map(str::to_string)
+        .collect();
+    folders.sort();
+    let names = || {
+        folders
+            .iter()
+            .map(|f| f.rsplit("__").next().unwrap_or(f).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen: Vec<&String> = folders
+        .iter()
+        .filter(|f| configuration.is_none_or(|c| f.ends_with(&format!("__{c}"))))
+        .collect();
+    let folder =
+        match (chosen.as_slice(), configuration) {
+            ([one], _) => (*one).clone(),
+            ([], _) if folders.is_empty() => return Err(fault(
+                "no <Trainer>__<Plans>__<configuration>/plans.json: not an nnU-Net model export"
+                    .into(),
+            )),
+            ([], Some(c)) => {
+                return Err(fault(format!(
+                    "no model folder of {c}; it holds {}",
+                    names()
+                )))
+            }
+            (_, _) => {
+                return Err(fault(format!(
+                    "it holds several configurations ({}); choose one with -c",
+                    names()
+                )))
+            }
+        };
+    let prefix = format!("{folder}/");
+    let wanted: Vec<(String, PathBuf)> = archive
+        .file_names()
+        .filter_map(|name| {
+            let rest = name.strip_prefix(&prefix)?;
+            let target = match rest.split('/').collect::<Vec<_>>().as_slice() {
+                ["plans.json" | "dataset.json"] => PathBuf::from(rest),
+                [fold, checkpoint @ ("checkpoint_final.pth" | "checkpoint_best.pth")]
+                    if autoseg_planner::fold_of_folder(fold).is_some_and(is_fold_name) =>
+                {
+                    Path::new(fold).join(checkpoint)
+                }
+                _ => return None,
+            };
+            Some((name.to_string(), target))
+        })
+        .collect();
+    for (name, target) in wanted {
+        let mut entry = archive
+            .by_name(&name)
+            .map_err(|e| fault(format!("{name}: {e}")))?;
+        let size = entry.size();
+        let most = entry
+            .compressed_size()
+            .saturating_mul(MAX_DEFLATE_RATIO)
+            .saturating_add(1024);
+        if size > MAX_ENTRY || size > most {
+            return Err(fault(format!(
+                "{name} declares {size} bytes, more than it can hold"
+            )));
+        }
+        let path = into.join(&target);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent, "create"))?;
+        }
+        let mut out = File::create(&path).map_err(io_err(&path, "create"))?;
+        std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(io_err(&path, "write"))?;
+    }
+    Ok(into.to_path_buf())
+}
+
+/// A fold folder's suffix nnU-Net writes: a number or `all`.
+fn is_fold_name(fold: &str) -> bool {
+    fold == "all" || (!fold.is_empty() && fold.bytes().all(|b| b.is_ascii_digit()))
+}
