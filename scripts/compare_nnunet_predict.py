@@ -56,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--autoseg", type=Path, default=repo / "target/release/autoseg")
     p.add_argument("--bench", type=Path, default=repo / "target/release/examples/predict_bench")
     p.add_argument("--model", type=Path, help="autoseg model folder (default: train one, 1 iteration)")
+    p.add_argument("--same-model", action="store_true",
+                   help="autoseg predicts nnU-Net's own model folder (issue 17: `predict -m <nnU-Net folder>`, "
+                        "the same weights for both tools); implies --skip-split")
     p.add_argument("--threads", type=int, default=2, help="torch/OMP threads for both tools")
     p.add_argument("--tta", choices=("off", "on", "both"), default="off")
     p.add_argument("--rounds", type=int, default=1, help="alternating rounds per TTA setting")
@@ -340,8 +343,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     env = nnunet_env(root, args.threads, args.venv)
     ds_id, nnunet_model = setup_nnunet(args.dataset, root, env, args.venv)
-    ctx = {"id": ds_id, "env": env, "nnunet_model": nnunet_model, "model": setup_autoseg(args, root)}
-    check_same_patch(nnunet_model, ctx["model"])
+    if args.same_model:
+        ctx = {"id": ds_id, "env": env, "nnunet_model": nnunet_model, "model": nnunet_model}
+        args.skip_split = True
+    else:
+        ctx = {"id": ds_id, "env": env, "nnunet_model": nnunet_model, "model": setup_autoseg(args, root)}
+        check_same_patch(nnunet_model, ctx["model"])
     if args.setup_only:
         return
     print("loadavg before:", Path("/proc/loadavg").read_text().strip())

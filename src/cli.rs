@@ -61,6 +61,9 @@ pub enum Command {
     Report(WorkArgs),
     /// Write a deterministic synthetic dataset (or broken-dataset corpus) to OUT_DIR.
     Fixtures(FixturesArgs),
+    /// Write an nnU-Net v2 model folder (or export zip) as an autoseg model folder.
+    #[command(name = "import-nnunet")]
+    ImportNnunet(ImportNnunetArgs),
 }
 
 /// Where autoseg keeps its artifacts for a dataset: `<work>/<dataset folder name>/`.
@@ -207,7 +210,7 @@ pub struct PredictArgs {
     pub output: PathBuf,
     /// Model: an autoseg model folder (`<work>/<dataset>` or a copy of it), an nnU-Net v2
     /// trained-model folder (`<Trainer>__<Plans>__<configuration>/` with plans.json and
-    /// fold_<k>/checkpoint_final.pth), or the zip `nnUNetv2_export_model_to_zip` writes (with
+    /// `fold_<k>/checkpoint_final.pth`), or the zip `nnUNetv2_export_model_to_zip` writes (with
     /// -c when it holds several configurations).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
@@ -288,6 +291,17 @@ pub struct FixturesArgs {
     pub name: String,
     /// Folder to write it into.
     pub out_dir: Option<PathBuf>,
+}
+
+/// Arguments of `autoseg import-nnunet`.
+#[derive(Debug, Args)]
+pub struct ImportNnunetArgs {
+    /// nnU-Net model folder (`<Trainer>__<Plans>__<configuration>/`) or the zip
+    /// `nnUNetv2_export_model_to_zip` writes (every configuration in it is imported).
+    pub source: PathBuf,
+    /// The autoseg model folder to write (must not hold a model yet); `predict -m` takes it.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
 }
 
 /// A compute device as given on the command line.

@@ -153,3 +153,85 @@ fn a_checkpoint_that_would_run_a_shell_command_is_refused() {
     );
     assert!(!marker.exists());
 }
+
+fn import(source: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_autoseg"))
+        .arg("import-nnunet")
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("the autoseg binary runs")
+}
+
+#[test]
+fn an_imported_model_predicts_what_its_source_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (plans, golden) in [
+        ("nnUNetPlans", "3d_fullres"),
+        ("nnUNetResEncUNetMPlans", "resenc_3d_fullres"),
+    ] {
+        let source = fixture().join(format!("nnUNetTrainer_autosegFixture__{plans}__3d_fullres"));
+        let model = tmp.path().join(format!("imported_{golden}"));
+        let run = import(&source, &model);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(model.join("plans.toml").is_file() && model.join("results/best.toml").is_file());
+        // best.toml names the one configuration: no -c needed.
+        let out = tmp.path().join(format!("pred_{golden}"));
+        let run = predict(&model, &out, &[]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_same_masks(&out, golden);
+        // A second import into the same folder is refused.
+        let again = import(&source, &model);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a model"));
+    }
+    // A model whose trainer allowed no mirroring (nnUNetTrainerNoMirroring: the checkpoint's
+    // inference_allowed_mirroring_axes is None, imported as an empty list) predicts without
+    // mirroring even when mirroring is on.
+    let model = tmp.path().join("imported_3d_fullres");
+    let meta = model.join("results/3d_fullres/fold_0/checkpoint_final.toml");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains("mirror_axes = [0, 1, 2]"), "{text}");
+    std::fs::write(
+        &meta,
+        text.replace("mirror_axes = [0, 1, 2]", "mirror_axes = []"),
+    )
+    .unwrap();
+    let out = tmp.path().join("pred_no_mirroring");
+    let run = predict(&model, &out, &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_masks(&out, "3d_fullres_no_tta");
+
+    // A zip with two configurations imports both; -c picks one.
+    let model = tmp.path().join("imported_zip");
+    let run = import(
+        &fixture().join("Dataset901_Demo3d_nnunet_export.zip"),
+        &model,
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = tmp.path().join("pred_zip_2d");
+    let run = predict(&model, &out, &["-c", "2d", "--no-tta"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_masks(&out, "2d_no_tta");
+}

@@ -387,6 +387,42 @@ fn best_toml_text(
     Ok(format!("# Written by `autoseg find-best`: the best cross-validation result and how to use it.\n{body}"))
 }
 
+/// Writes `results/best.toml` choosing `configuration` (with `folds`, no postprocessing)
+/// without a cross-validation behind it: an imported model's only configuration, so that
+/// `predict -m MODEL` needs no `-c`. The Dice fields are NaN: nothing was measured.
+///
+/// # Errors
+/// [`FindBestError::Io`] when the file cannot be written; [`EvaluationError::Toml`] (wrapped)
+/// when it cannot be serialised.
+pub fn write_single_choice(
+    path: &Path,
+    configuration: &str,
+    folds: &[String],
+    model: &Path,
+) -> Result<(), FindBestError> {
+    let members = [configuration.to_string()];
+    let postprocessing = no_postprocessing();
+    let doc = BestToml {
+        schema_version: BEST_SCHEMA_VERSION,
+        configuration: Some(configuration),
+        ensemble: &members,
+        folds,
+        foreground_dice: f64::NAN,
+        foreground_dice_after_postprocessing: f64::NAN,
+        commands: predict_commands(&members, &model.display().to_string(), &folds.join(",")),
+        candidates: BTreeMap::new(),
+        postprocessing: &postprocessing,
+    };
+    let body = toml::to_string(&doc).map_err(|e| EvaluationError::Toml(e.to_string()))?;
+    let text =
+        format!("# Written by `autoseg import-nnunet`: the model's one configuration.\n{body}");
+    write_atomic(path, text.as_bytes()).map_err(|source| FindBestError::Io {
+        path: path.to_path_buf(),
+        action: "write",
+        source,
+    })
+}
+
 fn predict_commands(members: &[String], model: &str, folds: &str) -> Vec<String> {
     if let [config] = members {
         return vec![format!("autoseg predict -i INPUT_FOLDER -o OUTPUT_FOLDER -m {model} -c {config} --folds {folds}")];

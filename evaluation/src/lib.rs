@@ -86,8 +86,8 @@ pub use ensemble::{
 };
 pub use error::EvaluationError;
 pub use find_best::{
-    find_best, read_best, BestChoice, BestOutcome, FindBestError, FindBestJob, ScoredCandidate,
-    BEST_SCHEMA_VERSION,
+    find_best, read_best, write_single_choice, BestChoice, BestOutcome, FindBestError, FindBestJob,
+    ScoredCandidate, BEST_SCHEMA_VERSION,
 };
 pub use folder::{
     detect_file_ending, ensemble_folders, evaluate_folder, evaluate_pairs, labels_in_references,

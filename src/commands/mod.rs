@@ -5,6 +5,7 @@ mod evaluate;
 mod find_best;
 mod fingerprint;
 mod fixtures;
+mod import_nnunet;
 mod plan;
 mod plan_and_train;
 mod predict;
@@ -34,6 +35,7 @@ pub fn run(command: Command, threads: usize) -> anyhow::Result<ExitCode> {
         Command::Preprocess(args) => preprocess::run(&args),
         Command::Verify(args) => verify::run(&args, threads),
         Command::Fixtures(args) => fixtures::run(&args),
+        Command::ImportNnunet(args) => import_nnunet::run(&args),
         Command::FindBest(args) => find_best::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),

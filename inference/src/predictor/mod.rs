@@ -15,6 +15,7 @@
 //! [`export_logits`].
 
 mod error;
+mod import;
 mod inputs;
 mod model;
 mod next_stage;
@@ -39,9 +40,10 @@ use ndarray::{Array4, Axis};
 use tch::{Device, Tensor};
 
 pub use error::PredictError;
+pub use import::{import_nnunet, ImportSummary};
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use nnunet::is_nnunet_model_folder;
-pub use nnunet_zip::unpack_nnunet_zip;
+pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_zip};
 
 use crate::{
     array4_to_tensor, ensemble_logits, export_logits, Accumulator, ExportSpec, InferenceError,
@@ -287,7 +289,11 @@ impl Predictor {
             .map(|(fold, fold_meta)| load_fold(model, &config, (fold, kind), fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = PhaseClock::default();
-        let all_axes = (0..config.patch_size.len()).collect();
+        let mirror_axes = match &meta.mirror_axes {
+            None => Some((0..config.patch_size.len()).collect()),
+            Some(axes) if axes.is_empty() => None,
+            Some(axes) => Some(axes.clone()),
+        };
         Ok(Predictor {
             configuration: config,
             dataset,
@@ -300,7 +306,7 @@ impl Predictor {
             folds: models,
             device,
             options: PredictOptions::nnunet(),
-            mirror_axes: Some(all_axes),
+            mirror_axes,
             clock,
             plans: meta.plans,
             cascade,

@@ -18,6 +18,44 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 /// The largest file taken from an export zip (a checkpoint of a ResEnc-XL is about 1.5 GB).
 const MAX_ENTRY: u64 = 16 << 30;
 
+/// The configurations of the model folders in the nnU-Net export `zip`, sorted.
+///
+/// # Errors
+/// As [`unpack_nnunet_zip`], for a file that cannot be opened or is not a zip.
+pub fn nnunet_zip_configurations(zip: &Path) -> Result<Vec<String>, PredictError> {
+    let archive = open(zip)?;
+    let mut names: Vec<String> = model_folders(&archive)
+        .iter()
+        .map(|f| configuration_of(f).to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn open(zip: &Path) -> Result<ZipArchive<BufReader<File>>, PredictError> {
+    let file = File::open(zip).map_err(io_err(zip, "open"))?;
+    ZipArchive::new(BufReader::new(file)).map_err(|e| PredictError::NnUnet {
+        path: zip.to_path_buf(),
+        what: format!("not a zip archive: {e}"),
+    })
+}
+
+/// The `<Dataset>/<Trainer>__<Plans>__<config>` folders holding a `plans.json`, sorted.
+fn model_folders(archive: &ZipArchive<BufReader<File>>) -> Vec<String> {
+    let mut folders: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.strip_suffix("/plans.json"))
+        .map(str::to_string)
+        .collect();
+    folders.sort();
+    folders
+}
+
+/// The configuration a model folder is named after (`…__<configuration>`).
+fn configuration_of(folder: &str) -> &str {
+    folder.rsplit("__").next().unwrap_or(folder)
+}
+
 /// Unpacks the model folder of `configuration` (optional when the zip holds one) from the
 /// nnU-Net export `zip` into `into`, and returns `into`.
 ///
@@ -34,25 +72,18 @@ pub fn unpack_nnunet_zip(
         path: zip.to_path_buf(),
         what,
     };
-    let file = File::open(zip).map_err(io_err(zip, "open"))?;
-    let mut archive = ZipArchive::new(BufReader::new(file))
-        .map_err(|e| fault(format!("not a zip archive: {e}")))?;
-    let mut folders: Vec<String> = archive
-        .file_names()
-        .filter_map(|n| n.strip_suffix("/plans.json"))
-        .map(str::to_string)
-        .collect();
-    folders.sort();
+    let mut archive = open(zip)?;
+    let folders = model_folders(&archive);
     let names = || {
         folders
             .iter()
-            .map(|f| f.rsplit("__").next().unwrap_or(f).to_string())
+            .map(|f| configuration_of(f))
             .collect::<Vec<_>>()
             .join(", ")
     };
     let chosen: Vec<&String> = folders
         .iter()
-        .filter(|f| configuration.is_none_or(|c| f.ends_with(&format!("__{c}"))))
+        .filter(|f| configuration.is_none_or(|c| configuration_of(f) == c))
         .collect();
     let folder =
         match (chosen.as_slice(), configuration) {

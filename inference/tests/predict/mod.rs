@@ -113,6 +113,7 @@ fn write_constant_fold_of(
         weights: placeholder.clone(),
         optimizer: placeholder,
         log: TrainLog::default(),
+        mirror_axes: None,
         plans: plans.clone(),
     };
     save_checkpoint(&dir, CheckpointKind::Final, &named, &[], meta).unwrap();

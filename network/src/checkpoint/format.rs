@@ -164,6 +164,11 @@ pub struct CheckpointMeta {
     pub optimizer: FileDigest,
     /// The per-epoch logs.
     pub log: TrainLog,
+    /// The axes test-time mirroring may flip when the model restricts them (an imported nnU-Net
+    /// model's `inference_allowed_mirroring_axes`; an empty list: no mirroring); absent: every
+    /// axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_axes: Option<Vec<usize>>,
     /// The plans the network was built from.
     pub plans: Plans,
 }

@@ -28,6 +28,10 @@ pub struct NnUnetCheckpoint {
     pub configuration: String,
     /// `inference_allowed_mirroring_axes`: `None` when the trainer disabled mirroring.
     pub mirror_axes: Option<Vec<usize>>,
+    /// `current_epoch` (0 when absent).
+    pub epochs_done: usize,
+    /// `_best_ema`, when it is a number.
+    pub best_ema: Option<f64>,
 }
 
 impl NnUnetCheckpoint {
@@ -87,6 +91,15 @@ impl NnUnetCheckpoint {
                     })?,
             ),
         };
+        let epochs_done = object
+            .get("current_epoch")
+            .and_then(Value::as_int)
+            .and_then(|e| usize::try_from(e).ok())
+            .unwrap_or(0);
+        let best_ema = match object.get("_best_ema") {
+            Some(Value::Float(v)) => Some(*v),
+            _ => None,
+        };
         Ok(NnUnetCheckpoint {
             path: path.to_path_buf(),
             archive,
@@ -94,6 +107,8 @@ impl NnUnetCheckpoint {
             trainer_name,
             configuration,
             mirror_axes,
+            epochs_done,
+            best_ema,
         })
     }
 

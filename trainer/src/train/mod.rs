@@ -511,6 +511,7 @@ fn save(
         weights: placeholder.clone(),
         optimizer: placeholder,
         log: state.log.clone(),
+        mirror_axes: None,
         plans: job.plans.clone(),
     };
     format::save_checkpoint(

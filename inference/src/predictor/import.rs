@@ -1,0 +1,172 @@
+//! `import-nnunet`: an nnU-Net v2 model folder written again as an autoseg model folder (a
+//! [`WorkLayout`]: `plans.toml`, `dataset.json`, each fold's weights as a checkpoint in
+//! autoseg's own format with its digest, and `results/best.toml` when one configuration is
+//! imported), so that `predict` on the result equals `predict` on the source.
+
+use std::path::{Path, PathBuf};
+
+use autoseg_evaluation::write_single_choice;
+use autoseg_network::checkpoint::{
+    save_checkpoint, CheckpointKind, CheckpointMeta, FileDigest, LossScalerState, NnUnetCheckpoint,
+    TrainLog, CHECKPOINT_SCHEMA_VERSION,
+};
+use autoseg_network::UNet;
+use autoseg_planner::{fold_of_folder, write_atomic, Plans, WorkLayout};
+use autoseg_preprocessing::parse_dataset_json;
+use tch::{nn, Device};
+
+use super::error::{io_err, PredictError};
+
+/// What [`import_nnunet`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Configurations imported, in the order given.
+    pub configurations: Vec<String>,
+    /// `(configuration, fold, checkpoint)` of every checkpoint written.
+    pub checkpoints: Vec<(String, String, CheckpointKind)>,
+}
+
+/// Imports the nnU-Net model folders `sources` (one configuration each, the same plans and
+/// dataset) into `out`.
+///
+/// # Errors
+/// [`PredictError::NnUnet`] when the folders' plans or dataset descriptions differ or a folder
+/// has no checkpoint; the errors of [`super::Predictor::load_nnunet`] for what cannot be read or
+/// built; [`PredictError::Io`] and [`PredictError::Checkpoint`] when writing fails.
+pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSummary, PredictError> {
+    let Some(first) = sources.first() else {
+        return Err(PredictError::NoFolds);
+    };
+    let read = |path: PathBuf| std::fs::read(&path).map_err(io_err(&path, "read"));
+    let plans_json = read(first.join("plans.json"))?;
+    let dataset_bytes = read(first.join("dataset.json"))?;
+    for source in &sources[1..] {
+        for (file, expected) in [
+            ("plans.json", &plans_json),
+            ("dataset.json", &dataset_bytes),
+        ] {
+            if &read(source.join(file))? != expected {
+                return Err(PredictError::NnUnet {
+                    path: source.join(file),
+                    what: format!(
+                        "differs from {}'s; import model folders of one plans file together",
+                        first.display()
+                    ),
+                });
+            }
+        }
+    }
+    let plans_path = first.join("plans.json");
+    let plans =
+        Plans::from_nnunet_json(&String::from_utf8_lossy(&plans_json)).map_err(|source| {
+            PredictError::Plan {
+                path: plans_path.clone(),
+                source: Box::new(source),
+            }
+        })?;
+    let dataset = parse_dataset_json(&dataset_bytes, &first.join("dataset.json"))?;
+    let in_channels = dataset.n_channels();
+    let n_classes = dataset.labels.num_segmentation_heads();
+    let mut summary = ImportSummary {
+        configurations: Vec::new(),
+        checkpoints: Vec::new(),
+    };
+    for source in sources {
+        for (fold, kind, path) in checkpoints_of(source)? {
+            let mut checkpoint = NnUnetCheckpoint::open(&path)?;
+            let name = checkpoint.configuration.clone();
+            let config = plans.resolve(&name).map_err(|source| PredictError::Plan {
+                path: plans_path.clone(),
+                source: Box::new(source),
+            })?;
+            let vs = nn::VarStore::new(Device::Cpu);
+            UNet::new(
+                &vs.root(),
+                config.unet_spec(),
+                in_channels as i64,
+                n_classes as i64,
+            )
+            .map_err(|source| PredictError::Network {
+                path: path.clone(),
+                source,
+            })?;
+            checkpoint.load_into(&vs)?;
+            let mut weights: Vec<_> = vs.variables().into_iter().collect();
+            weights.sort_by(|a, b| a.0.cmp(&b.0));
+            let empty = FileDigest::of(&[]);
+            let meta = CheckpointMeta {
+                schema_version: CHECKPOINT_SCHEMA_VERSION,
+                configuration: name.clone(),
+                fold: fold.clone(),
+                epochs_done: checkpoint.epochs_done,
+                total_epochs: checkpoint.epochs_done,
+                seed: "0".into(),
+                in_channels,
+                n_classes,
+                ignore_label: dataset.labels.ignore_label().map(i64::from),
+                best_ema: checkpoint.best_ema,
+                scaler: LossScalerState {
+                    scale: 1.0,
+                    growth_tracker: 0,
+                },
+                weights: empty.clone(),
+                optimizer: empty,
+                log: TrainLog::default(),
+                mirror_axes: Some(checkpoint.mirror_axes.clone().unwrap_or_default()),
+                plans: plans.clone(),
+            };
+            let dir = out.fold(&name, &fold);
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create"))?;
+            save_checkpoint(&dir, kind, &weights, &[], meta)?;
+            if !summary.configurations.contains(&name) {
+                summary.configurations.push(name.clone());
+            }
+            summary.checkpoints.push((name, fold, kind));
+        }
+    }
+    plans
+        .write(&out.plans())
+        .map_err(|source| PredictError::Plan {
+            path: out.plans(),
+            source: Box::new(source),
+        })?;
+    let dataset_json = out.dataset_json();
+    write_atomic(&dataset_json, &dataset_bytes).map_err(io_err(&dataset_json, "write"))?;
+    if let [single] = summary.configurations.as_slice() {
+        let folds: Vec<String> = summary.checkpoints.iter().map(|c| c.1.clone()).collect();
+        write_single_choice(&out.best(), single, &folds, out.root()).map_err(|e| {
+            PredictError::NnUnet {
+                path: out.best(),
+                what: e.to_string(),
+            }
+        })?;
+    }
+    Ok(summary)
+}
+
+/// `(fold, kind, file)` of every `fold_<k>/checkpoint_{final,best}.pth` of `source`, by fold.
+fn checkpoints_of(source: &Path) -> Result<Vec<(String, CheckpointKind, PathBuf)>, PredictError> {
+    let entries = std::fs::read_dir(source).map_err(io_err(source, "list"))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(source, "list"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(fold) = fold_of_folder(&name) else {
+            continue;
+        };
+        for kind in [CheckpointKind::Final, CheckpointKind::Best] {
+            let file = entry.path().join(format!("{}.pth", kind.stem()));
+            if file.is_file() {
+                found.push((fold.to_string(), kind, file));
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.0, a.1.stem()).cmp(&(&b.0, b.1.stem())));
+    if found.is_empty() {
+        return Err(PredictError::NnUnet {
+            path: source.to_path_buf(),
+            what: "no fold_<k>/checkpoint_final.pth or checkpoint_best.pth".into(),
+        });
+    }
+    Ok(found)
+}
