@@ -61,6 +61,8 @@ pub enum Command {
     Report(WorkArgs),
     /// Write a deterministic synthetic dataset (or broken-dataset corpus) to OUT_DIR.
     Fixtures(FixturesArgs),
+    /// Write a model folder as one zip holding everything `predict` needs (`predict -m` takes it).
+    Export(ExportArgs),
     /// Write an nnU-Net v2 model folder (or export zip) as an autoseg model folder.
     #[command(name = "import-nnunet")]
     ImportNnunet(ImportNnunetArgs),
@@ -291,6 +293,20 @@ pub struct FixturesArgs {
     pub name: String,
     /// Folder to write it into.
     pub out_dir: Option<PathBuf>,
+}
+
+/// Arguments of `autoseg export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The autoseg model folder (`<work>/<dataset>`, or one `import-nnunet` wrote).
+    pub model: PathBuf,
+    /// The zip to write.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Configurations to include (default: those results/best.toml chose, else every trained
+    /// one).
+    #[arg(short = 'c', long = "configuration", num_args = 1..)]
+    pub configurations: Vec<String>,
 }
 
 /// Arguments of `autoseg import-nnunet`.

@@ -235,3 +235,53 @@ fn an_imported_model_predicts_what_its_source_predicts() {
     );
     assert_same_masks(&out, "2d_no_tta");
 }
+
+#[test]
+fn an_exported_model_zip_predicts_like_its_folder_and_refuses_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = fixture().join("nnUNetTrainer_autosegFixture__nnUNetPlans__3d_fullres");
+    let model = tmp.path().join("model");
+    assert!(import(&source, &model).status.success());
+    let zip = tmp.path().join("model.zip");
+    let run = Command::new(env!("CARGO_BIN_EXE_autoseg"))
+        .arg("export")
+        .arg(&model)
+        .arg("-o")
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = tmp.path().join("pred");
+    let run = predict(&zip, &out, &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_masks(&out, "3d_fullres");
+    // One flipped byte in the stored weights: the checkpoint's digest refuses it.
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let marker = b"checkpoint_final.safetensors";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .unwrap();
+    // Past the local header's name, inside the stored tensor data.
+    let target = at + marker.len() + 2000;
+    bytes[target] ^= 0x40;
+    let damaged = tmp.path().join("damaged.zip");
+    std::fs::write(&damaged, bytes).unwrap();
+    let run = predict(&damaged, &tmp.path().join("pred_damaged"), &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not match its metadata")
+            || stderr.contains("checksum")
+            || stderr.contains("CRC"),
+        "{stderr}"
+    );
+}

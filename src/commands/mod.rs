@@ -2,6 +2,7 @@
 
 mod ensemble;
 mod evaluate;
+mod export;
 mod find_best;
 mod fingerprint;
 mod fixtures;
@@ -36,6 +37,7 @@ pub fn run(command: Command, threads: usize) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&args, threads),
         Command::Fixtures(args) => fixtures::run(&args),
         Command::ImportNnunet(args) => import_nnunet::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::FindBest(args) => find_best::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),

@@ -19,8 +19,8 @@ use std::sync::mpsc;
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
 use autoseg_inference::{
-    discover_input_cases, is_nnunet_model_folder, unpack_nnunet_zip, Device, InputCase,
-    PredictOptions, Predictor,
+    discover_input_cases, is_model_zip, is_nnunet_model_folder, unpack_model_zip,
+    unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
 };
 use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
@@ -34,6 +34,10 @@ use crate::progress::Bar;
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
     if args.model.extension().is_some_and(|e| e == "zip") && args.model.is_file() {
         let unpacked = tempfile::tempdir().context("cannot create a temporary folder")?;
+        if is_model_zip(&args.model) {
+            let model = unpack_model_zip(&args.model, unpacked.path())?;
+            return predict_model(args, &model);
+        }
         let folder =
             unpack_nnunet_zip(&args.model, args.configuration.as_deref(), unpacked.path())?;
         return predict_nnunet(args, &folder);
@@ -41,7 +45,12 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
     if is_nnunet_model_folder(&args.model) {
         return predict_nnunet(args, &args.model);
     }
-    let model = WorkLayout::new(&args.model);
+    predict_model(args, &WorkLayout::new(&args.model))
+}
+
+/// Predicts with an autoseg model folder (`-m`, or unpacked from its `autoseg export` zip).
+fn predict_model(args: &PredictArgs, model: &WorkLayout) -> anyhow::Result<ExitCode> {
+    let model = model.clone();
     let best = read_best(&model.best())?;
     let configurations = choose_configurations(args, best.as_ref())?;
     let postprocessing = choose_postprocessing(args, &configurations, best.as_ref());

@@ -18,6 +18,7 @@ mod error;
 mod import;
 mod inputs;
 mod model;
+mod model_zip;
 mod next_stage;
 mod nnunet;
 mod nnunet_zip;
@@ -42,6 +43,7 @@ use tch::{Device, Tensor};
 pub use error::PredictError;
 pub use import::{import_nnunet, ImportSummary};
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
+pub use model_zip::{export_model, is_model_zip, unpack_model_zip};
 pub use nnunet::is_nnunet_model_folder;
 pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_zip};
 
