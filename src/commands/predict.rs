@@ -65,11 +65,7 @@ fn predict_model(args: &PredictArgs, model: &WorkLayout) -> anyhow::Result<ExitC
         )?,
         members => predict_ensemble(args, &model, members, postprocessing.as_ref())?,
     };
-    Ok(if n_failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
+    Ok(exit_code(n_failed))
 }
 
 /// `-c`, else what `results/best.toml` chose: one configuration or an ensemble of several.
@@ -165,11 +161,7 @@ fn predict_nnunet(args: &PredictArgs, folder: &Path) -> anyhow::Result<ExitCode>
         args.save_probabilities,
         None,
     )?;
-    Ok(if n_failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
+    Ok(exit_code(n_failed))
 }
 
 /// Sets the options of `args` on `predictor`, predicts every input case into `output` and
@@ -245,6 +237,15 @@ fn predict_ensemble(
         args.output.display()
     );
     Ok(0)
+}
+
+/// Success when every case was predicted.
+fn exit_code(n_failed: usize) -> ExitCode {
+    if n_failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
 /// `--checkpoint`.

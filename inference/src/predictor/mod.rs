@@ -23,6 +23,7 @@ mod next_stage;
 mod nnunet;
 mod nnunet_zip;
 pub(crate) mod validation;
+mod zip_entries;
 
 use std::path::{Path, PathBuf};
 
@@ -281,21 +282,37 @@ impl Predictor {
         });
         let extra_channels = cascade.as_ref().map_or(0, |c| c.labels.len());
         check_dataset(meta_path, &meta, &dataset, extra_channels)?;
-        let rule = segmentation_rule(&dataset);
-        let spec = PreprocessSpec::new(&meta.plans, &config, &dataset.labels)?;
-        let export = ExportSpec::new(&meta.plans, &config, rule)?;
         // Each fold's weights are checked against its own metadata's digest.
         let models = folds
             .iter()
             .zip(std::iter::once(&meta).chain(&rest_metas))
             .map(|(fold, fold_meta)| load_fold(model, &config, (fold, kind), fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
-        let clock = PhaseClock::default();
         let mirror_axes = match &meta.mirror_axes {
             None => Some((0..config.patch_size.len()).collect()),
             Some(axes) if axes.is_empty() => None,
             Some(axes) => Some(axes.clone()),
         };
+        let mut predictor =
+            Predictor::assemble(meta.plans, config, dataset, models, device, mirror_axes)?;
+        predictor.cascade = cascade;
+        Ok(predictor)
+    }
+
+    /// A predictor of `config` from loaded fold networks, with [`PredictOptions::nnunet`], the
+    /// preprocessing and export of `plans`, and no previous stage.
+    fn assemble(
+        plans: Plans,
+        config: Configuration,
+        dataset: DatasetJson,
+        folds: Vec<FoldModel>,
+        device: Device,
+        mirror_axes: Option<Vec<usize>>,
+    ) -> Result<Predictor, PredictError> {
+        let rule = segmentation_rule(&dataset);
+        let spec = PreprocessSpec::new(&plans, &config, &dataset.labels)?;
+        let export = ExportSpec::new(&plans, &config, rule)?;
+        let clock = PhaseClock::default();
         Ok(Predictor {
             configuration: config,
             dataset,
@@ -305,13 +322,13 @@ impl Predictor {
                 keep_images: false,
             },
             export,
-            folds: models,
+            folds,
             device,
             options: PredictOptions::nnunet(),
             mirror_axes,
             clock,
-            plans: meta.plans,
-            cascade,
+            plans,
+            cascade: None,
         })
     }
 

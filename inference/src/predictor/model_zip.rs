@@ -7,27 +7,20 @@
 //! the folder, and checks each entry's declared size before reading it.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use autoseg_network::checkpoint::{CheckpointKind, CheckpointPaths};
 use autoseg_planner::{fold_of_folder, write_atomic_with, WorkLayout};
 use zip::write::FileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
+use zip::{CompressionMethod, ZipWriter};
 
 use super::error::{io_err, PredictError};
-
-/// The largest expansion a deflate stream can achieve (1032:1).
-const MAX_DEFLATE_RATIO: u64 = 1032;
-/// The largest file taken from a model zip.
-const MAX_ENTRY: u64 = 16 << 30;
+use super::zip_entries::{extract_entry, open_zip};
 
 /// Whether `zip` is an autoseg model export (it holds `plans.toml` at its root).
 pub fn is_model_zip(zip: &Path) -> bool {
-    File::open(zip)
-        .ok()
-        .and_then(|f| ZipArchive::new(BufReader::new(f)).ok())
-        .is_some_and(|a| a.file_names().any(|n| n == "plans.toml"))
+    open_zip(zip).is_ok_and(|a| a.file_names().any(|n| n == "plans.toml"))
 }
 
 /// Writes the model folder `model` into the zip `out` (atomically): its plans, dataset.json,
@@ -103,41 +96,17 @@ pub fn export_model(
 /// Unpacks the autoseg model zip `zip` into `into` (a fresh folder) and returns its layout.
 ///
 /// # Errors
-/// [`PredictError::NnUnet`] naming the zip when it is not a zip or an entry's size is not
-/// believable; [`PredictError::Io`] when a file cannot be written.
+/// As `zip_entries::extract_entry`: [`PredictError::NnUnet`] naming the zip when it is not a
+/// zip or an entry's size is not believable; [`PredictError::Io`] when a file cannot be written.
 pub fn unpack_model_zip(zip: &Path, into: &Path) -> Result<WorkLayout, PredictError> {
-    let fault = |what: String| PredictError::NnUnet {
-        path: zip.to_path_buf(),
-        what,
-    };
-    let file = File::open(zip).map_err(io_err(zip, "open"))?;
-    let mut archive = ZipArchive::new(BufReader::new(file))
-        .map_err(|e| fault(format!("not a zip archive: {e}")))?;
+    let mut archive = open_zip(zip)?;
     let names: Vec<String> = archive
         .file_names()
         .filter(|n| is_model_file(n))
         .map(str::to_string)
         .collect();
     for name in names {
-        let mut entry = archive
-            .by_name(&name)
-            .map_err(|e| fault(format!("{name}: {e}")))?;
-        let size = entry.size();
-        let most = entry
-            .compressed_size()
-            .saturating_mul(MAX_DEFLATE_RATIO)
-            .saturating_add(1024);
-        if size > MAX_ENTRY || size > most {
-            return Err(fault(format!(
-                "{name} declares {size} bytes, more than it can hold"
-            )));
-        }
-        let path = into.join(&name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent, "create"))?;
-        }
-        let mut out = File::create(&path).map_err(io_err(&path, "create"))?;
-        std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(io_err(&path, "write"))?;
+        extract_entry(&mut archive, zip, &name, &into.join(&name))?;
     }
     Ok(WorkLayout::new(into))
 }

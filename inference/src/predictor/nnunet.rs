@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use autoseg_network::checkpoint::{CheckpointKind, NnUnetCheckpoint};
 use autoseg_network::UNet;
 use autoseg_planner::Plans;
-use autoseg_preprocessing::{read_dataset_json, PreprocessSpec};
+use autoseg_preprocessing::read_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
 use super::model::FoldModel;
-use super::{segmentation_rule, CasePreprocessor, PredictOptions, Predictor};
-use crate::{ExportSpec, PhaseClock};
+use super::Predictor;
 
 /// Whether `folder` is an nnU-Net trained-model folder (it has `plans.json` and no autoseg
 /// `plans.toml`).
@@ -29,7 +28,7 @@ pub fn is_nnunet_model_folder(folder: &Path) -> bool {
 impl Predictor {
     /// Loads checkpoint `kind` (`checkpoint_<kind>.pth`, nnU-Net's `-chk`) of `folds` (`"0"`..
     /// `"4"` or `"all"`) of the nnU-Net model folder `folder` onto `device`, with
-    /// [`PredictOptions::nnunet`] and the trainer's mirroring axes.
+    /// [`super::PredictOptions::nnunet`] and the trainer's mirroring axes.
     ///
     /// # Errors
     /// [`PredictError::NoFolds`]; [`PredictError::MissingCheckpoint`]; [`PredictError::Plan`]
@@ -103,27 +102,7 @@ impl Predictor {
                 device,
             )?);
         }
-        let rule = segmentation_rule(&dataset);
-        let spec = PreprocessSpec::new(&plans, &config, &dataset.labels)?;
-        let export = ExportSpec::new(&plans, &config, rule)?;
-        let clock = PhaseClock::default();
-        Ok(Predictor {
-            configuration: config,
-            dataset,
-            preprocessor: CasePreprocessor {
-                spec,
-                clock: clock.clone(),
-                keep_images: false,
-            },
-            export,
-            folds: models,
-            device,
-            options: PredictOptions::nnunet(),
-            mirror_axes,
-            clock,
-            plans,
-            cascade: None,
-        })
+        Predictor::assemble(plans, config, dataset, models, device, mirror_axes)
     }
 }
 

@@ -5,25 +5,17 @@
 //!
 //! [`Predictor::load_nnunet`]: super::Predictor::load_nnunet
 
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use zip::ZipArchive;
-
-use super::error::{io_err, PredictError};
-
-/// The largest expansion a deflate stream can achieve (1032:1).
-const MAX_DEFLATE_RATIO: u64 = 1032;
-/// The largest file taken from an export zip (a checkpoint of a ResEnc-XL is about 1.5 GB).
-const MAX_ENTRY: u64 = 16 << 30;
+use super::error::PredictError;
+use super::zip_entries::{extract_entry, open_zip, Zip};
 
 /// The configurations of the model folders in the nnU-Net export `zip`, sorted.
 ///
 /// # Errors
 /// As [`unpack_nnunet_zip`], for a file that cannot be opened or is not a zip.
 pub fn nnunet_zip_configurations(zip: &Path) -> Result<Vec<String>, PredictError> {
-    let archive = open(zip)?;
+    let archive = open_zip(zip)?;
     let mut names: Vec<String> = model_folders(&archive)
         .iter()
         .map(|f| configuration_of(f).to_string())
@@ -32,16 +24,8 @@ pub fn nnunet_zip_configurations(zip: &Path) -> Result<Vec<String>, PredictError
     Ok(names)
 }
 
-fn open(zip: &Path) -> Result<ZipArchive<BufReader<File>>, PredictError> {
-    let file = File::open(zip).map_err(io_err(zip, "open"))?;
-    ZipArchive::new(BufReader::new(file)).map_err(|e| PredictError::NnUnet {
-        path: zip.to_path_buf(),
-        what: format!("not a zip archive: {e}"),
-    })
-}
-
 /// The `<Dataset>/<Trainer>__<Plans>__<config>` folders holding a `plans.json`, sorted.
-fn model_folders(archive: &ZipArchive<BufReader<File>>) -> Vec<String> {
+fn model_folders(archive: &Zip) -> Vec<String> {
     let mut folders: Vec<String> = archive
         .file_names()
         .filter_map(|n| n.strip_suffix("/plans.json"))
@@ -72,7 +56,7 @@ pub fn unpack_nnunet_zip(
         path: zip.to_path_buf(),
         what,
     };
-    let mut archive = open(zip)?;
+    let mut archive = open_zip(zip)?;
     let folders = model_folders(&archive);
     let names = || {
         folders
@@ -123,25 +107,7 @@ pub fn unpack_nnunet_zip(
         })
         .collect();
     for (name, target) in wanted {
-        let mut entry = archive
-            .by_name(&name)
-            .map_err(|e| fault(format!("{name}: {e}")))?;
-        let size = entry.size();
-        let most = entry
-            .compressed_size()
-            .saturating_mul(MAX_DEFLATE_RATIO)
-            .saturating_add(1024);
-        if size > MAX_ENTRY || size > most {
-            return Err(fault(format!(
-                "{name} declares {size} bytes, more than it can hold"
-            )));
-        }
-        let path = into.join(&target);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent, "create"))?;
-        }
-        let mut out = File::create(&path).map_err(io_err(&path, "create"))?;
-        std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(io_err(&path, "write"))?;
+        extract_entry(&mut archive, zip, &name, &into.join(&target))?;
     }
     Ok(into.to_path_buf())
 }
