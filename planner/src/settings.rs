@@ -84,6 +84,17 @@ impl PlannerPreset {
         }
     }
 
+    /// nnU-Net's plans identifier for this planner (`plans_name`, the `<Plans>` of a model
+    /// folder's `<Trainer>__<Plans>__<configuration>`).
+    pub fn nnunet_plans_name(self) -> &'static str {
+        match self {
+            PlannerPreset::Default => "nnUNetPlans",
+            PlannerPreset::ResEncM => "nnUNetResEncUNetMPlans",
+            PlannerPreset::ResEncL => "nnUNetResEncUNetLPlans",
+            PlannerPreset::ResEncXL => "nnUNetResEncUNetXLPlans",
+        }
+    }
+
     /// The GPU memory (GB) the preset is calibrated for: nnU-Net's default
     /// `gpu_memory_target_in_gb` of each planner class (8, 8, 24, 40).
     pub fn native_gpu_memory_gb(self) -> f64 {

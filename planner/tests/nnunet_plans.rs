@@ -75,3 +75,65 @@ fn what_autoseg_does_not_build_is_refused_by_name() {
     let err = Plans::from_nnunet_json("{").unwrap_err();
     assert!(err.to_string().contains("not JSON"), "{err}");
 }
+
+fn fixture_of(plans: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../fixtures/data/nnunet/model/nnUNetTrainer_autosegFixture__{plans}__3d_fullres/plans.json"
+    ));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// nnU-Net's plans read and written again equal nnU-Net's file, key for key, but for the two
+/// planner-only medians autoseg does not keep.
+#[test]
+fn nnunets_plans_written_back_equal_nnunets_file() {
+    for name in ["nnUNetPlans", "nnUNetResEncUNetMPlans"] {
+        let text = fixture_of(name);
+        let written = Plans::from_nnunet_json(&text)
+            .unwrap()
+            .to_nnunet_json()
+            .unwrap();
+        let mut original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let object = original.as_object_mut().unwrap();
+        object.remove("original_median_spacing_after_transp");
+        object.remove("original_median_shape_after_transp");
+        let written_json: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(written_json, original, "{name}");
+        // nnU-Net's key order and indentation.
+        assert!(
+            written
+                .starts_with("{\n    \"dataset_name\": \"Dataset901_Demo3d\",\n    \"plans_name\""),
+            "{written}"
+        );
+    }
+}
+
+/// A cascade (a `3d_lowres` with its `next_stage`, a `3d_cascade_fullres` that inherits from
+/// `3d_fullres`) survives the way out and back.
+#[test]
+fn a_cascade_round_trips_through_nnunets_format() {
+    let mut plans = Plans::from_nnunet_json(&fixture_of("nnUNetPlans")).unwrap();
+    let mut lowres = plans.configurations["3d_fullres"].clone();
+    lowres.spacing = Some(vec![3.0, 2.0, 2.0]);
+    lowres.next_stage = Some("3d_cascade_fullres".into());
+    plans.configurations.insert("3d_lowres".into(), lowres);
+    plans.configurations.insert(
+        "3d_cascade_fullres".into(),
+        autoseg_planner::ConfigurationEntry {
+            inherits_from: Some("3d_fullres".into()),
+            previous_stage: Some("3d_lowres".into()),
+            ..Default::default()
+        },
+    );
+    let json = plans.to_nnunet_json().unwrap();
+    assert_eq!(Plans::from_nnunet_json(&json).unwrap(), plans);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        value["configurations"]["3d_cascade_fullres"],
+        serde_json::json!({"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"})
+    );
+    assert_eq!(
+        value["configurations"]["3d_lowres"]["data_identifier"],
+        "nnUNetPlans_3d_lowres"
+    );
+}

@@ -19,13 +19,17 @@
 //! assert_eq!(entry, &Value::List(vec![Value::Int(1), Value::Float(2.5)]));
 //! # Ok::<(), autoseg_planner::pickle::PickleError>(())
 //! ```
+//!
+//! [`to_pickle`] writes the same kinds of values back (protocol 2, as `torch.save` does).
 
 mod globals;
 mod machine;
 mod value;
+mod write;
 
 pub use machine::unpickle;
 pub use value::{Dtype, StorageRef, TensorRef, Value};
+pub use write::to_pickle;
 
 /// Which globals a pickle may name beyond those the reader interprets itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,5 +91,11 @@ pub enum PickleError {
     TooLarge {
         /// The limit passed.
         limit: &'static str,
+    },
+    /// [`to_pickle`] was given something it does not write.
+    #[error("cannot write a {kind} as a pickle")]
+    Unwritable {
+        /// What it was.
+        kind: &'static str,
     },
 }
