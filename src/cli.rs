@@ -61,7 +61,8 @@ pub enum Command {
     Report(WorkArgs),
     /// Write a deterministic synthetic dataset (or broken-dataset corpus) to OUT_DIR.
     Fixtures(FixturesArgs),
-    /// Write a model folder as one zip holding everything `predict` needs (`predict -m` takes it).
+    /// Write a model folder as one zip holding everything `predict` needs (`predict -m` takes it),
+    /// or, with `--format nnunet`, as nnU-Net v2 model folders nnU-Net's own predictor runs.
     Export(ExportArgs),
     /// Write an nnU-Net v2 model folder (or export zip) as an autoseg model folder.
     #[command(name = "import-nnunet")]
@@ -300,13 +301,30 @@ pub struct FixturesArgs {
 pub struct ExportArgs {
     /// The autoseg model folder (`<work>/<dataset>`, or one `import-nnunet` wrote).
     pub model: PathBuf,
-    /// The zip to write.
+    /// The zip to write; with `--format nnunet` a zip (`FILE.zip`, as
+    /// `nnUNetv2_export_model_to_zip` writes) or a folder to write
+    /// `<dataset>/nnUNetTrainer__<Plans>__<configuration>/` into (an `nnUNet_results`).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Configurations to include (default: those results/best.toml chose, else every trained
     /// one).
     #[arg(short = 'c', long = "configuration", num_args = 1..)]
     pub configurations: Vec<String>,
+    /// `autoseg`: one zip `predict -m` runs (safetensors weights with their digests).
+    /// `nnunet`: nnU-Net v2 model folders (`plans.json`, `dataset.json`,
+    /// `fold_<k>/checkpoint_{final,best}.pth` as `torch.save` writes them) that nnU-Net 2.8.1's
+    /// `nnUNetv2_predict_from_modelfolder` and `-pretrained_weights` take.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Autoseg)]
+    pub format: ExportFormat,
+}
+
+/// The format `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// autoseg's own model zip.
+    Autoseg,
+    /// nnU-Net v2 trained-model folders (or their export zip).
+    Nnunet,
 }
 
 /// Arguments of `autoseg import-nnunet`.

@@ -285,3 +285,131 @@ fn an_exported_model_zip_predicts_like_its_folder_and_refuses_damage() {
         "{stderr}"
     );
 }
+
+fn export(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_autoseg"))
+        .arg("export")
+        .arg(model)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("the autoseg binary runs")
+}
+
+/// The `network_weights` of a `.pth`: name → (storage key, tensor).
+fn state_dict(path: &Path) -> Vec<(String, String, Vec<f32>)> {
+    use autoseg_network::torch_file::TorchArchive;
+    use autoseg_planner::pickle::{Policy, Value};
+    let mut archive = TorchArchive::open(path, &Policy::default()).unwrap();
+    let Some(Value::Dict(weights)) = archive.object().get("network_weights").cloned() else {
+        panic!("{}: no network_weights", path.display())
+    };
+    weights
+        .iter()
+        .map(|(name, value)| {
+            let (Value::Str(name), Value::Tensor(t)) = (name, value) else {
+                panic!("not a named tensor")
+            };
+            let tensor = archive.tensor(t).unwrap().flatten(0, -1);
+            (
+                name.clone(),
+                t.storage.key.clone(),
+                Vec::<f32>::try_from(&tensor).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// nnU-Net → import-nnunet → export --format nnunet gives back nnU-Net's own model: the same
+/// state dict (every alias, each sharing its parameter's storage), the same plans, and the
+/// masks nnU-Net predicted with the source. (`nnUNetv2_predict_from_modelfolder` on these
+/// exported folders gives the same masks too: `scripts/check_nnunet_export.sh`.)
+#[test]
+fn an_export_for_nnunet_is_nnunets_model_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (plans, golden) in [
+        ("nnUNetPlans", "3d_fullres"),
+        ("nnUNetResEncUNetMPlans", "resenc_3d_fullres"),
+    ] {
+        let source = fixture().join(format!("nnUNetTrainer_autosegFixture__{plans}__3d_fullres"));
+        let model = tmp.path().join(format!("model_{golden}"));
+        assert!(import(&source, &model).status.success());
+        let results = tmp.path().join(format!("results_{golden}"));
+        let run = export(&model, &results, &["--format", "nnunet"]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let folder = results.join(format!(
+            "Dataset901_Demo3d/nnUNetTrainer__{plans}__3d_fullres"
+        ));
+
+        let theirs = state_dict(&source.join("fold_0/checkpoint_final.pth"));
+        let ours = state_dict(&folder.join("fold_0/checkpoint_final.pth"));
+        assert_eq!(ours.len(), theirs.len());
+        let mut keys = std::collections::HashMap::new();
+        for (name, key, values) in &ours {
+            let (_, their_key, their_values) = theirs
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} is not in nnU-Net's state dict"));
+            assert_eq!(values, their_values, "{name}");
+            // Aliases share a storage exactly where nnU-Net's do.
+            let pair = keys.entry(their_key.clone()).or_insert_with(|| key.clone());
+            assert_eq!(pair, key, "{name}");
+        }
+
+        let json = |path: PathBuf| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let mut original = json(source.join("plans.json"));
+        for key in [
+            "original_median_spacing_after_transp",
+            "original_median_shape_after_transp",
+        ] {
+            original.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(json(folder.join("plans.json")), original);
+        assert_eq!(
+            json(folder.join("dataset.json")),
+            json(source.join("dataset.json"))
+        );
+
+        let out = tmp.path().join(format!("pred_{golden}"));
+        let run = predict(&folder, &out, &["--no-tta"]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_same_masks(&out, &format!("{golden}_no_tta"));
+    }
+    // The zip nnUNetv2_export_model_to_zip would write, run by predict -m as nnU-Net's zips are.
+    let zip = tmp.path().join("export.zip");
+    let run = export(
+        &tmp.path().join("model_3d_fullres"),
+        &zip,
+        &["--format", "nnunet"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = tmp.path().join("pred_zip");
+    let run = predict(&zip, &out, &["-c", "3d_fullres", "--no-tta"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_masks(&out, "3d_fullres_no_tta");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

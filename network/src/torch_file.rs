@@ -3,15 +3,20 @@
 //! [`autoseg_planner::pickle`], tensors come back as references to their storages, and each
 //! storage (`<name>/data/<key>`) is read only when a tensor of it is asked for, with its size
 //! checked against what the pickle and the archive declare before anything is allocated.
+//!
+//! [`save_torch_archive`] writes the same layout back (the records `torch.save` 2.x writes,
+//! each 64-byte aligned and stored), so `torch.load` reads autoseg's files.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use autoseg_planner::pickle::{unpickle, Policy, StorageRef, TensorRef, Value};
+use autoseg_planner::pickle::{to_pickle, unpickle, Policy, StorageRef, TensorRef, Value};
+use autoseg_planner::write_atomic_with;
 use tch::{Kind, Tensor};
-use zip::ZipArchive;
+use zip::write::FileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::NetworkError;
 
@@ -155,21 +160,103 @@ impl TorchArchive {
     }
 }
 
+/// Writes `object` as a `torch.save` archive at `path`, atomically: its pickle as
+/// `<stem>/data.pkl` and each of `storages` (key, tensor) as `<stem>/data/<key>`, where `<stem>`
+/// is the file name without its extension (as `torch.save` names the archive's folder). The
+/// tensors of `object` must name these keys with the storage class of their kind.
+///
+/// # Errors
+/// [`NetworkError::Pickle`] for a value the pickle writer does not write;
+/// [`NetworkError::TorchFile`] for a storage of a kind torch storages do not hold;
+/// [`NetworkError::Torch`] when a tensor cannot be read; [`NetworkError::Io`] when the file
+/// cannot be written.
+pub fn save_torch_archive(
+    path: &Path,
+    object: &Value,
+    storages: &[(String, Tensor)],
+) -> Result<(), NetworkError> {
+    let pickle = to_pickle(object).map_err(|source| NetworkError::Pickle {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map_or("archive".into(), |s| s.to_string_lossy().into_owned());
+    let mut records: Vec<(String, Vec<u8>)> = vec![
+        (format!("{stem}/data.pkl"), pickle),
+        (format!("{stem}/.format_version"), b"1".to_vec()),
+        (format!("{stem}/.storage_alignment"), b"64".to_vec()),
+        (format!("{stem}/byteorder"), b"little".to_vec()),
+    ];
+    for (key, tensor) in storages {
+        if storage_class(tensor.kind()).is_none() {
+            return Err(NetworkError::TorchFile {
+                path: path.to_path_buf(),
+                what: format!(
+                    "storage '{key}' is of kind {:?}, which torch storages do not hold",
+                    tensor.kind()
+                ),
+            });
+        }
+        records.push((format!("{stem}/data/{key}"), storage_bytes(tensor)?));
+    }
+    records.push((format!("{stem}/version"), b"3\n".to_vec()));
+    write_atomic_with(path, |file| {
+        let mut zip = ZipWriter::new(BufWriter::new(file));
+        for (name, bytes) in &records {
+            let options = FileOptions::default()
+                .compression_method(CompressionMethod::Stored)
+                .large_file(bytes.len() as u64 >= u64::from(u32::MAX));
+            zip.start_file_aligned(name.as_str(), options, 64)
+                .map_err(std::io::Error::other)?;
+            zip.write_all(bytes)?;
+        }
+        zip.finish()?.flush()
+    })
+    .map_err(|source| NetworkError::Io {
+        path: path.to_path_buf(),
+        action: "write",
+        source,
+    })
+}
+
+/// The torch storage class holding tensors of `kind` (what [`save_torch_archive`] names).
+pub fn storage_class(kind: Kind) -> Option<&'static str> {
+    STORAGE_KINDS
+        .iter()
+        .find(|(_, k, _)| *k == kind)
+        .map(|(class, _, _)| *class)
+}
+
+/// A tensor's elements as little-endian bytes, in row-major order.
+fn storage_bytes(tensor: &Tensor) -> Result<Vec<u8>, NetworkError> {
+    let flat = tensor
+        .f_to_device(tch::Device::Cpu)?
+        .f_contiguous()?
+        .f_flatten(0, -1)?;
+    let bytes = flat.f_view_dtype(Kind::Uint8)?;
+    Ok(Vec::<u8>::try_from(&bytes)?)
+}
+
+const STORAGE_KINDS: [(&str, Kind, u64); 10] = [
+    ("FloatStorage", Kind::Float, 4),
+    ("DoubleStorage", Kind::Double, 8),
+    ("HalfStorage", Kind::Half, 2),
+    ("BFloat16Storage", Kind::BFloat16, 2),
+    ("LongStorage", Kind::Int64, 8),
+    ("IntStorage", Kind::Int, 4),
+    ("ShortStorage", Kind::Int16, 2),
+    ("CharStorage", Kind::Int8, 1),
+    ("ByteStorage", Kind::Uint8, 1),
+    ("BoolStorage", Kind::Bool, 1),
+];
+
 /// libtorch's kind and the element size of a torch storage class.
 fn storage_kind(class: &str) -> Option<(Kind, u64)> {
-    Some(match class {
-        "FloatStorage" => (Kind::Float, 4),
-        "DoubleStorage" => (Kind::Double, 8),
-        "HalfStorage" => (Kind::Half, 2),
-        "BFloat16Storage" => (Kind::BFloat16, 2),
-        "LongStorage" => (Kind::Int64, 8),
-        "IntStorage" => (Kind::Int, 4),
-        "ShortStorage" => (Kind::Int16, 2),
-        "CharStorage" => (Kind::Int8, 1),
-        "ByteStorage" => (Kind::Uint8, 1),
-        "BoolStorage" => (Kind::Bool, 1),
-        _ => return None,
-    })
+    STORAGE_KINDS
+        .iter()
+        .find(|(c, _, _)| *c == class)
+        .map(|(_, kind, size)| (*kind, *size))
 }
 
 /// The whole entry `name`, refused when it declares more than `limit` bytes or more than its
@@ -282,5 +369,76 @@ mod tests {
             err.contains("declares 8 bytes") || err.contains("holds"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_written_archive_reads_back_with_its_tensors_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint_final.pth");
+        let weight = Tensor::arange(24, (Kind::Float, tch::Device::Cpu)).reshape([2, 3, 4]) / 8.0;
+        let half = Tensor::from_slice(&[0.5f32, -3.0]).to_kind(Kind::Half);
+        let count = Tensor::from(7i64);
+        let mut entries = Vec::new();
+        let mut storages = Vec::new();
+        for (key, t) in [&weight, &half, &count].into_iter().enumerate() {
+            let size: Vec<u64> = t.size().iter().map(|&d| d as u64).collect();
+            let mut stride = vec![1u64; size.len()];
+            for a in (0..size.len().saturating_sub(1)).rev() {
+                stride[a] = stride[a + 1] * size[a + 1];
+            }
+            let reference = Value::Tensor(TensorRef {
+                storage: StorageRef {
+                    class: storage_class(t.kind()).unwrap().into(),
+                    key: key.to_string(),
+                    location: "cpu".into(),
+                    numel: t.numel() as u64,
+                },
+                offset: 0,
+                size,
+                stride,
+            });
+            entries.push((Value::Str(format!("t{key}")), reference.clone()));
+            entries.push((Value::Str(format!("alias{key}")), reference));
+            storages.push((key.to_string(), t.shallow_clone()));
+        }
+        let object = Value::Dict(vec![(Value::Str("w".into()), Value::Dict(entries))]);
+        save_torch_archive(&path, &object, &storages).unwrap();
+        let mut archive = TorchArchive::open(&path, &Policy::default()).unwrap();
+        assert_eq!(archive.object(), &object);
+        let Some(Value::Dict(read)) = archive.object().get("w").cloned() else {
+            panic!("no dict")
+        };
+        for (i, expected) in [&weight, &weight, &half, &half, &count, &count]
+            .into_iter()
+            .enumerate()
+        {
+            let Value::Tensor(t) = &read[i].1 else {
+                panic!("not a tensor")
+            };
+            let got = archive.tensor(t).unwrap();
+            assert_eq!((got.size(), got.kind()), (expected.size(), expected.kind()));
+            assert_eq!(values(&got), values(expected));
+        }
+        // torch.save's records, every one aligned to 64 bytes and stored.
+        let mut zip = ZipArchive::new(File::open(&path).unwrap()).unwrap();
+        let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+        for name in [
+            "data.pkl",
+            "byteorder",
+            "version",
+            ".format_version",
+            "data/0",
+            "data/2",
+        ] {
+            assert!(
+                names.contains(&format!("checkpoint_final/{name}")),
+                "{names:?}"
+            );
+        }
+        for i in 0..zip.len() {
+            let entry = zip.by_index(i).unwrap();
+            assert_eq!(entry.compression(), CompressionMethod::Stored);
+            assert_eq!(entry.data_start() % 64, 0, "{}", entry.name());
+        }
     }
 }

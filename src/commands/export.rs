@@ -1,14 +1,15 @@
-//! `autoseg export MODEL -o FILE.zip [-c CONFIG ...]`: a model folder as one file that
-//! `predict -m FILE.zip` runs (`autoseg_inference::export_model`).
+//! `autoseg export MODEL -o FILE.zip [-c CONFIG ...] [--format autoseg|nnunet]`: a model folder
+//! as one file that `predict -m FILE.zip` runs (`autoseg_inference::export_model`), or as
+//! nnU-Net v2 model folders (`autoseg_inference::export_nnunet`).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use autoseg_evaluation::read_best;
-use autoseg_inference::export_model;
+use autoseg_inference::{export_model, export_nnunet};
 use autoseg_planner::WorkLayout;
 
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, ExportFormat};
 
 /// Runs `autoseg export`.
 pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
@@ -26,8 +27,11 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.configurations.clone()
     };
-    let files = export_model(&model, &configurations, &args.output)
-        .with_context(|| format!("{}: cannot export", args.model.display()))?;
+    let files = match args.format {
+        ExportFormat::Autoseg => export_model(&model, &configurations, &args.output),
+        ExportFormat::Nnunet => export_nnunet(&model, &configurations, &args.output),
+    }
+    .with_context(|| format!("{}: cannot export", args.model.display()))?;
     println!(
         "{} ({}, {} files) -> {}",
         args.model.display(),

@@ -21,6 +21,7 @@ mod model;
 mod model_zip;
 mod next_stage;
 mod nnunet;
+mod nnunet_export;
 mod nnunet_zip;
 pub(crate) mod validation;
 mod zip_entries;
@@ -46,6 +47,7 @@ pub use import::{import_nnunet, ImportSummary};
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use model_zip::{export_model, is_model_zip, unpack_model_zip};
 pub use nnunet::is_nnunet_model_folder;
+pub use nnunet_export::export_nnunet;
 pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_zip};
 
 use crate::{

@@ -6,17 +6,31 @@
 //! Unpacking takes only those paths, each component checked, so an entry cannot write outside
 //! the folder, and checks each entry's declared size before reading it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use autoseg_network::checkpoint::{CheckpointKind, CheckpointPaths};
-use autoseg_planner::{fold_of_folder, write_atomic_with, WorkLayout};
-use zip::write::FileOptions;
-use zip::{CompressionMethod, ZipWriter};
+use autoseg_planner::{fold_of_folder, WorkLayout};
 
 use super::error::{io_err, PredictError};
-use super::zip_entries::{extract_entry, open_zip};
+use super::zip_entries::{extract_entry, open_zip, write_zip};
+
+/// `(fold, folder)` of every `fold_<k>/` in the configuration folder `dir`, by folder name.
+///
+/// # Errors
+/// [`PredictError::Io`] when `dir` cannot be listed.
+pub(super) fn fold_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, PredictError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err(dir, "list"))?;
+    let mut folds = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir, "list"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(fold) = fold_of_folder(&name) {
+            folds.push((fold.to_string(), entry.path()));
+        }
+    }
+    folds.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(folds)
+}
 
 /// Whether `zip` is an autoseg model export (it holds `plans.toml` at its root).
 pub fn is_model_zip(zip: &Path) -> bool {
@@ -41,18 +55,8 @@ pub fn export_model(
     }
     for configuration in configurations {
         let dir = model.configuration(configuration);
-        let entries = std::fs::read_dir(&dir).map_err(io_err(&dir, "list"))?;
-        let mut folds: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir, "list"))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if fold_of_folder(&name).is_some() {
-                folds.push(entry.path());
-            }
-        }
-        folds.sort();
         let mut any = false;
-        for fold in folds {
+        for (_, fold) in fold_dirs(&dir)? {
             for kind in [CheckpointKind::Final, CheckpointKind::Best] {
                 let paths = CheckpointPaths::new(&fold, kind);
                 if paths.meta.is_file() && paths.weights.is_file() {
@@ -71,25 +75,12 @@ pub fn export_model(
         .iter()
         .map(|f| f.strip_prefix(model.root()).unwrap_or(f).to_path_buf())
         .collect();
-    write_atomic_with(out, |file| {
-        let mut zip = ZipWriter::new(BufWriter::new(file));
-        for (path, name) in files.iter().zip(&relative) {
-            let size = std::fs::metadata(path)?.len();
-            // Tensors barely compress; text does.
-            let method = if path.extension().is_some_and(|e| e == "safetensors") {
-                CompressionMethod::Stored
-            } else {
-                CompressionMethod::Deflated
-            };
-            let options = FileOptions::default()
-                .compression_method(method)
-                .large_file(size >= u64::from(u32::MAX));
-            zip.start_file(name.to_string_lossy(), options)?;
-            std::io::copy(&mut File::open(path)?, &mut zip)?;
-        }
-        zip.finish()?.flush()
-    })
-    .map_err(io_err(out, "write"))?;
+    let entries: Vec<(PathBuf, String)> = files
+        .iter()
+        .zip(&relative)
+        .map(|(path, name)| (path.clone(), name.to_string_lossy().into_owned()))
+        .collect();
+    write_zip(out, &entries)?;
     Ok(relative)
 }
 

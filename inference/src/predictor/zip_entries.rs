@@ -1,12 +1,15 @@
 //! Reading the zips `predict -m` accepts (an autoseg model export, an nnU-Net model export):
 //! opening one, and copying one entry to a file after checking the size it declares, so that
-//! a forged entry cannot make us write more than its compressed bytes can hold.
+//! a forged entry cannot make us write more than its compressed bytes can hold; and writing
+//! one from files.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::Path;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
-use zip::ZipArchive;
+use autoseg_planner::write_atomic_with;
+use zip::write::FileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::error::{io_err, PredictError};
 
@@ -64,4 +67,33 @@ pub(super) fn extract_entry(
     let mut out = File::create(path).map_err(io_err(path, "create"))?;
     std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(io_err(path, "write"))?;
     Ok(())
+}
+
+/// Writes the zip `out` (atomically) holding each `(file, name)` of `entries` under `name`:
+/// tensor files (`.safetensors`, `.pth`, which barely compress) stored, the rest deflated.
+///
+/// # Errors
+/// [`PredictError::Io`] when a file cannot be read or the zip written.
+pub(super) fn write_zip(out: &Path, entries: &[(PathBuf, String)]) -> Result<(), PredictError> {
+    write_atomic_with(out, |file| {
+        let mut zip = ZipWriter::new(BufWriter::new(file));
+        for (path, name) in entries {
+            let size = std::fs::metadata(path)?.len();
+            let stored = path
+                .extension()
+                .is_some_and(|e| e == "safetensors" || e == "pth");
+            let method = if stored {
+                CompressionMethod::Stored
+            } else {
+                CompressionMethod::Deflated
+            };
+            let options = FileOptions::default()
+                .compression_method(method)
+                .large_file(size >= u64::from(u32::MAX));
+            zip.start_file(name.as_str(), options)?;
+            std::io::copy(&mut File::open(path)?, &mut zip)?;
+        }
+        zip.finish()?.flush()
+    })
+    .map_err(io_err(out, "write"))
 }

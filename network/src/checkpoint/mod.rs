@@ -29,7 +29,7 @@ pub use format::{
     CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, LossScalerState, TrainLog,
     CHECKPOINT_SCHEMA_VERSION,
 };
-pub use nnunet::NnUnetCheckpoint;
+pub use nnunet::{save_nnunet_checkpoint, NnUnetCheckpoint, NnUnetCheckpointInfo};
 
 impl CheckpointMeta {
     /// The run's seed.

@@ -7,14 +7,18 @@
 //! alias is skipped only when it is the very same view of the very same storage as a name the
 //! network has; anything else that the network lacks is an error naming it. The prefixes
 //! `_orig_mod.` (torch.compile) and `module.` (DDP) are dropped, as nnU-Net drops them.
+//!
+//! [`save_nnunet_checkpoint`] writes such a checkpoint from autoseg's weights, with every alias
+//! nnU-Net's `state_dict()` has (the same storage under each name), so nnU-Net's strict
+//! `load_state_dict` accepts it.
 
 use std::path::{Path, PathBuf};
 
-use autoseg_planner::pickle::{Policy, TensorRef, Value};
-use tch::{nn, Kind};
+use autoseg_planner::pickle::{Policy, StorageRef, TensorRef, Value};
+use tch::{nn, Kind, Tensor};
 
 use super::{checkpoint_error, copy_weights, CheckpointFault};
-use crate::torch_file::TorchArchive;
+use crate::torch_file::{save_torch_archive, storage_class, TorchArchive};
 use crate::NetworkError;
 
 /// An nnU-Net checkpoint: what inference needs from it.
@@ -140,6 +144,122 @@ impl NnUnetCheckpoint {
     }
 }
 
+/// What nnU-Net reads from a checkpoint besides its weights (`nnUNetTrainer.save_checkpoint`
+/// writes these keys; `nnUNetPredictor.initialize_from_trained_model_folder` reads them).
+pub struct NnUnetCheckpointInfo<'a> {
+    /// `trainer_name`: a trainer class nnU-Net has (it builds the network through it).
+    pub trainer_name: &'a str,
+    /// `init_args['configuration']`.
+    pub configuration: &'a str,
+    /// `init_args['fold']`: `"0"`.. (written as an int) or `"all"`.
+    pub fold: &'a str,
+    /// `init_args['plans']`: the plans as `json.load` gives them.
+    pub plans: Value,
+    /// `init_args['dataset_json']`.
+    pub dataset_json: Value,
+    /// `inference_allowed_mirroring_axes`; `None` when mirroring is not allowed.
+    pub mirror_axes: Option<&'a [usize]>,
+    /// `current_epoch`.
+    pub epochs_done: usize,
+    /// `_best_ema`.
+    pub best_ema: Option<f64>,
+}
+
+/// Writes `weights` (named as nnU-Net names them) as an nnU-Net checkpoint at `path`, with the
+/// aliases nnU-Net's state dict holds, atomically.
+///
+/// # Errors
+/// As [`save_torch_archive`].
+pub fn save_nnunet_checkpoint(
+    path: &Path,
+    weights: &[(String, Tensor)],
+    info: NnUnetCheckpointInfo<'_>,
+) -> Result<(), NetworkError> {
+    let mut state = Vec::new();
+    let mut storages = Vec::with_capacity(weights.len());
+    for (key, (name, tensor)) in weights.iter().enumerate() {
+        let tensor = tensor.f_contiguous()?;
+        let size: Vec<u64> = tensor.size().iter().map(|&d| d as u64).collect();
+        let mut stride = vec![1u64; size.len()];
+        for axis in (0..size.len().saturating_sub(1)).rev() {
+            stride[axis] = stride[axis + 1] * size[axis + 1];
+        }
+        let reference = Value::Tensor(TensorRef {
+            storage: StorageRef {
+                class: storage_class(tensor.kind())
+                    .unwrap_or("FloatStorage")
+                    .into(),
+                key: key.to_string(),
+                location: "cpu".into(),
+                numel: size.iter().product(),
+            },
+            offset: 0,
+            size,
+            stride,
+        });
+        for alias in std::iter::once(name.clone()).chain(aliases_of(name)) {
+            state.push((Value::Str(alias), reference.clone()));
+        }
+        storages.push((key.to_string(), tensor));
+    }
+    let text = |s: &str| Value::Str(s.to_string());
+    let fold = match info.fold.parse::<i64>() {
+        Ok(k) => Value::Int(k),
+        Err(_) => text(info.fold),
+    };
+    let object = Value::Dict(vec![
+        (text("network_weights"), Value::Dict(state)),
+        (
+            text("_best_ema"),
+            info.best_ema.map_or(Value::None, Value::Float),
+        ),
+        (text("current_epoch"), Value::Int(info.epochs_done as i64)),
+        (
+            text("init_args"),
+            Value::Dict(vec![
+                (text("plans"), info.plans),
+                (text("configuration"), text(info.configuration)),
+                (text("fold"), fold),
+                (text("dataset_json"), info.dataset_json),
+            ]),
+        ),
+        (text("trainer_name"), text(info.trainer_name)),
+        (
+            text("inference_allowed_mirroring_axes"),
+            info.mirror_axes.map_or(Value::None, |axes| {
+                Value::Tuple(axes.iter().map(|&a| Value::Int(a as i64)).collect())
+            }),
+        ),
+    ]);
+    save_torch_archive(path, &object, &storages)
+}
+
+/// The other names nnU-Net's `state_dict()` gives parameter `name`: a `ConvDropoutNormReLU`'s
+/// `conv`/`norm` again as `all_modules.0`/`all_modules.1` (no dropout), and everything of the
+/// encoder again under `decoder.encoder.` (the decoder holds a reference to it).
+fn aliases_of(name: &str) -> Vec<String> {
+    let mut names = vec![name.to_string()];
+    let mut parts: Vec<&str> = name.split('.').collect();
+    if parts.len() >= 3 {
+        let module = parts.len() - 2;
+        let index = match parts[module] {
+            "conv" => Some("0"),
+            "norm" => Some("1"),
+            _ => None,
+        };
+        if let Some(index) = index {
+            parts.splice(module..=module, ["all_modules", index]);
+            names.push(parts.join("."));
+        }
+    }
+    if name.starts_with("encoder.") {
+        let decoder: Vec<String> = names.iter().map(|n| format!("decoder.{n}")).collect();
+        names.extend(decoder);
+    }
+    names.remove(0);
+    names
+}
+
 /// nnU-Net's `load_checkpoint`: a compiled model's `_orig_mod.` and a DDP model's `module.`.
 fn strip_prefixes(name: &str) -> &str {
     let name = name.strip_prefix("module.").unwrap_or(name);
@@ -149,6 +269,24 @@ fn strip_prefixes(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_are_the_names_nnunets_state_dict_repeats() {
+        assert_eq!(
+            aliases_of("encoder.stages.0.0.convs.1.norm.bias"),
+            [
+                "encoder.stages.0.0.convs.1.all_modules.1.bias",
+                "decoder.encoder.stages.0.0.convs.1.norm.bias",
+                "decoder.encoder.stages.0.0.convs.1.all_modules.1.bias",
+            ]
+        );
+        assert_eq!(
+            aliases_of("decoder.stages.0.convs.0.conv.weight"),
+            ["decoder.stages.0.convs.0.all_modules.0.weight"]
+        );
+        assert!(aliases_of("decoder.seg_layers.0.weight").is_empty());
+        assert!(aliases_of("decoder.transpconvs.1.bias").is_empty());
+    }
 
     #[test]
     fn compile_and_ddp_prefixes_are_dropped() {

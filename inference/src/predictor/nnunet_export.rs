@@ -1,0 +1,174 @@
+//! `export --format nnunet`: an autoseg model written as nnU-Net v2 trained-model folders, the
+//! layout `nnUNetv2_export_model_to_zip` writes and `nnUNetv2_install_pretrained_model_from_zip`
+//! installs: `<dataset>/nnUNetTrainer__<Plans>__<configuration>/` with `plans.json`,
+//! `dataset.json` and `fold_<k>/checkpoint_{final,best}.pth`. nnU-Net 2.8.1's
+//! `nnUNetv2_predict_from_modelfolder` runs such a folder (the checkpoint is a `torch.save`
+//! archive written by [`save_nnunet_checkpoint`]); autoseg's own `predict -m` runs it too.
+//!
+//! The checkpoints hold what inference and `-pretrained_weights` read (weights, trainer name,
+//! configuration, fold, plans, dataset.json, mirroring axes, epoch, EMA), not an optimiser
+//! state: nnU-Net's `--c` cannot continue training from them.
+
+use std::path::{Path, PathBuf};
+
+use autoseg_network::checkpoint::{
+    copy_weights, load_checkpoint, save_nnunet_checkpoint, CheckpointKind, CheckpointPaths,
+    NnUnetCheckpointInfo,
+};
+use autoseg_network::UNet;
+use autoseg_planner::pickle::Value;
+use autoseg_planner::{fold_folder, temp_path, write_atomic, Dim, Plans, WorkLayout};
+use autoseg_preprocessing::parse_dataset_json;
+use tch::{nn, Device};
+
+use super::error::{io_err, PredictError};
+use super::model_zip::fold_dirs;
+use super::zip_entries::write_zip;
+
+/// The trainer named in exported checkpoints: nnU-Net builds the network through this class,
+/// and the plain trainer builds it exactly from the plans.
+const TRAINER: &str = "nnUNetTrainer";
+
+/// Writes `configurations` of the autoseg model `model` as nnU-Net model folders under `out`
+/// (`out/<dataset>/nnUNetTrainer__<Plans>__<config>/`), or into the zip `out` when it ends in
+/// `.zip` (atomically). Returns the files written, relative to `out`.
+///
+/// # Errors
+/// [`PredictError::Plan`] for plans that cannot be read or written; [`PredictError::Checkpoint`]
+/// for a checkpoint that does not match its digest or the network its plans build;
+/// [`PredictError::MissingCheckpoint`] when a configuration has no final checkpoint;
+/// [`PredictError::Io`] when writing fails.
+pub fn export_nnunet(
+    model: &WorkLayout,
+    configurations: &[String],
+    out: &Path,
+) -> Result<Vec<PathBuf>, PredictError> {
+    let zipped = out.extension().is_some_and(|e| e == "zip");
+    if !zipped {
+        return write_folders(model, configurations, out);
+    }
+    // Beside the zip, under a name of its own (the zip's own temporary file is `temp_path(out)`).
+    let staging = temp_path(&out.with_extension("staging"));
+    let result = write_folders(model, configurations, &staging).and_then(|files| {
+        let entries: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|f| (staging.join(f), f.to_string_lossy().into_owned()))
+            .collect();
+        write_zip(out, &entries)?;
+        Ok(files)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn write_folders(
+    model: &WorkLayout,
+    configurations: &[String],
+    out: &Path,
+) -> Result<Vec<PathBuf>, PredictError> {
+    let plans_path = model.plans();
+    let plan_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PredictError::Plan {
+            path,
+            source: Box::new(source),
+        }
+    };
+    let plans = Plans::read(&plans_path).map_err(plan_error(&plans_path))?;
+    let plans_json = plans.to_nnunet_json().map_err(plan_error(&plans_path))?;
+    let dataset_path = model.dataset_json();
+    let dataset_bytes = std::fs::read(&dataset_path).map_err(io_err(&dataset_path, "read"))?;
+    let dataset = parse_dataset_json(&dataset_bytes, &dataset_path)?;
+    let json = |text: &[u8], path: &Path| {
+        serde_json::from_slice::<serde_json::Value>(text)
+            .map(|v| Value::from_json(&v))
+            .map_err(|e| PredictError::NnUnet {
+                path: path.to_path_buf(),
+                what: format!("not JSON: {e}"),
+            })
+    };
+    let plans_value = json(plans_json.as_bytes(), &plans_path)?;
+    let dataset_value = json(&dataset_bytes, &dataset_path)?;
+    let in_channels = dataset.n_channels() as i64;
+    let n_classes = dataset.labels.num_segmentation_heads() as i64;
+    let plans_name = plans.planner.nnunet_plans_name();
+    let mut files = Vec::new();
+    for configuration in configurations {
+        let config = plans
+            .resolve(configuration)
+            .map_err(plan_error(&plans_path))?;
+        let folder = Path::new(&plans.dataset_name)
+            .join(format!("{TRAINER}__{plans_name}__{configuration}"));
+        let mut write = |name: &str, bytes: &[u8]| -> Result<(), PredictError> {
+            let path = out.join(&folder).join(name);
+            create_parent(&path)?;
+            write_atomic(&path, bytes).map_err(io_err(&path, "write"))?;
+            files.push(folder.join(name));
+            Ok(())
+        };
+        write("plans.json", plans_json.as_bytes())?;
+        write("dataset.json", &dataset_bytes)?;
+        let mut any = false;
+        for (fold, dir) in fold_dirs(&model.configuration(configuration))? {
+            for kind in [CheckpointKind::Final, CheckpointKind::Best] {
+                if !CheckpointPaths::new(&dir, kind).meta.is_file() {
+                    continue;
+                }
+                let loaded = load_checkpoint(&dir, kind)?;
+                // Through the network the plans build: nnU-Net will build the same one and
+                // load these weights strictly.
+                let vs = nn::VarStore::new(Device::Cpu);
+                UNet::new(&vs.root(), config.unet_spec(), in_channels, n_classes).map_err(
+                    |source| PredictError::Network {
+                        path: dir.clone(),
+                        source,
+                    },
+                )?;
+                copy_weights(
+                    &vs,
+                    &loaded.weights,
+                    &CheckpointPaths::new(&dir, kind).weights,
+                )?;
+                let mut weights: Vec<_> = vs.variables().into_iter().collect();
+                weights.sort_by(|a, b| a.0.cmp(&b.0));
+                let every_axis: Vec<usize> = match config.dim() {
+                    Dim::Two => vec![0, 1],
+                    Dim::Three => vec![0, 1, 2],
+                };
+                let mirror_axes = match loaded.meta.mirror_axes.as_deref() {
+                    None => Some(every_axis.as_slice()),
+                    Some([]) => None,
+                    Some(axes) => Some(axes),
+                };
+                let name = Path::new(&fold_folder(&fold)).join(format!("{}.pth", kind.stem()));
+                let path = out.join(&folder).join(&name);
+                create_parent(&path)?;
+                let info = NnUnetCheckpointInfo {
+                    trainer_name: TRAINER,
+                    configuration,
+                    fold: &fold,
+                    plans: plans_value.clone(),
+                    dataset_json: dataset_value.clone(),
+                    mirror_axes,
+                    epochs_done: loaded.meta.epochs_done,
+                    best_ema: loaded.meta.best_ema,
+                };
+                save_nnunet_checkpoint(&path, &weights, info)?;
+                files.push(folder.join(name));
+                any |= kind == CheckpointKind::Final;
+            }
+        }
+        if !any {
+            let dir = model.fold(configuration, "0");
+            return Err(PredictError::MissingCheckpoint {
+                path: CheckpointPaths::new(&dir, CheckpointKind::Final).meta,
+            });
+        }
+    }
+    Ok(files)
+}
+
+fn create_parent(path: &Path) -> Result<(), PredictError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_err(parent, "create"))
+}
