@@ -413,3 +413,80 @@ fn an_export_for_nnunet_is_nnunets_model_again() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// nnU-Net's `postprocessing.pkl` in a model folder (`crossval_results_folds_0/`, where
+/// `nnUNetv2_find_best_configuration` leaves it) is applied by `predict -m`: the masks equal
+/// `nnUNetv2_apply_postprocessing` of nnU-Net's predictions
+/// (`scripts/make_nnunet_postprocessing_fixtures.py`); import carries it into best.toml and
+/// `export --format nnunet` writes it back; a file naming another function is refused by name.
+#[test]
+fn nnunets_postprocessing_is_applied_carried_and_written_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp
+        .path()
+        .join("nnUNetTrainer_autosegFixture__nnUNetResEncUNetMPlans__3d_fullres");
+    copy_dir(
+        &fixture().join("nnUNetTrainer_autosegFixture__nnUNetResEncUNetMPlans__3d_fullres"),
+        &folder,
+    );
+    let pkl = folder.join("crossval_results_folds_0/postprocessing.pkl");
+    std::fs::create_dir_all(pkl.parent().unwrap()).unwrap();
+    std::fs::copy(fixture().join("../postprocessing_labels.pkl"), &pkl).unwrap();
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let out = tmp.path().join("pred_pp");
+    ok(predict(&folder, &out, &["--no-tta"]));
+    assert_same_masks(&out, "resenc_3d_fullres_no_tta_pp");
+    let out = tmp.path().join("pred_no_pp");
+    ok(predict(&folder, &out, &["--no-tta", "--no-postprocessing"]));
+    assert_same_masks(&out, "resenc_3d_fullres_no_tta");
+
+    let model = tmp.path().join("imported");
+    ok(import(&folder, &model));
+    let best = std::fs::read_to_string(model.join("results/best.toml")).unwrap();
+    assert!(
+        best.contains("keep_largest_component_of = [1, 2]"),
+        "{best}"
+    );
+    let out = tmp.path().join("pred_imported");
+    ok(predict(&model, &out, &["--no-tta"]));
+    assert_same_masks(&out, "resenc_3d_fullres_no_tta_pp");
+
+    let results = tmp.path().join("results");
+    ok(export(&model, &results, &["--format", "nnunet"]));
+    let exported =
+        results.join("Dataset901_Demo3d/nnUNetTrainer__nnUNetResEncUNetMPlans__3d_fullres");
+    assert!(exported
+        .join("crossval_results_folds_0/postprocessing.pkl")
+        .is_file());
+    let out = tmp.path().join("pred_exported");
+    ok(predict(&exported, &out, &["--no-tta"]));
+    assert_same_masks(&out, "resenc_3d_fullres_no_tta_pp");
+
+    std::fs::copy(fixture().join("../postprocessing_foreign.pkl"), &pkl).unwrap();
+    let run = predict(&folder, &tmp.path().join("pred_foreign"), &["--no-tta"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("shutil.rmtree") && stderr.contains("postprocessing.pkl"),
+        "{stderr}"
+    );
+}

@@ -123,6 +123,14 @@ pub enum EvaluationError {
         /// Channels the map has.
         found: usize,
     },
+    /// nnU-Net's `postprocessing.pkl` holds something autoseg does not apply.
+    #[error("{}: {what}", path.display())]
+    NnUnetPostprocessing {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// Choosing the best configuration needs at least one candidate.
     #[error("no candidate configurations to choose from")]
     NoCandidates,

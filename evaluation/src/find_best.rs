@@ -387,9 +387,9 @@ fn best_toml_text(
     Ok(format!("# Written by `autoseg find-best`: the best cross-validation result and how to use it.\n{body}"))
 }
 
-/// Writes `results/best.toml` choosing `configuration` (with `folds`, no postprocessing)
+/// Writes `results/best.toml` choosing `configuration` (with `folds` and `postprocessing`)
 /// without a cross-validation behind it: an imported model's only configuration, so that
-/// `predict -m MODEL` needs no `-c`. The Dice fields are NaN: nothing was measured.
+/// `predict -m MODEL` needs no `-c`. The Dice fields are NaN: nothing was measured here.
 ///
 /// # Errors
 /// [`FindBestError::Io`] when the file cannot be written; [`EvaluationError::Toml`] (wrapped)
@@ -399,9 +399,9 @@ pub fn write_single_choice(
     configuration: &str,
     folds: &[String],
     model: &Path,
+    postprocessing: &PostprocessingPlan,
 ) -> Result<(), FindBestError> {
     let members = [configuration.to_string()];
-    let postprocessing = no_postprocessing();
     let doc = BestToml {
         schema_version: BEST_SCHEMA_VERSION,
         configuration: Some(configuration),
@@ -411,7 +411,7 @@ pub fn write_single_choice(
         foreground_dice_after_postprocessing: f64::NAN,
         commands: predict_commands(&members, &model.display().to_string(), &folds.join(",")),
         candidates: BTreeMap::new(),
-        postprocessing: &postprocessing,
+        postprocessing,
     };
     let body = toml::to_string(&doc).map_err(|e| EvaluationError::Toml(e.to_string()))?;
     let text =

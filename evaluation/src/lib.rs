@@ -65,6 +65,7 @@ mod error;
 mod find_best;
 mod folder;
 mod metrics;
+mod nnunet_postprocessing;
 mod npz;
 mod postprocessing;
 pub mod report;

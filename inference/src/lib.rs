@@ -67,9 +67,9 @@ pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCA
 pub use predictor::validation::{validate_fold, ValidationJob};
 pub use predictor::{
     case_id_of, discover_input_cases, export_model, export_nnunet, import_nnunet, is_model_zip,
-    is_nnunet_model_folder, nnunet_zip_configurations, unpack_model_zip, unpack_nnunet_zip,
-    CasePreprocessor, ImportSummary, InputCase, PredictError, PredictOptions, Prediction,
-    Predictor, PreparedCase, RawImages,
+    is_nnunet_model_folder, nnunet_postprocessing, nnunet_zip_configurations, unpack_model_zip,
+    unpack_nnunet_zip, CasePreprocessor, ImportSummary, InputCase, PredictError, PredictOptions,
+    Prediction, Predictor, PreparedCase, RawImages,
 };
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};

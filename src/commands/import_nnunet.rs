@@ -40,6 +40,9 @@ pub fn run(args: &ImportNnunetArgs) -> anyhow::Result<ExitCode> {
     for (configuration, fold, kind) in &summary.checkpoints {
         println!("{configuration} fold {fold}: {}", kind.stem());
     }
+    if let Some(file) = &summary.postprocessing {
+        println!("postprocessing: {} (in results/best.toml)", file.display());
+    }
     println!(
         "imported {} into {}; predict with `autoseg predict -m {}{}`",
         summary.configurations.join(", "),

@@ -19,8 +19,8 @@ use std::sync::mpsc;
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
 use autoseg_inference::{
-    discover_input_cases, is_model_zip, is_nnunet_model_folder, unpack_model_zip,
-    unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
+    discover_input_cases, is_model_zip, is_nnunet_model_folder, nnunet_postprocessing,
+    unpack_model_zip, unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
 };
 use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
@@ -153,13 +153,21 @@ fn predict_nnunet(args: &PredictArgs, folder: &Path) -> anyhow::Result<ExitCode>
             args.model.display()
         );
     }
+    let postprocessing = if args.no_postprocessing {
+        None
+    } else {
+        nnunet_postprocessing(folder, &folds)?.map(|(file, plan)| {
+            tracing::info!(file = %file.display(), steps = plan.steps.len(), "applying nnU-Net's postprocessing");
+            plan
+        })
+    };
     let n_failed = run_predictor(
         args,
         predictor,
         &configuration,
         &args.output,
         args.save_probabilities,
-        None,
+        postprocessing.as_ref(),
     )?;
     Ok(exit_code(n_failed))
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use autoseg_evaluation::{EvaluationError, FolderError, NpzError};
+use autoseg_evaluation::{EvaluationError, FindBestError, FolderError, NpzError};
 use autoseg_network::NetworkError;
 use autoseg_planner::PlanError;
 use autoseg_preprocessing::{CacheError, DatasetError, NiftiIoError, PreprocessError};
@@ -154,6 +154,9 @@ pub enum PredictError {
     /// Evaluating the validation predictions failed.
     #[error(transparent)]
     Evaluation(Box<FolderError>),
+    /// `results/best.toml` could not be read.
+    #[error(transparent)]
+    Best(Box<FindBestError>),
     /// Writing `summary.json` failed.
     #[error("{}: cannot write the summary", path.display())]
     Summary {
@@ -199,6 +202,7 @@ boxed_from!(
     WriteMask: NiftiIoError,
     Npz: NpzError,
     Evaluation: FolderError,
+    Best: FindBestError,
 );
 
 /// Maps an I/O error on `path` while doing `action`.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use autoseg_evaluation::write_single_choice;
+use autoseg_evaluation::{write_single_choice, PostprocessingPlan};
 use autoseg_network::checkpoint::{
     save_checkpoint, CheckpointKind, CheckpointMeta, FileDigest, LossScalerState, NnUnetCheckpoint,
     TrainLog, CHECKPOINT_SCHEMA_VERSION,
@@ -16,6 +16,7 @@ use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
+use super::nnunet_postprocessing::nnunet_postprocessing;
 
 /// What [`import_nnunet`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct ImportSummary {
     pub configurations: Vec<String>,
     /// `(configuration, fold, checkpoint)` of every checkpoint written.
     pub checkpoints: Vec<(String, String, CheckpointKind)>,
+    /// nnU-Net's `postprocessing.pkl` carried into `best.toml`, if any.
+    pub postprocessing: Option<PathBuf>,
 }
 
 /// Imports the nnU-Net model folders `sources` (one configuration each, the same plans and
@@ -70,7 +73,9 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
     let mut summary = ImportSummary {
         configurations: Vec::new(),
         checkpoints: Vec::new(),
+        postprocessing: None,
     };
+    let mut source_of: Vec<PathBuf> = Vec::new();
     for source in sources {
         for (fold, kind, path) in checkpoints_of(source)? {
             let mut checkpoint = NnUnetCheckpoint::open(&path)?;
@@ -120,6 +125,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
             save_checkpoint(&dir, kind, &weights, &[], meta)?;
             if !summary.configurations.contains(&name) {
                 summary.configurations.push(name.clone());
+                source_of.push(source.clone());
             }
             summary.checkpoints.push((name, fold, kind));
         }
@@ -133,13 +139,20 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
     let dataset_json = out.dataset_json();
     write_atomic(&dataset_json, &dataset_bytes).map_err(io_err(&dataset_json, "write"))?;
     if let [single] = summary.configurations.as_slice() {
-        let folds: Vec<String> = summary.checkpoints.iter().map(|c| c.1.clone()).collect();
-        write_single_choice(&out.best(), single, &folds, out.root()).map_err(|e| {
+        let mut folds: Vec<String> = summary.checkpoints.iter().map(|c| c.1.clone()).collect();
+        folds.dedup();
+        let postprocessing = nnunet_postprocessing(&source_of[0], &folds)?;
+        let plan = postprocessing.as_ref().map_or_else(
+            || PostprocessingPlan { steps: Vec::new() },
+            |(_, p)| p.clone(),
+        );
+        write_single_choice(&out.best(), single, &folds, out.root(), &plan).map_err(|e| {
             PredictError::NnUnet {
                 path: out.best(),
                 what: e.to_string(),
             }
         })?;
+        summary.postprocessing = postprocessing.map(|(path, _)| path);
     }
     Ok(summary)
 }

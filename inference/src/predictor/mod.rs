@@ -22,6 +22,7 @@ mod model_zip;
 mod next_stage;
 mod nnunet;
 mod nnunet_export;
+mod nnunet_postprocessing;
 mod nnunet_zip;
 pub(crate) mod validation;
 mod zip_entries;
@@ -48,6 +49,7 @@ pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use model_zip::{export_model, is_model_zip, unpack_model_zip};
 pub use nnunet::is_nnunet_model_folder;
 pub use nnunet_export::export_nnunet;
+pub use nnunet_postprocessing::nnunet_postprocessing;
 pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_zip};
 
 use crate::{

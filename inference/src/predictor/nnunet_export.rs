@@ -1,7 +1,9 @@
 //! `export --format nnunet`: an autoseg model written as nnU-Net v2 trained-model folders, the
 //! layout `nnUNetv2_export_model_to_zip` writes and `nnUNetv2_install_pretrained_model_from_zip`
 //! installs: `<dataset>/nnUNetTrainer__<Plans>__<configuration>/` with `plans.json`,
-//! `dataset.json` and `fold_<k>/checkpoint_{final,best}.pth`. nnU-Net 2.8.1's
+//! `dataset.json`, `fold_<k>/checkpoint_{final,best}.pth` and, when `best.toml` chose the
+//! configuration with postprocessing, `crossval_results_folds_<folds>/postprocessing.pkl`
+//! (for `nnUNetv2_apply_postprocessing`). nnU-Net 2.8.1's
 //! `nnUNetv2_predict_from_modelfolder` runs such a folder (the checkpoint is a `torch.save`
 //! archive written by [`save_nnunet_checkpoint`]); autoseg's own `predict -m` runs it too.
 //!
@@ -11,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_evaluation::{read_best, BestChoice, PostprocessingPlan};
 use autoseg_network::checkpoint::{
     copy_weights, load_checkpoint, save_nnunet_checkpoint, CheckpointKind, CheckpointPaths,
     NnUnetCheckpointInfo,
@@ -92,6 +95,7 @@ fn write_folders(
     let in_channels = dataset.n_channels() as i64;
     let n_classes = dataset.labels.num_segmentation_heads() as i64;
     let plans_name = plans.planner.nnunet_plans_name();
+    let best = read_best(&model.best())?;
     let mut files = Vec::new();
     for configuration in configurations {
         let config = plans
@@ -109,6 +113,7 @@ fn write_folders(
         write("plans.json", plans_json.as_bytes())?;
         write("dataset.json", &dataset_bytes)?;
         let mut any = false;
+        let mut folds = Vec::new();
         for (fold, dir) in fold_dirs(&model.configuration(configuration))? {
             for kind in [CheckpointKind::Final, CheckpointKind::Best] {
                 if !CheckpointPaths::new(&dir, kind).meta.is_file() {
@@ -156,7 +161,25 @@ fn write_folders(
                 save_nnunet_checkpoint(&path, &weights, info)?;
                 files.push(folder.join(name));
                 any |= kind == CheckpointKind::Final;
+                if !folds.contains(&fold) {
+                    folds.push(fold.clone());
+                }
             }
+        }
+        if let Some(plan) = postprocessing_of(best.as_ref(), configuration) {
+            // Where nnUNetv2_find_best_configuration puts it.
+            let name = Path::new(&format!("crossval_results_folds_{}", folds.join("_")))
+                .join("postprocessing.pkl");
+            let path = out.join(&folder).join(&name);
+            create_parent(&path)?;
+            let bytes = plan
+                .to_nnunet_pickle(&path)
+                .map_err(|e| PredictError::NnUnet {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })?;
+            write_atomic(&path, &bytes).map_err(io_err(&path, "write"))?;
+            files.push(folder.join(name));
         }
         if !any {
             let dir = model.fold(configuration, "0");
@@ -166,6 +189,20 @@ fn write_folders(
         }
     }
     Ok(files)
+}
+
+/// The postprocessing `best.toml` chose for `configuration` alone (an ensemble's is not one
+/// configuration's), when it has steps.
+fn postprocessing_of<'a>(
+    best: Option<&'a BestChoice>,
+    configuration: &str,
+) -> Option<&'a PostprocessingPlan> {
+    let best = best?;
+    let alone = match best.configuration.as_deref() {
+        Some(chosen) => chosen == configuration,
+        None => best.ensemble == [configuration],
+    };
+    (alone && !best.postprocessing.steps.is_empty()).then_some(&best.postprocessing)
 }
 
 fn create_parent(path: &Path) -> Result<(), PredictError> {

@@ -96,6 +96,13 @@ pub fn unpack_nnunet_zip(
             let rest = name.strip_prefix(&prefix)?;
             let target = match rest.split('/').collect::<Vec<_>>().as_slice() {
                 ["plans.json" | "dataset.json"] => PathBuf::from(rest),
+                [crossval, "postprocessing.pkl"]
+                    if crossval
+                        .strip_prefix("crossval_results_folds_")
+                        .is_some_and(|f| f.split('_').all(is_fold_name)) =>
+                {
+                    Path::new(crossval).join("postprocessing.pkl")
+                }
                 [fold, checkpoint @ ("checkpoint_final.pth" | "checkpoint_best.pth")]
                     if autoseg_planner::fold_of_folder(fold).is_some_and(is_fold_name) =>
                 {
