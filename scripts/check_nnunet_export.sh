@@ -2,8 +2,11 @@
 # Checks `autoseg export --format nnunet` against nnU-Net 2.8.1 itself (issue 17, "the reverse"):
 #
 # 1. An autoseg model trained here (demo3d, 3d_fullres and 2d, fold 0, a few epochs on the CPU)
-#    exported for nnU-Net and predicted by `nnUNetv2_predict_from_modelfolder`: its masks against
-#    `autoseg predict` of the autoseg model itself, voxel by voxel.
+#    exported for nnU-Net and predicted by `nnUNetv2_predict_from_modelfolder`: its masks and
+#    probabilities against `autoseg predict --no-postprocessing` of the autoseg model itself
+#    (nnU-Net's predictor does not postprocess); then nnU-Net's `nnUNetv2_apply_postprocessing`
+#    with the exported postprocessing.pkl of the configuration find-best chose against
+#    `autoseg predict` with that postprocessing.
 # 2. nnU-Net's own fixture models (fixtures/data/nnunet/model) imported, exported again and
 #    predicted by nnU-Net: against nnU-Net's predictions of the source models.
 #
@@ -34,10 +37,17 @@ model="$(ls -d "$work"/work/Dataset*)"
 "$bin" export "$model" -o "$work/exported" -c 2d 3d_fullres --format nnunet
 for config in 2d 3d_fullres; do
     "$bin" predict -i "$inputs" -o "$work/autoseg_$config" -m "$model" -c "$config" --folds 0 \
-        --device cpu --save-probabilities >/dev/null
+        --device cpu --save-probabilities --no-postprocessing >/dev/null
     folder="$(ls -d "$work"/exported/*/nnUNetTrainer__nnUNetPlans__"$config")"
     "$bin_dir/nnUNetv2_predict_from_modelfolder" -i "$inputs" -o "$work/nnunet_$config" \
         -m "$folder" -f 0 -device cpu -npp 1 -nps 1 --save_probabilities >/dev/null 2>&1
+    if [ -f "$folder/crossval_results_folds_0/postprocessing.pkl" ]; then
+        "$bin" predict -i "$inputs" -o "$work/autoseg_${config}_pp" -m "$model" -c "$config" \
+            --folds 0 --device cpu >/dev/null
+        "$bin_dir/nnUNetv2_apply_postprocessing" -i "$work/nnunet_$config" -o "$work/nnunet_${config}_pp" \
+            -pp_pkl_file "$folder/crossval_results_folds_0/postprocessing.pkl" -np 1 \
+            -plans_json "$folder/plans.json" -dataset_json "$folder/dataset.json" >/dev/null 2>&1
+    fi
 done
 
 # 2. nnU-Net -> autoseg -> nnU-Net.
@@ -54,7 +64,8 @@ done
 import sys, glob, os
 import numpy as np, SimpleITK as sitk
 work, golden = sys.argv[1], sys.argv[2]
-pairs = [(f"autoseg model {c}", f"{work}/nnunet_{c}", f"{work}/autoseg_{c}") for c in ("2d", "3d_fullres")]
+pairs = [(f"autoseg model {c}", f"{work}/nnunet_{c}", f"{work}/autoseg_{c}")
+         for c in ("2d", "3d_fullres", "2d_pp", "3d_fullres_pp") if os.path.isdir(f"{work}/nnunet_{c}")]
 pairs += [(f"nnU-Net model {p}", f"{work}/roundtrip_{p}", f"{golden}/{g}") for p, g in (
     ("nnUNetPlans__2d", "2d"), ("nnUNetPlans__3d_fullres", "3d_fullres"),
     ("nnUNetResEncUNetMPlans__3d_fullres", "resenc_3d_fullres"))]
