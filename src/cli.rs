@@ -175,6 +175,17 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint (a larger --epochs extends a finished run).
     #[arg(long)]
     pub resume: bool,
+    /// Start a fresh run from pretrained weights (nnU-Net's -pretrained_weights).
+    ///
+    /// FILE is an nnU-Net checkpoint (`checkpoint_final.pth`, read without running its pickle)
+    /// or an autoseg fold's `checkpoint_final`, `checkpoint_best` or `checkpoint_latest`
+    /// (`.safetensors` or `.toml`; the weights are checked against their digest). Every
+    /// parameter of the network except the segmentation heads (`decoder.seg_layers.*`) must be
+    /// in FILE with the same shape, so train with the plans the weights were trained with
+    /// (`plan --plans-from`) and the same input channels; the heads start fresh, so the labels
+    /// may differ. Not with --resume (a resumed run continues its own weights).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub pretrained_weights: Option<PathBuf>,
     /// Seed for sampling, augmentation and initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -418,6 +429,39 @@ mod tests {
         assert!(
             Cli::try_parse_from(["autoseg", "train", "ds", "2d", "0", "--device", "gpu"]).is_err()
         );
+    }
+
+    #[test]
+    fn pretrained_weights_take_a_file_and_exclude_resume() {
+        let cli = parse(&[
+            "autoseg",
+            "train",
+            "ds",
+            "2d",
+            "0",
+            "--pretrained-weights",
+            "pre/checkpoint_final.pth",
+        ]);
+        let Some(Command::Train(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            a.pretrained_weights,
+            Some(PathBuf::from("pre/checkpoint_final.pth"))
+        );
+        assert!(!a.resume);
+        let err = Cli::try_parse_from([
+            "autoseg",
+            "train",
+            "ds",
+            "2d",
+            "0",
+            "--resume",
+            "--pretrained-weights",
+            "w.pth",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]
