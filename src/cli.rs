@@ -131,6 +131,18 @@ pub struct PlanArgs {
     /// Override the full-resolution target spacing, in array order (z y x), in mm.
     #[arg(long, num_args = 3, value_names = ["Z", "Y", "X"])]
     pub target_spacing: Option<Vec<f64>>,
+    /// Use another dataset's plans instead of planning (nnU-Net's
+    /// nnUNetv2_move_plans_between_datasets), e.g. to fine-tune its weights here with
+    /// `train --pretrained-weights`.
+    ///
+    /// OTHER is an autoseg plans.toml or dataset work folder (`<work>/<dataset>`), nnU-Net's
+    /// nnUNetPlans.json, or an nnU-Net model folder holding plans.json. Everything is taken
+    /// as it is (spacing, patch and batch sizes, network, normalisation and the other dataset's
+    /// intensity statistics, which CT normalisation uses); only the dataset name changes. The
+    /// labels come from this dataset's dataset.json; the number of image channels must be the
+    /// same.
+    #[arg(long, value_name = "OTHER", conflicts_with_all = ["target_spacing", "gpu_memory_gb", "planner"])]
+    pub plans_from: Option<PathBuf>,
 }
 
 /// Arguments of `autoseg preprocess`.
@@ -175,6 +187,17 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint (a larger --epochs extends a finished run).
     #[arg(long)]
     pub resume: bool,
+    /// Start a fresh run from pretrained weights (nnU-Net's -pretrained_weights).
+    ///
+    /// FILE is an nnU-Net checkpoint (`checkpoint_final.pth`, read without running its pickle)
+    /// or an autoseg fold's `checkpoint_final`, `checkpoint_best` or `checkpoint_latest`
+    /// (`.safetensors` or `.toml`; the weights are checked against their digest). Every
+    /// parameter of the network except the segmentation heads (`decoder.seg_layers.*`) must be
+    /// in FILE with the same shape, so train with the plans the weights were trained with
+    /// (`plan --plans-from`) and the same input channels; the heads start fresh, so the labels
+    /// may differ. Not with --resume (a resumed run continues its own weights).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub pretrained_weights: Option<PathBuf>,
     /// Seed for sampling, augmentation and initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -421,6 +444,39 @@ mod tests {
     }
 
     #[test]
+    fn pretrained_weights_take_a_file_and_exclude_resume() {
+        let cli = parse(&[
+            "autoseg",
+            "train",
+            "ds",
+            "2d",
+            "0",
+            "--pretrained-weights",
+            "pre/checkpoint_final.pth",
+        ]);
+        let Some(Command::Train(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            a.pretrained_weights,
+            Some(PathBuf::from("pre/checkpoint_final.pth"))
+        );
+        assert!(!a.resume);
+        let err = Cli::try_parse_from([
+            "autoseg",
+            "train",
+            "ds",
+            "2d",
+            "0",
+            "--resume",
+            "--pretrained-weights",
+            "w.pth",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
     fn plan_takes_target_spacing_and_preset() {
         let cli = parse(&[
             "autoseg",
@@ -441,6 +497,28 @@ mod tests {
         assert!(
             Cli::try_parse_from(["autoseg", "plan", "ds", "--target-spacing", "3", "0.5"]).is_err()
         );
+    }
+
+    #[test]
+    fn plans_from_takes_a_path_and_excludes_planner_settings() {
+        let cli = parse(&["autoseg", "plan", "ds", "--plans-from", "other/plans.toml"]);
+        let Some(Command::Plan(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(a.plans_from, Some(PathBuf::from("other/plans.toml")));
+        for flag in [
+            &["--target-spacing", "1", "1", "1"][..],
+            &["--gpu-memory-gb", "24"],
+            &["--planner", "resenc-m"],
+        ] {
+            let args = [&["autoseg", "plan", "ds", "--plans-from", "o"][..], flag].concat();
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag:?}"
+            );
+        }
     }
 
     #[test]

@@ -62,3 +62,18 @@ fn predict_help_offers_the_float32_accumulator_its_error_recommends() {
     let out = autoseg(&["--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("--max-volume-gb"));
 }
+
+#[test]
+fn train_and_plan_help_explain_fine_tuning() {
+    let out = autoseg(&["train", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--pretrained-weights <FILE>"), "{text}");
+    assert!(text.contains("segmentation heads"), "{text}");
+    let out = autoseg(&["plan", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--plans-from <OTHER>"), "{text}");
+    assert!(
+        text.contains("nnUNetv2_move_plans_between_datasets"),
+        "{text}"
+    );
+}

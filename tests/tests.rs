@@ -8,5 +8,6 @@ mod hostile;
 mod nnunet;
 mod pipeline;
 mod plan;
+mod pretrained;
 mod report;
 mod tidy;

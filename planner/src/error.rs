@@ -198,6 +198,24 @@ pub enum PlanError {
         /// What is wrong or not implemented, naming the key.
         what: String,
     },
+    /// Plans moved to a dataset with another number of image channels.
+    #[error(
+        "the plans of {source_dataset} are for {n_plans} image channel(s) ({what}) but \
+         {target_dataset} has {n_target}: plans (and pretrained weights) move only between \
+         datasets with the same input channels"
+    )]
+    TransferChannels {
+        /// The dataset the plans were made for.
+        source_dataset: String,
+        /// The dataset they were to be used for.
+        target_dataset: String,
+        /// Channels in the plans.
+        n_plans: usize,
+        /// Channels of the target dataset.
+        n_target: usize,
+        /// Which part of the plans has `n_plans` entries.
+        what: String,
+    },
     /// A resolved configuration has inconsistent or out-of-range values.
     #[error("configuration {configuration}: {fault}")]
     InvalidConfiguration {

@@ -62,6 +62,7 @@ mod rules;
 mod settings;
 mod spec;
 mod topology;
+mod transfer;
 mod vram;
 
 pub use atomic::{is_orphaned_temp, temp_path, write_atomic, write_atomic_with};
@@ -84,6 +85,7 @@ pub use resampling::{ForceSeparateZ, ResamplingSettings, SplineOrder};
 pub use rules::{compute_new_shape, Anisotropy, TargetSpacing};
 pub use settings::{PlannerPreset, PlannerSettings, UnknownPreset};
 pub use spec::{Dim, NetworkKind, StageSpec, UNetSpec};
+pub use transfer::{nnunet_plans_to_move, transfer_plans};
 pub use vram::compute_conv_feature_map_size;
 
 /// nnU-Net's `ANISO_THRESHOLD` (`nnunetv2/configuration.py`): a spacing ratio above this makes

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use autoseg_planner::Plans;
-use autoseg_trainer::train::resume_checkpoint;
+use autoseg_trainer::train::{resume_checkpoint, Start};
 
 use crate::cli::PlanAndTrainArgs;
 use crate::commands::fingerprint::open_dataset;
@@ -36,8 +36,11 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
         for fold in &args.folds {
             stage(&format!("train {config} fold {fold}"));
             let fold_dir = layout.fold(config, fold);
-            let resume = resume_checkpoint(&fold_dir)?.is_some();
-            let run = train::run_options(&args.training, resume, 0, threads);
+            let start = match resume_checkpoint(&fold_dir)? {
+                Some(_) => Start::Resume,
+                None => Start::Fresh,
+            };
+            let run = train::run_options(&args.training, start, 0, threads);
             train::train_and_validate(
                 &dataset,
                 &layout,

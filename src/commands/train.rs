@@ -1,7 +1,9 @@
 //! `autoseg train DATASET CONFIG FOLD [--work DIR] [--device cpu|cuda[:N]] [--epochs N]
-//! [--iters-per-epoch N] [--resume] [--seed N]`: trains one configuration on one fold from the
-//! preprocessed cache (brought up to date first) into `<work>/<dataset>/results/<config>/fold_<k>/`,
-//! then validates it as nnU-Net does at the end of training (`fold_<k>/validation/`).
+//! [--iters-per-epoch N] [--resume | --pretrained-weights FILE] [--seed N]`: trains one
+//! configuration on one fold from the preprocessed cache (brought up to date first) into
+//! `<work>/<dataset>/results/<config>/fold_<k>/`, then validates it as nnU-Net does at the end of
+//! training (`fold_<k>/validation/`). A fresh run may start from pretrained weights (every
+//! parameter but the segmentation heads, nnU-Net's `-pretrained_weights`).
 //!
 //! The work is `autoseg_trainer::train::train_fold`'s (which caches, which store, the final
 //! validation); this module turns flags into its settings and prints what it did.
@@ -14,7 +16,7 @@ use autoseg_preprocessing::Dataset;
 use autoseg_trainer::schedule::TrainSettings;
 use autoseg_trainer::splits::Fold;
 use autoseg_trainer::train::{
-    default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions,
+    default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions, Start,
 };
 
 use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
@@ -27,7 +29,12 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
     let (layout, _lock) = lock_work(&args.work, "train")?;
     let plans = Plans::read(&layout.plans())?;
-    let run = run_options(&args.training, args.resume, args.seed, threads);
+    let start = match (&args.pretrained_weights, args.resume) {
+        (Some(file), _) => Start::Pretrained(file.clone()),
+        (None, true) => Start::Resume,
+        (None, false) => Start::Fresh,
+    };
+    let run = run_options(&args.training, start, args.seed, threads);
     train_and_validate(
         &dataset,
         &layout,
@@ -37,6 +44,15 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
         &args.training,
         &run,
     )?;
+    if let Start::Pretrained(file) = &run.start {
+        println!(
+            "{} fold {}: started from the pretrained weights {} (segmentation heads freshly \
+             initialised)",
+            args.configuration,
+            args.fold,
+            file.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,16 +122,16 @@ fn val_iters(iters_per_epoch: usize) -> usize {
     iters_per_epoch.div_ceil(5).clamp(1, 50)
 }
 
-/// Device, seed and resume from the flags; `threads` (0: all cores) sizes libtorch's pool and
+/// Device, seed and start from the flags; `threads` (0: all cores) sizes libtorch's pool and
 /// the loader.
-pub fn run_options(training: &TrainingArgs, resume: bool, seed: u64, threads: usize) -> RunOptions {
+pub fn run_options(training: &TrainingArgs, start: Start, seed: u64, threads: usize) -> RunOptions {
     let device = match training.device {
         None => default_device(),
         Some(DeviceArg::Cpu) => Device::Cpu,
         Some(DeviceArg::Cuda(idx)) => Device::Cuda(idx),
     };
     let mut run = RunOptions {
-        resume,
+        start,
         ..RunOptions::new(device, seed)
     };
     if threads > 0 {

@@ -5,6 +5,37 @@ use std::fmt;
 
 use super::format::{FileDigest, CHECKPOINT_SCHEMA_VERSION};
 
+/// The first parameter of a network that pretrained weights do not fit (in name order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterMismatch {
+    /// Parameter name.
+    pub name: String,
+    /// Its shape in the file, `None` when the file lacks it.
+    pub found: Option<Vec<i64>>,
+    /// Its shape in the network.
+    pub expected: Vec<i64>,
+}
+
+impl fmt::Display for ParameterMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ParameterMismatch {
+            name,
+            found,
+            expected,
+        } = self;
+        match found {
+            None => write!(
+                f,
+                "'{name}' (shape {expected:?} in the network) is missing from the file"
+            ),
+            Some(found) => write!(
+                f,
+                "'{name}' has shape {found:?} in the file, {expected:?} in the network"
+            ),
+        }
+    }
+}
+
 /// What is wrong with a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -38,6 +69,12 @@ pub enum CheckpointFault {
     MissingTensors(Vec<String>),
     /// The tensor file is not a valid safetensors file (the words say what is wrong).
     NotSafetensors(String),
+    /// Pretrained weights with a parameter of the network (other than a segmentation head)
+    /// missing or of another shape (boxed, so the fault stays as small as before).
+    PretrainedMismatch(Box<ParameterMismatch>),
+    /// A file given as pretrained weights that is neither an nnU-Net checkpoint (`.pth`) nor the
+    /// weights or metadata file of an autoseg checkpoint.
+    NotPretrainedWeights,
     /// A tensor's shape is not its parameter's.
     Shape {
         /// Parameter name.
@@ -79,6 +116,19 @@ impl fmt::Display for CheckpointFault {
             CheckpointFault::MissingTensors(names) => {
                 write!(f, "parameters missing from the file: {names:?}")
             }
+            CheckpointFault::PretrainedMismatch(mismatch) => write!(
+                f,
+                "pretrained weights do not fit this network: {mismatch}; every parameter but \
+                 the segmentation heads (.seg_layers.) must be in the file with the same shape: \
+                 train with the plans the weights were trained with (plan --plans-from) and the \
+                 same input channels"
+            ),
+            CheckpointFault::NotPretrainedWeights => write!(
+                f,
+                "not a checkpoint to start from: give an nnU-Net checkpoint (.pth) or an autoseg \
+                 fold's checkpoint_final, checkpoint_best or checkpoint_latest (.safetensors or \
+                 .toml)"
+            ),
             CheckpointFault::Shape {
                 name,
                 found,

@@ -52,6 +52,29 @@ impl CheckpointPaths {
             meta: fold_dir.join(format!("{stem}.toml")),
         }
     }
+
+    /// The fold folder and checkpoint of `file` when it is one of a checkpoint's weights or
+    /// metadata files (`checkpoint_<kind>.safetensors` or `.toml`); `None` for any other name
+    /// (the optimiser file included: it holds no weights).
+    pub fn of_file(file: &Path) -> Option<(PathBuf, CheckpointKind)> {
+        let name = file.file_name()?.to_str()?;
+        let stem = name
+            .strip_suffix(".safetensors")
+            .filter(|s| !s.ends_with(".optim"))
+            .or_else(|| name.strip_suffix(".toml"))?;
+        let kind = [
+            CheckpointKind::Latest,
+            CheckpointKind::Best,
+            CheckpointKind::Final,
+        ]
+        .into_iter()
+        .find(|k| k.stem() == stem)?;
+        let fold_dir = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some((fold_dir, kind))
+    }
 }
 
 /// Size and hash of a tensor file, as recorded in the metadata.

@@ -15,6 +15,7 @@
 pub(crate) mod fault;
 mod format;
 mod nnunet;
+mod pretrained;
 
 use std::fs;
 use std::io::Write;
@@ -24,12 +25,15 @@ use autoseg_planner::temp_path;
 use tch::{nn, Device, Tensor};
 
 use crate::error::NetworkError;
-pub use fault::CheckpointFault;
+pub use fault::{CheckpointFault, ParameterMismatch};
 pub use format::{
     CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, LossScalerState, TrainLog,
     CHECKPOINT_SCHEMA_VERSION,
 };
 pub use nnunet::{save_nnunet_checkpoint, NnUnetCheckpoint, NnUnetCheckpointInfo};
+pub use pretrained::{
+    is_segmentation_head, load_pretrained, PretrainedFormat, PretrainedLoad, SEGMENTATION_HEAD_MARK,
+};
 
 impl CheckpointMeta {
     /// The run's seed.

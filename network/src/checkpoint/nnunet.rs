@@ -11,7 +11,11 @@
 //! [`save_nnunet_checkpoint`] writes such a checkpoint from autoseg's weights, with every alias
 //! nnU-Net's `state_dict()` has (the same storage under each name), so nnU-Net's strict
 //! `load_state_dict` accepts it.
+//!
+//! As pretrained weights (`train --pretrained-weights`), only `network_weights` is read and
+//! copied by name into every parameter but the segmentation heads ([`super::load_pretrained`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use autoseg_planner::pickle::{Policy, StorageRef, TensorRef, Value};
@@ -53,22 +57,7 @@ impl NnUnetCheckpoint {
             what: format!("not an nnU-Net checkpoint: {what}"),
         };
         let object = archive.object();
-        let Some(Value::Dict(entries)) = object.get("network_weights") else {
-            return Err(fault("no network_weights dict"));
-        };
-        let mut weights = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            match (name, value) {
-                (Value::Str(name), Value::Tensor(t)) => {
-                    weights.push((strip_prefixes(name).to_string(), t.clone()))
-                }
-                _ => {
-                    return Err(fault(
-                        "network_weights holds something other than named tensors",
-                    ))
-                }
-            }
-        }
+        let weights = network_weights(object, path)?;
         let trainer_name = object
             .get("trainer_name")
             .and_then(Value::as_str)
@@ -258,6 +247,54 @@ fn aliases_of(name: &str) -> Vec<String> {
     }
     names.remove(0);
     names
+}
+
+/// nnU-Net's `load_pretrained_weights` from the checkpoint at `path`: every parameter of `vs`
+/// but the segmentation heads from its `network_weights` (the only entry read, as there), as
+/// float32; returns how many were copied and how many heads kept their initialisation.
+///
+/// # Errors
+/// As [`NnUnetCheckpoint::open`] for the file, and as [`super::pretrained::transfer`] for a
+/// parameter that does not fit.
+pub(super) fn load_pretrained_pth(
+    vs: &nn::VarStore,
+    path: &Path,
+) -> Result<(usize, usize), NetworkError> {
+    let mut archive = TorchArchive::open(path, &Policy::default())?;
+    let weights: HashMap<String, TensorRef> = network_weights(archive.object(), path)?
+        .into_iter()
+        .collect();
+    super::pretrained::transfer(vs, path, |name| {
+        weights
+            .get(name)
+            .map(|reference| Ok(archive.tensor(reference)?.f_to_kind(Kind::Float)?))
+            .transpose()
+    })
+}
+
+/// The checkpoint dict's `network_weights`: names (prefixes dropped) and their tensors.
+fn network_weights(object: &Value, path: &Path) -> Result<Vec<(String, TensorRef)>, NetworkError> {
+    let fault = |what: &str| NetworkError::TorchFile {
+        path: path.to_path_buf(),
+        what: format!("not an nnU-Net checkpoint: {what}"),
+    };
+    let Some(Value::Dict(entries)) = object.get("network_weights") else {
+        return Err(fault("no network_weights dict"));
+    };
+    let mut weights = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        match (name, value) {
+            (Value::Str(name), Value::Tensor(t)) => {
+                weights.push((strip_prefixes(name).to_string(), t.clone()))
+            }
+            _ => {
+                return Err(fault(
+                    "network_weights holds something other than named tensors",
+                ))
+            }
+        }
+    }
+    Ok(weights)
 }
 
 /// nnU-Net's `load_checkpoint`: a compiled model's `_orig_mod.` and a DDP model's `module.`.

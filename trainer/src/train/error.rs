@@ -97,6 +97,15 @@ pub enum TrainError {
         /// The fold folder searched.
         dir: PathBuf,
     },
+    /// The pretrained weights a fresh run starts from cannot be used.
+    #[error("cannot start from the pretrained weights {}", file.display())]
+    Pretrained {
+        /// The file given.
+        file: PathBuf,
+        /// Why (the parameter that does not fit, or why the file cannot be read).
+        #[source]
+        source: Box<NetworkError>,
+    },
     /// The progress plot cannot be drawn.
     #[error("{}: cannot draw the progress plot: {fault}", path.display())]
     Plot {

@@ -18,6 +18,10 @@
 //! remaining epochs exactly: on the CPU, with the same number of loader workers and libtorch
 //! threads, the final weights are bitwise those of an uninterrupted run.
 //!
+//! A run starts fresh, resumes ([`Start::Resume`]), or starts fresh from pretrained weights
+//! ([`Start::Pretrained`]: every parameter but the segmentation heads copied from an nnU-Net or
+//! autoseg checkpoint after the seeded initialisation; `train.log` names the file).
+//!
 //! [`train`] is the loop alone; [`train_fold`] is the entry commands call: it prepares the
 //! caches the plan says the fold needs, chooses the case store, trains, and runs the final
 //! validation (nnU-Net's `perform_actual_validation`, through `autoseg-inference`).
@@ -97,15 +101,30 @@ impl TrainJob<'_> {
     }
 }
 
-/// How to run: device, seed, resume, loader threads.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How a run starts: its weights and where its epochs begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Epoch 0, weights drawn from the seed.
+    Fresh,
+    /// Continue from `checkpoint_latest` (or `checkpoint_final`) where it stopped.
+    Resume,
+    /// Epoch 0, weights drawn from the seed, then every parameter but the segmentation heads
+    /// copied from this file (an nnU-Net `.pth` or an autoseg checkpoint:
+    /// [`autoseg_network::checkpoint::load_pretrained`]). Continuing a run and loading
+    /// pretrained weights exclude each other, as in nnU-Net (`run_training.py`: "Cannot both
+    /// continue a training AND load pretrained weights").
+    Pretrained(PathBuf),
+}
+
+/// How to run: device, seed, start, loader threads.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {
     /// Device to train on.
     pub device: Device,
     /// Seed of the weights and of every epoch's sampling and augmentation.
     pub seed: u64,
-    /// Continue from `checkpoint_latest` (or `checkpoint_final`) instead of starting over.
-    pub resume: bool,
+    /// A fresh run, a resumed one, or one from pretrained weights.
+    pub start: Start,
     /// Data-loader worker threads for training (validation uses half).
     pub n_loader_workers: usize,
 }
@@ -116,7 +135,7 @@ impl RunOptions {
         RunOptions {
             device,
             seed,
-            resume: false,
+            start: Start::Fresh,
             n_loader_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -152,9 +171,9 @@ pub struct TrainedFold {
     pub val_cases: Vec<String>,
 }
 
-/// Trains `job` on the cases of `store` for `settings.epochs` epochs (resuming when
-/// `run.resume`; a larger `epochs` extends a finished run, with the poly schedule of the new
-/// total). Reports each epoch's steps through `progress`.
+/// Trains `job` on the cases of `store` for `settings.epochs` epochs (resuming when `run.start`
+/// is [`Start::Resume`]; a larger `epochs` extends a finished run, with the poly schedule of the
+/// new total). Reports each epoch's steps through `progress`.
 ///
 /// # Errors
 /// A [`TrainError`] naming the configuration, fold, case or file at fault.
@@ -304,8 +323,9 @@ fn check_device(device: Device) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// A fresh state, or the one of the checkpoint `--resume` continues from (weights, momentum,
-/// loss scaler, logs, EMA, seed restored into `model`).
+/// A fresh state (the model's weights replaced by pretrained ones but the heads when asked), or
+/// the one of the checkpoint `--resume` continues from (weights, momentum, loss scaler, logs,
+/// EMA, seed restored into `model`).
 fn start_state(
     job: &TrainJob<'_>,
     run: &RunOptions,
@@ -313,12 +333,35 @@ fn start_state(
     model: &mut Model,
     log: &mut LogFile,
 ) -> Result<TrainState, TrainError> {
-    if !run.resume {
-        log.line(&format!(
+    let fresh_line = || {
+        format!(
             "Training configuration '{}', fold {}, seed {}, device {:?}",
             job.configuration, job.fold, run.seed, run.device
-        ))?;
-        return Ok(TrainState::new(run.seed));
+        )
+    };
+    match &run.start {
+        Start::Fresh => {
+            log.line(&fresh_line())?;
+            return Ok(TrainState::new(run.seed));
+        }
+        Start::Pretrained(file) => {
+            log.line(&fresh_line())?;
+            let loaded = format::load_pretrained(&model.vs, file).map_err(|source| {
+                TrainError::Pretrained {
+                    file: file.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+            log.line(&format!(
+                "Loaded pretrained weights from {}: {} parameters; the {} parameters of the \
+                 segmentation heads keep their initialisation",
+                file.display(),
+                loaded.n_copied,
+                loaded.n_heads
+            ))?;
+            return Ok(TrainState::new(run.seed));
+        }
+        Start::Resume => {}
     }
     let kind = resume_checkpoint(fold_dir)?.ok_or_else(|| TrainError::NothingToResume {
         dir: fold_dir.to_path_buf(),

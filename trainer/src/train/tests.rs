@@ -1,13 +1,13 @@
 //! Tests of the training loop on tiny synthetic datasets on the CPU: overfitting a 2D and a 3D
 //! plan, checkpoints, resume equality, the learning rate per epoch, the splits file, a cascade
-//! stage on a preprocessed cache with previous-stage segmentations, region-based training, and
-//! the data-wait measurement.
+//! stage on a preprocessed cache with previous-stage segmentations, region-based training,
+//! pretrained weights, and the data-wait measurement.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use autoseg_network::checkpoint::{
-    load_weights, read_checkpoint_meta, CheckpointKind, CheckpointPaths,
+    is_segmentation_head, load_weights, read_checkpoint_meta, CheckpointKind, CheckpointPaths,
 };
 use autoseg_network::UNet;
 use autoseg_planner::{
@@ -358,7 +358,7 @@ fn resuming_an_interrupted_run_gives_the_same_weights() {
         std::fs::remove_file(fold_dir.join(format!("checkpoint_final.{ext}"))).unwrap();
     }
     let run = RunOptions {
-        resume: true,
+        start: Start::Resume,
         ..cpu_run(5)
     };
     let resumed = train(&resumed_job, &store, &s, &run, &()).unwrap();
@@ -423,7 +423,7 @@ fn checkpoints_round_trip_and_torn_files_are_detected() {
     bytes[last] ^= 0x55;
     std::fs::write(&paths.weights, &bytes).unwrap();
     let run = RunOptions {
-        resume: true,
+        start: Start::Resume,
         ..cpu_run(3)
     };
     let err = train(&j, &store, &settings(2, 2, 1), &run, &()).unwrap_err();
@@ -448,7 +448,7 @@ fn learning_rate_per_epoch_is_poly_and_extension_uses_the_new_total() {
     assert!(fold.log.mean_fg_dice.iter().all(|d| d.is_nan()));
     assert_eq!(fold.best_ema, None);
     let run = RunOptions {
-        resume: true,
+        start: Start::Resume,
         ..cpu_run(4)
     };
     let extended = train(&j, &store, &settings(4, 1, 0), &run, &()).unwrap();
@@ -460,12 +460,93 @@ fn learning_rate_per_epoch_is_poly_and_extension_uses_the_new_total() {
     assert!((extended.log.lrs[3] - 0.002_871_745_887_492_587_4).abs() < 1e-15);
 }
 
+/// `Start::Pretrained`: before any epoch (0 epochs trained), a fold started from another
+/// fold's final checkpoint holds that fold's weights bit for bit except the segmentation heads,
+/// which are the seed's fresh initialisation (those of a fresh run with the same seed);
+/// `train.log` names the file. A file that cannot be read stops the run naming it.
+#[test]
+fn a_run_from_pretrained_weights_starts_from_them_but_the_heads() {
+    let plans = tiny_plans();
+    let store = disk_store();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let layouts: Vec<_> = dirs.iter().map(|d| WorkLayout::new(d.path())).collect();
+    let source = train(
+        &job(&plans, "2d", &layouts[0]),
+        &store,
+        &settings(1, 2, 1),
+        &cpu_run(3),
+        &(),
+    )
+    .unwrap();
+    let fresh = train(
+        &job(&plans, "2d", &layouts[1]),
+        &store,
+        &settings(0, 1, 0),
+        &cpu_run(9),
+        &(),
+    )
+    .unwrap();
+    let run = RunOptions {
+        start: Start::Pretrained(source.final_weights.clone()),
+        ..cpu_run(9)
+    };
+    let pretrained = train(
+        &job(&plans, "2d", &layouts[2]),
+        &store,
+        &settings(0, 1, 0),
+        &run,
+        &(),
+    )
+    .unwrap();
+    let [a, f, p] = [&source, &fresh, &pretrained].map(|t| read_weights(&t.final_weights));
+    let mut n_heads = 0;
+    for (((name, tp), (_, ta)), (_, tf)) in p.iter().zip(&a).zip(&f) {
+        if is_segmentation_head(name) {
+            n_heads += 1;
+            assert!(tp.equal(tf), "head {name} is not the fresh initialisation");
+        } else {
+            assert!(tp.equal(ta), "{name} is not the pretrained weight");
+        }
+    }
+    assert_eq!(n_heads, 4);
+    let conv = "encoder.stages.0.0.convs.0.conv.weight";
+    let index = |w: &[(String, Tensor)]| w.iter().position(|(n, _)| n == conv).unwrap();
+    assert!(
+        !a[index(&a)].1.equal(&f[index(&f)].1),
+        "seeds 3 and 9 give other weights"
+    );
+    let log = std::fs::read_to_string(layouts[2].train_log("2d", Fold::All)).unwrap();
+    let line = format!(
+        "Loaded pretrained weights from {}",
+        source.final_weights.display()
+    );
+    assert!(log.contains(&line), "{log}");
+
+    let missing = dirs[0].path().join("checkpoint_best.toml");
+    let run = RunOptions {
+        start: Start::Pretrained(missing.clone()),
+        ..cpu_run(9)
+    };
+    let err = train(
+        &job(&plans, "2d", &layouts[2]),
+        &store,
+        &settings(0, 1, 0),
+        &run,
+        &(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Pretrained { file, .. } if *file == missing),
+        "{err}"
+    );
+}
+
 #[test]
 fn resume_without_checkpoint_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tiny_plans();
     let run = RunOptions {
-        resume: true,
+        start: Start::Resume,
         ..cpu_run(0)
     };
     let err = train(
