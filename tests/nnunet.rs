@@ -490,3 +490,67 @@ fn nnunets_postprocessing_is_applied_carried_and_written_back() {
         "{stderr}"
     );
 }
+
+fn predict_all_folds(model: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_autoseg"))
+        .args(["predict", "-i"])
+        .arg(fixture().join("imagesTs"))
+        .arg("-o")
+        .arg(out)
+        .arg("-m")
+        .arg(model)
+        .args(["--folds", "all", "--device", "cpu", "--no-tta"])
+        .output()
+        .expect("the autoseg binary runs")
+}
+
+/// nnU-Net's cascade (`scripts/make_nnunet_cascade_fixture.sh`): `-m <3d_cascade_fullres
+/// folder>` runs the `3d_lowres` folder beside it first, and the masks equal nnU-Net's
+/// `nnUNetv2_predict -c 3d_cascade_fullres -prev_stage_predictions <its 3d_lowres masks>`; the
+/// lowres folder alone gives nnU-Net's lowres masks; `import-nnunet` of the cascade folder
+/// brings the lowres folder along; without the lowres folder beside it the cascade is refused
+/// naming the folder it needs.
+#[test]
+fn an_nnunet_cascade_runs_its_first_stage_from_the_folder_beside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lowres = fixture().join("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_lowres");
+    let cascade =
+        fixture().join("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_cascade_fullres");
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let out = tmp.path().join("lowres");
+    ok(predict_all_folds(&lowres, &out));
+    assert_same_masks(&out, "lowres_3d_no_tta");
+    let out = tmp.path().join("cascade");
+    ok(predict_all_folds(&cascade, &out));
+    assert_same_masks(&out, "cascade_3d_fullres_no_tta");
+    // Imported, the cascade brings its first stage along and best.toml chooses the cascade.
+    let model = tmp.path().join("imported");
+    ok(import(&cascade, &model));
+    let best = std::fs::read_to_string(model.join("results/best.toml")).unwrap();
+    assert!(
+        best.contains("configuration = \"3d_cascade_fullres\""),
+        "{best}"
+    );
+    let out = tmp.path().join("imported_cascade");
+    ok(predict_all_folds(&model, &out));
+    assert_same_masks(&out, "cascade_3d_fullres_no_tta");
+
+    let alone = tmp
+        .path()
+        .join("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_cascade_fullres");
+    copy_dir(&cascade, &alone);
+    let run = predict_all_folds(&alone, &tmp.path().join("alone"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_lowres")
+            && stderr.contains("is missing"),
+        "{stderr}"
+    );
+}

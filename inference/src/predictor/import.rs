@@ -16,6 +16,7 @@ use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
+use super::nnunet::previous_stage_folder;
 use super::nnunet_postprocessing::nnunet_postprocessing;
 
 /// What [`import_nnunet`] wrote.
@@ -30,7 +31,8 @@ pub struct ImportSummary {
 }
 
 /// Imports the nnU-Net model folders `sources` (one configuration each, the same plans and
-/// dataset) into `out`.
+/// dataset) into `out`; a cascade stage brings its first stage's folder (beside it) along.
+/// `best.toml` chooses the one configuration, or the cascade's last stage.
 ///
 /// # Errors
 /// [`PredictError::NnUnet`] when the folders' plans or dataset descriptions differ or a folder
@@ -68,7 +70,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
             }
         })?;
     let dataset = parse_dataset_json(&dataset_bytes, &first.join("dataset.json"))?;
-    let in_channels = dataset.n_channels();
+    let sources = with_first_stages(sources, &plans)?;
     let n_classes = dataset.labels.num_segmentation_heads();
     let mut summary = ImportSummary {
         configurations: Vec::new(),
@@ -76,7 +78,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
         postprocessing: None,
     };
     let mut source_of: Vec<PathBuf> = Vec::new();
-    for source in sources {
+    for source in &sources {
         for (fold, kind, path) in checkpoints_of(source)? {
             let mut checkpoint = NnUnetCheckpoint::open(&path)?;
             let name = checkpoint.configuration.clone();
@@ -84,6 +86,12 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
                 path: plans_path.clone(),
                 source: Box::new(source),
             })?;
+            // A cascade stage also takes the one-hot of its first stage's foreground labels.
+            let extra = match config.previous_stage {
+                Some(_) => dataset.labels.foreground_labels().len(),
+                None => 0,
+            };
+            let in_channels = dataset.n_channels() + extra;
             let vs = nn::VarStore::new(Device::Cpu);
             UNet::new(
                 &vs.root(),
@@ -138,10 +146,26 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
         })?;
     let dataset_json = out.dataset_json();
     write_atomic(&dataset_json, &dataset_bytes).map_err(io_err(&dataset_json, "write"))?;
-    if let [single] = summary.configurations.as_slice() {
-        let mut folds: Vec<String> = summary.checkpoints.iter().map(|c| c.1.clone()).collect();
+    // The configuration to predict with: the only one, or a cascade's last stage.
+    let last_stages: Vec<usize> = (0..summary.configurations.len())
+        .filter(|&i| {
+            !summary.configurations.iter().any(|other| {
+                plans
+                    .resolve(other)
+                    .is_ok_and(|c| c.previous_stage.as_ref() == Some(&summary.configurations[i]))
+            })
+        })
+        .collect();
+    if let [index] = last_stages.as_slice() {
+        let single = &summary.configurations[*index];
+        let mut folds: Vec<String> = summary
+            .checkpoints
+            .iter()
+            .filter(|c| &c.0 == single)
+            .map(|c| c.1.clone())
+            .collect();
         folds.dedup();
-        let postprocessing = nnunet_postprocessing(&source_of[0], &folds)?;
+        let postprocessing = nnunet_postprocessing(&source_of[*index], &folds)?;
         let plan = postprocessing.as_ref().map_or_else(
             || PostprocessingPlan { steps: Vec::new() },
             |(_, p)| p.clone(),
@@ -155,6 +179,42 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
         summary.postprocessing = postprocessing.map(|(path, _)| path);
     }
     Ok(summary)
+}
+
+/// `sources` with the first stage of each cascade stage among them added before it (the
+/// `<Trainer>__<Plans>__<previous>` folder beside it), unless it is there already.
+fn with_first_stages(sources: &[PathBuf], plans: &Plans) -> Result<Vec<PathBuf>, PredictError> {
+    let configuration_of = |folder: &Path| {
+        folder
+            .canonicalize()
+            .ok()
+            .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .and_then(|n| n.rsplit_once("__").map(|(_, c)| c.to_string()))
+    };
+    let given: Vec<Option<String>> = sources.iter().map(|s| configuration_of(s)).collect();
+    let mut out = Vec::with_capacity(sources.len() + 1);
+    for (source, configuration) in sources.iter().zip(&given) {
+        let previous = configuration.as_ref().and_then(|c| {
+            plans
+                .resolve(c)
+                .ok()
+                .map(|config| (c, config.previous_stage))
+        });
+        if let Some((configuration, Some(previous))) = previous {
+            if !given.contains(&Some(previous.clone())) {
+                let sibling =
+                    previous_stage_folder(source, configuration, &previous).map_err(|what| {
+                        PredictError::NnUnet {
+                            path: source.clone(),
+                            what,
+                        }
+                    })?;
+                out.push(sibling);
+            }
+        }
+        out.push(source.clone());
+    }
+    Ok(out)
 }
 
 /// `(fold, kind, file)` of every `fold_<k>/checkpoint_{final,best}.pth` of `source`, by fold.

@@ -4,8 +4,9 @@
 //! and the mirroring axes its trainer allowed. Everything after loading (preprocessing, sliding
 //! window, export) is autoseg's own, which reproduces nnU-Net's.
 //!
-//! Not yet: cascade stages (`3d_cascade_fullres`), whose first stage lives in another folder,
-//! and nnU-Net's `postprocessing.pkl`; both are refused or ignored with a message.
+//! A cascade stage (`3d_cascade_fullres`) runs its first stage from the model folder beside it
+//! (`<Trainer>__<Plans>__3d_lowres`), as autoseg runs its own cascades: nnU-Net needs
+//! `-prev_stage_predictions` from a separate run instead.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,7 @@ use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
 use super::model::FoldModel;
-use super::Predictor;
+use super::{Cascade, Predictor};
 
 /// Whether `folder` is an nnU-Net trained-model folder (it has `plans.json` and no autoseg
 /// `plans.toml`).
@@ -35,7 +36,8 @@ impl Predictor {
     /// for plans autoseg cannot use (named); [`PredictError::Checkpoint`] for a checkpoint that
     /// is not nnU-Net's, names a forbidden Python global, or whose weights do not fit the
     /// network; [`PredictError::FoldsDiffer`] when folds were trained for other
-    /// configurations; [`PredictError::NnUnet`] for a cascade stage.
+    /// configurations; [`PredictError::NnUnet`] for a cascade stage whose first stage's folder
+    /// is not beside it.
     pub fn load_nnunet(
         folder: &Path,
         folds: &[String],
@@ -64,7 +66,7 @@ impl Predictor {
             let checkpoint = NnUnetCheckpoint::open(&path)?;
             checkpoints.push((path, checkpoint));
         }
-        let (first_path, first) = &checkpoints[0];
+        let (_, first) = &checkpoints[0];
         let name = first.configuration.clone();
         if let Some((path, _)) = checkpoints
             .iter()
@@ -73,15 +75,24 @@ impl Predictor {
             return Err(PredictError::FoldsDiffer { path: path.clone() });
         }
         let config = plans.resolve(&name).map_err(plan_error)?;
-        if config.previous_stage.is_some() {
-            return Err(PredictError::NnUnet {
-                path: first_path.clone(),
-                what: format!(
-                    "{name} is a cascade stage; running nnU-Net cascades is not supported yet \
-                     (its first stage is another model folder)"
-                ),
-            });
-        }
+        // A cascade stage loads its first stage from the folder beside it.
+        let cascade = match &config.previous_stage {
+            Some(previous) => {
+                let sibling = previous_stage_folder(folder, &name, previous).map_err(|what| {
+                    PredictError::NnUnet {
+                        path: folder.to_path_buf(),
+                        what,
+                    }
+                })?;
+                let previous = Predictor::load_nnunet(&sibling, folds, kind, device)?;
+                Some(Cascade {
+                    previous: Box::new(previous),
+                    labels: dataset.labels.foreground_labels(),
+                })
+            }
+            None => None,
+        };
+        let extra_channels = cascade.as_ref().map_or(0, |c| c.labels.len());
         let mirror_axes = first.mirror_axes.clone();
         tracing::info!(
             trainer = %first.trainer_name,
@@ -89,7 +100,7 @@ impl Predictor {
             folds = ?folds,
             "loading an nnU-Net model folder"
         );
-        let in_channels = dataset.n_channels() as i64;
+        let in_channels = (dataset.n_channels() + extra_channels) as i64;
         let n_classes = dataset.labels.num_segmentation_heads() as i64;
         let mut models = Vec::with_capacity(checkpoints.len());
         for (path, mut checkpoint) in checkpoints {
@@ -102,8 +113,46 @@ impl Predictor {
                 device,
             )?);
         }
-        Predictor::assemble(plans, config, dataset, models, device, mirror_axes)
+        let mut predictor =
+            Predictor::assemble(plans, config, dataset, models, device, mirror_axes)?;
+        predictor.cascade = cascade;
+        Ok(predictor)
     }
+}
+
+/// The model folder of `previous` (a cascade's first stage) beside `folder`, the folder of
+/// `configuration`: `<Trainer>__<Plans>__<previous>`, as nnU-Net names them in one results
+/// folder.
+pub(super) fn previous_stage_folder(
+    folder: &Path,
+    configuration: &str,
+    previous: &str,
+) -> Result<PathBuf, String> {
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    let name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(stem) = name.strip_suffix(&format!("__{configuration}")) else {
+        return Err(format!(
+            "{configuration} is a cascade stage: its folder must be named <Trainer>__<Plans>__{configuration} \
+             with its first stage's <Trainer>__<Plans>__{previous} beside it"
+        ));
+    };
+    let sibling = folder
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("{stem}__{previous}"));
+    if !sibling.join("plans.json").is_file() {
+        return Err(format!(
+            "{configuration} is a cascade stage and its first stage's model folder {} is missing \
+             (nnU-Net keeps both in one results folder)",
+            sibling.display()
+        ));
+    }
+    Ok(sibling)
 }
 
 /// Builds one fold's network and copies the checkpoint's weights into it.

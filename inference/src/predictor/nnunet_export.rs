@@ -101,6 +101,12 @@ fn write_folders(
         let config = plans
             .resolve(configuration)
             .map_err(plan_error(&plans_path))?;
+        // A cascade stage also takes the one-hot of its first stage's foreground labels.
+        let extra = if config.previous_stage.is_some() {
+            dataset.labels.foreground_labels().len() as i64
+        } else {
+            0
+        };
         let folder = Path::new(&plans.dataset_name)
             .join(format!("{TRAINER}__{plans_name}__{configuration}"));
         let mut write = |name: &str, bytes: &[u8]| -> Result<(), PredictError> {
@@ -123,12 +129,16 @@ fn write_folders(
                 // Through the network the plans build: nnU-Net will build the same one and
                 // load these weights strictly.
                 let vs = nn::VarStore::new(Device::Cpu);
-                UNet::new(&vs.root(), config.unet_spec(), in_channels, n_classes).map_err(
-                    |source| PredictError::Network {
-                        path: dir.clone(),
-                        source,
-                    },
-                )?;
+                UNet::new(
+                    &vs.root(),
+                    config.unet_spec(),
+                    in_channels + extra,
+                    n_classes,
+                )
+                .map_err(|source| PredictError::Network {
+                    path: dir.clone(),
+                    source,
+                })?;
                 copy_weights(
                     &vs,
                     &loaded.weights,

@@ -41,7 +41,9 @@ fn configuration_of(folder: &str) -> &str {
 }
 
 /// Unpacks the model folder of `configuration` (optional when the zip holds one) from the
-/// nnU-Net export `zip` into `into`, and returns `into`.
+/// nnU-Net export `zip` into `into/<Trainer>__<Plans>__<configuration>/`, beside the zip's
+/// other configurations of the same trainer and plans (a cascade's first stage), and returns
+/// that folder.
 ///
 /// # Errors
 /// [`PredictError::NnUnet`] naming the zip when it is not an nnU-Net export, holds no model
@@ -89,6 +91,37 @@ pub fn unpack_nnunet_zip(
                 )))
             }
         };
+    // The chosen folder, and the folders of its other configurations (a cascade's first
+    // stage among them), each under its own name as in nnU-Net's results folder.
+    let stem = folder.rsplit_once("__").map_or(folder.as_str(), |(s, _)| s);
+    let mut chosen_dir = None;
+    for other in folders
+        .iter()
+        .filter(|f| f.rsplit_once("__").is_some_and(|(s, _)| s == stem))
+    {
+        let base = other.rsplit('/').next().unwrap_or(other);
+        if base.is_empty() || base == "." || base == ".." {
+            return Err(fault(format!(
+                "model folder name {other:?} is not a folder name"
+            )));
+        }
+        let dir = into.join(base);
+        extract_folder(&mut archive, zip, other, &dir)?;
+        if *other == folder {
+            chosen_dir = Some(dir);
+        }
+    }
+    Ok(chosen_dir.unwrap_or_else(|| into.to_path_buf()))
+}
+
+/// Extracts the model folder `folder` of `archive` into `dir`: its plans, dataset.json,
+/// postprocessing files and fold checkpoints.
+fn extract_folder(
+    archive: &mut Zip,
+    zip: &Path,
+    folder: &str,
+    dir: &Path,
+) -> Result<(), PredictError> {
     let prefix = format!("{folder}/");
     let wanted: Vec<(String, PathBuf)> = archive
         .file_names()
@@ -114,9 +147,9 @@ pub fn unpack_nnunet_zip(
         })
         .collect();
     for (name, target) in wanted {
-        extract_entry(&mut archive, zip, &name, &into.join(&target))?;
+        extract_entry(archive, zip, &name, &dir.join(&target))?;
     }
-    Ok(into.to_path_buf())
+    Ok(())
 }
 
 /// A fold folder's suffix nnU-Net writes: a number or `all`.
