@@ -211,4 +211,13 @@ fn planning_demo3d_gives_the_plans_nnunet_wrote_for_it() {
         ours.foreground_intensity_properties,
         nnunet.foreground_intensity_properties
     );
+    // nnU-Net's medians, the shape's 50.5 rounded half to even as Python's round does.
+    assert_eq!(
+        ours.original_median_spacing_after_transp,
+        nnunet.original_median_spacing_after_transp
+    );
+    assert_eq!(
+        ours.original_median_shape_after_transp,
+        nnunet.original_median_shape_after_transp
+    );
 }

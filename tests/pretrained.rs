@@ -1,6 +1,6 @@
 //! Fine-tuning from nnU-Net's weights, as nnU-Net's pretraining documentation does it: `plan
 //! --plans-from` the plans nnU-Net 2.8.1 trained the fixture model with (moved to another
-//! dataset), `preprocess`, then `train --pretrained-weights` its `checkpoint_final.pth` with 0
+//! dataset, equal to nnU-Net's own move of them), `preprocess`, then `train --pretrained-weights` its `checkpoint_final.pth` with 0
 //! epochs, so the fold's final weights are the starting weights: nnU-Net's bit for bit but the
 //! segmentation heads (4 here, 3 in the source). A network of another shape and `--resume` with
 //! pretrained weights are refused.
@@ -82,12 +82,18 @@ fn fine_tuning_from_nnunet_plans_and_weights() {
     ]);
     assert!(out.contains("used for Dataset902_Target"), "{out}");
     let moved = Plans::read(&work.join("Dataset902_Target/plans.toml")).unwrap();
-    let source = Plans::from_nnunet_json(&std::fs::read_to_string(&nnunet_plans).unwrap()).unwrap();
-    let expected = Plans {
-        dataset_name: "Dataset902_Target".into(),
-        ..source
-    };
-    assert_eq!(moved, expected);
+    // nnU-Net's own nnUNetv2_move_plans_between_datasets of the same plans onto the same
+    // dataset (scripts/make_nnunet_moved_plans_fixture.sh): the same plans, and written in
+    // nnU-Net's format the same file.
+    let theirs_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/data/nnunet/moved_plans_Dataset902_Target.json"),
+    )
+    .unwrap();
+    assert_eq!(moved, Plans::from_nnunet_json(&theirs_text).unwrap());
+    let theirs: serde_json::Value = serde_json::from_str(&theirs_text).unwrap();
+    let ours: serde_json::Value = serde_json::from_str(&moved.to_nnunet_json().unwrap()).unwrap();
+    assert_eq!(ours, theirs);
 
     let out = ok(&["preprocess", dataset_s, "--work", work_s, "-c", "2d"]);
     assert!(out.contains("2d: 10 cases (10 preprocessed"), "{out}");

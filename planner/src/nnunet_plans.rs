@@ -67,6 +67,14 @@ impl Plans {
             gpu_memory_target_gb: planner.native_gpu_memory_gb(),
             transpose_forward: axes(top, "transpose_forward")?,
             transpose_backward: axes(top, "transpose_backward")?,
+            original_median_spacing_after_transp: optional(
+                top,
+                "original_median_spacing_after_transp",
+            )?,
+            original_median_shape_after_transp: optional(
+                top,
+                "original_median_shape_after_transp",
+            )?,
             foreground_intensity_properties: intensities(obj(
                 top,
                 "foreground_intensity_properties_per_channel",
@@ -101,6 +109,19 @@ fn axes(map: &Fields, key: &str) -> Result<[usize; 3], PlanError> {
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     list.and_then(|l| <[usize; 3]>::try_from(l).ok())
         .ok_or_else(|| fault(format!("{key} is not a list of three axes")))
+}
+
+/// An optional key of a type serde reads; absent or null is `None`.
+fn optional<T: serde::de::DeserializeOwned>(
+    map: &Fields,
+    key: &str,
+) -> Result<Option<T>, PlanError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| fault(format!("{key}: {e}"))),
+    }
 }
 
 fn intensities(map: &Fields) -> Result<Vec<ForegroundIntensityProperties>, PlanError> {
@@ -336,8 +357,7 @@ impl Plans {
     /// same way. [`Plans::from_nnunet_json`] reads it back to the same plans.
     ///
     /// nnU-Net's `original_median_spacing_after_transp` and `original_median_shape_after_transp`
-    /// (read only by its planners, never by training or inference) are not part of autoseg's
-    /// plans and are not written.
+    /// are written when the plans record them (autoseg's planner and nnU-Net's files do).
     ///
     /// # Errors
     /// [`PlanError::NnUnetPlans`] when serialisation fails.
@@ -357,6 +377,10 @@ impl Plans {
         let out = PlansOut {
             dataset_name: &self.dataset_name,
             plans_name,
+            original_median_spacing_after_transp: self
+                .original_median_spacing_after_transp
+                .as_deref(),
+            original_median_shape_after_transp: self.original_median_shape_after_transp.as_deref(),
             image_reader_writer: "SimpleITKIO",
             transpose_forward: self.transpose_forward,
             transpose_backward: self.transpose_backward,
@@ -392,6 +416,10 @@ impl<T: serde::Serialize> serde::Serialize for Ordered<T> {
 struct PlansOut<'a> {
     dataset_name: &'a str,
     plans_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_median_spacing_after_transp: Option<&'a [f64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_median_shape_after_transp: Option<&'a [u64]>,
     image_reader_writer: &'a str,
     transpose_forward: [usize; 3],
     transpose_backward: [usize; 3],

@@ -82,6 +82,18 @@ pub fn plan_with_report(
         gpu_memory_target_gb: settings.gpu_memory_target_gb,
         transpose_forward: forward,
         transpose_backward: backward,
+        original_median_spacing_after_transp: Some(
+            forward
+                .iter()
+                .map(|&a| report.target_spacing.median_spacing[a])
+                .collect(),
+        ),
+        original_median_shape_after_transp: Some(
+            forward
+                .iter()
+                .map(|&a| report.target_spacing.median_shape[a].round_ties_even() as u64)
+                .collect(),
+        ),
         foreground_intensity_properties: fingerprint.foreground_intensity_properties().to_vec(),
         configurations: configurations(&planned, fingerprint, dataset),
     };

@@ -124,6 +124,14 @@ pub struct Plans {
     pub transpose_forward: [usize; 3],
     /// Its inverse, applied to predictions.
     pub transpose_backward: [usize; 3],
+    /// nnU-Net's `original_median_spacing_after_transp`: the cases' median spacing, transposed.
+    /// Recorded for nnU-Net's plans file (its planners read it); nothing in autoseg does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_median_spacing_after_transp: Option<Vec<f64>>,
+    /// nnU-Net's `original_median_shape_after_transp`: the cases' median shape after cropping,
+    /// transposed, rounded half to even as Python's `round`. Recorded as the spacing is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_median_shape_after_transp: Option<Vec<u64>>,
     /// Foreground intensity statistics per channel (CT normalization uses them).
     #[serde(with = "channel_table")]
     pub foreground_intensity_properties: Vec<ForegroundIntensityProperties>,

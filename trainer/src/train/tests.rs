@@ -98,6 +98,8 @@ fn tiny_plans() -> Plans {
         gpu_memory_target_gb: 8.0,
         transpose_forward: [0, 1, 2],
         transpose_backward: [0, 1, 2],
+        original_median_spacing_after_transp: None,
+        original_median_shape_after_transp: None,
         foreground_intensity_properties: vec![stats],
         configurations,
     }
