@@ -382,21 +382,13 @@ mod tests {
         let mut storages = Vec::new();
         for (key, t) in [&weight, &half, &count].into_iter().enumerate() {
             let size: Vec<u64> = t.size().iter().map(|&d| d as u64).collect();
-            let mut stride = vec![1u64; size.len()];
-            for a in (0..size.len().saturating_sub(1)).rev() {
-                stride[a] = stride[a + 1] * size[a + 1];
-            }
-            let reference = Value::Tensor(TensorRef {
-                storage: StorageRef {
-                    class: storage_class(t.kind()).unwrap().into(),
-                    key: key.to_string(),
-                    location: "cpu".into(),
-                    numel: t.numel() as u64,
-                },
-                offset: 0,
-                size,
-                stride,
-            });
+            let storage = StorageRef {
+                class: storage_class(t.kind()).unwrap().into(),
+                key: key.to_string(),
+                location: "cpu".into(),
+                numel: t.numel() as u64,
+            };
+            let reference = Value::Tensor(TensorRef::contiguous(storage, size));
             entries.push((Value::Str(format!("t{key}")), reference.clone()));
             entries.push((Value::Str(format!("alias{key}")), reference));
             storages.push((key.to_string(), t.shallow_clone()));

@@ -16,7 +16,7 @@ use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
-use super::nnunet::previous_stage_folder;
+use super::nnunet::{folder_and_name, previous_stage_folder};
 use super::nnunet_postprocessing::nnunet_postprocessing;
 
 /// What [`import_nnunet`] wrote.
@@ -185,11 +185,8 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
 /// `<Trainer>__<Plans>__<previous>` folder beside it), unless it is there already.
 fn with_first_stages(sources: &[PathBuf], plans: &Plans) -> Result<Vec<PathBuf>, PredictError> {
     let configuration_of = |folder: &Path| {
-        folder
-            .canonicalize()
-            .ok()
-            .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .and_then(|n| n.rsplit_once("__").map(|(_, c)| c.to_string()))
+        let (_, name) = folder_and_name(folder);
+        name.rsplit_once("__").map(|(_, c)| c.to_string())
     };
     let given: Vec<Option<String>> = sources.iter().map(|s| configuration_of(s)).collect();
     let mut out = Vec::with_capacity(sources.len() + 1);

@@ -292,11 +292,7 @@ impl Predictor {
             .zip(std::iter::once(&meta).chain(&rest_metas))
             .map(|(fold, fold_meta)| load_fold(model, &config, (fold, kind), fold_meta, device))
             .collect::<Result<Vec<_>, _>>()?;
-        let mirror_axes = match &meta.mirror_axes {
-            None => Some((0..config.patch_size.len()).collect()),
-            Some(axes) if axes.is_empty() => None,
-            Some(axes) => Some(axes.clone()),
-        };
+        let mirror_axes = meta.inference_mirror_axes(config.patch_size.len());
         let mut predictor =
             Predictor::assemble(meta.plans, config, dataset, models, device, mirror_axes)?;
         predictor.cascade = cascade;

@@ -120,6 +120,19 @@ impl Predictor {
     }
 }
 
+/// `folder` made absolute (when it exists) and its name, `<Trainer>__<Plans>__<configuration>`
+/// for an nnU-Net model folder (`.` or `..` given on the command line resolve to theirs).
+pub(super) fn folder_and_name(folder: &Path) -> (PathBuf, String) {
+    let folder = folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf());
+    let name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (folder, name)
+}
+
 /// The model folder of `previous` (a cascade's first stage) beside `folder`, the folder of
 /// `configuration`: `<Trainer>__<Plans>__<previous>`, as nnU-Net names them in one results
 /// folder.
@@ -128,13 +141,7 @@ pub(super) fn previous_stage_folder(
     configuration: &str,
     previous: &str,
 ) -> Result<PathBuf, String> {
-    let folder = folder
-        .canonicalize()
-        .unwrap_or_else(|_| folder.to_path_buf());
-    let name = folder
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (folder, name) = folder_and_name(folder);
     let Some(stem) = name.strip_suffix(&format!("__{configuration}")) else {
         return Err(format!(
             "{configuration} is a cascade stage: its folder must be named <Trainer>__<Plans>__{configuration} \

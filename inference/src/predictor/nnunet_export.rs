@@ -20,11 +20,12 @@ use autoseg_network::checkpoint::{
 };
 use autoseg_network::UNet;
 use autoseg_planner::pickle::Value;
-use autoseg_planner::{fold_folder, temp_path, write_atomic, Dim, Plans, WorkLayout};
+use autoseg_planner::{fold_folder, temp_path, write_atomic, Plans, WorkLayout};
 use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
+use super::model::check_dataset;
 use super::model_zip::fold_dirs;
 use super::zip_entries::write_zip;
 
@@ -92,8 +93,6 @@ fn write_folders(
     };
     let plans_value = json(plans_json.as_bytes(), &plans_path)?;
     let dataset_value = json(&dataset_bytes, &dataset_path)?;
-    let in_channels = dataset.n_channels() as i64;
-    let n_classes = dataset.labels.num_segmentation_heads() as i64;
     let plans_name = plans.planner.nnunet_plans_name();
     let best = read_best(&model.best())?;
     let mut files = Vec::new();
@@ -101,12 +100,6 @@ fn write_folders(
         let config = plans
             .resolve(configuration)
             .map_err(plan_error(&plans_path))?;
-        // A cascade stage also takes the one-hot of its first stage's foreground labels.
-        let extra = if config.previous_stage.is_some() {
-            dataset.labels.foreground_labels().len() as i64
-        } else {
-            0
-        };
         let folder = Path::new(&plans.dataset_name)
             .join(format!("{TRAINER}__{plans_name}__{configuration}"));
         let mut write = |name: &str, bytes: &[u8]| -> Result<(), PredictError> {
@@ -126,14 +119,22 @@ fn write_folders(
                     continue;
                 }
                 let loaded = load_checkpoint(&dir, kind)?;
+                // nnU-Net builds the network from dataset.json: it must be this one's (a
+                // cascade stage also takes its first stage's one-hot foreground).
+                let one_hot = match config.previous_stage {
+                    Some(_) => dataset.labels.foreground_labels().len(),
+                    None => 0,
+                };
+                let meta_path = CheckpointPaths::new(&dir, kind).meta;
+                check_dataset(meta_path, &loaded.meta, &dataset, one_hot)?;
                 // Through the network the plans build: nnU-Net will build the same one and
                 // load these weights strictly.
                 let vs = nn::VarStore::new(Device::Cpu);
                 UNet::new(
                     &vs.root(),
                     config.unet_spec(),
-                    in_channels + extra,
-                    n_classes,
+                    loaded.meta.in_channels as i64,
+                    loaded.meta.n_classes as i64,
                 )
                 .map_err(|source| PredictError::Network {
                     path: dir.clone(),
@@ -146,15 +147,7 @@ fn write_folders(
                 )?;
                 let mut weights: Vec<_> = vs.variables().into_iter().collect();
                 weights.sort_by(|a, b| a.0.cmp(&b.0));
-                let every_axis: Vec<usize> = match config.dim() {
-                    Dim::Two => vec![0, 1],
-                    Dim::Three => vec![0, 1, 2],
-                };
-                let mirror_axes = match loaded.meta.mirror_axes.as_deref() {
-                    None => Some(every_axis.as_slice()),
-                    Some([]) => None,
-                    Some(axes) => Some(axes),
-                };
+                let mirror_axes = loaded.meta.inference_mirror_axes(config.patch_size.len());
                 let name = Path::new(&fold_folder(&fold)).join(format!("{}.pth", kind.stem()));
                 let path = out.join(&folder).join(&name);
                 create_parent(&path)?;
@@ -164,7 +157,7 @@ fn write_folders(
                     fold: &fold,
                     plans: plans_value.clone(),
                     dataset_json: dataset_value.clone(),
-                    mirror_axes,
+                    mirror_axes: mirror_axes.as_deref(),
                     epochs_done: loaded.meta.epochs_done,
                     best_ema: loaded.meta.best_ema,
                 };

@@ -36,6 +36,16 @@ pub use pretrained::{
 };
 
 impl CheckpointMeta {
+    /// The axes test-time mirroring flips for a network of `n_axes` spatial axes: every axis
+    /// unless the checkpoint restricts them; `None` when it allows none.
+    pub fn inference_mirror_axes(&self, n_axes: usize) -> Option<Vec<usize>> {
+        match &self.mirror_axes {
+            None => Some((0..n_axes).collect()),
+            Some(axes) if axes.is_empty() => None,
+            Some(axes) => Some(axes.clone()),
+        }
+    }
+
     /// The run's seed.
     ///
     /// # Errors

@@ -169,23 +169,16 @@ pub fn save_nnunet_checkpoint(
     for (key, (name, tensor)) in weights.iter().enumerate() {
         let tensor = tensor.f_contiguous()?;
         let size: Vec<u64> = tensor.size().iter().map(|&d| d as u64).collect();
-        let mut stride = vec![1u64; size.len()];
-        for axis in (0..size.len().saturating_sub(1)).rev() {
-            stride[axis] = stride[axis + 1] * size[axis + 1];
-        }
-        let reference = Value::Tensor(TensorRef {
-            storage: StorageRef {
-                class: storage_class(tensor.kind())
-                    .unwrap_or("FloatStorage")
-                    .into(),
-                key: key.to_string(),
-                location: "cpu".into(),
-                numel: size.iter().product(),
-            },
-            offset: 0,
-            size,
-            stride,
-        });
+        let storage = StorageRef {
+            // An unknown kind is refused by save_torch_archive, naming it.
+            class: storage_class(tensor.kind())
+                .unwrap_or("FloatStorage")
+                .into(),
+            key: key.to_string(),
+            location: "cpu".into(),
+            numel: size.iter().product(),
+        };
+        let reference = Value::Tensor(TensorRef::contiguous(storage, size));
         for alias in std::iter::once(name.clone()).chain(aliases_of(name)) {
             state.push((Value::Str(alias), reference.clone()));
         }

@@ -158,6 +158,23 @@ pub struct TensorRef {
     pub stride: Vec<u64>,
 }
 
+impl TensorRef {
+    /// A tensor of shape `size` laid out row-major from the start of `storage`, as a
+    /// contiguous tensor is saved.
+    pub fn contiguous(storage: StorageRef, size: Vec<u64>) -> TensorRef {
+        let mut stride = vec![1u64; size.len()];
+        for axis in (0..size.len().saturating_sub(1)).rev() {
+            stride[axis] = stride[axis + 1] * size[axis + 1];
+        }
+        TensorRef {
+            storage,
+            offset: 0,
+            size,
+            stride,
+        }
+    }
+}
+
 /// A numpy dtype: its type string (`f8`, `i4`, `b1`...) and byte order (`<`, `>`, `|`, `=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dtype {
