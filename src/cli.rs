@@ -234,18 +234,22 @@ pub struct PredictArgs {
     /// Output folder for masks (and probabilities on request).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Model: an autoseg model folder (`<work>/<dataset>` or a copy of it), an nnU-Net v2
-    /// trained-model folder (`<Trainer>__<Plans>__<configuration>/` with plans.json and
-    /// `fold_<k>/checkpoint_final.pth`), or the zip `nnUNetv2_export_model_to_zip` writes (with
-    /// -c when it holds several configurations).
+    /// Model: an autoseg model folder (`<work>/<dataset>` or a copy of it) or its `autoseg
+    /// export` zip; an nnU-Net v2 trained-model folder (`<Trainer>__<Plans>__<configuration>/`
+    /// with plans.json and `fold_<k>/checkpoint_final.pth`); an nnU-Net results folder
+    /// (`nnUNet_results/<Dataset>/` with the inference_information.json of
+    /// `nnUNetv2_find_best_configuration`: runs the model or ensemble it chose, with its
+    /// postprocessing); or the zip `nnUNetv2_export_model_to_zip` writes (with -c to pick one
+    /// configuration; without, the zip's inference_information.json choice, else its only one).
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
-    /// Configuration to use (default: the one in results/best.toml; an nnU-Net model folder's
-    /// own).
+    /// Configuration to use (default: the choice of results/best.toml or of nnU-Net's
+    /// inference_information.json; an nnU-Net model folder's own).
     #[arg(short = 'c', long = "configuration")]
     pub configuration: Option<String>,
-    /// Folds to ensemble: a comma list such as `0,1,2,3,4`, or `all`.
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    /// Folds to ensemble: a comma list such as `0,1,2,3,4`, or `all` (default: 0,1,2,3,4; for
+    /// an nnU-Net results folder, the folds its inference_information.json names).
+    #[arg(long, value_delimiter = ',')]
     pub folds: Vec<Fold>,
     /// Disable mirroring test-time augmentation.
     #[arg(long)]

@@ -15,6 +15,11 @@ fn fixture() -> PathBuf {
 }
 
 fn predict(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    predict_with(model, out, &[&["--folds", "0"], extra].concat())
+}
+
+/// `autoseg predict -i imagesTs -o out -m model --device cpu <args>`.
+fn predict_with(model: &Path, out: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_autoseg"))
         .args(["predict", "-i"])
         .arg(fixture().join("imagesTs"))
@@ -22,19 +27,23 @@ fn predict(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         .arg(out)
         .arg("-m")
         .arg(model)
-        .args(["--folds", "0", "--device", "cpu"])
-        .args(extra)
+        .args(["--device", "cpu"])
+        .args(args)
         .output()
         .expect("the autoseg binary runs")
 }
 
 /// Every case of `out` equals nnU-Net's prediction in `predictions/<golden>`.
 fn assert_same_masks(out: &Path, golden: &str) {
+    assert_same_masks_as(out, &fixture().join("predictions").join(golden));
+}
+
+/// Every case of `out` equals nnU-Net's prediction in `golden`.
+fn assert_same_masks_as(out: &Path, golden: &Path) {
     for case in ["demo_010", "demo_011", "demo_012"] {
         let file = format!("{case}.nii.gz");
         let ours = read_label_map(&out.join(&file)).unwrap();
-        let theirs =
-            read_label_map(&fixture().join(format!("predictions/{golden}/{file}"))).unwrap();
+        let theirs = read_label_map(&golden.join(&file)).unwrap();
         assert_eq!(ours.geometry.shape(), theirs.geometry.shape());
         let differ = ours
             .data
@@ -42,13 +51,15 @@ fn assert_same_masks(out: &Path, golden: &str) {
             .zip(theirs.data.iter())
             .filter(|(a, b)| a != b)
             .count();
-        assert_eq!(differ, 0, "{golden} {case}: {differ} voxels differ");
+        assert_eq!(
+            differ,
+            0,
+            "{} {case}: {differ} voxels differ",
+            golden.display()
+        );
     }
 }
 
-/// demo_010's probabilities in `out` equal nnU-Net's within float16 rounding (both accumulate
-/// the sliding window in float16), and nnU-Net's are not flat (some voxel's foreground
-/// probability passes 0.1): the golden is not trivially all background.
 fn assert_same_probabilities(out: &Path, golden: &str) {
     let ours = read_probabilities(&out.join("demo_010.npz")).unwrap();
     let theirs =
@@ -488,16 +499,7 @@ fn nnunets_postprocessing_is_applied_carried_and_written_back() {
 }
 
 fn predict_all_folds(model: &Path, out: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_autoseg"))
-        .args(["predict", "-i"])
-        .arg(fixture().join("imagesTs"))
-        .arg("-o")
-        .arg(out)
-        .arg("-m")
-        .arg(model)
-        .args(["--folds", "all", "--device", "cpu", "--no-tta"])
-        .output()
-        .expect("the autoseg binary runs")
+    predict_with(model, out, &["--folds", "all", "--no-tta"])
 }
 
 /// nnU-Net's cascade (`scripts/make_nnunet_cascade_fixture.sh`): `-m <3d_cascade_fullres
@@ -547,6 +549,51 @@ fn an_nnunet_cascade_runs_its_first_stage_from_the_folder_beside_it() {
     assert!(
         stderr.contains("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_lowres")
             && stderr.contains("is missing"),
+        "{stderr}"
+    );
+}
+
+/// `nnUNetv2_find_best_configuration`'s choice for the fixture models
+/// (`scripts/make_nnunet_results_fixture.sh`): `predict -m <nnUNet_results>/<Dataset>` runs the
+/// model or ensemble its `inference_information.json` chose, with its folds (none given here)
+/// and its postprocessing, and the masks equal what nnU-Net's `inference_instructions.txt`
+/// give (`nnUNetv2_predict` of each member, `nnUNetv2_ensemble`,
+/// `nnUNetv2_apply_postprocessing`); the export zip made after the choice carries it and
+/// predicts the same; `-c` with a results folder is refused, saying what to pass instead.
+#[test]
+fn an_nnunet_results_folder_runs_what_find_best_chose() {
+    let results = fixture().join("../results");
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = tmp.path().join("Dataset901_Demo3d");
+    copy_dir(&results.join("Dataset901_Demo3d"), &dataset);
+    for config in ["2d", "3d_fullres"] {
+        let folder = format!("nnUNetTrainer_autosegFixture__nnUNetPlans__{config}");
+        copy_dir(&fixture().join(&folder), &dataset.join(&folder));
+    }
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let golden = results.join("predictions/best");
+    let out = tmp.path().join("from_folder");
+    ok(predict_with(&dataset, &out, &[]));
+    assert_same_masks_as(&out, &golden);
+    let out = tmp.path().join("from_zip");
+    ok(predict_with(
+        &results.join("Dataset901_Demo3d_nnunet_export_best.zip"),
+        &out,
+        &[],
+    ));
+    assert_same_masks_as(&out, &golden);
+
+    let run = predict_with(&dataset, &tmp.path().join("asked"), &["-c", "2d"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("inference_information.json") && stderr.contains("<Trainer>__<Plans>__2d"),
         "{stderr}"
     );
 }

@@ -3,9 +3,10 @@
 //! `CASE_XXXX` case of a folder (or one image file) with the folds of a configuration, writing
 //! masks (and probabilities) in each input's own geometry.
 //!
-//! Without `-c`, the choice of `results/best.toml`: one configuration, or an ensemble of
-//! configurations (each predicts with probabilities, then they are averaged as `autoseg
-//! ensemble` does, then postprocessed). A cascade stage (`3d_cascade_fullres`) runs its
+//! Without `-c`, the choice of `results/best.toml` (or, for an nnU-Net results folder, of its
+//! `inference_information.json`): one configuration, or an ensemble of configurations (each
+//! predicts with probabilities, then they are averaged as `autoseg ensemble` does, then
+//! postprocessed). A cascade stage (`3d_cascade_fullres`) runs its
 //! `3d_lowres` stage on each case first.
 //!
 //! The next case is read and preprocessed on a second thread while the current one runs on the
@@ -19,8 +20,10 @@ use std::sync::mpsc;
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
 use autoseg_inference::{
-    discover_input_cases, is_model_zip, is_nnunet_model_folder, nnunet_postprocessing,
-    unpack_model_zip, unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
+    discover_input_cases, is_model_zip, is_nnunet_model_folder, is_nnunet_results_folder,
+    nnunet_postprocessing, read_nnunet_best_choice, read_nnunet_postprocessing, unpack_model_zip,
+    unpack_nnunet_results_zip, unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
+    INFERENCE_INFORMATION,
 };
 use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
@@ -38,14 +41,36 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
             let model = unpack_model_zip(&args.model, unpacked.path())?;
             return predict_model(args, &model);
         }
+        if args.configuration.is_none() {
+            if let Some(results) = unpack_nnunet_results_zip(&args.model, unpacked.path())? {
+                return predict_nnunet_results(args, &results);
+            }
+        }
         let folder =
             unpack_nnunet_zip(&args.model, args.configuration.as_deref(), unpacked.path())?;
         return predict_nnunet(args, &folder);
+    }
+    if is_nnunet_results_folder(&args.model) {
+        return predict_nnunet_results(args, &args.model);
     }
     if is_nnunet_model_folder(&args.model) {
         return predict_nnunet(args, &args.model);
     }
     predict_model(args, &WorkLayout::new(&args.model))
+}
+
+/// `--folds`, else `default`.
+fn folds_or(args: &PredictArgs, default: &[String]) -> Vec<String> {
+    if args.folds.is_empty() {
+        default.to_vec()
+    } else {
+        args.folds.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// The folds predicted with unless `--folds` or a recorded choice says otherwise: all five.
+fn default_folds() -> Vec<String> {
+    (0..5).map(|f| f.to_string()).collect()
 }
 
 /// Predicts with an autoseg model folder (`-m`, or unpacked from its `autoseg export` zip).
@@ -120,7 +145,7 @@ fn predict_configuration(
     save_probabilities: bool,
     postprocessing: Option<&PostprocessingPlan>,
 ) -> anyhow::Result<usize> {
-    let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
+    let folds = folds_or(args, &default_folds());
     let device = device(args.device);
     let kind = checkpoint_kind(args.checkpoint);
     let predictor = Predictor::load_checkpoint(model, configuration, &folds, device, kind)
@@ -136,23 +161,9 @@ fn predict_configuration(
 }
 
 /// An nnU-Net v2 trained-model folder (`-m`, or unpacked from its export zip): its
-/// configuration is the checkpoints'.
+/// configuration is the checkpoints', its postprocessing the one nnU-Net chose for the folds.
 fn predict_nnunet(args: &PredictArgs, folder: &Path) -> anyhow::Result<ExitCode> {
-    let folds: Vec<String> = args.folds.iter().map(ToString::to_string).collect();
-    let predictor = Predictor::load_nnunet(
-        folder,
-        &folds,
-        checkpoint_kind(args.checkpoint),
-        device(args.device),
-    )
-    .with_context(|| format!("{}: cannot load the nnU-Net model", args.model.display()))?;
-    let configuration = predictor.configuration().name.clone();
-    if let Some(asked) = args.configuration.as_ref().filter(|c| **c != configuration) {
-        anyhow::bail!(
-            "{}: this nnU-Net model folder holds {configuration}, not {asked}",
-            args.model.display()
-        );
-    }
+    let folds = folds_or(args, &default_folds());
     let postprocessing = if args.no_postprocessing {
         None
     } else {
@@ -161,14 +172,97 @@ fn predict_nnunet(args: &PredictArgs, folder: &Path) -> anyhow::Result<ExitCode>
             plan
         })
     };
-    let n_failed = run_predictor(
+    let n_failed = predict_nnunet_folder(
         args,
-        predictor,
-        &configuration,
+        folder,
+        &folds,
         &args.output,
         args.save_probabilities,
         postprocessing.as_ref(),
     )?;
+    Ok(exit_code(n_failed))
+}
+
+/// Predicts every input case with `folds` of the nnU-Net model `folder` into `output`; returns
+/// the number of cases that failed.
+fn predict_nnunet_folder(
+    args: &PredictArgs,
+    folder: &Path,
+    folds: &[String],
+    output: &Path,
+    save_probabilities: bool,
+    postprocessing: Option<&PostprocessingPlan>,
+) -> anyhow::Result<usize> {
+    let predictor = Predictor::load_nnunet(
+        folder,
+        folds,
+        checkpoint_kind(args.checkpoint),
+        device(args.device),
+    )
+    .with_context(|| format!("{}: cannot load the nnU-Net model", folder.display()))?;
+    let configuration = predictor.configuration().name.clone();
+    if let Some(asked) = args.configuration.as_ref().filter(|c| **c != configuration) {
+        anyhow::bail!(
+            "{}: this nnU-Net model folder holds {configuration}, not {asked}",
+            folder.display()
+        );
+    }
+    run_predictor(
+        args,
+        predictor,
+        &configuration,
+        output,
+        save_probabilities,
+        postprocessing,
+    )
+}
+
+/// An nnU-Net results folder (`nnUNet_results/<Dataset>`, or unpacked from its export zip): the
+/// model or ensemble its `inference_information.json` chose, with the folds and the
+/// postprocessing chosen with it: nnU-Net's `inference_instructions.txt` in one command.
+fn predict_nnunet_results(args: &PredictArgs, dataset: &Path) -> anyhow::Result<ExitCode> {
+    if let Some(asked) = &args.configuration {
+        anyhow::bail!(
+            "{}: an nnU-Net results folder runs the model or ensemble its {INFERENCE_INFORMATION} \
+             chose; to run {asked}, pass its model folder (`{}/<Trainer>__<Plans>__{asked}`)",
+            dataset.display(),
+            dataset.display()
+        );
+    }
+    let choice = read_nnunet_best_choice(dataset)?;
+    let folds = folds_or(args, &choice.folds);
+    let postprocessing = match (&choice.postprocessing_file, args.no_postprocessing) {
+        (Some(file), false) => {
+            let plan = read_nnunet_postprocessing(file)?;
+            tracing::info!(file = %file.display(), steps = plan.steps.len(), "applying nnU-Net's postprocessing");
+            Some(plan)
+        }
+        _ => None,
+    };
+    let names: Vec<String> = choice
+        .models
+        .iter()
+        .map(|m| {
+            m.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    tracing::info!(models = ?names, ?folds, "nnU-Net's best choice");
+    let n_failed = match choice.models.as_slice() {
+        [single] => predict_nnunet_folder(
+            args,
+            single,
+            &folds,
+            &args.output,
+            args.save_probabilities,
+            postprocessing.as_ref(),
+        )?,
+        members => ensemble(args, &names, postprocessing.as_ref(), |i, dir| {
+            predict_nnunet_folder(args, &members[i], &folds, dir, true, None)
+        })?,
+    };
     Ok(exit_code(n_failed))
 }
 
@@ -205,21 +299,34 @@ fn run_predictor(
     Ok(n_failed)
 }
 
-/// nnU-Net's ensemble of configurations in one command: each member predicts with
-/// probabilities into `<output>/.ensemble_members/<config>/`, their probabilities are averaged
-/// into `<output>` with the postprocessing applied ([`ensemble_folders`]). The members'
-/// folders are removed afterwards unless `--save-probabilities`.
+/// nnU-Net's ensemble of configurations in one command.
 fn predict_ensemble(
     args: &PredictArgs,
     model: &WorkLayout,
     members: &[String],
     postprocessing: Option<&PostprocessingPlan>,
 ) -> anyhow::Result<usize> {
+    ensemble(args, members, postprocessing, |i, dir| {
+        predict_configuration(args, model, &members[i], dir, true, None)
+    })
+}
+
+/// An ensemble in one command: member `i` (named `members[i]`) predicts with probabilities
+/// into `<output>/.ensemble_members/<name>/` through `predict_member(i, folder)`, their
+/// probabilities are averaged into `<output>` with the postprocessing applied
+/// ([`ensemble_folders`], as `autoseg ensemble` and `nnUNetv2_ensemble` do). The members'
+/// folders are removed afterwards unless `--save-probabilities`.
+fn ensemble(
+    args: &PredictArgs,
+    members: &[String],
+    postprocessing: Option<&PostprocessingPlan>,
+    mut predict_member: impl FnMut(usize, &Path) -> anyhow::Result<usize>,
+) -> anyhow::Result<usize> {
     let members_dir = args.output.join(".ensemble_members");
     let mut dirs = Vec::with_capacity(members.len());
-    for member in members {
+    for (i, member) in members.iter().enumerate() {
         let dir = members_dir.join(member);
-        let n_failed = predict_configuration(args, model, member, &dir, true, None)?;
+        let n_failed = predict_member(i, &dir)?;
         if n_failed > 0 {
             anyhow::bail!(
                 "{member}: {n_failed} case(s) failed (listed above); the ensemble needs every case from every member"

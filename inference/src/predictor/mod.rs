@@ -21,6 +21,7 @@ mod model;
 mod model_zip;
 mod next_stage;
 mod nnunet;
+mod nnunet_best;
 mod nnunet_export;
 mod nnunet_postprocessing;
 mod nnunet_zip;
@@ -48,9 +49,12 @@ pub use import::{import_nnunet, ImportSummary};
 pub use inputs::{case_id_of, discover_input_cases, InputCase};
 pub use model_zip::{export_model, is_model_zip, unpack_model_zip};
 pub use nnunet::is_nnunet_model_folder;
+pub use nnunet_best::{
+    is_nnunet_results_folder, read_nnunet_best_choice, NnUnetBestChoice, INFERENCE_INFORMATION,
+};
 pub use nnunet_export::export_nnunet;
-pub use nnunet_postprocessing::nnunet_postprocessing;
-pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_zip};
+pub use nnunet_postprocessing::{nnunet_postprocessing, read_nnunet_postprocessing};
+pub use nnunet_zip::{nnunet_zip_configurations, unpack_nnunet_results_zip, unpack_nnunet_zip};
 
 use crate::{
     array4_to_tensor, ensemble_logits, export_logits, Accumulator, ExportSpec, InferenceError,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use autoseg_evaluation::{EvaluationError, PostprocessingPlan};
 
 use super::error::{io_err, PredictError};
+use super::nnunet_best::{is_nnunet_results_folder, read_nnunet_best_choice};
 
 const PICKLE: &str = "postprocessing.pkl";
 const CROSSVAL: &str = "crossval_results_folds_";
@@ -21,8 +22,7 @@ const CROSSVAL: &str = "crossval_results_folds_";
 /// it is run), or `None` when there is none.
 ///
 /// # Errors
-/// [`PredictError::Io`] when a file cannot be read; [`PredictError::NnUnet`] for a
-/// `postprocessing.pkl` autoseg cannot apply (a function other than nnU-Net's, named).
+/// As [`read_nnunet_postprocessing`].
 pub fn nnunet_postprocessing(
     folder: &Path,
     folds: &[String],
@@ -30,15 +30,24 @@ pub fn nnunet_postprocessing(
     let Some(path) = chosen_file(folder, folds)? else {
         return Ok(None);
     };
-    let bytes = std::fs::read(&path).map_err(io_err(&path, "read"))?;
-    let plan = PostprocessingPlan::from_nnunet_pickle(&bytes, &path).map_err(|e| match e {
+    let plan = read_nnunet_postprocessing(&path)?;
+    Ok(Some((path, plan)))
+}
+
+/// Reads nnU-Net's `postprocessing.pkl` at `path` (nothing in it is run).
+///
+/// # Errors
+/// [`PredictError::Io`] when it cannot be read; [`PredictError::NnUnet`] for a file autoseg
+/// cannot apply (a function other than nnU-Net's, named).
+pub fn read_nnunet_postprocessing(path: &Path) -> Result<PostprocessingPlan, PredictError> {
+    let bytes = std::fs::read(path).map_err(io_err(path, "read"))?;
+    PostprocessingPlan::from_nnunet_pickle(&bytes, path).map_err(|e| match e {
         EvaluationError::NnUnetPostprocessing { path, what } => PredictError::NnUnet { path, what },
         other => PredictError::NnUnet {
-            path: path.clone(),
+            path: path.to_path_buf(),
             what: other.to_string(),
         },
-    })?;
-    Ok(Some((path, plan)))
+    })
 }
 
 fn chosen_file(folder: &Path, folds: &[String]) -> Result<Option<PathBuf>, PredictError> {
@@ -76,38 +85,26 @@ fn chosen_file(folder: &Path, folds: &[String]) -> Result<Option<PathBuf>, Predi
     }
 }
 
-/// The `postprocessing_file` of `<folder>/../inference_information.json` when its best model is
-/// `folder` alone (its path rebased onto `folder`: the file records the path of the machine
-/// that wrote it).
+/// The postprocessing file `<folder>/../inference_information.json` chose when its best model is
+/// `folder` alone.
 fn named_by_inference_information(folder: &Path) -> Option<PathBuf> {
-    let info = folder.parent()?.join("inference_information.json");
-    let text = std::fs::read_to_string(&info).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| tracing::warn!(file = %info.display(), "not JSON, ignored: {e}"))
-        .ok()?;
-    let best = &json["best_model_or_ensemble"];
-    let name = folder.file_name()?.to_string_lossy().into_owned();
-    let selected = best["selected_model_or_models"].as_array()?;
-    let [model] = selected.as_slice() else {
-        tracing::info!(file = %info.display(), "nnU-Net's best is an ensemble; its postprocessing is not this folder's");
-        return None;
-    };
-    let this = format!(
-        "{}__{}__{}",
-        model["trainer"].as_str()?,
-        model["plans_identifier"].as_str()?,
-        model["configuration"].as_str()?
-    );
-    if this != name {
+    let dataset = folder.parent()?;
+    if !is_nnunet_results_folder(dataset) {
         return None;
     }
-    let recorded = Path::new(best["postprocessing_file"].as_str()?);
-    let mut parts = recorded
-        .components()
-        .skip_while(|c| c.as_os_str() != name.as_str());
-    parts.next()?;
-    let file = folder.join(parts.collect::<PathBuf>());
-    file.is_file().then_some(file)
+    let choice = read_nnunet_best_choice(dataset)
+        .map_err(|e| tracing::warn!("ignored: {e}"))
+        .ok()?;
+    match choice.models.as_slice() {
+        [model] if model.file_name() == folder.file_name() => choice.postprocessing_file,
+        [_] => None,
+        _ => {
+            tracing::info!(
+                "nnU-Net's best is an ensemble; its postprocessing is not this folder's"
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,8 +145,9 @@ mod tests {
         let info = serde_json::json!({"best_model_or_ensemble": {
             "selected_model_or_models": [{"configuration": "3d_fullres", "trainer": "nnUNetTrainer",
                 "plans_identifier": "nnUNetPlans"}],
-            "postprocessing_file": "/home/them/nnUNet_results/Dataset1_X/nnUNetTrainer__nnUNetPlans__3d_fullres/crossval_results_folds_0/postprocessing.pkl",
-            "folds": [0]}});
+            "postprocessing_file": "/home/them/nnUNet_results/Dataset1_X/nnUNetTrainer__nnUNetPlans__3d_fullres/crossval_results_folds_0/postprocessing.pkl"},
+            "folds": [0]});
+        write(&folder.join("plans.json"), b"{}");
         write(
             &tmp.path().join("inference_information.json"),
             info.to_string().as_bytes(),

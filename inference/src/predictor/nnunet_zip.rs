@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::PredictError;
+use super::nnunet_best::{is_plain_name, INFERENCE_INFORMATION};
 use super::zip_entries::{extract_entry, open_zip, Zip};
 
 /// The configurations of the model folders in the nnU-Net export `zip`, sorted.
@@ -112,6 +113,57 @@ pub fn unpack_nnunet_zip(
         }
     }
     Ok(chosen_dir.unwrap_or_else(|| into.to_path_buf()))
+}
+
+/// Unpacks an nnU-Net export `zip` holding `<Dataset>/inference_information.json` (exported
+/// after `nnUNetv2_find_best_configuration` ran) as a results folder under `into/<Dataset>/`:
+/// every model folder, the ensembles' postprocessing files and that JSON. Returns the folder,
+/// or `None` when the zip holds no such file.
+///
+/// # Errors
+/// As [`unpack_nnunet_zip`].
+pub fn unpack_nnunet_results_zip(zip: &Path, into: &Path) -> Result<Option<PathBuf>, PredictError> {
+    let mut archive = open_zip(zip)?;
+    let info = format!("/{INFERENCE_INFORMATION}");
+    let Some(dataset) = archive
+        .file_names()
+        .filter_map(|n| n.strip_suffix(info.as_str()))
+        .find(|d| is_plain_name(d))
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    let root = into.join(&dataset);
+    let prefix = format!("{dataset}/");
+    for folder in model_folders(&archive) {
+        if let Some(base) = folder.strip_prefix(&prefix).filter(|b| is_plain_name(b)) {
+            extract_folder(&mut archive, zip, &folder, &root.join(base))?;
+        }
+    }
+    let ensembles: Vec<(String, PathBuf)> = archive
+        .file_names()
+        .filter_map(|name| {
+            let rest = name.strip_prefix(&prefix)?.strip_prefix("ensembles/")?;
+            let ensemble = rest.strip_suffix("/postprocessing.pkl")?;
+            is_plain_name(ensemble).then(|| {
+                let target = root
+                    .join("ensembles")
+                    .join(ensemble)
+                    .join("postprocessing.pkl");
+                (name.to_string(), target)
+            })
+        })
+        .collect();
+    for (name, target) in ensembles {
+        extract_entry(&mut archive, zip, &name, &target)?;
+    }
+    extract_entry(
+        &mut archive,
+        zip,
+        &format!("{prefix}{INFERENCE_INFORMATION}"),
+        &root.join(INFERENCE_INFORMATION),
+    )?;
+    Ok(Some(root))
 }
 
 /// Extracts the model folder `folder` of `archive` into `dir`: its plans, dataset.json,
