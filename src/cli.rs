@@ -151,8 +151,9 @@ pub struct PreprocessArgs {
     /// Dataset folder and work folder.
     #[command(flatten)]
     pub work: WorkArgs,
-    /// Configurations to preprocess (default: every planned one).
-    #[arg(short = 'c', long = "configuration", value_name = "CONFIG")]
+    /// Configurations to preprocess, one or more (`-c 2d 3d_fullres` or repeated `-c`;
+    /// default: every planned one).
+    #[arg(short = 'c', long = "configuration", value_name = "CONFIG", num_args = 1..)]
     pub configurations: Vec<String>,
 }
 
@@ -271,6 +272,20 @@ pub struct PredictArgs {
     /// pseudo Dice), as nnU-Net's `-chk checkpoint_final.pth|checkpoint_best.pth`.
     #[arg(long, value_enum, default_value = "final")]
     pub checkpoint: CheckpointArg,
+    /// Skip the cases whose outputs are already in the output folder (the mask, and with
+    /// --save-probabilities its .npz and .pkl), as nnU-Net's `--continue_prediction`: a run
+    /// that was stopped goes on where it stopped. Outputs are written atomically, so one that
+    /// exists is complete.
+    #[arg(long = "continue")]
+    pub continue_prediction: bool,
+    /// Split the input cases into this many parts, for several machines or devices predicting
+    /// one folder; this run predicts part --part-id (nnU-Net's `-num_parts`: the sorted
+    /// cases' every N-th).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub num_parts: usize,
+    /// Which part this run predicts, 0 to --num-parts minus 1 (nnU-Net's `-part_id`).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub part_id: usize,
     /// Device: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
     #[arg(long)]
     pub device: Option<DeviceArg>,
@@ -408,6 +423,30 @@ mod tests {
             matches!(cli.command, Some(Command::PlanAndTrain(a)) if a.folds == vec![Fold::All])
         );
         assert!(Cli::try_parse_from(["autoseg", "plan-and-train", "ds", "--folds", "x"]).is_err());
+    }
+
+    /// nnU-Net's way (`-c 2d 3d_fullres`) and repeated `-c` on every command that takes several.
+    #[test]
+    fn several_configurations_as_nnunet_names_them_or_repeated() {
+        let both = vec!["2d".to_string(), "3d_fullres".to_string()];
+        for args in [
+            &["-c", "2d", "3d_fullres"][..],
+            &["-c", "2d", "-c", "3d_fullres"][..],
+            &["--configuration", "2d", "3d_fullres"][..],
+        ] {
+            let configurations = |command: &[&str]| {
+                let argv = [&["autoseg"], command, args].concat();
+                match parse(&argv).command {
+                    Some(Command::Preprocess(a)) => a.configurations,
+                    Some(Command::PlanAndTrain(a)) => a.configurations,
+                    Some(Command::Export(a)) => a.configurations,
+                    other => panic!("parsed {other:?}"),
+                }
+            };
+            assert_eq!(configurations(&["preprocess", "ds"]), both);
+            assert_eq!(configurations(&["plan-and-train", "ds"]), both);
+            assert_eq!(configurations(&["export", "m", "-o", "x.zip"]), both);
+        }
     }
 
     #[test]

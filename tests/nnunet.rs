@@ -597,3 +597,54 @@ fn an_nnunet_results_folder_runs_what_find_best_chose() {
         "{stderr}"
     );
 }
+
+/// nnU-Net's batch controls: `--num-parts 2 --part-id K` predicts the sorted cases' every
+/// second from the K-th (the parts together are the whole folder, masks equal to nnU-Net's);
+/// `--continue` leaves a case whose mask is there untouched and predicts the rest; a part id
+/// past the parts is refused.
+#[test]
+fn predict_splits_a_folder_into_parts_and_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture().join("nnUNetTrainer_autosegFixture__nnUNetPlans__3d_fullres");
+    let out = tmp.path().join("parts");
+    let ok = |run: std::process::Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
+    let listed = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".nii.gz"))
+            .collect();
+        names.sort();
+        names
+    };
+    let part = |k: &'static str| ["--no-tta", "--num-parts", "2", "--part-id", k];
+    ok(predict(&model, &out, &part("0")));
+    assert_eq!(listed(&out), ["demo_010.nii.gz", "demo_012.nii.gz"]);
+    ok(predict(&model, &out, &part("1")));
+    assert_same_masks(&out, "3d_fullres_no_tta");
+
+    // A stand-in for a mask written before the run stopped: --continue keeps it.
+    let kept = out.join("demo_011.nii.gz");
+    std::fs::write(&kept, b"written before").unwrap();
+    std::fs::remove_file(out.join("demo_012.nii.gz")).unwrap();
+    let run = predict(&model, &out, &["--no-tta", "--continue"]);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    ok(run);
+    assert!(stdout.contains("2 case(s) already in"), "{stdout}");
+    assert_eq!(std::fs::read(&kept).unwrap(), b"written before");
+    assert!(out.join("demo_012.nii.gz").is_file());
+    // Without it, everything is predicted again.
+    ok(predict(&model, &out, &["--no-tta"]));
+    assert_same_masks(&out, "3d_fullres_no_tta");
+
+    let run = predict(&model, &tmp.path().join("x"), &part("2"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--part-id 2 is not one of the 2 parts"), "{stderr}");
+}

@@ -66,12 +66,13 @@ pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
 pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
 pub use predictor::validation::{validate_fold, ValidationJob};
 pub use predictor::{
-    case_id_of, discover_input_cases, export_model, export_nnunet, import_nnunet, is_model_zip,
-    is_nnunet_model_folder, is_nnunet_results_folder, nnunet_postprocessing,
-    nnunet_zip_configurations, read_nnunet_best_choice, read_nnunet_postprocessing,
-    unpack_model_zip, unpack_nnunet_results_zip, unpack_nnunet_zip, CasePreprocessor,
-    ImportSummary, InputCase, NnUnetBestChoice, PredictError, PredictOptions, Prediction,
-    Predictor, PreparedCase, RawImages, INFERENCE_INFORMATION,
+    already_predicted, case_id_of, discover_input_cases, export_model, export_nnunet,
+    import_nnunet, is_model_zip, is_nnunet_model_folder, is_nnunet_results_folder,
+    nnunet_postprocessing, nnunet_zip_configurations, read_nnunet_best_choice,
+    read_nnunet_postprocessing, select_cases, unpack_model_zip, unpack_nnunet_results_zip,
+    unpack_nnunet_zip, CasePreprocessor, ImportSummary, InputCase, NnUnetBestChoice, Part,
+    PredictError, PredictOptions, Prediction, Predictor, PreparedCase, RawImages,
+    INFERENCE_INFORMATION,
 };
 pub use segmenter::{predict_with_mirroring, Segmenter};
 pub use sliding_window::{sliding_window_logits, Accumulator, SlidingWindowSettings};

@@ -1,7 +1,8 @@
 //! `autoseg predict -i IN -o OUT -m MODEL_DIR [-c CONFIG] [--folds 0,1,2,3,4] [--no-tta]
-//! [--step 0.5] [--save-probabilities] [--no-postprocessing] [--device ...]`: predicts every
-//! `CASE_XXXX` case of a folder (or one image file) with the folds of a configuration, writing
-//! masks (and probabilities) in each input's own geometry.
+//! [--step 0.5] [--save-probabilities] [--no-postprocessing] [--continue] [--num-parts N
+//! --part-id K] [--device ...]`: predicts every `CASE_XXXX` case of a folder (or one image file,
+//! or one part of the folder; with `--continue` those not predicted yet) with the folds of a
+//! configuration, writing masks (and probabilities) in each input's own geometry.
 //!
 //! Without `-c`, the choice of `results/best.toml` (or, for an nnU-Net results folder, of its
 //! `inference_information.json`): one configuration, or an ensemble of configurations (each
@@ -20,10 +21,10 @@ use std::sync::mpsc;
 use anyhow::Context;
 use autoseg_evaluation::{ensemble_folders, read_best, BestChoice, PostprocessingPlan};
 use autoseg_inference::{
-    discover_input_cases, is_model_zip, is_nnunet_model_folder, is_nnunet_results_folder,
-    nnunet_postprocessing, read_nnunet_best_choice, read_nnunet_postprocessing, unpack_model_zip,
-    unpack_nnunet_results_zip, unpack_nnunet_zip, Device, InputCase, PredictOptions, Predictor,
-    INFERENCE_INFORMATION,
+    already_predicted, discover_input_cases, is_model_zip, is_nnunet_model_folder,
+    is_nnunet_results_folder, nnunet_postprocessing, read_nnunet_best_choice,
+    read_nnunet_postprocessing, select_cases, unpack_model_zip, unpack_nnunet_results_zip,
+    unpack_nnunet_zip, Device, InputCase, Part, PredictOptions, Predictor, INFERENCE_INFORMATION,
 };
 use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
@@ -282,7 +283,29 @@ fn run_predictor(
         save_probabilities,
         accumulate_fp32: args.accumulate_fp32,
     })?;
-    let cases = discover_input_cases(&args.input, &predictor.dataset().file_ending)?;
+    let ending = predictor.dataset().file_ending.clone();
+    let part = Part::new(args.num_parts, args.part_id).with_context(|| {
+        format!(
+            "--part-id {} is not one of the {} parts (0 to {})",
+            args.part_id,
+            args.num_parts,
+            args.num_parts.saturating_sub(1)
+        )
+    })?;
+    // The final output decides what is done: an ensemble member skips a case whose ensembled
+    // mask exists.
+    let with_probabilities = save_probabilities && output == args.output;
+    let (cases, skipped) =
+        select_cases(discover_input_cases(&args.input, &ending)?, part, |case| {
+            args.continue_prediction
+                && already_predicted(&args.output, &case.id, &ending, with_probabilities)
+        });
+    if skipped > 0 {
+        println!(
+            "{configuration}: {skipped} case(s) already in {} skipped (--continue)",
+            args.output.display()
+        );
+    }
     tracing::info!(n_cases = cases.len(), configuration, "predicting");
     let n_failed = predict_all(&predictor, &cases, output, postprocessing);
     let t = predictor.phase_times();
@@ -333,6 +356,14 @@ fn ensemble(
             );
         }
         dirs.push(dir);
+    }
+    if dirs.iter().any(|d| !d.is_dir()) {
+        println!(
+            "ensemble of {}: no case left to predict -> {}",
+            members.join(" + "),
+            args.output.display()
+        );
+        return Ok(0);
     }
     let written = ensemble_folders(&dirs, &args.output, postprocessing).with_context(|| {
         format!(

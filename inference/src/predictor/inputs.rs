@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_evaluation::{probabilities_file, properties_file};
 use autoseg_preprocessing::{discover_image_cases, split_channel_name};
 
 use super::error::io_err;
@@ -68,4 +69,104 @@ pub fn discover_input_cases(
             images: c.images,
         })
         .collect())
+}
+
+/// nnU-Net's `-num_parts N -part_id K`: the K-th of N parts of a folder of cases, for several
+/// machines or devices predicting one folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    count: usize,
+    index: usize,
+}
+
+impl Part {
+    /// The whole folder.
+    pub const ALL: Part = Part { count: 1, index: 0 };
+
+    /// Part `index` of `count`; `None` unless `index < count`.
+    pub fn new(count: usize, index: usize) -> Option<Part> {
+        (index < count).then_some(Part { count, index })
+    }
+}
+
+/// The cases this run predicts, in case order: those of `part` (nnU-Net's
+/// `[part_id::num_parts]` of the sorted cases), less those `done` says are already predicted
+/// (nnU-Net's `--continue_prediction`). Returns them and how many were skipped as done.
+pub fn select_cases(
+    mut cases: Vec<InputCase>,
+    part: Part,
+    done: impl Fn(&InputCase) -> bool,
+) -> (Vec<InputCase>, usize) {
+    cases.sort_by(|a, b| a.id.cmp(&b.id));
+    let of_part: Vec<InputCase> = cases
+        .into_iter()
+        .skip(part.index)
+        .step_by(part.count)
+        .collect();
+    let n = of_part.len();
+    let todo: Vec<InputCase> = of_part.into_iter().filter(|c| !done(c)).collect();
+    let skipped = n - todo.len();
+    (todo, skipped)
+}
+
+/// Whether `case` was predicted into `out_dir` to the end: its mask `<case><file_ending>`
+/// and, `with_probabilities`, its `.npz` and `.pkl` (each written atomically, the mask first).
+pub fn already_predicted(
+    out_dir: &Path,
+    case: &str,
+    file_ending: &str,
+    with_probabilities: bool,
+) -> bool {
+    out_dir.join(format!("{case}{file_ending}")).is_file()
+        && (!with_probabilities
+            || (probabilities_file(out_dir, case).is_file()
+                && properties_file(out_dir, case).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(ids: &[&str]) -> Vec<InputCase> {
+        ids.iter()
+            .map(|id| InputCase {
+                id: id.to_string(),
+                images: vec![],
+            })
+            .collect()
+    }
+
+    fn ids(cases: &[InputCase]) -> Vec<&str> {
+        cases.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[test]
+    fn parts_take_every_nth_case_and_done_cases_are_skipped() {
+        let all = cases(&["e", "a", "d", "b", "c"]);
+        let (todo, skipped) = select_cases(all.clone(), Part::ALL, |_| false);
+        assert_eq!((ids(&todo), skipped), (vec!["a", "b", "c", "d", "e"], 0));
+        // nnU-Net: sorted cases[part_id::num_parts].
+        let (todo, _) = select_cases(all.clone(), Part::new(2, 0).unwrap(), |_| false);
+        assert_eq!(ids(&todo), ["a", "c", "e"]);
+        let (todo, _) = select_cases(all.clone(), Part::new(2, 1).unwrap(), |_| false);
+        assert_eq!(ids(&todo), ["b", "d"]);
+        let (todo, skipped) = select_cases(all, Part::new(2, 0).unwrap(), |c| c.id == "c");
+        assert_eq!((ids(&todo), skipped), (vec!["a", "e"], 1));
+        assert_eq!(Part::new(2, 2), None);
+        assert_eq!(Part::new(0, 0), None);
+    }
+
+    #[test]
+    fn a_case_is_predicted_when_all_its_outputs_are_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert!(!already_predicted(dir, "c", ".nii.gz", false));
+        std::fs::write(dir.join("c.nii.gz"), b"").unwrap();
+        assert!(already_predicted(dir, "c", ".nii.gz", false));
+        assert!(!already_predicted(dir, "c", ".nii.gz", true));
+        std::fs::write(probabilities_file(dir, "c"), b"").unwrap();
+        assert!(!already_predicted(dir, "c", ".nii.gz", true));
+        std::fs::write(properties_file(dir, "c"), b"").unwrap();
+        assert!(already_predicted(dir, "c", ".nii.gz", true));
+    }
 }

@@ -46,7 +46,9 @@ use tch::{Device, Tensor};
 
 pub use error::PredictError;
 pub use import::{import_nnunet, ImportSummary};
-pub use inputs::{case_id_of, discover_input_cases, InputCase};
+pub use inputs::{
+    already_predicted, case_id_of, discover_input_cases, select_cases, InputCase, Part,
+};
 pub use model_zip::{export_model, is_model_zip, unpack_model_zip};
 pub use nnunet::is_nnunet_model_folder;
 pub use nnunet_best::{
