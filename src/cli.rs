@@ -185,7 +185,8 @@ pub struct TrainArgs {
     /// Length and device.
     #[command(flatten)]
     pub training: TrainingArgs,
-    /// Continue from the latest checkpoint (a larger --epochs extends a finished run).
+    /// Continue from the latest checkpoint (a larger --epochs extends a finished run; a fold
+    /// stopped before its first checkpoint starts anew, with a warning, as nnU-Net's `--c`).
     #[arg(long)]
     pub resume: bool,
     /// Start a fresh run from pretrained weights (nnU-Net's -pretrained_weights).

@@ -91,12 +91,6 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// `--resume` found no checkpoint to continue from.
-    #[error("{}: no checkpoint_latest or checkpoint_final to resume from", dir.display())]
-    NothingToResume {
-        /// The fold folder searched.
-        dir: PathBuf,
-    },
     /// The pretrained weights a fresh run starts from cannot be used.
     #[error("cannot start from the pretrained weights {}", file.display())]
     Pretrained {

@@ -363,9 +363,18 @@ fn start_state(
         }
         Start::Resume => {}
     }
-    let kind = resume_checkpoint(fold_dir)?.ok_or_else(|| TrainError::NothingToResume {
-        dir: fold_dir.to_path_buf(),
-    })?;
+    let Some(kind) = resume_checkpoint(fold_dir)? else {
+        // nnU-Net's `--c` on a fold killed before its first checkpoint: a new run.
+        let warning = format!(
+            "{}: no checkpoint_latest or checkpoint_final to resume from (stopped before its \
+             first epoch ended?): starting a new training",
+            fold_dir.display()
+        );
+        tracing::warn!("{warning}");
+        log.line(&format!("WARNING: {warning}"))?;
+        log.line(&fresh_line())?;
+        return Ok(TrainState::new(run.seed));
+    };
     let loaded = format::load_checkpoint(fold_dir, kind)?;
     let paths = CheckpointPaths::new(fold_dir, kind);
     format::copy_weights(&model.vs, &loaded.weights, &paths.weights)?;

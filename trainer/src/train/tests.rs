@@ -543,23 +543,43 @@ fn a_run_from_pretrained_weights_starts_from_them_but_the_heads() {
     );
 }
 
+/// nnU-Net's `--c` on a fold killed before its first checkpoint: a new run (warned in
+/// train.log), the same as a fresh one.
 #[test]
-fn resume_without_checkpoint_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+fn resume_without_checkpoint_starts_a_new_run() {
     let plans = tiny_plans();
+    let s = settings(1, 1, 0);
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = train(
+        &job(&plans, "2d", &WorkLayout::new(fresh_dir.path())),
+        &disk_store(),
+        &s,
+        &cpu_run(0),
+        &(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = WorkLayout::new(dir.path());
+    let resumed_job = job(&plans, "2d", &layout);
     let run = RunOptions {
         start: Start::Resume,
         ..cpu_run(0)
     };
-    let err = train(
-        &job(&plans, "2d", &WorkLayout::new(dir.path())),
-        &disk_store(),
-        &settings(1, 1, 0),
-        &run,
-        &(),
-    )
-    .unwrap_err();
-    assert!(matches!(err, TrainError::NothingToResume { .. }), "{err}");
+    let resumed = train(&resumed_job, &disk_store(), &s, &run, &()).unwrap();
+    assert_eq!(resumed.epochs_done, 1);
+    let (a, b) = (
+        read_weights(&fresh.final_weights),
+        read_weights(&resumed.final_weights),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, ta), (_, tb)) in a.iter().zip(&b) {
+        assert!(ta.equal(tb), "{name} differs from a fresh run");
+    }
+    let log = std::fs::read_to_string(resumed_job.fold_dir().join("train.log")).unwrap();
+    assert!(
+        log.contains("WARNING") && log.contains("starting a new training"),
+        "{log}"
+    );
 }
 
 #[test]
