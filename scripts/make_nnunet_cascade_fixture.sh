@@ -9,8 +9,8 @@
 #   `3d_cascade_fullres` (`inherits_from` 3d_fullres, `previous_stage` 3d_lowres); features
 #   shrunk to 8-64 per stage (with the 2-16 of make_nnunet_model_fixture.sh the lowres stage
 #   learns nothing in this budget and predicts background only).
-# - Both trained on the CPU with fold `all` by nnUNetTrainer_autosegFixtureCascade (this script
-#   writes it into the venv's nnU-Net: nnUNetTrainer with 3 epochs of 30 iterations, enough for
+# - Both trained on the CPU with fold `all` by nnUNetTrainer_autosegFixtureCascade (in
+#   scripts/nnunet_trainers/, copied into the venv's nnU-Net: 3 epochs of 30 iterations, enough for
 #   the lowres stage to predict some foreground, so the cascade's second input is not empty):
 #   the lowres validation over every case writes the predicted_next_stage the cascade trains on.
 # - nnUNetv2_predict of imagesTs without mirroring: 3d_lowres, then 3d_cascade_fullres with
@@ -30,22 +30,7 @@ export nnUNet_n_proc_DA=1 OMP_NUM_THREADS=2
 mkdir -p "$nnUNet_raw"
 cargo run --release -q -- fixtures demo3d "$nnUNet_raw" >/dev/null
 site="$("$py" -c 'import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))')"
-cat >"$site/training/nnUNetTrainer/variants/nnUNetTrainer_autosegFixtureCascade.py" <<'PYEOF'
-import torch
-
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-
-class nnUNetTrainer_autosegFixtureCascade(nnUNetTrainer):
-    """autoseg's cascade fixture trainer: nnUNetTrainer with 3 epochs of 30 iterations."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 3
-        self.num_iterations_per_epoch = 30
-        self.num_val_iterations_per_epoch = 2
-PYEOF
+cp scripts/nnunet_trainers/nnUNetTrainer_autoseg.py "$site/training/nnUNetTrainer/variants/"
 
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 3d_fullres -np 1 >"$work/plan.log"
 plans="$nnUNet_preprocessed/Dataset901_Demo3d/nnUNetPlans.json"

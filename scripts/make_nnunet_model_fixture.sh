@@ -7,8 +7,8 @@
 # - Networks shrunk to 2-16 features per stage (an edit of nnUNetPlans.json, as users do) so the
 #   checkpoints are a few hundred kB.
 # - Trained on the CPU by nnUNetTrainer_autosegFixture (nnUNetTrainer with 1 epoch of 10
-#   iterations; the file is written into the throwaway venv's nnU-Net), fold 0 of each: 2d and
-#   3d_fullres of nnUNetPlans (PlainConvUNet), 3d_fullres of nnUNetResEncUNetMPlans
+#   iterations; scripts/nnunet_trainers/, copied into the throwaway venv's nnU-Net), fold 0 of
+#   each: 2d and 3d_fullres of nnUNetPlans (PlainConvUNet), 3d_fullres of nnUNetResEncUNetMPlans
 #   (ResidualEncoderUNet).
 # - nnUNetv2_predict of imagesTs (copied to imagesTs/) with each configuration, with and without
 #   mirroring; probabilities of demo_010; nnUNetv2_export_model_to_zip of the whole model.
@@ -36,22 +36,7 @@ mkdir -p "$nnUNet_raw"
 cargo run --release -q -- fixtures demo3d "$nnUNet_raw" >/dev/null
 
 site="$("$py" -c 'import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))')"
-cat >"$site/training/nnUNetTrainer/variants/nnUNetTrainer_autosegFixture.py" <<'EOF'
-import torch
-
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-
-class nnUNetTrainer_autosegFixture(nnUNetTrainer):
-    """autoseg's fixture trainer: nnUNetTrainer with 1 epoch of 10 iterations (CPU-sized)."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 1
-        self.num_iterations_per_epoch = 10
-        self.num_val_iterations_per_epoch = 2
-EOF
+cp scripts/nnunet_trainers/nnUNetTrainer_autoseg.py "$site/training/nnUNetTrainer/variants/"
 
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 2d 3d_fullres -np 1 >"$work/plan.log"
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -pl nnUNetPlannerResEncM -c 3d_fullres -np 1 \

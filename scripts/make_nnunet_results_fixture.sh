@@ -33,22 +33,7 @@ mkdir -p "$nnUNet_raw"
 cargo run --release -q -- fixtures demo3d "$nnUNet_raw" >/dev/null
 
 site="$("$py" -c 'import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))')"
-cat >"$site/training/nnUNetTrainer/variants/$trainer.py" <<'EOF'
-import torch
-
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-
-class nnUNetTrainer_autosegFixture(nnUNetTrainer):
-    """autoseg's fixture trainer: nnUNetTrainer with 1 epoch of 10 iterations (CPU-sized)."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 1
-        self.num_iterations_per_epoch = 10
-        self.num_val_iterations_per_epoch = 2
-EOF
+cp scripts/nnunet_trainers/nnUNetTrainer_autoseg.py "$site/training/nnUNetTrainer/variants/"
 
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 2d 3d_fullres -np 1 >"$work/plan.log"
 # The committed models' plans (features shrunk) replace the planned ones; the preprocessed data
