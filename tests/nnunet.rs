@@ -646,5 +646,8 @@ fn predict_splits_a_folder_into_parts_and_continues_where_it_stopped() {
     let run = predict(&model, &tmp.path().join("x"), &part("2"));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("--part-id 2 is not one of the 2 parts"), "{stderr}");
+    assert!(
+        stderr.contains("--part-id 2 is not one of the 2 parts"),
+        "{stderr}"
+    );
 }
