@@ -170,6 +170,12 @@ pub struct TrainingArgs {
     /// 50), at least 1 and at most 50.
     #[arg(long, default_value_t = 250)]
     pub iters_per_epoch: usize,
+    /// Early stopping (beyond nnU-Net; off by default): stop a fold when N epochs pass without
+    /// a new best EMA pseudo Dice. checkpoint_final then holds the last epoch and
+    /// checkpoint_best the best one (`predict --checkpoint best`); train.log records the stop,
+    /// and resuming with the same patience stops again.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub patience: Option<u64>,
 }
 
 /// Arguments of `autoseg train`.

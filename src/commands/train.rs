@@ -1,6 +1,6 @@
 //! `autoseg train DATASET CONFIG FOLD [--work DIR] [--device cpu|cuda[:N]] [--epochs N]
-//! [--iters-per-epoch N] [--resume | --pretrained-weights FILE] [--seed N]`: trains one
-//! configuration on one fold from the preprocessed cache (brought up to date first) into
+//! [--iters-per-epoch N] [--patience N] [--resume | --pretrained-weights FILE] [--seed N]`:
+//! trains one configuration on one fold from the preprocessed cache (brought up to date first) into
 //! `<work>/<dataset>/results/<config>/fold_<k>/`, then validates it as nnU-Net does at the end of
 //! training (`fold_<k>/validation/`). A fresh run may start from pretrained weights (every
 //! parameter but the segmentation heads, nnU-Net's `-pretrained_weights`).
@@ -91,8 +91,13 @@ pub fn train_and_validate(
         .best_ema
         .map_or_else(|| "none".to_string(), |b| format!("{b:.4}"));
     println!(
-        "{configuration} fold {fold}: {} epochs, best EMA pseudo Dice {best} -> {}",
+        "{configuration} fold {fold}: {} epochs{}, best EMA pseudo Dice {best} -> {}",
         trained.epochs_done,
+        if trained.stopped_early {
+            " (stopped early: --patience)"
+        } else {
+            ""
+        },
         trained.fold_dir.display()
     );
     match outcome.validation_dice {
@@ -112,6 +117,7 @@ fn train_settings(training: &TrainingArgs) -> TrainSettings {
         epochs: training.epochs,
         iters_per_epoch: training.iters_per_epoch,
         val_iters_per_epoch: val_iters(training.iters_per_epoch),
+        patience: training.patience.map(|p| p as usize),
         ..TrainSettings::nnunet_default()
     }
 }

@@ -30,6 +30,9 @@ pub struct TrainSettings {
     pub oversample_foreground: f64,
     /// Gradients are scaled down to this total L2 norm when larger.
     pub grad_clip_norm: f64,
+    /// Early stopping (beyond nnU-Net): stop when this many epochs pass without a new best EMA
+    /// pseudo Dice; `None`, nnU-Net's behaviour, trains every epoch.
+    pub patience: Option<usize>,
 }
 
 impl TrainSettings {
@@ -49,6 +52,7 @@ impl TrainSettings {
             weight_decay: 3e-5,
             oversample_foreground: 0.33,
             grad_clip_norm: 12.0,
+            patience: None,
         }
     }
 

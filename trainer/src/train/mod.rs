@@ -162,6 +162,8 @@ pub struct TrainedFold {
     pub epochs_done: usize,
     /// Best EMA pseudo Dice.
     pub best_ema: Option<f64>,
+    /// Whether early stopping ended the run before its last epoch.
+    pub stopped_early: bool,
     /// The per-epoch logs.
     pub log: TrainLog,
     /// Per epoch trained by this call: the share of the training iterations' time spent
@@ -217,7 +219,15 @@ pub fn train(
     )?;
     let mut log = LogFile::open(&job.layout.train_log(job.configuration, job.fold))?;
     let mut state = start_state(job, run, &fold_dir, &mut model, &mut log)?;
+    let mut stopped_early = false;
     while state.epochs_done < settings.epochs {
+        // Checked before each epoch, so that resuming a run that stopped early stops again.
+        if let Some(line) = early_stop(settings, &state) {
+            tracing::info!("{line}");
+            log.line(&line)?;
+            stopped_early = true;
+            break;
+        }
         let record = run_epoch(&mut model, &data, &state, settings, progress)?;
         let data_wait_percent = record.data_wait_percent;
         let new_best = state.record(record);
@@ -258,9 +268,26 @@ pub fn train(
         fold_dir,
         epochs_done: state.epochs_done,
         best_ema: state.best_ema,
+        stopped_early,
         log: state.log,
         data_wait_percent: state.data_wait_percent,
         val_cases: split.val,
+    })
+}
+
+/// The line that ends a run with `settings.patience` when as many epochs have passed without a
+/// new best EMA pseudo Dice; `None` while it goes on, and while no epoch has set a best yet (a
+/// NaN EMA, from validation batches without foreground, judges nothing).
+fn early_stop(settings: &TrainSettings, state: &TrainState) -> Option<String> {
+    let patience = settings.patience?;
+    let best = state.best_ema?;
+    let since = state.epochs_since_best();
+    (since >= patience).then(|| {
+        format!(
+            "Early stopping after epoch {}: no new best EMA pseudo Dice for {since} epochs \
+             (patience {patience}); the best, {best:.4}, is in checkpoint_best (`--checkpoint best`)",
+            state.epochs_done - 1
+        )
     })
 }
 

@@ -74,14 +74,35 @@ impl TrainState {
         log.epoch_end_timestamps.push(epoch.end);
         self.data_wait_percent.push(epoch.data_wait_percent);
         self.epochs_done += 1;
-        let improved = match self.best_ema {
-            None => !ema.is_nan(),
-            Some(best) => ema > best,
-        };
+        let improved = is_new_best(self.best_ema, ema);
         if improved {
             self.best_ema = Some(ema);
         }
         improved
+    }
+
+    /// Epochs since the last new best EMA pseudo Dice (every epoch when none was), replayed from
+    /// the log so that a resumed run counts as an uninterrupted one: early stopping's count.
+    pub fn epochs_since_best(&self) -> usize {
+        let emas = &self.log.ema_fg_dice;
+        let mut best = None;
+        let mut last_best = None;
+        for (epoch, &ema) in emas.iter().enumerate() {
+            if is_new_best(best, ema) {
+                best = Some(ema);
+                last_best = Some(epoch);
+            }
+        }
+        last_best.map_or(emas.len(), |epoch| emas.len() - 1 - epoch)
+    }
+}
+
+/// nnU-Net's rule: `ema > _best_ema`, where a NaN EMA never is a best and the first finite one
+/// always is.
+fn is_new_best(best: Option<f64>, ema: f64) -> bool {
+    match best {
+        None => !ema.is_nan(),
+        Some(best) => ema > best,
     }
 }
 
@@ -115,6 +136,24 @@ mod tests {
         assert_eq!(state.log.n_epochs(), 3);
         assert_eq!(state.log.epoch_durations(), vec![2.5; 3]);
         assert_eq!(state.data_wait_percent, vec![1.5; 3]);
+    }
+
+    #[test]
+    fn epochs_since_the_last_new_best_are_counted_from_the_log() {
+        let mut state = TrainState::new(0);
+        assert_eq!(state.epochs_since_best(), 0);
+        state.record(epoch(0.5)); // best
+        assert_eq!(state.epochs_since_best(), 0);
+        state.record(epoch(0.3)); // ema 0.48
+        state.record(epoch(0.5)); // ema 0.482 < 0.5
+        assert_eq!(state.epochs_since_best(), 2);
+        state.record(epoch(1.0)); // ema 0.5338 > 0.5
+        assert_eq!(state.epochs_since_best(), 0);
+        // A NaN first EMA stays NaN (nnU-Net's EMA): no epoch is ever a best.
+        let mut state = TrainState::new(0);
+        state.record(epoch(f64::NAN));
+        state.record(epoch(0.5));
+        assert_eq!(state.epochs_since_best(), 2);
     }
 
     #[test]

@@ -611,6 +611,49 @@ fn splits_file_is_made_once_then_read() {
     assert_eq!((all.train.len(), all.val.len()), (20, 20));
 }
 
+/// Early stopping: the run ends at the first epoch boundary where `patience` epochs have passed
+/// without a new best EMA (replayed from the run's own log), writes checkpoint_final there and
+/// records the stop in train.log; resuming it with the same patience stops again at once.
+#[test]
+fn early_stopping_ends_the_run_after_patience_epochs_without_a_new_best() {
+    let plans = tiny_plans();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = WorkLayout::new(dir.path());
+    let job = job(&plans, "2d", &layout);
+    // No learning (lr 0): the pseudo Dice only follows the validation batches, so the EMA
+    // soon stops setting new bests.
+    let s = TrainSettings {
+        initial_lr: 0.0,
+        patience: Some(2),
+        ..settings(40, 1, 1)
+    };
+    let trained = train(&job, &disk_store(), &s, &cpu_run(3), &()).unwrap();
+    assert!(trained.stopped_early, "40 epochs without a stop");
+    assert!(trained.epochs_done < 40);
+    // The stop is the first epoch boundary where the rule holds.
+    let mut state = TrainState::new(3);
+    for n in 1..=trained.epochs_done {
+        state.log.ema_fg_dice = trained.log.ema_fg_dice[..n].to_vec();
+        let since = state.epochs_since_best();
+        assert_eq!(
+            since >= 2,
+            n == trained.epochs_done,
+            "after {n} epochs: {since}"
+        );
+    }
+    assert!(trained.final_weights.is_file());
+    let text = std::fs::read_to_string(job.fold_dir().join("train.log")).unwrap();
+    assert!(text.contains("Early stopping after epoch"), "{text}");
+
+    let run = RunOptions {
+        start: Start::Resume,
+        ..cpu_run(3)
+    };
+    let again = train(&job, &disk_store(), &s, &run, &()).unwrap();
+    assert!(again.stopped_early);
+    assert_eq!(again.epochs_done, trained.epochs_done);
+}
+
 #[test]
 fn epoch_seeds_differ_by_epoch_and_stream() {
     let a = epoch_seed(0, 0, 0);
