@@ -200,12 +200,17 @@ fn predict_nnunet_folder(
         checkpoint_kind(args.checkpoint),
         device(args.device),
     )
-    .with_context(|| format!("{}: cannot load the nnU-Net model", folder.display()))?;
+    .with_context(|| {
+        format!(
+            "{}: cannot load the nnU-Net model",
+            model_label(args, folder)
+        )
+    })?;
     let configuration = predictor.configuration().name.clone();
     if let Some(asked) = args.configuration.as_ref().filter(|c| **c != configuration) {
         anyhow::bail!(
             "{}: this nnU-Net model folder holds {configuration}, not {asked}",
-            folder.display()
+            model_label(args, folder)
         );
     }
     run_predictor(
@@ -216,6 +221,17 @@ fn predict_nnunet_folder(
         save_probabilities,
         postprocessing,
     )
+}
+
+/// How messages name the model `folder`: itself, or, unpacked from the zip `-m` gave, the zip
+/// and the folder's name in it.
+fn model_label(args: &PredictArgs, folder: &Path) -> String {
+    if args.model.is_file() {
+        let name = folder.file_name().unwrap_or_default().to_string_lossy();
+        format!("{} ({name})", args.model.display())
+    } else {
+        folder.display().to_string()
+    }
 }
 
 /// An nnU-Net results folder (`nnUNet_results/<Dataset>`, or unpacked from its export zip): the
@@ -335,7 +351,8 @@ fn predict_ensemble(
 }
 
 /// An ensemble in one command: member `i` (named `members[i]`) predicts with probabilities
-/// into `<output>/.ensemble_members/<name>/` through `predict_member(i, folder)`, their
+/// into `<output>/.ensemble_members/<name>/` (`.ensemble_members_part<K>` with `--num-parts`)
+/// through `predict_member(i, folder)`, their
 /// probabilities are averaged into `<output>` with the postprocessing applied
 /// ([`ensemble_folders`], as `autoseg ensemble` and `nnUNetv2_ensemble` do). The members'
 /// folders are removed afterwards unless `--save-probabilities`.
@@ -345,7 +362,12 @@ fn ensemble(
     postprocessing: Option<&PostprocessingPlan>,
     mut predict_member: impl FnMut(usize, &Path) -> anyhow::Result<usize>,
 ) -> anyhow::Result<usize> {
-    let members_dir = args.output.join(".ensemble_members");
+    // One folder per part: parts predicting into one shared output must not share it.
+    let members_dir = args.output.join(if args.num_parts > 1 {
+        format!(".ensemble_members_part{}", args.part_id)
+    } else {
+        ".ensemble_members".to_string()
+    });
     let mut dirs = Vec::with_capacity(members.len());
     for (i, member) in members.iter().enumerate() {
         let dir = members_dir.join(member);
