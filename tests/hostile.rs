@@ -171,10 +171,42 @@ fn a_busy_work_folder_is_refused_naming_its_holder() {
             "{command} wrote while locked out"
         );
     }
+    let train = |fold: &str| capped(&["train", dataset, "3d_fullres", fold, "--work", work_arg]);
+    let out = train("0");
+    failed_cleanly(&out, "train beside an exclusive writer");
+    assert!(
+        error_lines(&out)[0].contains("(autoseg test)"),
+        "{:?}",
+        error_lines(&out)
+    );
     drop(held);
     assert!(capped(&["fingerprint", dataset, "--work", work_arg])
         .status
         .success());
+
+    // `train` holds the folder shared and its fold exclusively, so the folds of a dataset
+    // train at once: a run of the same fold is refused, another fold's run is not stopped
+    // (it goes on to fail here for want of plans).
+    let other = (
+        WorkLock::acquire_shared(&layout, "train").unwrap(),
+        WorkLock::acquire_fold(&layout, "3d_fullres", 0, "test").unwrap(),
+    );
+    let out = train("0");
+    failed_cleanly(&out, "train of a fold in training");
+    let line = &error_lines(&out)[0];
+    let fold_dir = layout.fold("3d_fullres", 0);
+    assert!(
+        line.contains(&fold_dir.display().to_string()) && line.contains("(autoseg test)"),
+        "{line}"
+    );
+    let out = train("1");
+    failed_cleanly(&out, "train of another fold");
+    let line = &error_lines(&out)[0];
+    assert!(
+        line.contains("plans.toml") && !line.contains("in use"),
+        "{line}"
+    );
+    drop(other);
 }
 
 #[test]

@@ -46,6 +46,15 @@ impl WorkLayout {
         self.root.join(".autoseg.lock")
     }
 
+    /// `.autoseg.lock.<configuration>.fold_<fold>`: the lock of one fold's training, beside
+    /// the folder's own lock (not inside the fold folder, whose files are the model's).
+    pub fn fold_lock_file(&self, configuration: &str, fold: impl fmt::Display) -> PathBuf {
+        self.root.join(format!(
+            ".autoseg.lock.{configuration}.{}",
+            fold_folder(fold)
+        ))
+    }
+
     /// `dataset.json`: the copy `plan` keeps beside the plans.
     pub fn dataset_json(&self) -> PathBuf {
         self.root.join("dataset.json")

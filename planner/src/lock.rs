@@ -3,18 +3,25 @@
 //! it stops at once with an error naming the process that holds the folder. The operating
 //! system releases the lock when its process ends, however it ends (`kill -9` included), so a
 //! stale lock cannot block the next run.
+//!
+//! `train` writes only its fold (and brings shared caches up to date with atomic writes), so
+//! the folds of one dataset train at the same time, as nnU-Net users run them (one per GPU or
+//! cluster task): each holds the folder's lock shared, which keeps the exclusive writers
+//! (plan, preprocess, find-best, ...) out, and its fold's own lock exclusively, which keeps a
+//! second run of the same fold out.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{PlanError, WorkLayout};
 
-/// The held lock of a work folder; released on drop.
+/// The held lock of a work folder (or of one fold); released on drop.
 #[derive(Debug)]
 pub struct WorkLock {
     file: File,
     path: PathBuf,
+    shared: bool,
 }
 
 impl WorkLock {
@@ -25,39 +32,85 @@ impl WorkLock {
     /// [`PlanError::InUse`] when another process holds it; [`PlanError::Io`] when the folder or
     /// the lock file cannot be created or locked.
     pub fn acquire(layout: &WorkLayout, command: &str) -> Result<WorkLock, PlanError> {
-        let path = layout.lock_file();
-        let io = |action| {
-            let path = path.clone();
-            move |source| PlanError::Io {
-                path,
-                action,
-                source,
-            }
-        };
-        fs::create_dir_all(layout.root()).map_err(io("create the folder of"))?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io("open"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "another process".to_string(),
-                    text => text.to_string(),
-                };
-                return Err(PlanError::InUse {
-                    folder: layout.root().to_path_buf(),
-                    holder,
-                });
-            }
-            Err(fs::TryLockError::Error(source)) => return Err(io("lock")(source)),
+        take(&layout.lock_file(), layout.root(), command, false)
+    }
+
+    /// Takes the folder's lock shared, for the runs that may write into it together (`train`
+    /// of different folds): any number of them at once, no exclusive writer meanwhile.
+    ///
+    /// # Errors
+    /// As [`WorkLock::acquire`], when an exclusive writer holds it.
+    pub fn acquire_shared(layout: &WorkLayout, command: &str) -> Result<WorkLock, PlanError> {
+        take(&layout.lock_file(), layout.root(), command, true)
+    }
+
+    /// Takes the lock of one fold of `configuration` exclusively: one run per fold.
+    ///
+    /// # Errors
+    /// As [`WorkLock::acquire`], naming the fold's folder, when another run trains that fold.
+    pub fn acquire_fold(
+        layout: &WorkLayout,
+        configuration: &str,
+        fold: impl std::fmt::Display + Copy,
+        command: &str,
+    ) -> Result<WorkLock, PlanError> {
+        take(
+            &layout.fold_lock_file(configuration, fold),
+            &layout.fold(configuration, fold),
+            command,
+            false,
+        )
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Locks `path` (`shared` or exclusively) for `command`; `folder` is what the error names.
+fn take(path: &Path, folder: &Path, command: &str, shared: bool) -> Result<WorkLock, PlanError> {
+    let io = |action| {
+        let path = path.to_path_buf();
+        move |source| PlanError::Io {
+            path,
+            action,
+            source,
         }
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io("create the folder of"))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io("open"))?;
+    let locked = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                // Shared holders leave the file empty (there may be several).
+                "" => "another process (e.g. `autoseg train` of one or more folds)".to_string(),
+                text => text.to_string(),
+            };
+            return Err(PlanError::InUse {
+                folder: folder.to_path_buf(),
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(source)) => return Err(io("lock")(source)),
+    }
+    if !shared {
         // Who holds it, for a second writer's message; best effort: on a full disk the lock
         // still holds and the run's first real write reports the disk.
         let holder = format!("process {} (autoseg {command})", std::process::id());
@@ -66,18 +119,19 @@ impl WorkLock {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(holder.as_bytes()))
             .and_then(|()| file.flush());
-        Ok(WorkLock { file, path })
     }
-
-    /// The lock file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
+    Ok(WorkLock {
+        file,
+        path: path.to_path_buf(),
+        shared,
+    })
 }
 
 impl Drop for WorkLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        if !self.shared {
+            let _ = self.file.set_len(0);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -107,5 +161,40 @@ mod tests {
         drop(first);
         let again = WorkLock::acquire(&layout, "train").unwrap();
         drop(again);
+    }
+
+    /// The folds of one dataset train together; a second run of one fold, or an exclusive
+    /// writer while any fold trains, is refused; and the other way round.
+    #[test]
+    fn folds_train_together_but_not_twice_and_not_beside_an_exclusive_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = WorkLayout::new(dir.path().join("Dataset001"));
+        let train = |fold: usize| {
+            let shared = WorkLock::acquire_shared(&layout, "train")?;
+            let own = WorkLock::acquire_fold(&layout, "2d", fold, "train")?;
+            Ok::<_, PlanError>((shared, own))
+        };
+        let zero = train(0).unwrap();
+        let one = train(1).unwrap();
+        let err = train(0).unwrap_err().to_string();
+        let expected = format!("process {} (autoseg train)", std::process::id());
+        assert!(
+            err.contains(&layout.fold("2d", 0).display().to_string()) && err.contains(&expected),
+            "{err}"
+        );
+        let err = WorkLock::acquire(&layout, "preprocess")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("autoseg train` of one or more folds"), "{err}");
+        drop((zero, one));
+        let exclusive = WorkLock::acquire(&layout, "preprocess").unwrap();
+        let err = train(2).unwrap_err().to_string();
+        assert!(err.contains("(autoseg preprocess)"), "{err}");
+        drop(exclusive);
+        drop(train(2).unwrap());
+        assert!(
+            !layout.fold("2d", 0).exists(),
+            "the lock stays outside the fold folder"
+        );
     }
 }

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::{Plans, WorkLayout};
+use autoseg_planner::{Plans, WorkLayout, WorkLock};
 use autoseg_preprocessing::Dataset;
 use autoseg_trainer::schedule::TrainSettings;
 use autoseg_trainer::splits::Fold;
@@ -20,14 +20,17 @@ use autoseg_trainer::train::{
 };
 
 use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
+use crate::commands::dataset_name;
 use crate::commands::fingerprint::open_dataset;
-use crate::commands::lock_work;
 use crate::progress::Bar;
 
 /// Runs `autoseg train` with `threads` loader and libtorch threads (0: all cores).
 pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
     let dataset = open_dataset(&args.work.dataset)?;
-    let (layout, _lock) = lock_work(&args.work, "train")?;
+    // Shared with the other folds' runs, exclusive for this fold: folds train in parallel.
+    let layout = WorkLayout::new(args.work.work.join(dataset_name(&args.work.dataset)?));
+    let _folder_lock = WorkLock::acquire_shared(&layout, "train")?;
+    let _fold_lock = WorkLock::acquire_fold(&layout, &args.configuration, args.fold, "train")?;
     let plans = Plans::read(&layout.plans())?;
     let start = match (&args.pretrained_weights, args.resume) {
         (Some(file), _) => Start::Pretrained(file.clone()),
