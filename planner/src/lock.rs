@@ -22,6 +22,7 @@ pub struct WorkLock {
     file: File,
     path: PathBuf,
     shared: bool,
+    held: bool,
 }
 
 impl WorkLock {
@@ -66,6 +67,12 @@ impl WorkLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// False when the filesystem supports no locks and the run goes on unguarded (the caller
+    /// should say so).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
 }
 
 /// Locks `path` (`shared` or exclusively) for `command`; `folder` is what the error names.
@@ -108,6 +115,16 @@ fn take(path: &Path, folder: &Path, command: &str, shared: bool) -> Result<WorkL
                 holder,
             });
         }
+        // A filesystem without locks (NFS without its lock service, Lustre mounted without
+        // `flock`): run unguarded rather than not at all; the caller warns (`is_held`).
+        Err(fs::TryLockError::Error(source)) if locks_unsupported(&source) => {
+            return Ok(WorkLock {
+                file,
+                path: path.to_path_buf(),
+                shared,
+                held: false,
+            })
+        }
         Err(fs::TryLockError::Error(source)) => return Err(io("lock")(source)),
     }
     if !shared {
@@ -124,11 +141,23 @@ fn take(path: &Path, folder: &Path, command: &str, shared: bool) -> Result<WorkL
         file,
         path: path.to_path_buf(),
         shared,
+        held: true,
     })
+}
+
+/// Whether a lock error says the filesystem has no locks at all: `ENOSYS`/`EOPNOTSUPP`
+/// (std's `Unsupported`) or Linux's `ENOLCK` (no lock service), rather than a real fault.
+fn locks_unsupported(error: &std::io::Error) -> bool {
+    const ENOLCK: i32 = 37;
+    error.kind() == std::io::ErrorKind::Unsupported
+        || (cfg!(target_os = "linux") && error.raw_os_error() == Some(ENOLCK))
 }
 
 impl Drop for WorkLock {
     fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
         if !self.shared {
             let _ = self.file.set_len(0);
         }
@@ -161,6 +190,29 @@ mod tests {
         drop(first);
         let again = WorkLock::acquire(&layout, "train").unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn filesystems_without_locks_are_told_from_real_faults() {
+        use std::io::{Error, ErrorKind};
+        for errno in [38, 95, 37] {
+            // ENOSYS, EOPNOTSUPP, ENOLCK
+            assert!(
+                locks_unsupported(&Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(locks_unsupported(&Error::from(ErrorKind::Unsupported)));
+        for errno in [13, 5, 28] {
+            // EACCES, EIO, ENOSPC
+            assert!(
+                !locks_unsupported(&Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lock = WorkLock::acquire(&WorkLayout::new(dir.path().join("D")), "test").unwrap();
+        assert!(lock.is_held());
     }
 
     /// The folds of one dataset train together; a second run of one fold, or an exclusive

@@ -55,7 +55,20 @@ pub fn lock_work(args: &WorkArgs, command: &str) -> anyhow::Result<(WorkLayout, 
     let name = dataset_name(&args.dataset)?;
     let layout = WorkLayout::new(args.work.join(name));
     let lock = WorkLock::acquire(&layout, command)?;
+    warn_if_unguarded(&lock);
     Ok((layout, lock))
+}
+
+/// Says so when the work folder's filesystem has no file locks and `lock` guards nothing.
+pub fn warn_if_unguarded(lock: &WorkLock) {
+    if !lock.is_held() {
+        tracing::warn!(
+            lock = %lock.path().display(),
+            "this filesystem supports no file locks: running without the one-writer guard; do \
+             not start a second command on this work folder (other than other folds' `train`) \
+             until this one ends"
+        );
+    }
 }
 
 /// The dataset's folder name (the last component of its path, after resolving `.` and `..`).

@@ -20,8 +20,8 @@ use autoseg_trainer::train::{
 };
 
 use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
-use crate::commands::dataset_name;
 use crate::commands::fingerprint::open_dataset;
+use crate::commands::{dataset_name, warn_if_unguarded};
 use crate::progress::Bar;
 
 /// Runs `autoseg train` with `threads` loader and libtorch threads (0: all cores).
@@ -30,7 +30,8 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
     // Shared with the other folds' runs, exclusive for this fold: folds train in parallel.
     let layout = WorkLayout::new(args.work.work.join(dataset_name(&args.work.dataset)?));
     let _folder_lock = WorkLock::acquire_shared(&layout, "train")?;
-    let _fold_lock = WorkLock::acquire_fold(&layout, &args.configuration, args.fold, "train")?;
+    let fold_lock = WorkLock::acquire_fold(&layout, &args.configuration, args.fold, "train")?;
+    warn_if_unguarded(&fold_lock);
     let plans = Plans::read(&layout.plans())?;
     let start = match (&args.pretrained_weights, args.resume) {
         (Some(file), _) => Start::Pretrained(file.clone()),
