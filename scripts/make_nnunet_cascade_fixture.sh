@@ -20,17 +20,8 @@
 #   PYTHONPATH=<site-packages holding torch 2.11> PY=/tmp/pyenv/bin/python scripts/make_nnunet_cascade_fixture.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py="${PY:-python3}"
-bin_dir="$(dirname "$py")"
-root="$(pwd)"
+source scripts/nnunet_env.sh nnunet-cascade
 out="$root/fixtures/data/nnunet/model"
-work="$(mktemp -d /tmp/nnunet-cascade.XXXXXX)"
-export nnUNet_raw="$work/raw" nnUNet_preprocessed="$work/preprocessed" nnUNet_results="$work/results"
-export nnUNet_n_proc_DA=1 OMP_NUM_THREADS=2
-mkdir -p "$nnUNet_raw"
-cargo run --release -q -- fixtures demo3d "$nnUNet_raw" >/dev/null
-site="$("$py" -c 'import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))')"
-cp scripts/nnunet_trainers/nnUNetTrainer_autoseg.py "$site/training/nnUNetTrainer/variants/"
 
 "$bin_dir/nnUNetv2_plan_and_preprocess" -d 901 -c 3d_fullres -np 1 >"$work/plan.log"
 plans="$nnUNet_preprocessed/Dataset901_Demo3d/nnUNetPlans.json"

@@ -33,6 +33,15 @@ fn predict_with(model: &Path, out: &Path, args: &[&str]) -> std::process::Output
         .expect("the autoseg binary runs")
 }
 
+/// Asserts that an autoseg run succeeded, showing its stderr when it did not.
+fn ok(run: std::process::Output) {
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// Every case of `out` equals nnU-Net's prediction in `predictions/<golden>`.
 fn assert_same_masks(out: &Path, golden: &str) {
     assert_same_masks_as(out, &fixture().join("predictions").join(golden));
@@ -452,13 +461,6 @@ fn nnunets_postprocessing_is_applied_carried_and_written_back() {
     let pkl = folder.join("crossval_results_folds_0/postprocessing.pkl");
     std::fs::create_dir_all(pkl.parent().unwrap()).unwrap();
     std::fs::copy(fixture().join("../postprocessing_labels.pkl"), &pkl).unwrap();
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    };
     let out = tmp.path().join("pred_pp");
     ok(predict(&folder, &out, &["--no-tta"]));
     assert_same_masks(&out, "resenc_3d_fullres_no_tta_pp");
@@ -514,13 +516,6 @@ fn an_nnunet_cascade_runs_its_first_stage_from_the_folder_beside_it() {
     let lowres = fixture().join("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_lowres");
     let cascade =
         fixture().join("nnUNetTrainer_autosegFixtureCascade__nnUNetPlans__3d_cascade_fullres");
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    };
     let out = tmp.path().join("lowres");
     ok(predict_all_folds(&lowres, &out));
     assert_same_masks(&out, "lowres_3d_no_tta");
@@ -570,13 +565,6 @@ fn an_nnunet_results_folder_runs_what_find_best_chose() {
         let folder = format!("nnUNetTrainer_autosegFixture__nnUNetPlans__{config}");
         copy_dir(&fixture().join(&folder), &dataset.join(&folder));
     }
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    };
     let golden = results.join("predictions/best");
     let out = tmp.path().join("from_folder");
     ok(predict_with(&dataset, &out, &[]));
@@ -607,13 +595,6 @@ fn predict_splits_a_folder_into_parts_and_continues_where_it_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let model = fixture().join("nnUNetTrainer_autosegFixture__nnUNetPlans__3d_fullres");
     let out = tmp.path().join("parts");
-    let ok = |run: std::process::Output| {
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    };
     let listed = |dir: &Path| {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

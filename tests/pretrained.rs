@@ -1,9 +1,9 @@
 //! Fine-tuning from nnU-Net's weights, as nnU-Net's pretraining documentation does it: `plan
 //! --plans-from` the plans nnU-Net 2.8.1 trained the fixture model with (moved to another
-//! dataset, equal to nnU-Net's own move of them), `preprocess`, then `train --pretrained-weights` its `checkpoint_final.pth` with 0
-//! epochs, so the fold's final weights are the starting weights: nnU-Net's bit for bit but the
-//! segmentation heads (4 here, 3 in the source). A network of another shape and `--resume` with
-//! pretrained weights are refused.
+//! dataset, equal to nnU-Net's own move of them), `preprocess`, then `train
+//! --pretrained-weights` its `checkpoint_final.pth` with 0 epochs, so the fold's final weights
+//! are the starting weights: nnU-Net's bit for bit but the segmentation heads (4 here, 3 in
+//! the source). A network of another shape and `--resume` with pretrained weights are refused.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
+use super::model::cascade_channels;
 use super::nnunet::{folder_and_name, previous_stage_folder};
 use super::nnunet_postprocessing::nnunet_postprocessing;
 
@@ -86,12 +87,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
                 path: plans_path.clone(),
                 source: Box::new(source),
             })?;
-            // A cascade stage also takes the one-hot of its first stage's foreground labels.
-            let extra = match config.previous_stage {
-                Some(_) => dataset.labels.foreground_labels().len(),
-                None => 0,
-            };
-            let in_channels = dataset.n_channels() + extra;
+            let in_channels = dataset.n_channels() + cascade_channels(&config, &dataset);
             let vs = nn::VarStore::new(Device::Cpu);
             UNet::new(
                 &vs.root(),

@@ -65,8 +65,8 @@ use crate::{
 use crate::{Phase, PhaseClock, PhaseTimes};
 use error::io_err;
 use model::{
-    check_dataset, check_same_model, load_fold, model_dataset_json, read_fold_meta,
-    warn_if_plans_changed, FoldModel,
+    cascade_channels, check_dataset, check_same_model, load_fold, model_dataset_json,
+    read_fold_meta, warn_if_plans_changed, FoldModel,
 };
 
 /// gzip level of written masks: label maps are mostly zeros, and level 1 compresses them
@@ -290,8 +290,12 @@ impl Predictor {
             previous,
             labels: dataset.labels.foreground_labels(),
         });
-        let extra_channels = cascade.as_ref().map_or(0, |c| c.labels.len());
-        check_dataset(meta_path, &meta, &dataset, extra_channels)?;
+        check_dataset(
+            meta_path,
+            &meta,
+            &dataset,
+            cascade_channels(&config, &dataset),
+        )?;
         // Each fold's weights are checked against its own metadata's digest.
         let models = folds
             .iter()

@@ -127,6 +127,15 @@ pub(super) fn model_dataset_json(
     Ok(parse_dataset_json(json.to_string().as_bytes(), &path)?)
 }
 
+/// The input channels a configuration's network takes besides the dataset's images: for a
+/// cascade stage, the one-hot of its first stage's foreground labels; none otherwise.
+pub(super) fn cascade_channels(config: &Configuration, dataset: &DatasetJson) -> usize {
+    match config.previous_stage {
+        Some(_) => dataset.labels.foreground_labels().len(),
+        None => 0,
+    }
+}
+
 /// The dataset's channels (plus `extra_channels`: a cascade's one-hot inputs) and
 /// segmentation heads must be the network's.
 pub(super) fn check_dataset(

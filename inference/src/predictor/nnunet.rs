@@ -17,7 +17,7 @@ use autoseg_preprocessing::read_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
-use super::model::FoldModel;
+use super::model::{cascade_channels, FoldModel};
 use super::{Cascade, Predictor};
 
 /// Whether `folder` is an nnU-Net trained-model folder (it has `plans.json` and no autoseg
@@ -92,7 +92,7 @@ impl Predictor {
             }
             None => None,
         };
-        let extra_channels = cascade.as_ref().map_or(0, |c| c.labels.len());
+        let extra_channels = cascade_channels(&config, &dataset);
         let mirror_axes = first.mirror_axes.clone();
         tracing::info!(
             trainer = %first.trainer_name,

@@ -25,7 +25,7 @@ use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
 use super::error::{io_err, PredictError};
-use super::model::check_dataset;
+use super::model::{cascade_channels, check_dataset};
 use super::model_zip::fold_dirs;
 use super::zip_entries::write_zip;
 
@@ -119,13 +119,9 @@ fn write_folders(
                     continue;
                 }
                 let loaded = load_checkpoint(&dir, kind)?;
-                // nnU-Net builds the network from dataset.json: it must be this one's (a
-                // cascade stage also takes its first stage's one-hot foreground).
-                let one_hot = match config.previous_stage {
-                    Some(_) => dataset.labels.foreground_labels().len(),
-                    None => 0,
-                };
+                // nnU-Net builds the network from dataset.json: it must be this one's.
                 let meta_path = CheckpointPaths::new(&dir, kind).meta;
+                let one_hot = cascade_channels(&config, &dataset);
                 check_dataset(meta_path, &loaded.meta, &dataset, one_hot)?;
                 // Through the network the plans build: nnU-Net will build the same one and
                 // load these weights strictly.
