@@ -157,19 +157,29 @@ pub struct PreprocessArgs {
     pub configurations: Vec<String>,
 }
 
-/// Training length and device, shared by `train` and `plan-and-train`.
+/// Training settings and device, shared by `train` and `plan-and-train`.
+///
+/// The settings start from the configuration's `training` table in plans.toml (nnU-Net's
+/// trainer where it has none), then a `--trainer` name's values, then these flags.
 #[derive(Debug, Args)]
 pub struct TrainingArgs {
     /// Device to train on: cpu, cuda or cuda:N (default: cuda when usable, else cpu).
     #[arg(long)]
     pub device: Option<DeviceArg>,
-    /// Number of epochs (nnU-Net: 1000).
-    #[arg(long, default_value_t = 1000)]
-    pub epochs: usize,
-    /// Training iterations per epoch (nnU-Net: 250). Validation runs a fifth as many (nnU-Net:
-    /// 50), at least 1 and at most 50.
-    #[arg(long, default_value_t = 250)]
-    pub iters_per_epoch: usize,
+    /// nnU-Net trainer class whose settings to use, as nnU-Net's `-tr` (e.g.
+    /// nnUNetTrainer_250epochs, nnUNetTrainerNoMirroring, nnUNetTrainerAdam,
+    /// nnUNetTrainerCosAnneal, nnUNetTrainerNoDeepSupervision, nnUNetTrainerCELoss); the
+    /// names autoseg reproduces are listed in README ("Training settings") and by an unknown
+    /// name's error.
+    #[arg(long = "trainer", short = 't', value_name = "NAME")]
+    pub trainer: Option<String>,
+    /// Number of epochs (default: the plan's training.epochs, nnU-Net: 1000).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training iterations per epoch (default: the plan's, nnU-Net: 250). Validation then runs
+    /// a fifth as many (nnU-Net: 50), at least 1 and at most 50.
+    #[arg(long)]
+    pub iters_per_epoch: Option<usize>,
     /// Early stopping (beyond nnU-Net; off by default): stop a fold when N epochs pass without
     /// a new best EMA pseudo Dice. checkpoint_final then holds the last epoch and
     /// checkpoint_best the best one (`predict --checkpoint best`); train.log records the stop,
@@ -457,13 +467,18 @@ mod tests {
     }
 
     #[test]
-    fn plan_and_train_defaults_to_five_folds_and_nnunet_lengths() {
+    fn plan_and_train_defaults_to_five_folds_and_the_plans_lengths() {
         let cli = parse(&["autoseg", "plan-and-train", "ds"]);
         let Some(Command::PlanAndTrain(a)) = cli.command else {
             panic!("parsed another command")
         };
         assert_eq!(a.folds, (0..5).map(Fold::Index).collect::<Vec<_>>());
-        assert_eq!((a.training.epochs, a.training.iters_per_epoch), (1000, 250));
+        // No flag: the plan's training table (nnU-Net's 1000 x 250 without one) decides.
+        assert_eq!(
+            (a.training.epochs, a.training.iters_per_epoch),
+            (None, None)
+        );
+        assert_eq!(a.training.trainer, None);
         assert_eq!(a.work.work, PathBuf::from("autoseg_work"));
         assert_eq!(a.planner.gpu_memory_gb, None);
     }

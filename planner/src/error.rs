@@ -224,4 +224,17 @@ pub enum PlanError {
         /// What is wrong, naming the keys.
         fault: String,
     },
+    /// `--trainer` names no nnU-Net trainer autoseg reproduces.
+    #[error("{}; the nnU-Net trainers autoseg reproduces: {known}", match not_yet {
+        Some(what) => format!("nnU-Net's {name} changes {what}, which autoseg does not reproduce yet"),
+        None => format!("unknown trainer {name:?}"),
+    })]
+    UnknownTrainer {
+        /// The name given.
+        name: String,
+        /// What the trainer changes, when it is an nnU-Net trainer autoseg knows but lacks.
+        not_yet: Option<String>,
+        /// The names that work, comma-separated.
+        known: String,
+    },
 }

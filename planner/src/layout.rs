@@ -111,6 +111,12 @@ impl WorkLayout {
         self.fold(configuration, fold).join("train.log")
     }
 
+    /// `results/<configuration>/fold_<fold>/training.toml`: the training settings the fold's last
+    /// run used (the plan's `training` table with a `--trainer` name's and the flags' values).
+    pub fn training_settings(&self, configuration: &str, fold: impl fmt::Display) -> PathBuf {
+        self.fold(configuration, fold).join("training.toml")
+    }
+
     /// `results/<configuration>/fold_<fold>/progress.png`: the training curves.
     pub fn progress_plot(&self, configuration: &str, fold: impl fmt::Display) -> PathBuf {
         self.fold(configuration, fold).join("progress.png")

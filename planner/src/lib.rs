@@ -62,6 +62,7 @@ mod rules;
 mod settings;
 mod spec;
 mod topology;
+mod training;
 mod transfer;
 mod vram;
 
@@ -85,6 +86,10 @@ pub use resampling::{ForceSeparateZ, ResamplingSettings, SplineOrder};
 pub use rules::{compute_new_shape, Anisotropy, TargetSpacing};
 pub use settings::{PlannerPreset, PlannerSettings, UnknownPreset};
 pub use spec::{Dim, NetworkKind, StageSpec, UNetSpec};
+pub use training::{
+    nnunet_trainer, nnunet_trainer_names, AugmentationPreset, LossKind, LrScheduleKind,
+    OptimizerKind, Training, TrainingEntry,
+};
 pub use transfer::{nnunet_plans_to_move, transfer_plans};
 pub use vram::compute_conv_feature_map_size;
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel_table;
 use crate::resampling::ResamplingSettings;
+use crate::training::TrainingEntry;
 use crate::UNetSpec;
 use crate::{Dim, ForegroundIntensityProperties, NetworkKind, PlanError, PlannerPreset};
 
@@ -106,6 +107,10 @@ pub struct ConfigurationEntry {
     /// Network architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<ArchitectureEntry>,
+    /// How the configuration trains ([`crate::Training`]); merged key by key through
+    /// `inherits_from`, nnU-Net's trainer defaults where absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingEntry>,
 }
 
 /// The experiment plans: everything the planner chose, per named configuration.

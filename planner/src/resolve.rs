@@ -3,6 +3,7 @@
 //! lengths checked once, the architecture's parallel lists turned into a [`UNetSpec`].
 
 use crate::plans::{ArchitectureEntry, Configuration, ConfigurationEntry, Plans};
+use crate::training::{Training, TrainingEntry};
 use crate::{Dim, NetworkKind, PlanError, StageSpec, UNetSpec};
 
 impl Plans {
@@ -16,6 +17,25 @@ impl Plans {
     pub fn resolve(&self, name: &str) -> Result<Configuration, PlanError> {
         let entry = self.merged_entry(name)?;
         validate(name, entry, self.foreground_intensity_properties.len())
+    }
+
+    /// The training settings of configuration `name`: its `training` table (merged through
+    /// `inherits_from`), then `overrides` (a `--trainer` name's keys and the command line's
+    /// flags) key by key, nnU-Net's defaults for the keys neither sets.
+    ///
+    /// # Errors
+    /// What [`Plans::resolve`] reports, or [`PlanError::InvalidConfiguration`] naming the
+    /// training key at fault.
+    pub fn training(&self, name: &str, overrides: &TrainingEntry) -> Result<Training, PlanError> {
+        let config = self.resolve(name)?;
+        let entry = self.merged_entry(name)?.training.unwrap_or_default();
+        entry
+            .overlaid_with(overrides.clone())
+            .resolve(config.dim())
+            .map_err(|fault| PlanError::InvalidConfiguration {
+                configuration: name.to_string(),
+                fault,
+            })
     }
 
     fn merged_entry(&self, name: &str) -> Result<ConfigurationEntry, PlanError> {
@@ -68,6 +88,11 @@ impl ConfigurationEntry {
                 .resampling_probabilities
                 .or(self.resampling_probabilities),
             architecture: child.architecture.or(self.architecture),
+            // Every training key is optional, so a child changes one and keeps the others.
+            training: match (self.training, child.training) {
+                (Some(base), Some(over)) => Some(base.overlaid_with(over)),
+                (base, over) => over.or(base),
+            },
         }
     }
 }

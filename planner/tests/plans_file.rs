@@ -3,7 +3,8 @@
 
 use autoseg_planner::{
     plan, ConfigurationEntry, DatasetInfo, Fingerprint, ForceSeparateZ,
-    ForegroundIntensityProperties, LabelEntry, LabelValue, PlanError, PlannerSettings, Plans,
+    ForegroundIntensityProperties, LabelEntry, LabelValue, OptimizerKind, PlanError,
+    PlannerSettings, Plans, Training, TrainingEntry,
 };
 
 fn liver_plans() -> Plans {
@@ -258,4 +259,61 @@ fn force_separate_z_reads_auto_true_and_false() {
     );
     let err = Plans::from_toml_str(&bad).expect_err("bad value");
     assert!(err.to_string().contains("\"auto\", true or false"), "{err}");
+}
+
+#[test]
+fn a_training_table_is_read_merged_through_inherits_from_and_overridden() {
+    let mut text = liver_plans().to_toml_string().expect("serialises");
+    text.push_str(
+        "\n[configurations.3d_fullres.training]\nepochs = 300\noptimizer = \"adam\"\n\
+         \n[configurations.long]\ninherits_from = \"3d_fullres\"\n\
+         \n[configurations.long.training]\nepochs = 2000\n",
+    );
+    let plans = Plans::from_toml_str(&text).expect("a training table parses");
+    let none = TrainingEntry::default();
+    assert_eq!(
+        plans.training("2d", &none).expect("2d"),
+        Training::nnunet_default(),
+        "no table: nnU-Net's trainer"
+    );
+    let full = plans.training("3d_fullres", &none).expect("3d_fullres");
+    assert_eq!((full.epochs, full.optimizer), (300, OptimizerKind::Adam));
+    // The child changes one key and keeps the parent's others.
+    let long = plans.training("long", &none).expect("long");
+    assert_eq!((long.epochs, long.optimizer), (2000, OptimizerKind::Adam));
+    // Command-line flags win over the plan.
+    let flags = TrainingEntry {
+        epochs: Some(5),
+        ..TrainingEntry::default()
+    };
+    assert_eq!(plans.training("long", &flags).expect("long").epochs, 5);
+    // The table round-trips.
+    assert_eq!(
+        Plans::from_toml_str(&plans.to_toml_string().expect("serialises")).expect("parses"),
+        plans
+    );
+}
+
+#[test]
+fn a_bad_training_table_names_the_key_and_the_valid_values() {
+    let mut text = liver_plans().to_toml_string().expect("serialises");
+    text.push_str("\n[configurations.3d_fullres.training]\noptimiser = \"sgd\"\n");
+    let err = Plans::from_toml_str(&text)
+        .expect_err("misspelt key")
+        .to_string();
+    assert!(
+        err.contains("optimiser") && err.contains("optimizer"),
+        "{err}"
+    );
+    let mut text = liver_plans().to_toml_string().expect("serialises");
+    text.push_str("\n[configurations.3d_fullres.training]\nwarmup_epochs = 5000\n");
+    let plans = Plans::from_toml_str(&text).expect("parses");
+    let err = plans
+        .training("3d_fullres", &TrainingEntry::default())
+        .expect_err("warm-up longer than the run")
+        .to_string();
+    assert!(
+        err.contains("3d_fullres") && err.contains("warmup_epochs"),
+        "{err}"
+    );
 }

@@ -1,19 +1,20 @@
-//! `autoseg train DATASET CONFIG FOLD [--work DIR] [--device cpu|cuda[:N]] [--epochs N]
-//! [--iters-per-epoch N] [--patience N] [--resume | --pretrained-weights FILE] [--seed N]`:
+//! `autoseg train DATASET CONFIG FOLD [--work DIR] [--device cpu|cuda[:N]] [--trainer NAME]
+//! [--epochs N] [--iters-per-epoch N] [--patience N] [--resume | --pretrained-weights FILE]
+//! [--seed N]`:
 //! trains one configuration on one fold from the preprocessed cache (brought up to date first) into
 //! `<work>/<dataset>/results/<config>/fold_<k>/`, then validates it as nnU-Net does at the end of
 //! training (`fold_<k>/validation/`). A fresh run may start from pretrained weights (every
 //! parameter but the segmentation heads, nnU-Net's `-pretrained_weights`).
 //!
 //! The work is `autoseg_trainer::train::train_fold`'s (which caches, which store, the final
-//! validation); this module turns flags into its settings and prints what it did.
+//! validation); this module turns the plan's `training` table, the `--trainer` name and the
+//! flags into its settings and prints what it did.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::{Plans, WorkLayout, WorkLock};
+use autoseg_planner::{nnunet_trainer, Plans, Training, TrainingEntry, WorkLayout, WorkLock};
 use autoseg_preprocessing::Dataset;
-use autoseg_trainer::schedule::TrainSettings;
 use autoseg_trainer::splits::Fold;
 use autoseg_trainer::train::{
     default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions, Start,
@@ -71,7 +72,7 @@ pub fn train_and_validate(
     training: &TrainingArgs,
     run: &RunOptions,
 ) -> anyhow::Result<()> {
-    let settings = train_settings(training);
+    let settings = train_settings(plans, configuration, training)?;
     let job = FoldJob {
         dataset,
         layout,
@@ -115,15 +116,26 @@ pub fn train_and_validate(
     Ok(())
 }
 
-/// nnU-Net's settings with the run's length from the flags.
-fn train_settings(training: &TrainingArgs) -> TrainSettings {
-    TrainSettings {
+/// The run's settings: the configuration's `training` table, then the `--trainer` name's keys,
+/// then the flags.
+fn train_settings(
+    plans: &Plans,
+    configuration: &str,
+    training: &TrainingArgs,
+) -> anyhow::Result<Training> {
+    let trainer = match &training.trainer {
+        Some(name) => nnunet_trainer(name)?,
+        None => TrainingEntry::default(),
+    };
+    let flags = TrainingEntry {
         epochs: training.epochs,
-        iters_per_epoch: training.iters_per_epoch,
-        val_iters_per_epoch: val_iters(training.iters_per_epoch),
+        iterations_per_epoch: training.iters_per_epoch,
+        val_iterations_per_epoch: training.iters_per_epoch.map(val_iters),
         patience: training.patience.map(|p| p as usize),
-        ..TrainSettings::nnunet_default()
-    }
+        ..TrainingEntry::default()
+    };
+    let settings = plans.training(configuration, &trainer.overlaid_with(flags))?;
+    Ok(settings)
 }
 
 /// Validation iterations per epoch: nnU-Net's 50 for its 250 training iterations, and the same
@@ -154,6 +166,75 @@ pub fn run_options(training: &TrainingArgs, start: Start, seed: u64, threads: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(trainer: Option<&str>, epochs: Option<usize>) -> TrainingArgs {
+        TrainingArgs {
+            device: None,
+            trainer: trainer.map(str::to_string),
+            epochs,
+            iters_per_epoch: None,
+            patience: None,
+        }
+    }
+
+    #[test]
+    fn settings_come_from_the_plan_then_the_trainer_then_the_flags() {
+        let mut plans = autoseg_planner::plan(
+            &autoseg_planner::Fingerprint::new(
+                vec![[1.0; 3]; 4],
+                vec![[40, 48, 40]; 4],
+                1.0,
+                vec![autoseg_planner::ForegroundIntensityProperties {
+                    mean: 0.0,
+                    median: 0.0,
+                    std: 1.0,
+                    min: -1.0,
+                    max: 1.0,
+                    percentile_00_5: -1.0,
+                    percentile_99_5: 1.0,
+                }],
+            )
+            .unwrap(),
+            &autoseg_planner::DatasetInfo::new(
+                "Dataset001_T",
+                vec!["MRI".into()],
+                vec![
+                    autoseg_planner::LabelEntry {
+                        name: "background".into(),
+                        value: autoseg_planner::LabelValue::Single(0),
+                    },
+                    autoseg_planner::LabelEntry {
+                        name: "a".into(),
+                        value: autoseg_planner::LabelValue::Single(1),
+                    },
+                ],
+                4,
+                ".nii.gz",
+            )
+            .unwrap(),
+            &autoseg_planner::PlannerSettings::nnunet_default(),
+        )
+        .unwrap();
+        let get = |plans: &Plans, trainer, epochs| {
+            train_settings(plans, "3d_fullres", &args(trainer, epochs)).unwrap()
+        };
+        assert_eq!(get(&plans, None, None), Training::nnunet_default());
+        plans.configurations.get_mut("3d_fullres").unwrap().training = Some(TrainingEntry {
+            epochs: Some(300),
+            momentum: Some(0.95),
+            ..TrainingEntry::default()
+        });
+        let plan_only = get(&plans, None, None);
+        assert_eq!((plan_only.epochs, plan_only.momentum), (300, 0.95));
+        let with_trainer = get(&plans, Some("nnUNetTrainer_250epochs"), None);
+        assert_eq!((with_trainer.epochs, with_trainer.momentum), (250, 0.95));
+        let with_flag = get(&plans, Some("nnUNetTrainer_250epochs"), Some(7));
+        assert_eq!(with_flag.epochs, 7);
+        let err = train_settings(&plans, "3d_fullres", &args(Some("nnUNetTrainerX"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nnUNetTrainer_250epochs"), "{err}");
+    }
 
     #[test]
     fn validation_iterations_keep_nnunets_ratio() {

@@ -9,13 +9,12 @@
 //! Usage: `cargo run --release -p autoseg-trainer --example train_step_bench -- [ITERS] [resenc]`
 
 use autoseg_network::UNet;
-use autoseg_planner::{Dim, NetworkKind, StageSpec, UNetSpec};
+use autoseg_planner::{Dim, NetworkKind, StageSpec, Training, UNetSpec};
 use autoseg_trainer::loss::{
     deep_supervision_scales, deep_supervision_weights, downsample_target, DeepSupervisionLoss,
     DiceCeLoss, SegLoss,
 };
-use autoseg_trainer::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
-use autoseg_trainer::schedule::TrainSettings;
+use autoseg_trainer::optim::{optimizer_step, LossScaler, Optimizer};
 use tch::{nn, Device, Kind, Tensor};
 
 fn spec(kind: NetworkKind) -> UNetSpec {
@@ -51,10 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net = UNet::new(&vs.root(), &spec, 1, 3)?;
     let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut sgd = Sgd::new(
-        params,
-        SgdConfig::from_settings(&TrainSettings::nnunet_default()),
-    );
+    let mut sgd = Optimizer::new(params, &Training::nnunet_default());
     let mut scaler = LossScaler::disabled();
     let loss = DeepSupervisionLoss {
         loss: SegLoss::DiceCe(DiceCeLoss {

@@ -6,10 +6,16 @@
 //! `training/loss/dice.py::MemoryEfficientSoftDiceLoss`, `training/loss/deep_supervision.py`,
 //! `nnUNetTrainer._build_loss` / `_get_deep_supervision_scales`, and bg2
 //! `transforms/utils/deep_supervision_downsampling.py::DownsampleSegForDSTransform`.
+//!
+//! The loss trainers' losses (cross-entropy, Dice, top-k) are in [`variants`].
 
 use autoseg_planner::UNetSpec;
 use tch::{Kind, Reduction, TchError, Tensor};
 use thiserror::Error;
+
+mod variants;
+
+pub use variants::{CeLoss, DiceLoss, TopKLoss};
 
 /// nnU-Net's Dice smoothing term (`'smooth': 1e-5`).
 const DICE_SMOOTH: f64 = 1e-5;
@@ -285,18 +291,24 @@ fn binary_cross_entropy(
         .f_div(&mask.f_sum(Kind::Float)?.f_clamp_min(1e-8)?)
 }
 
-/// The loss nnU-Net picks in `_build_loss`: [`DiceCeLoss`] for label maps, [`DiceBceLoss`]
-/// when the dataset defines regions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The loss of one output: nnU-Net's `_build_loss` choice ([`DiceCeLoss`] for label maps,
+/// [`DiceBceLoss`] for regions) or a loss trainer's ([`SegLoss::for_training`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SegLoss {
     /// Softmax outputs, one per label (background included); targets `[b, 1, *spatial]`.
     DiceCe(DiceCeLoss),
     /// Sigmoid outputs, one per region; targets `[b, r (+1 ignore), *spatial]`.
     DiceBce(DiceBceLoss),
+    /// Cross-entropy alone (label maps).
+    Ce(CeLoss),
+    /// Top-k cross-entropy (label maps).
+    TopK(TopKLoss),
+    /// Soft Dice alone (label maps or regions).
+    Dice(DiceLoss),
 }
 
 impl SegLoss {
-    /// The loss of one output, as [`DiceCeLoss::forward`] or [`DiceBceLoss::forward`].
+    /// The loss of one output, as the wrapped loss's `forward`.
     ///
     /// # Errors
     /// As the wrapped loss.
@@ -304,6 +316,9 @@ impl SegLoss {
         match self {
             SegLoss::DiceCe(loss) => loss.forward(logits, target),
             SegLoss::DiceBce(loss) => loss.forward(logits, target),
+            SegLoss::Ce(loss) => loss.forward(logits, target),
+            SegLoss::TopK(loss) => loss.forward(logits, target),
+            SegLoss::Dice(loss) => loss.forward(logits, target),
         }
     }
 }
@@ -312,6 +327,17 @@ impl SegLoss {
 /// normalised to sum 1 (5 outputs: `[8/15, 4/15, 2/15, 1/15, 0]`). A single output gets weight 1
 /// (nnU-Net's formula would divide by zero there).
 pub fn deep_supervision_weights(n_outputs: usize) -> Vec<f64> {
+    deep_supervision_weights_for(n_outputs, true)
+}
+
+/// [`deep_supervision_weights`] with deep supervision on; off, the top output alone has weight 1
+/// (nnU-Net's `enable_deep_supervision = False`: the other outputs get no gradient).
+pub fn deep_supervision_weights_for(n_outputs: usize, enabled: bool) -> Vec<f64> {
+    if !enabled {
+        return (0..n_outputs)
+            .map(|i| if i == 0 { 1.0 } else { 0.0 })
+            .collect();
+    }
     if n_outputs <= 1 {
         return vec![1.0; n_outputs];
     }

@@ -1,6 +1,7 @@
 //! The optimiser side of a training step: SGD with Nesterov momentum (buffers that can be
-//! checkpointed by parameter name), total-norm gradient clipping, and the dynamic loss scaler
-//! used for fp16 training on CUDA.
+//! checkpointed by parameter name) or Adam / AdamW ([`adam`]), chosen by the run's
+//! [`Training`] ([`Optimizer`]); total-norm gradient clipping; and the dynamic loss scaler used
+//! for fp16 training on CUDA.
 //!
 //! The step order is nnU-Net's (`nnUNetTrainer.train_step` with `torch.amp.GradScaler`):
 //! `scaler.scale(loss).backward()`, then [`optimizer_step`]: unscale the gradients, clip them to
@@ -9,14 +10,22 @@
 use tch::{Kind, TchError, Tensor};
 use thiserror::Error;
 
-use crate::schedule::TrainSettings;
+use autoseg_planner::{OptimizerKind, Training};
+
+pub mod adam;
+
+pub use adam::{Adam, AdamConfig};
 
 /// What can go wrong in an optimiser step or when restoring optimiser state.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OptimError {
-    /// A checkpointed momentum buffer names a parameter the model does not have.
-    #[error("optimiser state: momentum buffer for unknown parameter '{name}'")]
+    /// A checkpointed state tensor names a parameter the model does not have, or is not state
+    /// of this optimiser.
+    #[error(
+        "optimiser state '{name}' belongs to no parameter of this model and optimiser (was the \
+         run started with another training.optimizer?)"
+    )]
     UnknownParameter {
         /// Parameter name.
         name: String,
@@ -50,13 +59,14 @@ pub struct SgdConfig {
 }
 
 impl SgdConfig {
-    /// The SGD of `settings` at its initial learning rate.
-    pub fn from_settings(settings: &TrainSettings) -> SgdConfig {
+    /// nnU-Net's SGD (Nesterov) with the momentum and weight decay of `training`, at its
+    /// initial learning rate.
+    pub fn from_training(training: &Training) -> SgdConfig {
         SgdConfig {
-            lr: settings.initial_lr,
-            momentum: settings.momentum,
-            weight_decay: settings.weight_decay,
-            nesterov: settings.nesterov,
+            lr: training.initial_lr,
+            momentum: training.momentum,
+            weight_decay: training.weight_decay,
+            nesterov: true,
         }
     }
 }
@@ -184,6 +194,91 @@ impl Sgd {
             self.slots[idx].buffer = Some(buffer);
         }
         Ok(())
+    }
+}
+
+/// The optimiser of a run: [`Sgd`] or [`Adam`], as `training.optimizer` says.
+#[derive(Debug)]
+pub enum Optimizer {
+    /// nnU-Net's SGD.
+    Sgd(Sgd),
+    /// Adam or AdamW.
+    Adam(Adam),
+}
+
+impl Optimizer {
+    /// The optimiser `training` asks for over `params`, at its initial learning rate.
+    pub fn new(params: Vec<(String, Tensor)>, training: &Training) -> Optimizer {
+        match training.optimizer {
+            OptimizerKind::Sgd => {
+                Optimizer::Sgd(Sgd::new(params, SgdConfig::from_training(training)))
+            }
+            OptimizerKind::Adam | OptimizerKind::Adamw => Optimizer::Adam(Adam::new(
+                params,
+                AdamConfig {
+                    lr: training.initial_lr,
+                    weight_decay: training.weight_decay,
+                    decoupled: training.optimizer == OptimizerKind::Adamw,
+                    amsgrad: training.amsgrad,
+                },
+            )),
+        }
+    }
+
+    /// Sets the learning rate (the schedule, once per epoch).
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.config.lr = lr,
+            Optimizer::Adam(adam) => adam.config.lr = lr,
+        }
+    }
+
+    /// The parameters, in the order given.
+    pub fn params(&self) -> Vec<Tensor> {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.params(),
+            Optimizer::Adam(adam) => adam.params(),
+        }
+    }
+
+    /// Zeroes every parameter's gradient.
+    pub fn zero_grad(&mut self) {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.zero_grad(),
+            Optimizer::Adam(adam) => adam.zero_grad(),
+        }
+    }
+
+    /// One update of every parameter that has a gradient.
+    ///
+    /// # Errors
+    /// [`OptimError::Torch`] when libtorch fails.
+    pub fn step(&mut self) -> Result<(), OptimError> {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.step(),
+            Optimizer::Adam(adam) => adam.step(),
+        }
+    }
+
+    /// The state a checkpoint keeps, as named tensors: SGD's momentum buffers by parameter
+    /// name, Adam's moments as `<parameter>#<key>`.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.momentum_buffers(),
+            Optimizer::Adam(adam) => adam.state(),
+        }
+    }
+
+    /// Restores what [`Optimizer::state`] saved.
+    ///
+    /// # Errors
+    /// [`OptimError::UnknownParameter`] or [`OptimError::BufferShape`] for state that does not
+    /// belong to this model and optimiser; nothing is changed then.
+    pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<(), OptimError> {
+        match self {
+            Optimizer::Sgd(sgd) => sgd.load_momentum_buffers(state),
+            Optimizer::Adam(adam) => adam.load_state(state),
+        }
     }
 }
 
@@ -351,15 +446,15 @@ pub struct StepOutcome {
 /// # Errors
 /// [`OptimError::Torch`] when libtorch fails.
 pub fn optimizer_step(
-    sgd: &mut Sgd,
+    optimizer: &mut Optimizer,
     scaler: &mut LossScaler,
     max_grad_norm: f64,
 ) -> Result<StepOutcome, OptimError> {
-    let params = sgd.params();
+    let params = optimizer.params();
     let found_inf = scaler.unscale(&params)?;
     let grad_norm = clip_grad_norm(&params, max_grad_norm)?;
     if !found_inf {
-        sgd.step()?;
+        optimizer.step()?;
     }
     scaler.update(found_inf);
     Ok(StepOutcome {
@@ -399,7 +494,7 @@ mod tests {
             .map(|(i, p)| (format!("p{i}"), p.shallow_clone()));
         Sgd::new(
             named.collect(),
-            SgdConfig::from_settings(&TrainSettings::nnunet_default()),
+            SgdConfig::from_training(&Training::nnunet_default()),
         )
     }
 
@@ -453,7 +548,7 @@ mod tests {
     #[test]
     fn an_inf_gradient_skips_the_step_and_halves_the_scale() {
         let p = param(&[1.0, 2.0]);
-        let mut sgd = nnunet_sgd(std::slice::from_ref(&p));
+        let mut sgd = Optimizer::Sgd(nnunet_sgd(std::slice::from_ref(&p)));
         let mut scaler = LossScaler::nnunet_default();
         set_grads(std::slice::from_ref(&p), &[&[f64::INFINITY, 1.0]]);
         let outcome = optimizer_step(&mut sgd, &mut scaler, 12.0).unwrap();
@@ -466,13 +561,13 @@ mod tests {
                 growth_tracker: 0
             }
         );
-        assert!(sgd.momentum_buffers().is_empty());
+        assert!(sgd.state().is_empty());
     }
 
     #[test]
     fn good_steps_unscale_gradients_and_grow_the_scale_every_2000() {
         let p = param(&[1.0]);
-        let mut sgd = nnunet_sgd(std::slice::from_ref(&p));
+        let mut sgd = Optimizer::Sgd(nnunet_sgd(std::slice::from_ref(&p)));
         let mut scaler = LossScaler::nnunet_default();
         scaler.set_state(LossScalerState {
             scale: 1024.0,

@@ -236,6 +236,15 @@ impl PatchSampler {
         })
     }
 
+    /// The same sampler forcing foreground into a `share` of each batch instead of nnU-Net's
+    /// 0.33 (`training.oversample_foreground`; checked to lie in [0, 1] by the plan).
+    pub fn with_oversampling(self, share: f64) -> PatchSampler {
+        PatchSampler {
+            oversample_foreground: share,
+            ..self
+        }
+    }
+
     /// The crop size `(z, y, x)` this sampler reads.
     pub fn crop(&self) -> [usize; 3] {
         self.crop
@@ -535,6 +544,15 @@ mod tests {
             let forced = (0..bs).filter(|&j| s.is_forced_foreground(j)).count();
             assert_eq!(forced, want, "batch size {bs}");
             assert_eq!(forced, round_half_even(bs as f64 * 0.33), "batch size {bs}");
+        }
+        // training.oversample_foreground: nnU-Net's `not j < round(bs * (1 - p))`; for bs 9:
+        // p = 1 -> 9 forced, p = 0 -> 0, p = 0.5 -> round(4.5) = 4 random, so 5 forced.
+        for (share, want) in [(1.0, 9), (0.0, 0), (0.5, 5)] {
+            let s = PatchSampler::new([8, 8, 8], [8, 8, 8], 9, false)
+                .unwrap()
+                .with_oversampling(share);
+            let forced = (0..9).filter(|&j| s.is_forced_foreground(j)).count();
+            assert_eq!(forced, want, "share {share}");
         }
         let source = InMemorySource::new(vec![
             one_case([30, 30, 30], &[[3, 25, 4]]),

@@ -1,67 +1,82 @@
-//! The training schedule: nnU-Net's hyper-parameters as a named value, and its poly learning-rate
-//! decay.
+//! The learning-rate schedule of a run's [`Training`]: nnU-Net's poly decay, cosine annealing
+//! and linear warm-up, each stepped once at the start of every epoch; and the constants of
+//! nnU-Net's training step that are not plan keys.
 //!
-//! nnU-Net: `nnUNetTrainer.__init__` (epochs, iterations, lr, weight decay, oversampling),
-//! `configure_optimizers` (SGD, momentum 0.99, Nesterov), `training/lr_scheduler/polylr.py`,
-//! `train_step` (`clip_grad_norm_(.., 12)`).
+//! nnU-Net: `training/lr_scheduler/polylr.py`, `torch.optim.lr_scheduler.CosineAnnealingLR`
+//! (`nnUNetTrainerCosAnneal`), `training/lr_scheduler/warmup.py` (`Lin_incr_LRScheduler`,
+//! `PolyLRScheduler_offset`, `CosineAnnealingLR_offset`), `train_step` (`clip_grad_norm_(.., 12)`).
 
-/// Training hyper-parameters. There is no `Default`: start from
-/// [`TrainSettings::nnunet_default`] and override fields, e.g.
-/// `TrainSettings { epochs: 5, ..TrainSettings::nnunet_default() }`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainSettings {
-    /// Epochs to train.
-    pub epochs: usize,
-    /// Training iterations (batches) per epoch.
-    pub iters_per_epoch: usize,
-    /// Validation iterations (batches) per epoch.
-    pub val_iters_per_epoch: usize,
-    /// Learning rate at epoch 0.
-    pub initial_lr: f64,
-    /// Exponent of the poly decay.
-    pub lr_exponent: f64,
-    /// SGD momentum.
-    pub momentum: f64,
-    /// Use Nesterov momentum.
-    pub nesterov: bool,
-    /// L2 weight decay, added to the gradient.
-    pub weight_decay: f64,
-    /// Fraction of each batch forced to contain foreground.
-    pub oversample_foreground: f64,
-    /// Gradients are scaled down to this total L2 norm when larger.
-    pub grad_clip_norm: f64,
-    /// Early stopping (beyond nnU-Net): stop when this many epochs pass without a new best EMA
-    /// pseudo Dice; `None`, nnU-Net's behaviour, trains every epoch.
-    pub patience: Option<usize>,
+use autoseg_planner::{LrScheduleKind, Training};
+
+/// Exponent of nnU-Net's poly decay.
+pub const POLY_EXPONENT: f64 = 0.9;
+
+/// Gradients are scaled down to this total L2 norm when larger (nnU-Net's `train_step`).
+pub const GRAD_CLIP_NORM: f64 = 12.0;
+
+/// The learning rate of every epoch of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrSchedule {
+    /// The decay after the warm-up.
+    pub decay: Decay,
+    /// Epochs of linear warm-up: `lr(e) = initial_lr · (e + 1) / warmup` for `e < warmup`.
+    pub warmup_epochs: usize,
 }
 
-impl TrainSettings {
-    /// nnU-Net 2.8.1's defaults (`nnUNetTrainer.__init__`, `configure_optimizers`,
-    /// `train_step`): 1000 epochs of 250 iterations, 50 validation iterations, SGD lr 1e-2,
-    /// momentum 0.99, Nesterov, weight decay 3e-5, poly exponent 0.9, foreground oversampling
-    /// 0.33, gradient clipping at norm 12.
-    pub fn nnunet_default() -> TrainSettings {
-        TrainSettings {
-            epochs: 1000,
-            iters_per_epoch: 250,
-            val_iters_per_epoch: 50,
-            initial_lr: 1e-2,
-            lr_exponent: 0.9,
-            momentum: 0.99,
-            nesterov: true,
-            weight_decay: 3e-5,
-            oversample_foreground: 0.33,
-            grad_clip_norm: 12.0,
-            patience: None,
+/// The decay a schedule runs over the epochs after its warm-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decay {
+    /// [`PolyLr`].
+    Poly(PolyLr),
+    /// `initial_lr · (1 + cos(π e / epochs)) / 2` (torch `CosineAnnealingLR`, `eta_min = 0`,
+    /// stepped with the epoch: its closed form).
+    Cosine {
+        /// Learning rate at the decay's epoch 0.
+        initial_lr: f64,
+        /// Epochs of the decay.
+        epochs: usize,
+    },
+}
+
+impl LrSchedule {
+    /// The schedule `training` describes.
+    pub fn of(training: &Training) -> LrSchedule {
+        let (initial_lr, warmup) = (training.initial_lr, training.warmup_epochs);
+        // nnU-Net's `*_offset` schedulers: the decay runs over the epochs after the warm-up.
+        let epochs = training.epochs.saturating_sub(warmup);
+        let decay = match training.lr_schedule {
+            LrScheduleKind::Poly => Decay::Poly(PolyLr {
+                initial_lr,
+                epochs,
+                exponent: POLY_EXPONENT,
+            }),
+            LrScheduleKind::Cosine => Decay::Cosine { initial_lr, epochs },
+        };
+        LrSchedule {
+            decay,
+            warmup_epochs: warmup,
         }
     }
 
-    /// The learning-rate schedule these settings describe.
-    pub fn lr_schedule(&self) -> PolyLr {
-        PolyLr {
-            initial_lr: self.initial_lr,
-            epochs: self.epochs,
-            exponent: self.lr_exponent,
+    /// Learning rate of `epoch`.
+    pub fn lr(&self, epoch: usize) -> f64 {
+        let peak = match self.decay {
+            Decay::Poly(poly) => poly.initial_lr,
+            Decay::Cosine { initial_lr, .. } => initial_lr,
+        };
+        if epoch < self.warmup_epochs {
+            return peak / self.warmup_epochs as f64 * (epoch + 1) as f64;
+        }
+        let e = epoch - self.warmup_epochs;
+        match self.decay {
+            Decay::Poly(poly) => poly.lr(e),
+            Decay::Cosine { initial_lr, epochs } => {
+                if e >= epochs {
+                    return 0.0;
+                }
+                let t = e as f64 / epochs as f64;
+                initial_lr * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+            }
         }
     }
 }
@@ -94,11 +109,27 @@ impl PolyLr {
 mod tests {
     use super::*;
 
+    fn schedule(epochs: usize, kind: LrScheduleKind, warmup_epochs: usize) -> LrSchedule {
+        LrSchedule::of(&Training {
+            epochs,
+            lr_schedule: kind,
+            warmup_epochs,
+            ..Training::nnunet_default()
+        })
+    }
+
+    fn assert_close(got: f64, want: f64, what: &str) {
+        assert!(
+            (got - want).abs() <= 1e-15 * want.abs().max(1.0),
+            "{what}: {got} vs {want}"
+        );
+    }
+
     #[test]
     fn poly_lr_matches_nnunet() {
         // python: 0.01 * (1 - e / 1000) ** 0.9 for e in (0, 1, 500, 999)
         //   -> 0.01, 0.009990999549834914, 0.005358867312681466, 1.995262314968881e-05
-        let schedule = TrainSettings::nnunet_default().lr_schedule();
+        let schedule = LrSchedule::of(&Training::nnunet_default());
         let expected = [
             (0, 0.01),
             (1, 0.009_990_999_549_834_914),
@@ -106,23 +137,47 @@ mod tests {
             (999, 1.995_262_314_968_881e-5),
         ];
         for (epoch, lr) in expected {
-            let got = schedule.lr(epoch);
-            assert!(
-                (got - lr).abs() <= 1e-15 * lr.max(1.0),
-                "epoch {epoch}: {got} vs {lr}"
-            );
+            assert_close(schedule.lr(epoch), lr, &format!("epoch {epoch}"));
         }
         assert_eq!(schedule.lr(1000), 0.0);
     }
 
     #[test]
-    fn settings_can_be_overridden_field_by_field() {
-        let short = TrainSettings {
-            epochs: 5,
-            ..TrainSettings::nnunet_default()
-        };
-        assert_eq!(short.lr_schedule().lr(0), 0.01);
-        assert!((short.lr_schedule().lr(4) - 0.01 * 0.2f64.powf(0.9)).abs() < 1e-15);
-        assert_eq!(short.iters_per_epoch, 250);
+    fn cosine_and_warm_up_match_torch_and_nnunet() {
+        // torch 2.11: SGD([p], lr=0.01); CosineAnnealingLR(opt, T_max=1000); s.step(e) for
+        //   e in (0, 1, 500, 999) -> 0.01, 0.009999975326009292, 0.005, 2.467399070893439e-08
+        let cosine = schedule(1000, LrScheduleKind::Cosine, 0);
+        let expected = [
+            (0, 0.01),
+            (1, 0.009_999_975_326_009_292),
+            (500, 0.005),
+            (999, 2.467_399_070_893_439e-8),
+        ];
+        for (epoch, lr) in expected {
+            assert_close(cosine.lr(epoch), lr, &format!("cosine epoch {epoch}"));
+        }
+        // nnunetv2 2.8.1 warmup.py, as nnUNetTrainer_warmup steps them (50 warm-up epochs of
+        // 1000): Lin_incr_LRScheduler(opt, 0.01, 50).step(e) for e in (0, 1, 49), then
+        // PolyLRScheduler_offset(opt, 0.01, 1000, 50).step(e) for e in (50, 51, 999)
+        //   -> 0.0002, 0.0004, 0.01, 0.01, 0.00999052581698196, 2.0895306948576246e-05
+        let warm = schedule(1000, LrScheduleKind::Poly, 50);
+        let expected = [
+            (0, 0.0002),
+            (1, 0.0004),
+            (49, 0.01),
+            (50, 0.01),
+            (51, 0.009_990_525_816_981_96),
+            (999, 2.089_530_694_857_624_6e-5),
+        ];
+        for (epoch, lr) in expected {
+            assert_close(warm.lr(epoch), lr, &format!("warm-up epoch {epoch}"));
+        }
+    }
+
+    #[test]
+    fn a_shorter_run_decays_over_its_own_epochs() {
+        let short = schedule(5, LrScheduleKind::Poly, 0);
+        assert_eq!(short.lr(0), 0.01);
+        assert!((short.lr(4) - 0.01 * 0.2f64.powf(0.9)).abs() < 1e-15);
     }
 }

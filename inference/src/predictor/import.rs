@@ -122,6 +122,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
                 optimizer: empty,
                 log: TrainLog::default(),
                 mirror_axes: Some(checkpoint.mirror_axes.clone().unwrap_or_default()),
+                training: None,
                 plans: plans.clone(),
             };
             let dir = out.fold(&name, &fold);

@@ -114,6 +114,7 @@ fn write_constant_fold_of(
         optimizer: placeholder,
         log: TrainLog::default(),
         mirror_axes: None,
+        training: None,
         plans: plans.clone(),
     };
     save_checkpoint(&dir, CheckpointKind::Final, &named, &[], meta).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use autoseg_planner::Plans;
+use autoseg_planner::{Plans, Training};
 use serde::{Deserialize, Serialize};
 
 /// Version of the checkpoint metadata layout.
@@ -192,6 +192,10 @@ pub struct CheckpointMeta {
     /// axis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_axes: Option<Vec<usize>>,
+    /// The training settings of the run (the configuration's `training` table with the
+    /// `--trainer` name's and the flags' values); absent in checkpoints of other origins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Training>,
     /// The plans the network was built from.
     pub plans: Plans,
 }

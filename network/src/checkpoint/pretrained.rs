@@ -197,6 +197,7 @@ mod tests {
             optimizer: placeholder,
             log: TrainLog::default(),
             mirror_axes: None,
+            training: None,
             plans: plans.clone(),
         };
         save_checkpoint(fold_dir, CheckpointKind::Final, tensors, &[], meta).unwrap();

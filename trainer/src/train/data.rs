@@ -8,11 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use autoseg_planner::{Configuration, UNetSpec};
+use autoseg_planner::{AugmentationPreset, Configuration, Training, UNetSpec};
 use autoseg_preprocessing::write_atomic;
 use tch::Device;
 
-use super::TrainError;
+use super::{RunOptions, TrainError};
 use crate::augment::{DaSetup, Pipeline, TargetOptions};
 use crate::loader::{DataLoader, LoaderSettings};
 use crate::loss::deep_supervision_scales;
@@ -119,15 +119,18 @@ pub(crate) struct FoldData {
 
 impl FoldData {
     /// Opens the fold's cases and sets up nnU-Net's samplers and pipelines for `config`, both
-    /// pipelines making the cascade inputs and region targets `targets` asks for.
+    /// pipelines making the cascade inputs and region targets `targets` asks for, with the
+    /// augmentation, mirror axes and foreground oversampling of `training` (no augmentation:
+    /// training batches at the network's patch with the validation transforms, as
+    /// `nnUNetTrainerNoDA`).
     pub fn new(
         store: &dyn CaseStore,
         split: &Split,
         fold: Fold,
         config: &Configuration,
         targets: &TargetOptions,
-        n_workers: usize,
-        device: Device,
+        training: &Training,
+        run: &RunOptions,
     ) -> Result<FoldData, TrainError> {
         let has_ignore_label = targets.ignore_label.is_some();
         let open = |ids: &[String], which: &'static str| {
@@ -145,25 +148,45 @@ impl FoldData {
         };
         let train_source = open(&split.train, "training")?;
         let val_source = open(&split.val, "validation")?;
-        let setup = DaSetup::nnunet(&config.patch_size)?;
+        let mut setup = DaSetup::nnunet(&config.patch_size)?;
+        if let Some(axes) = &training.mirror_axes {
+            // Plan axes count the patch's axes; a 2D patch is (y, x) = axes 1 and 2 here.
+            let offset = 3 - config.patch_size.len();
+            setup.mirror_axes = axes.iter().map(|a| a + offset).collect();
+        }
         let batch_size = config.batch_size;
         let scales = ds_scales(config.unet_spec());
+        let share = training.oversample_foreground;
+        let sampler = |crop| -> Result<PatchSampler, TrainError> {
+            Ok(
+                PatchSampler::new(crop, setup.patch, batch_size, has_ignore_label)?
+                    .with_oversampling(share),
+            )
+        };
+        let validation_pipeline = || Pipeline::nnunet_validation(&scales);
+        let (train_sampler, train_pipeline) = match training.augmentation {
+            AugmentationPreset::Default => (
+                sampler(setup.crop)?,
+                Pipeline::nnunet_training(&setup, &config.use_mask_for_norm, &scales)?,
+            ),
+            AugmentationPreset::None => (sampler(setup.patch)?, validation_pipeline()?),
+        };
         Ok(FoldData {
             train_source,
             val_source,
-            train_sampler: PatchSampler::new(
-                setup.crop,
-                setup.patch,
-                batch_size,
-                has_ignore_label,
-            )?,
-            val_sampler: PatchSampler::new(setup.patch, setup.patch, batch_size, has_ignore_label)?,
-            train_pipeline: Pipeline::nnunet_training(&setup, &config.use_mask_for_norm, &scales)?
-                .with_targets(targets.clone()),
-            val_pipeline: Pipeline::nnunet_validation(&scales)?.with_targets(targets.clone()),
-            n_workers: n_workers.max(1),
-            pin_to: device.is_cuda().then_some(device),
+            train_sampler,
+            val_sampler: sampler(setup.patch)?,
+            train_pipeline: train_pipeline.with_targets(targets.clone()),
+            val_pipeline: validation_pipeline()?.with_targets(targets.clone()),
+            n_workers: run.n_loader_workers.max(1),
+            pin_to: run.device.is_cuda().then_some(run.device),
         })
+    }
+
+    /// The crop `(z, y, x)` training batches are sampled at.
+    #[cfg(test)]
+    pub fn train_crop(&self) -> [usize; 3] {
+        self.train_sampler.crop()
     }
 
     /// Number of image channels of the cases.

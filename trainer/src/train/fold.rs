@@ -13,8 +13,8 @@ use autoseg_preprocessing::{preprocess, Dataset, Labels, PreprocessSettings, Pro
 
 use super::TrainedFold;
 use super::{train, CacheStore, CascadeStore, CaseStore, RunOptions, TrainError, TrainJob};
-use crate::schedule::TrainSettings;
 use crate::splits::Fold;
+use autoseg_planner::Training;
 
 /// One fold to train and validate.
 #[derive(Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct FoldJob<'a> {
     /// Fold to train.
     pub fold: Fold,
     /// Epochs, iterations and the optimiser's settings.
-    pub settings: &'a TrainSettings,
+    pub settings: &'a Training,
     /// Device, seed, resume, loader threads.
     pub run: &'a RunOptions,
 }

@@ -1,10 +1,11 @@
 //! The training loop of one configuration and fold: a short loop over a [`TrainState`], with
 //! checkpoints every epoch, resume, `train.log` and `progress.png`.
 //!
-//! Per epoch `e` (nnU-Net's `run_training`): the poly learning rate of `e`; `iters_per_epoch`
-//! training steps (deep-supervision Dice + CE, backward, clip to norm 12, SGD-Nesterov; fp16
-//! autocast with loss scaling on CUDA); `val_iters_per_epoch` validation steps (loss, pseudo
-//! Dice of the top output); the EMA of the mean foreground pseudo Dice; then the checkpoints
+//! Per epoch `e` (nnU-Net's `run_training`), with the run's [`Training`] (nnU-Net's trainer by
+//! default): the schedule's learning rate of `e` (poly); `iterations_per_epoch` training steps
+//! (deep-supervision loss, Dice + CE by default; backward, clip to norm 12, the optimiser step,
+//! SGD-Nesterov by default; fp16 autocast with loss scaling on CUDA);
+//! `val_iterations_per_epoch` validation steps (loss, pseudo Dice of the top output); the EMA of the mean foreground pseudo Dice; then the checkpoints
 //! [`checkpoint_actions`] asks for, the log lines and the plot. `train.log` also gets the share
 //! of the epoch's training iterations spent waiting for the data loader (`Data wait`).
 //!
@@ -27,7 +28,8 @@
 //! validation (nnU-Net's `perform_actual_validation`, through `autoseg-inference`).
 //!
 //! Files (where: [`WorkLayout`]): `splits.toml`, and in `results/<config>/fold_<k>/` the
-//! checkpoints (`autoseg_network::checkpoint`), `train.log` and `progress.png`.
+//! checkpoints (`autoseg_network::checkpoint`, which also record the settings),
+//! `training.toml` (the run's [`Training`]), `train.log` and `progress.png`.
 
 mod cache;
 mod cascade;
@@ -41,6 +43,10 @@ mod model;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod variant_golden;
+#[cfg(test)]
+mod variant_tests;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -65,9 +71,10 @@ pub use state::{EpochRecord, TrainLog, TrainState};
 
 use crate::augment::TargetOptions;
 use crate::loader::DataLoader;
-use crate::schedule::TrainSettings;
+use crate::schedule::LrSchedule;
 use crate::splits::Fold;
 use crate::validation::{mean_foreground_dice, ClassCounts};
+use autoseg_planner::Training;
 use data::FoldData;
 use log::{unix_seconds, LogFile};
 use model::Model;
@@ -182,7 +189,7 @@ pub struct TrainedFold {
 pub fn train(
     job: &TrainJob<'_>,
     store: &dyn CaseStore,
-    settings: &TrainSettings,
+    settings: &Training,
     run: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<TrainedFold, TrainError> {
@@ -198,16 +205,9 @@ pub fn train(
     let fold_dir = job.fold_dir();
     std::fs::create_dir_all(&fold_dir)
         .map_err(|e| TrainError::io(&fold_dir, "create the fold folder", e))?;
+    write_settings(job, settings)?;
     let split = fold_split(&job.layout.splits(), &store.case_ids(), job.fold)?;
-    let data = FoldData::new(
-        store,
-        &split,
-        job.fold,
-        &config,
-        &targets,
-        run.n_loader_workers,
-        run.device,
-    )?;
+    let data = FoldData::new(store, &split, job.fold, &config, &targets, settings, run)?;
     let mut model = Model::new(
         &config,
         data.n_data_channels(),
@@ -275,10 +275,27 @@ pub fn train(
     })
 }
 
+/// Writes the settings of this run to the fold's `training.toml` (atomically).
+fn write_settings(job: &TrainJob<'_>, settings: &Training) -> Result<(), TrainError> {
+    let path = job.layout.training_settings(job.configuration, job.fold);
+    let text = settings
+        .to_toml_string()
+        .map_err(|source| TrainError::Plan {
+            configuration: job.configuration.to_string(),
+            source: Box::new(source),
+        })?;
+    let text = format!(
+        "# The training settings of {} fold {}'s last run (autoseg writes this file).\n{text}",
+        job.configuration, job.fold
+    );
+    autoseg_planner::write_atomic(&path, text.as_bytes())
+        .map_err(|e| TrainError::io(&path, "write", e))
+}
+
 /// The line that ends a run with `settings.patience` when as many epochs have passed without a
 /// new best EMA pseudo Dice; `None` while it goes on, and while no epoch has set a best yet (a
 /// NaN EMA, from validation batches without foreground, judges nothing).
-fn early_stop(settings: &TrainSettings, state: &TrainState) -> Option<String> {
+fn early_stop(settings: &Training, state: &TrainState) -> Option<String> {
     let patience = settings.patience?;
     let best = state.best_ema?;
     let since = state.epochs_since_best();
@@ -405,7 +422,7 @@ fn start_state(
     let loaded = format::load_checkpoint(fold_dir, kind)?;
     let paths = CheckpointPaths::new(fold_dir, kind);
     format::copy_weights(&model.vs, &loaded.weights, &paths.weights)?;
-    model.sgd.load_momentum_buffers(&loaded.buffers)?;
+    model.optimizer.load_state(&loaded.buffers)?;
     model.scaler.set_state(loaded.meta.scaler);
     let seed = loaded.meta.seed(&paths.meta)?;
     if seed != run.seed {
@@ -447,17 +464,17 @@ fn run_epoch(
     model: &mut Model,
     data: &FoldData,
     state: &TrainState,
-    settings: &TrainSettings,
+    settings: &Training,
     progress: &dyn Progress,
 ) -> Result<EpochRecord, TrainError> {
     let epoch = state.epochs_done;
     let start = unix_seconds(SystemTime::now());
-    let lr = settings.lr_schedule().lr(epoch);
-    model.sgd.config.lr = lr;
+    let lr = LrSchedule::of(settings).lr(epoch);
+    model.optimizer.set_lr(lr);
     tch::manual_seed(epoch_seed(state.seed, epoch, 0) as i64);
     progress.start(
         &format!("epoch {epoch}"),
-        (settings.iters_per_epoch + settings.val_iters_per_epoch) as u64,
+        (settings.iterations_per_epoch + settings.val_iterations_per_epoch) as u64,
     );
     let result = epoch_steps(model, data, state.seed, epoch, settings, progress);
     progress.finish();
@@ -515,16 +532,17 @@ fn epoch_steps(
     data: &FoldData,
     seed: u64,
     epoch: usize,
-    settings: &TrainSettings,
+    settings: &Training,
     progress: &dyn Progress,
 ) -> Result<EpochSteps, TrainError> {
     let loader = data.train_loader(epoch_seed(seed, epoch, 1))?;
-    let (train_total, data_wait) = train_steps(model, loader, settings.iters_per_epoch, progress)?;
+    let (train_total, data_wait) =
+        train_steps(model, loader, settings.iterations_per_epoch, progress)?;
     let mut counts = ClassCounts::zeros(model.n_foreground());
     let mut val_total = 0.0;
-    if settings.val_iters_per_epoch > 0 {
+    if settings.val_iterations_per_epoch > 0 {
         let mut loader = data.val_loader(epoch_seed(seed, epoch, 2))?;
-        for _ in 0..settings.val_iters_per_epoch {
+        for _ in 0..settings.val_iterations_per_epoch {
             let (loss, batch_counts) = model.val_step(&loader.next_batch()?)?;
             val_total += loss;
             counts.add(&batch_counts);
@@ -533,8 +551,8 @@ fn epoch_steps(
     }
     let mean = |total: f64, n: usize| if n == 0 { f64::NAN } else { total / n as f64 };
     Ok(EpochSteps {
-        train_loss: mean(train_total, settings.iters_per_epoch),
-        val_loss: mean(val_total, settings.val_iters_per_epoch),
+        train_loss: mean(train_total, settings.iterations_per_epoch),
+        val_loss: mean(val_total, settings.val_iterations_per_epoch),
         counts,
         data_wait,
     })
@@ -571,7 +589,7 @@ fn save(
     kind: CheckpointKind,
     model: &Model,
     state: &TrainState,
-    settings: &TrainSettings,
+    settings: &Training,
     in_channels: usize,
 ) -> Result<(), TrainError> {
     let placeholder = FileDigest::of(&[]);
@@ -590,14 +608,15 @@ fn save(
         weights: placeholder.clone(),
         optimizer: placeholder,
         log: state.log.clone(),
-        mirror_axes: None,
+        mirror_axes: settings.mirror_axes.clone(),
+        training: Some(settings.clone()),
         plans: job.plans.clone(),
     };
     format::save_checkpoint(
         fold_dir,
         kind,
         &model.named_weights(),
-        &model.sgd.momentum_buffers(),
+        &model.optimizer.state(),
         meta,
     )?;
     Ok(())

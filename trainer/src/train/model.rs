@@ -1,5 +1,6 @@
-//! The network with everything a step needs: its variables, the SGD, the loss scaler and the
-//! deep-supervision loss; and nnU-Net's training and validation steps.
+//! The network with everything a step needs: its variables, the optimiser, the loss scaler and
+//! the deep-supervision loss (all as the run's [`Training`] says); and nnU-Net's training and
+//! validation steps.
 //!
 //! nnU-Net: `nnUNetTrainer.train_step` (autocast on CUDA, `GradScaler`, clip 12, SGD step),
 //! `_build_loss` (Dice + CE for labels, Dice + BCE for regions) and `validation_step` (no grad,
@@ -11,18 +12,18 @@ use tch::{nn, Device, Tensor};
 
 use super::{RunOptions, TrainError};
 use crate::loader::Batch;
-use crate::loss::{
-    deep_supervision_weights, DeepSupervisionLoss, DiceBceLoss, DiceCeLoss, SegLoss,
-};
-use crate::optim::{optimizer_step, LossScaler, Sgd, SgdConfig};
-use crate::schedule::TrainSettings;
+use autoseg_planner::Training;
+
+use crate::loss::{deep_supervision_weights_for, DeepSupervisionLoss, SegLoss};
+use crate::optim::{optimizer_step, LossScaler, Optimizer};
+use crate::schedule::GRAD_CLIP_NORM;
 use crate::validation::{count_region_tp_fp_fn, count_tp_fp_fn, ClassCounts};
 
 /// The model being trained.
 pub(crate) struct Model {
     pub vs: nn::VarStore,
     pub net: UNet,
-    pub sgd: Sgd,
+    pub optimizer: Optimizer,
     pub scaler: LossScaler,
     loss: DeepSupervisionLoss,
     device: Device,
@@ -34,7 +35,6 @@ pub(crate) struct Model {
     n_classes: usize,
     /// 2D configurations: batches carry a singleton `z` axis that the network does not take.
     squeeze_z: bool,
-    grad_clip_norm: f64,
 }
 
 impl Model {
@@ -48,9 +48,20 @@ impl Model {
         n_classes: usize,
         ignore_label: Option<i64>,
         region_based: bool,
-        settings: &TrainSettings,
+        training: &Training,
         run: &RunOptions,
     ) -> Result<Model, TrainError> {
+        let loss = SegLoss::for_training(
+            training.loss,
+            training.topk_percent,
+            config.batch_dice,
+            ignore_label,
+            region_based,
+        )
+        .map_err(|fault| TrainError::Job {
+            configuration: config.name.clone(),
+            fault,
+        })?;
         tch::manual_seed(run.seed as i64);
         let vs = nn::VarStore::new(run.device);
         let net = UNet::new(
@@ -62,7 +73,7 @@ impl Model {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         // A fixed order makes the gradient norm, a float sum, identical from run to run.
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let sgd = Sgd::new(params, SgdConfig::from_settings(settings));
+        let optimizer = Optimizer::new(params, training);
         let mixed_precision = run.device.is_cuda();
         let scaler = if mixed_precision {
             LossScaler::nnunet_default()
@@ -70,13 +81,13 @@ impl Model {
             LossScaler::disabled()
         };
         let loss = DeepSupervisionLoss {
-            loss: seg_loss(config.batch_dice, ignore_label, region_based),
-            weights: deep_supervision_weights(net.n_outputs_ds()),
+            loss,
+            weights: deep_supervision_weights_for(net.n_outputs_ds(), training.deep_supervision),
         };
         Ok(Model {
             vs,
             net,
-            sgd,
+            optimizer,
             scaler,
             loss,
             device: run.device,
@@ -85,20 +96,25 @@ impl Model {
             region_based,
             n_classes,
             squeeze_z: config.patch_size.len() == 2,
-            grad_clip_norm: settings.grad_clip_norm,
         })
     }
 
     /// One optimisation step on `batch`; returns its loss.
     pub fn train_step(&mut self, batch: &Batch) -> Result<f64, TrainError> {
         let (data, targets) = self.to_tensors(batch)?;
-        self.sgd.zero_grad();
+        self.step_on(&data, &targets)
+    }
+
+    /// One optimisation step on network inputs and one target per deep-supervision output,
+    /// already on the model's device (nnU-Net's `train_step` after the batch is moved there).
+    pub fn step_on(&mut self, data: &Tensor, targets: &[Tensor]) -> Result<f64, TrainError> {
+        self.optimizer.zero_grad();
         let loss = tch::autocast(self.mixed_precision, || -> Result<Tensor, TrainError> {
-            let outputs = self.net.forward_ds(&data)?;
-            Ok(self.loss.forward(&outputs, &targets)?)
+            let outputs = self.net.forward_ds(data)?;
+            Ok(self.loss.forward(&outputs, targets)?)
         })?;
         self.scaler.scale(&loss)?.f_backward()?;
-        optimizer_step(&mut self.sgd, &mut self.scaler, self.grad_clip_norm)?;
+        optimizer_step(&mut self.optimizer, &mut self.scaler, GRAD_CLIP_NORM)?;
         Ok(loss.f_double_value(&[])?)
     }
 
@@ -155,21 +171,5 @@ impl Model {
             .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((data, targets))
-    }
-}
-
-/// nnU-Net's `_build_loss`: Dice + BCE (ignore channel when the dataset has an ignore label)
-/// for regions, Dice + CE (with the ignore label) for label maps.
-fn seg_loss(batch_dice: bool, ignore_label: Option<i64>, region_based: bool) -> SegLoss {
-    if region_based {
-        SegLoss::DiceBce(DiceBceLoss {
-            batch_dice,
-            has_ignore: ignore_label.is_some(),
-        })
-    } else {
-        SegLoss::DiceCe(DiceCeLoss {
-            batch_dice,
-            ignore_label,
-        })
     }
 }

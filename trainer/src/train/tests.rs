@@ -31,7 +31,11 @@ use crate::sampling::InMemoryCase;
 use crate::splits::Splits;
 
 /// A PlainConvUNet configuration: 2 convs per stage, kernel 3, batch size 2.
-fn entry(patch: &[usize], features: &[usize], strides: &[&[usize]]) -> ConfigurationEntry {
+pub(super) fn entry(
+    patch: &[usize],
+    features: &[usize],
+    strides: &[&[usize]],
+) -> ConfigurationEntry {
     let n = features.len();
     let architecture = ArchitectureEntry {
         network: NetworkKind::PlainConvUNet,
@@ -61,7 +65,7 @@ fn entry(patch: &[usize], features: &[usize], strides: &[&[usize]]) -> Configura
 
 /// Plans with a tiny `2d` (patch 32x32) and `3d_fullres` (patch 16x32x32), 3 stages each, and
 /// a `3d_cascade_fullres` inheriting `3d_fullres` after `3d_lowres`.
-fn tiny_plans() -> Plans {
+pub(super) fn tiny_plans() -> Plans {
     let stats = ForegroundIntensityProperties {
         mean: 0.0,
         median: 0.0,
@@ -129,7 +133,7 @@ fn case_from_mask(
 }
 
 /// 2D data: volumes of 4 slices of 48x48, each slice holding the same disk of radius 9.
-fn disk_store() -> InMemoryStore {
+pub(super) fn disk_store() -> InMemoryStore {
     let disk = |name: &str, cy: f64, cx: f64| {
         case_from_mask(name, [4, 48, 48], |[_, y, x]| {
             (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2) <= 81.0
@@ -157,7 +161,11 @@ fn ball_store() -> InMemoryStore {
     }
 }
 
-fn job<'a>(plans: &'a Plans, configuration: &'a str, layout: &'a WorkLayout) -> TrainJob<'a> {
+pub(super) fn job<'a>(
+    plans: &'a Plans,
+    configuration: &'a str,
+    layout: &'a WorkLayout,
+) -> TrainJob<'a> {
     TrainJob {
         plans,
         configuration,
@@ -170,16 +178,16 @@ fn job<'a>(plans: &'a Plans, configuration: &'a str, layout: &'a WorkLayout) -> 
     }
 }
 
-fn settings(epochs: usize, iters: usize, val_iters: usize) -> TrainSettings {
-    TrainSettings {
+pub(super) fn settings(epochs: usize, iters: usize, val_iters: usize) -> Training {
+    Training {
         epochs,
-        iters_per_epoch: iters,
-        val_iters_per_epoch: val_iters,
-        ..TrainSettings::nnunet_default()
+        iterations_per_epoch: iters,
+        val_iterations_per_epoch: val_iters,
+        ..Training::nnunet_default()
     }
 }
 
-fn cpu_run(seed: u64) -> RunOptions {
+pub(super) fn cpu_run(seed: u64) -> RunOptions {
     RunOptions {
         n_loader_workers: 1,
         ..RunOptions::new(Device::Cpu, seed)
@@ -322,7 +330,7 @@ impl Progress for SnapshotAtEpoch2<'_> {
     fn finish(&self) {}
 }
 
-fn read_weights(path: &Path) -> Vec<(String, Tensor)> {
+pub(super) fn read_weights(path: &Path) -> Vec<(String, Tensor)> {
     let mut w = Tensor::read_safetensors(path).unwrap();
     w.sort_by(|a, b| a.0.cmp(&b.0));
     w
@@ -330,14 +338,19 @@ fn read_weights(path: &Path) -> Vec<(String, Tensor)> {
 
 #[test]
 fn resuming_an_interrupted_run_gives_the_same_weights() {
+    assert_resumes_bitwise(&settings(3, 3, 1));
+}
+
+/// Trains the tiny 2d plan for `s.epochs` (3) epochs straight, and again killed during epoch 2
+/// then resumed: the final weights, losses and learning rates are bitwise equal.
+pub(super) fn assert_resumes_bitwise(s: &Training) {
     let plans = tiny_plans();
     let store = disk_store();
-    let s = settings(3, 3, 1);
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = train(
         &job(&plans, "2d", &WorkLayout::new(straight_dir.path())),
         &store,
-        &s,
+        s,
         &cpu_run(5),
         &(),
     )
@@ -352,7 +365,7 @@ fn resuming_an_interrupted_run_gives_the_same_weights() {
         fold_dir: &fold_dir,
         backup: backup.path(),
     };
-    train(&resumed_job, &store, &s, &cpu_run(5), &snapshot).unwrap();
+    train(&resumed_job, &store, s, &cpu_run(5), &snapshot).unwrap();
     // Roll the fold back to "killed during epoch 2": latest after 2 epochs, no final.
     for ext in ["safetensors", "optim.safetensors", "toml"] {
         let name = format!("checkpoint_latest.{ext}");
@@ -363,7 +376,7 @@ fn resuming_an_interrupted_run_gives_the_same_weights() {
         start: Start::Resume,
         ..cpu_run(5)
     };
-    let resumed = train(&resumed_job, &store, &s, &run, &()).unwrap();
+    let resumed = train(&resumed_job, &store, s, &run, &()).unwrap();
     assert_eq!(resumed.epochs_done, 3);
     let a = read_weights(&straight.final_weights);
     let b = read_weights(&resumed.final_weights);
@@ -622,7 +635,7 @@ fn early_stopping_ends_the_run_after_patience_epochs_without_a_new_best() {
     let job = job(&plans, "2d", &layout);
     // No learning (lr 0): the pseudo Dice only follows the validation batches, so the EMA
     // soon stops setting new bests.
-    let s = TrainSettings {
+    let s = Training {
         initial_lr: 0.0,
         patience: Some(2),
         ..settings(40, 1, 1)
