@@ -10,4 +10,5 @@ mod pipeline;
 mod plan;
 mod pretrained;
 mod report;
+mod signals;
 mod tidy;

@@ -32,6 +32,7 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
         plan::plan_dataset(&dataset, &layout, &settings)?
     };
     let configurations = chosen_configurations(args, &plans)?;
+    let stop = crate::signals::stop_on_signals()?;
     for config in &configurations {
         for fold in &args.folds {
             stage(&format!("train {config} fold {fold}"));
@@ -40,8 +41,8 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
                 Some(_) => Start::Resume,
                 None => Start::Fresh,
             };
-            let run = train::run_options(&args.training, start, 0, threads);
-            train::train_and_validate(
+            let run = train::run_options(&args.training, start, 0, threads, &stop);
+            let trained = train::train_and_validate(
                 &dataset,
                 &layout,
                 &plans,
@@ -49,8 +50,20 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
                 *fold,
                 &args.training,
                 &run,
-            )?;
+            );
+            let resume = "run the same plan-and-train again to go on from there";
+            if let Some(code) = train::stopped(&trained, resume) {
+                return Ok(code);
+            }
+            trained?;
         }
+    }
+    if let Some(code) = stop.requested() {
+        eprintln!(
+            "autoseg: stopped on request after the last fold's validation; run the same \
+             plan-and-train again to choose the best configuration"
+        );
+        return Ok(ExitCode::from(code));
     }
     stage("find the best configuration");
     let folds: Vec<String> = args.folds.iter().map(|f| f.to_string()).collect();

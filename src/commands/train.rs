@@ -17,7 +17,8 @@ use autoseg_planner::{nnunet_trainer, Plans, Training, TrainingEntry, WorkLayout
 use autoseg_preprocessing::Dataset;
 use autoseg_trainer::splits::Fold;
 use autoseg_trainer::train::{
-    default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions, Start,
+    default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions, Start, StopRequest,
+    TrainError,
 };
 
 use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
@@ -39,8 +40,9 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
         (None, true) => Start::Resume,
         (None, false) => Start::Fresh,
     };
-    let run = run_options(&args.training, start, args.seed, threads);
-    train_and_validate(
+    let stop = crate::signals::stop_on_signals()?;
+    let run = run_options(&args.training, start, args.seed, threads, &stop);
+    let trained = train_and_validate(
         &dataset,
         &layout,
         &plans,
@@ -48,7 +50,16 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
         args.fold,
         &args.training,
         &run,
-    )?;
+    );
+    if let Some(code) = stopped(&trained, "run the same command with --resume to go on") {
+        return Ok(code);
+    }
+    trained?;
+    if let Some(code) = stop.requested() {
+        // The signal came during the final validation, which ran to its end.
+        eprintln!("autoseg: stopped on request after the fold finished training and validation");
+        return Ok(ExitCode::from(code));
+    }
     if let Start::Pretrained(file) = &run.start {
         println!(
             "{} fold {}: started from the pretrained weights {} (segmentation heads freshly \
@@ -144,9 +155,27 @@ fn val_iters(iters_per_epoch: usize) -> usize {
     iters_per_epoch.div_ceil(5).clamp(1, 50)
 }
 
+/// When `result` is a stop asked for by a signal: prints where it stopped and `resume`, and
+/// gives the exit code the signal asks for (130 or 143).
+pub fn stopped(result: &anyhow::Result<()>, resume: &str) -> Option<ExitCode> {
+    let err = result.as_ref().err()?;
+    let (exit_code, text) = err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(stop @ TrainError::Stopped { exit_code, .. }) => Some((*exit_code, stop.to_string())),
+        _ => None,
+    })?;
+    eprintln!("autoseg: {text}; {resume}");
+    Some(ExitCode::from(exit_code))
+}
+
 /// Device, seed and start from the flags; `threads` (0: all cores) sizes libtorch's pool and
-/// the loader.
-pub fn run_options(training: &TrainingArgs, start: Start, seed: u64, threads: usize) -> RunOptions {
+/// the loader; `stop` is watched between iterations.
+pub fn run_options(
+    training: &TrainingArgs,
+    start: Start,
+    seed: u64,
+    threads: usize,
+    stop: &StopRequest,
+) -> RunOptions {
     let device = match training.device {
         None => default_device(),
         Some(DeviceArg::Cpu) => Device::Cpu,
@@ -154,6 +183,7 @@ pub fn run_options(training: &TrainingArgs, start: Start, seed: u64, threads: us
     };
     let mut run = RunOptions {
         start,
+        stop: stop.clone(),
         ..RunOptions::new(device, seed)
     };
     if threads > 0 {

@@ -227,9 +227,23 @@ impl LoaderSettings {
 
 type BatchResult = Result<Batch, DataError>;
 
+/// What a worker sends: its random stream's position before drawing the batch, and the batch.
+type Message = (u128, BatchResult);
+
+/// Where a loader's sequence of batches stands: enough to start a loader that continues it
+/// exactly ([`DataLoader::spawn_at`]), as a training run stopped mid-epoch needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoaderPosition {
+    /// Per worker, the position (in 32-bit words) of its random stream before the first
+    /// batch not yet handed out.
+    pub word_positions: Vec<u128>,
+    /// The worker whose batch comes next.
+    pub next_worker: usize,
+}
+
 /// Background workers filling bounded queues of ready batches.
 pub struct DataLoader {
-    receivers: Vec<Receiver<BatchResult>>,
+    receivers: Vec<Receiver<Message>>,
     workers: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     next_worker: usize,
@@ -247,7 +261,27 @@ impl DataLoader {
         pipeline: Pipeline,
         settings: LoaderSettings,
     ) -> Result<DataLoader, DataError> {
-        if settings.n_workers == 0 || settings.queue_depth == 0 {
+        DataLoader::spawn_at(source, sampler, pipeline, settings, None)
+    }
+
+    /// [`DataLoader::spawn`], continuing the sequence of an earlier loader with the same
+    /// source, sampler, pipeline and settings from `position` ([`DataLoader::position`]):
+    /// the batches are those the earlier loader would have handed out next.
+    ///
+    /// # Errors
+    /// As [`DataLoader::spawn`], and [`DataError::LoaderSettings`] when `position` is for
+    /// another number of workers.
+    pub fn spawn_at(
+        source: Arc<dyn CaseSource>,
+        sampler: PatchSampler,
+        pipeline: Pipeline,
+        settings: LoaderSettings,
+        position: Option<&LoaderPosition>,
+    ) -> Result<DataLoader, DataError> {
+        let fits = position.is_none_or(|p| {
+            p.word_positions.len() == settings.n_workers && p.next_worker < settings.n_workers
+        });
+        if settings.n_workers == 0 || settings.queue_depth == 0 || !fits {
             return Err(DataError::LoaderSettings {
                 n_workers: settings.n_workers,
                 queue_depth: settings.queue_depth,
@@ -258,11 +292,15 @@ impl DataLoader {
             receivers: Vec::with_capacity(settings.n_workers),
             workers: Vec::with_capacity(settings.n_workers),
             stop: Arc::new(AtomicBool::new(false)),
-            next_worker: 0,
+            next_worker: position.map_or(0, |p| p.next_worker),
         };
         for worker_idx in 0..settings.n_workers {
             let (tx, rx) = sync_channel(settings.queue_depth);
             let seed = settings.seed.wrapping_add(worker_idx as u64);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            if let Some(position) = position {
+                rng.set_word_pos(position.word_positions[worker_idx]);
+            }
             let job = Worker {
                 source: Arc::clone(&source),
                 shared: Arc::clone(&shared),
@@ -272,7 +310,7 @@ impl DataLoader {
             };
             let handle = std::thread::Builder::new()
                 .name(format!("autoseg-loader-{worker_idx}"))
-                .spawn(move || job.run(ChaCha8Rng::seed_from_u64(seed)))
+                .spawn(move || job.run(rng))
                 .map_err(|source| DataError::SpawnWorker { worker_idx, source })?;
             loader.receivers.push(rx);
             loader.workers.push(handle);
@@ -291,6 +329,30 @@ impl DataLoader {
         self.receivers[worker_idx]
             .recv()
             .map_err(|_| DataError::WorkerStopped { worker_idx })?
+            .1
+    }
+
+    /// Where the sequence stands: the batches not handed out yet are those a loader started
+    /// with [`DataLoader::spawn_at`] at this position hands out first. Takes one batch from
+    /// each worker's queue (waiting for it), so use the loader for nothing after this.
+    ///
+    /// # Errors
+    /// [`DataError::WorkerStopped`] when a worker is gone.
+    pub fn position(&mut self) -> Result<LoaderPosition, DataError> {
+        let word_positions = self
+            .receivers
+            .iter()
+            .enumerate()
+            .map(|(worker_idx, rx)| {
+                rx.recv()
+                    .map(|(position, _)| position)
+                    .map_err(|_| DataError::WorkerStopped { worker_idx })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LoaderPosition {
+            word_positions,
+            next_worker: self.next_worker,
+        })
     }
 
     /// Number of worker threads.
@@ -319,7 +381,7 @@ struct Worker {
     source: Arc<dyn CaseSource>,
     shared: Arc<(PatchSampler, Pipeline)>,
     stop: Arc<AtomicBool>,
-    tx: SyncSender<BatchResult>,
+    tx: SyncSender<Message>,
     pin_to: Option<Device>,
 }
 
@@ -328,12 +390,13 @@ impl Worker {
     fn run(self, mut rng: ChaCha8Rng) {
         let (sampler, pipeline) = &*self.shared;
         while !self.stop.load(Ordering::Relaxed) {
+            let position = rng.get_word_pos();
             let mut batch = make_batch(&mut rng, self.source.as_ref(), sampler, pipeline);
             if let Ok(batch) = &mut batch {
                 self.pin(batch);
             }
             let failed = batch.is_err();
-            if self.tx.send(batch).is_err() || failed {
+            if self.tx.send((position, batch)).is_err() || failed {
                 return;
             }
         }
@@ -449,6 +512,40 @@ mod tests {
         let a = take(42, 3);
         assert_eq!(a, take(42, 3));
         assert_ne!(a, take(43, 3));
+    }
+
+    #[test]
+    fn a_loader_started_at_a_position_continues_the_sequence() {
+        let setup = DaSetup::nnunet(&[12, 16, 16]).unwrap();
+        let sampler = PatchSampler::new(setup.crop, setup.patch, 3, false).unwrap();
+        let scales = [[1.0; 3], [0.5; 3]];
+        let pipeline = Pipeline::nnunet_training(&setup, &[false], &scales).unwrap();
+        let settings = LoaderSettings {
+            n_workers: 3,
+            queue_depth: 2,
+            seed: 11,
+            pin_to: None,
+        };
+        let spawn = |position| {
+            let (sampler, pipeline) = (sampler.clone(), pipeline.clone());
+            DataLoader::spawn_at(source(), sampler, pipeline, settings, position).unwrap()
+        };
+        let mut whole = spawn(None);
+        let all: Vec<Batch> = (0..9).map(|_| whole.next_batch().unwrap()).collect();
+        // Stopped after 4 batches (worker 1 next), then continued by a new loader.
+        let mut first = spawn(None);
+        (0..4).for_each(|_| drop(first.next_batch().unwrap()));
+        let position = first.position().unwrap();
+        assert_eq!(position.next_worker, 1);
+        let mut rest = spawn(Some(&position));
+        let continued: Vec<Batch> = (0..5).map(|_| rest.next_batch().unwrap()).collect();
+        assert_eq!(continued, all[4..]);
+        let wrong = LoaderPosition {
+            word_positions: vec![0; 2],
+            next_worker: 0,
+        };
+        let err = DataLoader::spawn_at(source(), sampler, pipeline, settings, Some(&wrong));
+        assert!(matches!(err, Err(DataError::LoaderSettings { .. })));
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
                 log: TrainLog::default(),
                 mirror_axes: Some(checkpoint.mirror_axes.clone().unwrap_or_default()),
                 training: None,
+                interrupted: None,
                 plans: plans.clone(),
             };
             let dir = out.fold(&name, &fold);

@@ -115,6 +115,7 @@ fn write_constant_fold_of(
         log: TrainLog::default(),
         mirror_axes: None,
         training: None,
+        interrupted: None,
         plans: plans.clone(),
     };
     save_checkpoint(&dir, CheckpointKind::Final, &named, &[], meta).unwrap();

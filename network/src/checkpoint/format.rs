@@ -155,6 +155,23 @@ pub struct LossScalerState {
     pub growth_tracker: u32,
 }
 
+/// Where a run stopped inside an epoch (a stop asked for by a signal): what resuming needs to
+/// go on with that epoch exactly as if it had not stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterruptedEpoch {
+    /// Training iterations of the epoch already done (the epoch is
+    /// [`CheckpointMeta::epochs_done`]).
+    pub iterations_done: usize,
+    /// The sum of their losses.
+    pub train_loss_sum: f64,
+    /// Per data-loader worker, the position of its random stream before its next batch, in
+    /// decimal (a 128-bit count of 32-bit words).
+    pub loader_word_positions: Vec<String>,
+    /// The loader worker whose batch comes next.
+    pub loader_next_worker: usize,
+}
+
 /// The metadata file of a checkpoint (`checkpoint_<kind>.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +202,9 @@ pub struct CheckpointMeta {
     pub weights: FileDigest,
     /// Digest of the optimiser file (filled in by [`super::save_checkpoint`]).
     pub optimizer: FileDigest,
+    /// Set when the run stopped inside epoch `epochs_done` (only in `checkpoint_latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<InterruptedEpoch>,
     /// The per-epoch logs.
     pub log: TrainLog,
     /// The axes test-time mirroring may flip when the model restricts them (an imported nnU-Net

@@ -27,8 +27,8 @@ use tch::{nn, Device, Tensor};
 use crate::error::NetworkError;
 pub use fault::{CheckpointFault, ParameterMismatch};
 pub use format::{
-    CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, LossScalerState, TrainLog,
-    CHECKPOINT_SCHEMA_VERSION,
+    CheckpointKind, CheckpointMeta, CheckpointPaths, FileDigest, InterruptedEpoch, LossScalerState,
+    TrainLog, CHECKPOINT_SCHEMA_VERSION,
 };
 pub use nnunet::{save_nnunet_checkpoint, NnUnetCheckpoint, NnUnetCheckpointInfo};
 pub use pretrained::{

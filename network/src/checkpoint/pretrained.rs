@@ -198,6 +198,7 @@ mod tests {
             log: TrainLog::default(),
             mirror_axes: None,
             training: None,
+            interrupted: None,
             plans: plans.clone(),
         };
         save_checkpoint(fold_dir, CheckpointKind::Final, tensors, &[], meta).unwrap();

@@ -38,7 +38,8 @@ pub fn checkpoint_actions(
 }
 
 /// Which checkpoint `--resume` continues from: `latest` or `final`, whichever has more epochs
-/// (`final` on a tie); `None` when neither exists.
+/// (`final` on a tie, unless `latest` stopped inside the epoch after them); `None` when
+/// neither exists.
 ///
 /// # Errors
 /// As [`read_checkpoint_meta`].
@@ -49,7 +50,12 @@ pub fn resume_checkpoint(fold_dir: &Path) -> Result<Option<CheckpointKind>, Trai
         (None, None) => None,
         (Some(_), None) => Some(CheckpointKind::Latest),
         (None, Some(_)) => Some(CheckpointKind::Final),
-        (Some(l), Some(f)) if l.epochs_done > f.epochs_done => Some(CheckpointKind::Latest),
+        (Some(l), Some(f))
+            if l.epochs_done > f.epochs_done
+                || (l.epochs_done == f.epochs_done && l.interrupted.is_some()) =>
+        {
+            Some(CheckpointKind::Latest)
+        }
         (Some(_), Some(_)) => Some(CheckpointKind::Final),
     })
 }

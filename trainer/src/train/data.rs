@@ -14,7 +14,7 @@ use tch::Device;
 
 use super::{RunOptions, TrainError};
 use crate::augment::{DaSetup, Pipeline, TargetOptions};
-use crate::loader::{DataLoader, LoaderSettings};
+use crate::loader::{DataLoader, LoaderPosition, LoaderSettings};
 use crate::loss::deep_supervision_scales;
 use crate::sampling::{CaseSource, InMemoryCase, InMemorySource, PatchSampler, SourceError};
 use crate::splits::{
@@ -200,20 +200,31 @@ impl FoldData {
         self.train_pipeline.n_data_channels(self.n_channels())
     }
 
-    /// A loader of augmented training batches whose sequence is fixed by `seed`.
-    pub fn train_loader(&self, seed: u64) -> Result<DataLoader, TrainError> {
+    /// A loader of augmented training batches whose sequence is fixed by `seed`, from its
+    /// start or from `position` in it (an epoch resumed where it stopped).
+    pub fn train_loader_at(
+        &self,
+        seed: u64,
+        position: Option<&LoaderPosition>,
+    ) -> Result<DataLoader, TrainError> {
         let settings = LoaderSettings {
             n_workers: self.n_workers,
             queue_depth: 2,
             seed,
             pin_to: self.pin_to,
         };
-        Ok(DataLoader::spawn(
+        Ok(DataLoader::spawn_at(
             Arc::clone(&self.train_source),
             self.train_sampler.clone(),
             self.train_pipeline.clone(),
             settings,
+            position,
         )?)
+    }
+
+    /// Training loader worker threads.
+    pub fn n_workers(&self) -> usize {
+        self.n_workers
     }
 
     /// A loader of validation batches whose sequence is fixed by `seed` (half the workers, as

@@ -32,6 +32,30 @@ pub enum TrainError {
         /// What is wrong.
         fault: String,
     },
+    /// A stop was asked for (a signal): the loop finished its iteration and wrote
+    /// `checkpoint_latest`, from which `--resume` goes on exactly.
+    #[error(
+        "training '{configuration}' fold {fold} stopped on request {where_}; checkpoint_latest \
+         in {} holds it", fold_dir.display()
+    )]
+    Stopped {
+        /// Configuration name.
+        configuration: String,
+        /// Fold.
+        fold: String,
+        /// The fold's folder.
+        fold_dir: std::path::PathBuf,
+        /// Where it stopped, e.g. `after iteration 12 of epoch 3`.
+        where_: String,
+        /// The exit code the stop asked for (130 for SIGINT, 143 for SIGTERM).
+        exit_code: u8,
+    },
+    /// A stopped run cannot be resumed as recorded.
+    #[error("cannot resume: {fault}")]
+    Resume {
+        /// Why, and what to do.
+        fault: String,
+    },
     /// The requested CUDA device does not exist.
     #[error("device {device} is not available: libtorch sees {n_devices} CUDA device(s); use --device cpu")]
     Device {

@@ -19,6 +19,12 @@
 //! remaining epochs exactly: on the CPU, with the same number of loader workers and libtorch
 //! threads, the final weights are bitwise those of an uninterrupted run.
 //!
+//! A stop asked for from outside ([`RunOptions::stop`], set by the binary's SIGINT/SIGTERM
+//! handler) ends the run after the current training iteration: `checkpoint_latest` records the
+//! epoch's progress and the data loader's position ([`InterruptedEpoch`]), and the run returns
+//! [`TrainError::Stopped`]. Resumed, that epoch goes on from the next iteration with the same
+//! batches, so the final weights are bitwise those of an uninterrupted run (CPU, same threads).
+//!
 //! A run starts fresh, resumes ([`Start::Resume`]), or starts fresh from pretrained weights
 //! ([`Start::Pretrained`]: every parameter but the segmentation heads copied from an nnU-Net or
 //! autoseg checkpoint after the seeded initialisation; `train.log` names the file).
@@ -36,11 +42,13 @@ mod cascade;
 mod checkpoint;
 mod curves;
 mod data;
+mod epoch;
 mod error;
 mod fold;
 mod log;
 mod model;
 mod state;
+mod stop;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -48,11 +56,9 @@ mod variant_golden;
 #[cfg(test)]
 mod variant_tests;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-use autoseg_planner::{Plans, WorkLayout};
+use autoseg_planner::{Plans, Training, WorkLayout};
 use autoseg_preprocessing::Progress;
+use std::path::{Path, PathBuf};
 /// The device type of [`RunOptions`] (libtorch's), re-exported for callers without `tch`.
 pub use tch::Device;
 
@@ -67,16 +73,14 @@ pub use curves::plot_progress;
 pub use data::{fold_split, CaseStore, InMemoryStore};
 pub use error::TrainError;
 pub use fold::{train_fold, FoldJob, FoldOutcome};
-pub use state::{EpochRecord, TrainLog, TrainState};
+pub use state::{EpochRecord, InterruptedEpoch, TrainLog, TrainState};
+pub use stop::StopRequest;
 
 use crate::augment::TargetOptions;
-use crate::loader::DataLoader;
-use crate::schedule::LrSchedule;
 use crate::splits::Fold;
-use crate::validation::{mean_foreground_dice, ClassCounts};
-use autoseg_planner::Training;
 use data::FoldData;
-use log::{unix_seconds, LogFile};
+use epoch::{run_epoch, EpochEnd};
+use log::LogFile;
 use model::Model;
 
 /// What to train: a configuration of a plan, a fold, and the dataset facts the plan does not
@@ -123,7 +127,7 @@ pub enum Start {
     Pretrained(PathBuf),
 }
 
-/// How to run: device, seed, start, loader threads.
+/// How to run: device, seed, start, loader threads, and the stop request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {
     /// Device to train on.
@@ -134,6 +138,9 @@ pub struct RunOptions {
     pub start: Start,
     /// Data-loader worker threads for training (validation uses half).
     pub n_loader_workers: usize,
+    /// Set from outside (a signal handler) to stop after the current iteration, with
+    /// `checkpoint_latest` written ([`TrainError::Stopped`]).
+    pub stop: StopRequest,
 }
 
 impl RunOptions {
@@ -144,6 +151,7 @@ impl RunOptions {
             seed,
             start: Start::Fresh,
             n_loader_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stop: StopRequest::new(),
         }
     }
 }
@@ -228,7 +236,39 @@ pub fn train(
             stopped_early = true;
             break;
         }
-        let record = run_epoch(&mut model, &data, &state, settings, progress)?;
+        if let Some(exit_code) = run.stop.requested() {
+            let where_ = match state.epochs_done {
+                0 => "before its first epoch (nothing to resume: the next run starts anew)".into(),
+                n => format!("after epoch {}", n - 1),
+            };
+            return Err(stopped(job, &fold_dir, &mut log, where_, exit_code));
+        }
+        let resumed = state.interrupted.take();
+        let end = run_epoch(
+            &mut model,
+            &data,
+            &state,
+            resumed.as_ref(),
+            settings,
+            &run.stop,
+            progress,
+        )?;
+        let record = match end {
+            EpochEnd::Done(record) => record,
+            EpochEnd::Stopped(interrupted) => {
+                let where_ = format!(
+                    "after iteration {} of epoch {}",
+                    interrupted.iterations_done - 1,
+                    state.epochs_done
+                );
+                state.interrupted = Some(interrupted);
+                let n_channels = data.n_data_channels();
+                let kind = CheckpointKind::Latest;
+                save(job, &fold_dir, kind, &model, &state, settings, n_channels)?;
+                let exit_code = run.stop.requested().unwrap_or(1);
+                return Err(stopped(job, &fold_dir, &mut log, where_, exit_code));
+            }
+        };
         let data_wait_percent = record.data_wait_percent;
         let new_best = state.record(record);
         log.epoch(&state.log, new_best, data_wait_percent)?;
@@ -290,6 +330,28 @@ fn write_settings(job: &TrainJob<'_>, settings: &Training) -> Result<(), TrainEr
     );
     autoseg_planner::write_atomic(&path, text.as_bytes())
         .map_err(|e| TrainError::io(&path, "write", e))
+}
+
+/// Logs a stop asked for from outside and makes its error.
+fn stopped(
+    job: &TrainJob<'_>,
+    fold_dir: &Path,
+    log: &mut LogFile,
+    where_: String,
+    exit_code: u8,
+) -> TrainError {
+    let line = format!("Stopped on request {where_}");
+    tracing::info!("{line}");
+    if let Err(e) = log.line(&line) {
+        return e;
+    }
+    TrainError::Stopped {
+        configuration: job.configuration.to_string(),
+        fold: job.fold.to_string(),
+        fold_dir: fold_dir.to_path_buf(),
+        where_,
+        exit_code,
+    }
 }
 
 /// The line that ends a run with `settings.patience` when as many epochs have passed without a
@@ -445,6 +507,7 @@ fn start_state(
         best_ema: loaded.meta.best_ema,
         seed,
         data_wait_percent: Vec::new(),
+        interrupted: loaded.meta.interrupted,
     })
 }
 
@@ -457,129 +520,6 @@ pub fn epoch_seed(seed: u64, epoch: usize, stream: u64) -> u64 {
         z ^ (z >> 31)
     };
     mix(mix(mix(seed) ^ epoch as u64) ^ stream)
-}
-
-/// One epoch: training steps at the epoch's learning rate, then validation steps.
-fn run_epoch(
-    model: &mut Model,
-    data: &FoldData,
-    state: &TrainState,
-    settings: &Training,
-    progress: &dyn Progress,
-) -> Result<EpochRecord, TrainError> {
-    let epoch = state.epochs_done;
-    let start = unix_seconds(SystemTime::now());
-    let lr = LrSchedule::of(settings).lr(epoch);
-    model.optimizer.set_lr(lr);
-    tch::manual_seed(epoch_seed(state.seed, epoch, 0) as i64);
-    progress.start(
-        &format!("epoch {epoch}"),
-        (settings.iterations_per_epoch + settings.val_iterations_per_epoch) as u64,
-    );
-    let result = epoch_steps(model, data, state.seed, epoch, settings, progress);
-    progress.finish();
-    let steps = result?;
-    let dice_per_class = steps.counts.dice_per_class();
-    Ok(EpochRecord {
-        lr,
-        train_loss: steps.train_loss,
-        val_loss: steps.val_loss,
-        mean_fg_dice: mean_foreground_dice(&dice_per_class),
-        dice_per_class,
-        start,
-        end: unix_seconds(SystemTime::now()),
-        data_wait_percent: steps.data_wait.percent(),
-    })
-}
-
-/// What the steps of an epoch measured.
-struct EpochSteps {
-    /// Mean training loss.
-    train_loss: f64,
-    /// Mean validation loss (NaN without validation steps).
-    val_loss: f64,
-    /// TP/FP/FN summed over the validation steps.
-    counts: ClassCounts,
-    /// Time spent waiting for training batches.
-    data_wait: DataWait,
-}
-
-/// Time blocked in the data loader during the training iterations of an epoch, against the
-/// time those iterations took (issue 9: the goal is under 2 % on the CPU).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct DataWait {
-    /// Time spent inside `next_batch`.
-    waiting: Duration,
-    /// Time of the whole training loop: waiting plus the steps.
-    total: Duration,
-}
-
-impl DataWait {
-    /// `100 · waiting / total`, in [0, 100]; NaN for an epoch without training time.
-    fn percent(&self) -> f64 {
-        let total = self.total.as_secs_f64();
-        if total > 0.0 {
-            (100.0 * self.waiting.as_secs_f64() / total).clamp(0.0, 100.0)
-        } else {
-            f64::NAN
-        }
-    }
-}
-
-/// The steps of an epoch: training, then validation.
-fn epoch_steps(
-    model: &mut Model,
-    data: &FoldData,
-    seed: u64,
-    epoch: usize,
-    settings: &Training,
-    progress: &dyn Progress,
-) -> Result<EpochSteps, TrainError> {
-    let loader = data.train_loader(epoch_seed(seed, epoch, 1))?;
-    let (train_total, data_wait) =
-        train_steps(model, loader, settings.iterations_per_epoch, progress)?;
-    let mut counts = ClassCounts::zeros(model.n_foreground());
-    let mut val_total = 0.0;
-    if settings.val_iterations_per_epoch > 0 {
-        let mut loader = data.val_loader(epoch_seed(seed, epoch, 2))?;
-        for _ in 0..settings.val_iterations_per_epoch {
-            let (loss, batch_counts) = model.val_step(&loader.next_batch()?)?;
-            val_total += loss;
-            counts.add(&batch_counts);
-            progress.advance(1);
-        }
-    }
-    let mean = |total: f64, n: usize| if n == 0 { f64::NAN } else { total / n as f64 };
-    Ok(EpochSteps {
-        train_loss: mean(train_total, settings.iterations_per_epoch),
-        val_loss: mean(val_total, settings.val_iterations_per_epoch),
-        counts,
-        data_wait,
-    })
-}
-
-/// `n_iters` training steps on batches of `loader`: the summed loss, and how long the loop
-/// waited for batches.
-fn train_steps(
-    model: &mut Model,
-    mut loader: DataLoader,
-    n_iters: usize,
-    progress: &dyn Progress,
-) -> Result<(f64, DataWait), TrainError> {
-    let mut total_loss = 0.0;
-    let mut waiting = Duration::ZERO;
-    let start = Instant::now();
-    for _ in 0..n_iters {
-        let asked = Instant::now();
-        let batch = loader.next_batch()?;
-        waiting += asked.elapsed();
-        total_loss += model.train_step(&batch)?;
-        progress.advance(1);
-    }
-    let total = start.elapsed();
-    // Stopping the workers is not part of the iterations measured.
-    drop(loader);
-    Ok((total_loss, DataWait { waiting, total }))
 }
 
 /// Writes checkpoint `kind` of the current state.
@@ -610,6 +550,7 @@ fn save(
         log: state.log.clone(),
         mirror_axes: settings.mirror_axes.clone(),
         training: Some(settings.clone()),
+        interrupted: state.interrupted.clone(),
         plans: job.plans.clone(),
     };
     format::save_checkpoint(

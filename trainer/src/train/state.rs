@@ -7,7 +7,7 @@
 
 use crate::validation::ema_update;
 
-pub use autoseg_network::checkpoint::TrainLog;
+pub use autoseg_network::checkpoint::{InterruptedEpoch, TrainLog};
 
 /// The measurements of one finished epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,8 @@ pub struct TrainState {
     /// Data wait in percent of each epoch recorded since this state was made or loaded (kept
     /// out of the checkpoint: it measures this machine, not the model).
     pub data_wait_percent: Vec<f64>,
+    /// Where epoch `epochs_done` stopped, when the run resumes one stopped inside it.
+    pub interrupted: Option<InterruptedEpoch>,
 }
 
 impl TrainState {
@@ -56,6 +58,7 @@ impl TrainState {
             best_ema: None,
             seed,
             data_wait_percent: Vec::new(),
+            interrupted: None,
         }
     }
 

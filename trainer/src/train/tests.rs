@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use autoseg_network::checkpoint::{
     is_segmentation_head, load_weights, read_checkpoint_meta, CheckpointKind, CheckpointPaths,
@@ -26,6 +27,7 @@ use autoseg_preprocessing::{
 use ndarray::{Array4, Axis};
 use tch::{nn, Device, Kind, Tensor};
 
+use super::epoch::DataWait;
 use super::*;
 use crate::sampling::InMemoryCase;
 use crate::splits::Splits;
@@ -884,4 +886,139 @@ fn data_wait_is_the_share_of_the_training_loop_spent_waiting() {
     assert_eq!(wait(0, 4_000), 0.0);
     assert_eq!(wait(8, 400), 2.0);
     assert!(wait(0, 0).is_nan());
+}
+
+/// Asks `stop` to stop after `after` steps of epoch `epoch` (a signal arriving then).
+struct StopDuring {
+    stop: StopRequest,
+    epoch: &'static str,
+    after: u64,
+    exit_code: u8,
+    in_epoch: std::sync::Mutex<Option<u64>>,
+}
+
+impl Progress for StopDuring {
+    fn start(&self, what: &str, _total: u64) {
+        *self.in_epoch.lock().unwrap() = (what == self.epoch).then_some(0);
+    }
+    fn advance(&self, n: u64) {
+        let mut count = self.in_epoch.lock().unwrap();
+        if let Some(done) = count.as_mut() {
+            *done += n;
+            if *done == self.after {
+                self.stop.request(self.exit_code);
+            }
+        }
+    }
+    fn finish(&self) {}
+}
+
+/// A stop during an epoch: the iteration finishes, checkpoint_latest records the epoch's
+/// progress, and the resumed run ends with bitwise the weights, losses and learning rates of
+/// an uninterrupted one (two loader workers, so the loader's position matters).
+#[test]
+fn a_run_stopped_inside_an_epoch_resumes_bitwise() {
+    let plans = tiny_plans();
+    let store = disk_store();
+    let s = settings(3, 4, 1);
+    let run = |start| RunOptions {
+        start,
+        n_loader_workers: 2,
+        ..cpu_run(5)
+    };
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = train(
+        &job(&plans, "2d", &WorkLayout::new(straight_dir.path())),
+        &store,
+        &s,
+        &run(Start::Fresh),
+        &(),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let layout = WorkLayout::new(dir.path());
+    let j = job(&plans, "2d", &layout);
+    let first = run(Start::Fresh);
+    let stopper = StopDuring {
+        stop: first.stop.clone(),
+        epoch: "epoch 1",
+        after: 2,
+        exit_code: 143,
+        in_epoch: std::sync::Mutex::new(None),
+    };
+    let err = train(&j, &store, &s, &first, &stopper).unwrap_err();
+    match &err {
+        TrainError::Stopped {
+            exit_code, where_, ..
+        } => {
+            assert_eq!(*exit_code, 143);
+            assert_eq!(where_, "after iteration 1 of epoch 1");
+        }
+        other => panic!("not a stop: {other}"),
+    }
+    let meta = read_checkpoint_meta(&j.fold_dir(), CheckpointKind::Latest)
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.epochs_done, 1);
+    let interrupted = meta.interrupted.expect("the epoch's progress is recorded");
+    assert_eq!(interrupted.iterations_done, 2);
+    assert_eq!(interrupted.loader_word_positions.len(), 2);
+    let log = std::fs::read_to_string(layout.train_log("2d", Fold::All)).unwrap();
+    assert!(
+        log.contains("Stopped on request after iteration 1 of epoch 1"),
+        "{log}"
+    );
+
+    let resumed = train(&j, &store, &s, &run(Start::Resume), &()).unwrap();
+    assert_eq!(resumed.epochs_done, 3);
+    let (a, b) = (
+        read_weights(&straight.final_weights),
+        read_weights(&resumed.final_weights),
+    );
+    for ((name, ta), (_, tb)) in a.iter().zip(&b) {
+        assert!(ta.equal(tb), "{name} differs after a stop inside an epoch");
+    }
+    assert_eq!(straight.log.train_losses, resumed.log.train_losses);
+    assert_eq!(straight.log.val_losses, resumed.log.val_losses);
+    assert_eq!(straight.log.lrs, resumed.log.lrs);
+    let final_meta = read_checkpoint_meta(&j.fold_dir(), CheckpointKind::Final)
+        .unwrap()
+        .unwrap();
+    assert_eq!(final_meta.interrupted, None);
+
+    // Resuming with another number of loader workers cannot continue the epoch exactly.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_layout = WorkLayout::new(other_dir.path());
+    let other = job(&plans, "2d", &other_layout);
+    let first = run(Start::Fresh);
+    let stopper = StopDuring {
+        stop: first.stop.clone(),
+        ..stopper
+    };
+    train(&other, &store, &s, &first, &stopper).unwrap_err();
+    let one_worker = RunOptions {
+        n_loader_workers: 1,
+        ..run(Start::Resume)
+    };
+    let err = train(&other, &store, &s, &one_worker, &()).unwrap_err();
+    assert!(err.to_string().contains("--threads 2"), "{err}");
+}
+
+#[test]
+fn a_stop_before_the_first_epoch_trains_nothing() {
+    let plans = tiny_plans();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = WorkLayout::new(dir.path());
+    let j = job(&plans, "2d", &layout);
+    let run = cpu_run(1);
+    run.stop.request(130);
+    let err = train(&j, &disk_store(), &settings(2, 1, 0), &run, &()).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Stopped { exit_code: 130, where_, .. } if where_.contains("before its first epoch")),
+        "{err}"
+    );
+    assert!(!CheckpointPaths::new(&j.fold_dir(), CheckpointKind::Latest)
+        .meta
+        .exists());
 }
