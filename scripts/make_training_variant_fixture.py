@@ -6,7 +6,8 @@ committed model fixture's PlainConvUNet, features 2-4-8-16, patch 16^3, batch 2)
 with the weights in start.safetensors, its schedule stepped to epoch 10 (on_train_epoch_start),
 then `train_step` runs twice (batches 0 and 1: random images and labels 0..2, the targets
 downsampled per deep-supervision scale as DownsampleSegForDSTransform does). The losses and the
-weights after the second step go to <trainer>.safetensors. Augmentation plays no part: the
+weights after the second step go to <trainer>.safetensors (for nnUNetTrainerBN with the
+running statistics, which start at torch's 0 and 1). Augmentation plays no part: the
 batches are given.
 
 Writes fixtures/data/training_variants/ (plans.json, start.safetensors, one file per trainer).
@@ -43,6 +44,7 @@ TRAINERS = [
     "nnUNetTrainerCosAnneal",
     "nnUNetTrainer_warmup",
     "nnUNetTrainerNoDeepSupervision",
+    "nnUNetTrainerBN",
 ]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "..", "fixtures", "data", "nnunet", "model",

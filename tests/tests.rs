@@ -12,3 +12,4 @@ mod pretrained;
 mod report;
 mod signals;
 mod tidy;
+mod training_settings;

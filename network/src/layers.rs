@@ -1,21 +1,37 @@
 //! The building blocks of the U-Net on libtorch: an N-d convolution (plain or transposed),
-//! instance norm, nnU-Net's conv-norm-LeakyReLU stacks, and dna's residual `BasicBlockD` stacks.
+//! instance or batch norm, nnU-Net's conv-norm-LeakyReLU stacks, and dna's residual
+//! `BasicBlockD` stacks.
 //!
 //! One convolution type serves 2D and 3D: libtorch's `convolution` op takes the spatial rank from
 //! the weight, so the kernel lengths of the layer list decide. (tch's own `ConvTranspose2D/3D`
 //! cannot be built with per-axis kernels such as `[1, 2, 2]`, which nnU-Net plans use.)
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use autoseg_planner::NormKind;
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{self, Init};
-use tch::{TchError, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 use crate::layout::{ConvDesc, ResidualBlockDesc, ResidualStageDesc, StackDesc};
 
 /// nnU-Net's LeakyReLU slope, also the `a` of its He init (`InitWeights_He(1e-2)`).
 const NEG_SLOPE: f64 = 1e-2;
 
-/// nnU-Net's `InstanceNorm` eps (`norm_op_kwargs = {'eps': 1e-5, 'affine': True}`).
+/// nnU-Net's norm eps (`norm_op_kwargs = {'eps': 1e-5, 'affine': True}`).
 const NORM_EPS: f64 = 1e-5;
+
+/// torch `BatchNorm`'s default momentum of the running statistics.
+const BATCH_NORM_MOMENTUM: f64 = 0.1;
+
+/// How the network's norms are built, and the mode batch norm runs in (shared by every norm of
+/// one network: [`crate::UNet::set_training`]).
+#[derive(Debug, Clone)]
+pub(crate) struct NormSetup {
+    pub kind: NormKind,
+    pub training: Arc<AtomicBool>,
+}
 
 /// `kaiming_normal_(w, a=0.01)`: normal, std `gain / sqrt(fan_in)`, gain `sqrt(2 / (1 + a^2))`;
 /// fan_in is `w.size(1) * prod(kernel)` for plain and transposed convolutions alike.
@@ -79,52 +95,94 @@ impl Conv {
     }
 }
 
-/// `InstanceNorm{2,3}d(affine=True, eps=1e-5, track_running_stats=False)`: instance statistics
-/// in training and inference alike.
+/// The norm after a convolution: `InstanceNorm{2,3}d(affine=True, eps=1e-5)` (instance
+/// statistics in training and inference alike), or `BatchNorm{2,3}d(affine=True, eps=1e-5,
+/// momentum=0.1)`: batch statistics in training, which update the running ones, and the running
+/// ones in inference. Variables `weight`, `bias`, and for batch norm the non-trainable
+/// `running_mean`, `running_var` and `num_batches_tracked` (int64), as torch names them.
 #[derive(Debug)]
-struct InstanceNorm {
+struct Norm {
     weight: Tensor,
     bias: Tensor,
+    batch: Option<BatchStats>,
 }
 
-impl InstanceNorm {
-    /// Weight `weight_init` (1 as in torch, 0 for dna's `init_last_bn_before_add_to_0`), bias 0.
-    fn new(p: &nn::Path, channels: i64, weight_init: f64) -> InstanceNorm {
-        InstanceNorm {
+/// Batch norm's running statistics and the network's mode.
+#[derive(Debug)]
+struct BatchStats {
+    running_mean: Tensor,
+    running_var: Tensor,
+    num_batches_tracked: Tensor,
+    training: Arc<AtomicBool>,
+}
+
+impl Norm {
+    /// Weight `weight_init` (1 as in torch, 0 for dna's `init_last_bn_before_add_to_0`), bias 0;
+    /// running mean 0 and variance 1.
+    fn new(p: &nn::Path, channels: i64, weight_init: f64, setup: &NormSetup) -> Norm {
+        let batch = (setup.kind == NormKind::Batch).then(|| BatchStats {
+            running_mean: p.zeros_no_train("running_mean", &[channels]),
+            running_var: p.ones_no_train("running_var", &[channels]),
+            num_batches_tracked: p.add(
+                "num_batches_tracked",
+                Tensor::zeros([], (Kind::Int64, p.device())),
+                false,
+            ),
+            training: Arc::clone(&setup.training),
+        });
+        Norm {
             weight: p.var("weight", &[channels], Init::Const(weight_init)),
             bias: p.var("bias", &[channels], Init::Const(0.0)),
+            batch,
         }
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
-        xs.f_instance_norm(
+        let Some(stats) = &self.batch else {
+            return xs.f_instance_norm(
+                Some(&self.weight),
+                Some(&self.bias),
+                None::<&Tensor>,
+                None::<&Tensor>,
+                true,
+                0.1,
+                NORM_EPS,
+                true,
+            );
+        };
+        let training = stats.training.load(Ordering::Relaxed);
+        if training {
+            let mut count = stats.num_batches_tracked.shallow_clone();
+            let _ = count.f_add_scalar_(1)?;
+        }
+        xs.f_batch_norm(
             Some(&self.weight),
             Some(&self.bias),
-            None::<&Tensor>,
-            None::<&Tensor>,
-            true,
-            0.1,
+            Some(&stats.running_mean),
+            Some(&stats.running_var),
+            training,
+            BATCH_NORM_MOMENTUM,
             NORM_EPS,
             true,
         )
     }
 }
 
-/// nnU-Net's `ConvDropoutNormReLU` without dropout and nonlinearity: conv, instance norm.
-/// Variables `conv.{weight,bias}` and `norm.{weight,bias}`.
+/// nnU-Net's `ConvDropoutNormReLU` without dropout and nonlinearity: conv, norm.
+/// Variables `conv.{weight,bias}` and `norm.*`.
 #[derive(Debug)]
 struct ConvNorm {
     conv: Conv,
-    norm: InstanceNorm,
+    norm: Norm,
 }
 
 impl ConvNorm {
     /// `zero_norm`: the norm starts as weight 0 (the last norm before a residual addition).
-    fn new(p: &nn::Path, desc: &ConvDesc, zero_norm: bool) -> ConvNorm {
+    fn new(p: &nn::Path, desc: &ConvDesc, zero_norm: bool, norm: &NormSetup) -> ConvNorm {
         let weight_init = if zero_norm { 0.0 } else { 1.0 };
         ConvNorm {
             conv: Conv::new(&(p / "conv"), desc, false),
-            norm: InstanceNorm::new(&(p / "norm"), desc.out_ch, weight_init),
+            norm: Norm::new(&(p / "norm"), desc.out_ch, weight_init, norm),
         }
     }
 
@@ -133,14 +191,14 @@ impl ConvNorm {
     }
 }
 
-/// nnU-Net's `ConvDropoutNormReLU` without dropout: conv, instance norm, LeakyReLU(0.01).
-/// Variables `conv.{weight,bias}` and `norm.{weight,bias}`.
+/// nnU-Net's `ConvDropoutNormReLU` without dropout: conv, norm, LeakyReLU(0.01).
+/// Variables `conv.{weight,bias}` and `norm.*`.
 #[derive(Debug)]
 struct ConvNormAct(ConvNorm);
 
 impl ConvNormAct {
-    fn new(p: &nn::Path, desc: &ConvDesc) -> ConvNormAct {
-        ConvNormAct(ConvNorm::new(p, desc, false))
+    fn new(p: &nn::Path, desc: &ConvDesc, norm: &NormSetup) -> ConvNormAct {
+        ConvNormAct(ConvNorm::new(p, desc, false, norm))
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
@@ -158,13 +216,13 @@ pub(crate) struct StackedConvs {
 }
 
 impl StackedConvs {
-    pub(crate) fn new(p: &nn::Path, desc: &StackDesc) -> StackedConvs {
+    pub(crate) fn new(p: &nn::Path, desc: &StackDesc, norm: &NormSetup) -> StackedConvs {
         let convs = p / "convs";
         let blocks = desc
             .convs
             .iter()
             .enumerate()
-            .map(|(i, conv)| ConvNormAct::new(&(&convs / i), conv))
+            .map(|(i, conv)| ConvNormAct::new(&(&convs / i), conv, norm))
             .collect();
         StackedConvs { blocks }
     }
@@ -198,17 +256,17 @@ struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn new(p: &nn::Path, desc: &ResidualBlockDesc) -> ResidualBlock {
+    fn new(p: &nn::Path, desc: &ResidualBlockDesc, norm: &NormSetup) -> ResidualBlock {
         let pool = desc.skip.pool.clone();
         let projection_idx = usize::from(pool.is_some());
         let projection = desc
             .skip
             .projection
             .as_ref()
-            .map(|conv| ConvNorm::new(&(p / "skip" / projection_idx), conv, false));
+            .map(|conv| ConvNorm::new(&(p / "skip" / projection_idx), conv, false, norm));
         ResidualBlock {
-            conv1: ConvNormAct::new(&(p / "conv1"), &desc.conv1),
-            conv2: ConvNorm::new(&(p / "conv2"), &desc.conv2, true),
+            conv1: ConvNormAct::new(&(p / "conv1"), &desc.conv1, norm),
+            conv2: ConvNorm::new(&(p / "conv2"), &desc.conv2, true, norm),
             pool,
             projection,
         }
@@ -236,13 +294,13 @@ pub(crate) struct ResidualBlocks {
 }
 
 impl ResidualBlocks {
-    pub(crate) fn new(p: &nn::Path, desc: &ResidualStageDesc) -> ResidualBlocks {
+    pub(crate) fn new(p: &nn::Path, desc: &ResidualStageDesc, norm: &NormSetup) -> ResidualBlocks {
         let p = p / "blocks";
         let blocks = desc
             .blocks
             .iter()
             .enumerate()
-            .map(|(b, block)| ResidualBlock::new(&(&p / b), block))
+            .map(|(b, block)| ResidualBlock::new(&(&p / b), block, norm))
             .collect();
         ResidualBlocks { blocks }
     }

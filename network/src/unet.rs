@@ -5,10 +5,13 @@
 //! `ResidualEncoder` of `BasicBlockD`s, the same decoder, init `InitWeights_He(1e-2)` then
 //! `init_last_bn_before_add_to_0`).
 
-use autoseg_planner::UNetSpec;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use autoseg_planner::{NormKind, UNetSpec};
 use tch::{nn, TchError, Tensor};
 
-use crate::layers::{Conv, ResidualBlocks, StackedConvs};
+use crate::layers::{Conv, NormSetup, ResidualBlocks, StackedConvs};
 use crate::layout::{EncoderLayout, UNetLayout};
 use crate::NetworkError;
 
@@ -27,24 +30,24 @@ enum Encoder {
 }
 
 impl Encoder {
-    fn new(p: &nn::Path, layout: &EncoderLayout) -> Encoder {
+    fn new(p: &nn::Path, layout: &EncoderLayout, norm: &NormSetup) -> Encoder {
         let stages_p = p / "stages";
         match layout {
             EncoderLayout::Plain(stages) => {
                 let stacks = stages
                     .iter()
                     .enumerate()
-                    .map(|(s, stack)| StackedConvs::new(&(&stages_p / s / 0), stack))
+                    .map(|(s, stack)| StackedConvs::new(&(&stages_p / s / 0), stack, norm))
                     .collect();
                 Encoder::Plain(stacks)
             }
             EncoderLayout::Residual(encoder) => Encoder::Residual {
-                stem: StackedConvs::new(&(p / "stem"), &encoder.stem),
+                stem: StackedConvs::new(&(p / "stem"), &encoder.stem, norm),
                 stages: encoder
                     .stages
                     .iter()
                     .enumerate()
-                    .map(|(s, stage)| ResidualBlocks::new(&(&stages_p / s), stage))
+                    .map(|(s, stage)| ResidualBlocks::new(&(&stages_p / s), stage, norm))
                     .collect(),
             },
         }
@@ -95,10 +98,14 @@ struct DecoderStage {
 /// `decoder.stages.{j}.convs.{i}.{conv,norm}.{weight,bias}`, `decoder.seg_layers.{j}.{weight,bias}`,
 /// where decoder stage `j = 0` sits just above the bottleneck. Every segmentation head exists
 /// whether or not deep supervision is used, so one checkpoint serves training and inference.
+/// With batch norm ([`UNet::with_norm`]) every `norm` also has `running_mean`, `running_var`
+/// and `num_batches_tracked`.
 #[derive(Debug)]
 pub struct UNet {
     encoder: Encoder,
     decoder: Vec<DecoderStage>,
+    /// Batch norm's mode: batch statistics (training) or running ones (inference).
+    training: Arc<AtomicBool>,
     in_channels: i64,
     /// Per spatial axis, the product of all stage strides: input sizes must be multiples.
     divisor: Vec<i64>,
@@ -106,7 +113,8 @@ pub struct UNet {
 
 impl UNet {
     /// Builds the network's variables under `p` (He-initialised convolutions, zero biases,
-    /// norm weights 1 and biases 0, except each residual block's `conv2.norm`, weight 0).
+    /// norm weights 1 and biases 0, except each residual block's `conv2.norm`, weight 0), with
+    /// nnU-Net's instance norm.
     ///
     /// # Errors
     /// A [`NetworkError`] naming the stage and fault when `spec` is invalid.
@@ -116,8 +124,27 @@ impl UNet {
         in_channels: i64,
         n_classes: i64,
     ) -> Result<UNet, NetworkError> {
+        UNet::with_norm(p, spec, in_channels, n_classes, NormKind::Instance)
+    }
+
+    /// [`UNet::new`] with the norm `norm` (`training.norm`; batch norm is `nnUNetTrainerBN`).
+    /// The network starts in inference mode ([`UNet::set_training`]).
+    ///
+    /// # Errors
+    /// As [`UNet::new`].
+    pub fn with_norm(
+        p: &nn::Path,
+        spec: &UNetSpec,
+        in_channels: i64,
+        n_classes: i64,
+        norm: NormKind,
+    ) -> Result<UNet, NetworkError> {
         let layout = UNetLayout::new(spec, in_channels, n_classes)?;
-        let encoder = Encoder::new(&(p / "encoder"), &layout.encoder);
+        let norm = NormSetup {
+            kind: norm,
+            training: Arc::new(AtomicBool::new(false)),
+        };
+        let encoder = Encoder::new(&(p / "encoder"), &layout.encoder, &norm);
         let p = p / "decoder";
         let decoder = layout
             .decoder
@@ -125,7 +152,7 @@ impl UNet {
             .enumerate()
             .map(|(j, stage)| DecoderStage {
                 transpconv: Conv::new(&(&p / "transpconvs" / j), &stage.transpconv, true),
-                stack: StackedConvs::new(&(&p / "stages" / j), &stage.stack),
+                stack: StackedConvs::new(&(&p / "stages" / j), &stage.stack, &norm),
                 seg_head: Conv::new(&(&p / "seg_layers" / j), &stage.seg_head, false),
             })
             .collect();
@@ -135,9 +162,17 @@ impl UNet {
         Ok(UNet {
             encoder,
             decoder,
+            training: norm.training,
             in_channels: layout.in_channels,
             divisor,
         })
+    }
+
+    /// Training mode (batch norm uses and updates batch statistics) or inference mode (it uses
+    /// the running ones); instance norm is the same in both. nnU-Net: `network.train()` /
+    /// `network.eval()`.
+    pub fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
     }
 
     /// Number of deep-supervision outputs: stages - 1.
@@ -417,5 +452,40 @@ mod tests {
         let xs = Tensor::randn([1, 1, 4, 8, 8], (Kind::Float, Device::Cpu));
         let (a, b) = (net.forward(&xs).unwrap(), loaded.forward(&xs).unwrap());
         assert!(a.equal(&b));
+    }
+
+    /// Batch norm (`nnUNetTrainerBN`): torch's running statistics and counter beside every
+    /// norm's weight and bias; training mode normalises with the batch's statistics and
+    /// updates the running ones (momentum 0.1), inference mode uses the running ones, so a
+    /// sample's output does not depend on the rest of its batch.
+    #[test]
+    fn batch_norm_keeps_running_statistics_and_uses_them_in_inference() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = UNet::with_norm(&vs.root(), &aniso_3d(), 1, 3, NormKind::Batch).unwrap();
+        let vars = vs.variables();
+        let name = "encoder.stages.0.0.convs.0.norm";
+        let var = |what: &str| vars[&format!("{name}.{what}")].shallow_clone();
+        assert_eq!(var("num_batches_tracked").kind(), Kind::Int64);
+        assert!(!var("running_mean").requires_grad());
+        assert!(var("weight").requires_grad());
+        let xs = Tensor::randn([2, 1, 4, 16, 16], (Kind::Float, Device::Cpu)) * 3.0 + 2.0;
+        net.set_training(true);
+        let _ = net.forward_ds(&xs).unwrap();
+        assert_eq!(var("num_batches_tracked").int64_value(&[]), 1);
+        // After one batch: 0.9 * 0 + 0.1 * the batch mean of the first conv's output.
+        let mean = var("running_mean");
+        assert!(mean.abs().max().double_value(&[]) > 0.0);
+        net.set_training(false);
+        let _no_grad = tch::no_grad_guard();
+        let both = net.forward(&xs).unwrap();
+        let first = net.forward(&xs.narrow(0, 0, 1)).unwrap();
+        assert!(both.narrow(0, 0, 1).allclose(&first, 1e-5, 1e-5, false));
+        assert_eq!(var("num_batches_tracked").int64_value(&[]), 1);
+        assert!(var("running_mean").equal(&mean));
+        // Instance norm has no statistics to keep.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = UNet::new(&vs.root(), &aniso_3d(), 1, 3).unwrap();
+        assert!(!vs.variables().keys().any(|k| k.contains("running")));
     }
 }

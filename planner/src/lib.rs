@@ -87,7 +87,7 @@ pub use rules::{compute_new_shape, Anisotropy, TargetSpacing};
 pub use settings::{PlannerPreset, PlannerSettings, UnknownPreset};
 pub use spec::{Dim, NetworkKind, StageSpec, UNetSpec};
 pub use training::{
-    nnunet_trainer, nnunet_trainer_names, AugmentationPreset, LossKind, LrScheduleKind,
+    nnunet_trainer, nnunet_trainer_names, AugmentationPreset, LossKind, LrScheduleKind, NormKind,
     OptimizerKind, Training, TrainingEntry,
 };
 pub use transfer::{nnunet_plans_to_move, transfer_plans};

@@ -72,6 +72,18 @@ impl LossKind {
     }
 }
 
+/// The normalisation after every convolution of the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    /// `InstanceNorm(eps=1e-5, affine=True)`: nnU-Net's default.
+    #[default]
+    Instance,
+    /// `BatchNorm(eps=1e-5, momentum=0.1, affine=True)` with running statistics, used in
+    /// inference (`nnUNetTrainerBN`).
+    Batch,
+}
+
 /// The training augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +139,9 @@ pub struct TrainingEntry {
     /// Deep supervision (true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deep_supervision: Option<bool>,
+    /// `instance` or `batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<NormKind>,
     /// `default` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augmentation: Option<AugmentationPreset>,
@@ -164,6 +179,7 @@ impl TrainingEntry {
             loss: over.loss.or(self.loss),
             topk_percent: over.topk_percent.or(self.topk_percent),
             deep_supervision: over.deep_supervision.or(self.deep_supervision),
+            norm: over.norm.or(self.norm),
             augmentation: over.augmentation.or(self.augmentation),
             mirroring: over.mirroring.or(self.mirroring),
             mirror_axes: over.mirror_axes.or(self.mirror_axes),
@@ -217,6 +233,7 @@ impl TrainingEntry {
             loss: self.loss,
             topk_percent: self.topk_percent.unwrap_or(d.topk_percent),
             deep_supervision: self.deep_supervision.unwrap_or(d.deep_supervision),
+            norm: self.norm.unwrap_or(d.norm),
             // nnUNetTrainerNoDA also turns test-time mirroring off.
             mirror_axes: if augmentation == AugmentationPreset::None {
                 Some(Vec::new())
@@ -282,6 +299,10 @@ pub struct Training {
     pub topk_percent: f64,
     /// Deep supervision.
     pub deep_supervision: bool,
+    /// The network's normalisation (the predictor builds the same network from the
+    /// checkpoint's settings).
+    #[serde(default)]
+    pub norm: NormKind,
     /// The training augmentation.
     pub augmentation: AugmentationPreset,
     /// The patch axes mirrored in training and allowed at test time; `None`: every axis of the
@@ -298,8 +319,8 @@ pub struct Training {
 impl Training {
     /// nnU-Net 2.8.1's `nnUNetTrainer`: 1000 epochs of 250 iterations, 50 validation
     /// iterations, SGD (Nesterov, momentum 0.99) at lr 1e-2 with weight decay 3e-5 and the poly
-    /// schedule, Dice + CE with deep supervision, the default augmentation and mirroring, 0.33
-    /// foreground oversampling, no early stopping.
+    /// schedule, Dice + CE with deep supervision, instance norm, the default augmentation and
+    /// mirroring, 0.33 foreground oversampling, no early stopping.
     pub fn nnunet_default() -> Training {
         Training {
             epochs: 1000,
@@ -315,6 +336,7 @@ impl Training {
             loss: None,
             topk_percent: 10.0,
             deep_supervision: true,
+            norm: NormKind::Instance,
             augmentation: AugmentationPreset::Default,
             mirror_axes: None,
             oversample_foreground: 0.33,
@@ -402,7 +424,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "nnUNetTrainer_DASegOrd0",
         "nearest-neighbour segmentation resampling in augmentation",
     ),
-    ("nnUNetTrainerBN", "batch normalisation"),
     ("nnUNetTrainerDiceTopK10Loss", "SoftDiceLoss + TopK"),
     (
         "nnUNetTrainer_probabilisticOversampling",
@@ -491,6 +512,7 @@ const TRAINERS: &[(&str, Keys)] = &[
     ("nnUNetTrainerNoDeepSupervision", |t| {
         t.deep_supervision = Some(false)
     }),
+    ("nnUNetTrainerBN", |t| t.norm = Some(NormKind::Batch)),
 ];
 
 /// The `training` keys nnU-Net's trainer class `name` sets.

@@ -89,11 +89,12 @@ pub fn import_nnunet(sources: &[PathBuf], out: &WorkLayout) -> Result<ImportSumm
             })?;
             let in_channels = dataset.n_channels() + cascade_channels(&config, &dataset);
             let vs = nn::VarStore::new(Device::Cpu);
-            UNet::new(
+            UNet::with_norm(
                 &vs.root(),
                 config.unet_spec(),
                 in_channels as i64,
                 n_classes as i64,
+                checkpoint.norm(),
             )
             .map_err(|source| PredictError::Network {
                 path: path.clone(),

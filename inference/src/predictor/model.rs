@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 use autoseg_network::checkpoint::{
-    load_weights, read_checkpoint_meta_of, CheckpointFault, CheckpointKind, CheckpointMeta,
-    CheckpointPaths,
+    copy_weights, norm_of, read_checkpoint_meta_of, read_weights, CheckpointFault, CheckpointKind,
+    CheckpointMeta, CheckpointPaths,
 };
 use autoseg_network::{NetworkError, UNet};
 use autoseg_planner::{Configuration, PlanError, Plans, WorkLayout};
@@ -175,16 +175,20 @@ pub(super) fn load_fold(
         });
     }
     let vs = nn::VarStore::new(device);
-    let net = UNet::new(
+    let weights = read_weights(&dir, kind, meta)?;
+    // Batch norm's running statistics are among the weights.
+    let norm = norm_of(weights.iter().map(|(name, _)| name.as_str()));
+    let net = UNet::with_norm(
         &vs.root(),
         config.unet_spec(),
         meta.in_channels as i64,
         meta.n_classes as i64,
+        norm,
     )
     .map_err(|source| PredictError::Network {
         path: paths.meta.clone(),
         source,
     })?;
-    load_weights(&vs, &dir, kind, meta)?;
+    copy_weights(&vs, &weights, &paths.weights)?;
     Ok(FoldModel::new(vs, net))
 }

@@ -172,12 +172,11 @@ fn load_fold(
     device: Device,
 ) -> Result<FoldModel, PredictError> {
     let vs = nn::VarStore::new(device);
-    let net =
-        UNet::new(&vs.root(), config.unet_spec(), in_channels, n_classes).map_err(|source| {
-            PredictError::Network {
-                path: path.clone(),
-                source,
-            }
+    let norm = checkpoint.norm();
+    let net = UNet::with_norm(&vs.root(), config.unet_spec(), in_channels, n_classes, norm)
+        .map_err(|source| PredictError::Network {
+            path: path.clone(),
+            source,
         })?;
     checkpoint.load_into(&vs)?;
     Ok(FoldModel::new(vs, net))

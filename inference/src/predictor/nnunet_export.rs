@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use autoseg_evaluation::{read_best, BestChoice, PostprocessingPlan};
 use autoseg_network::checkpoint::{
-    copy_weights, load_checkpoint, save_nnunet_checkpoint, CheckpointKind, CheckpointPaths,
-    NnUnetCheckpointInfo,
+    copy_weights, load_checkpoint, norm_of, save_nnunet_checkpoint, CheckpointKind,
+    CheckpointPaths, NnUnetCheckpointInfo,
 };
 use autoseg_network::UNet;
 use autoseg_planner::pickle::Value;
-use autoseg_planner::{fold_folder, temp_path, write_atomic, Plans, WorkLayout};
+use autoseg_planner::{fold_folder, temp_path, write_atomic, NormKind, Plans, WorkLayout};
 use autoseg_preprocessing::parse_dataset_json;
 use tch::{nn, Device};
 
@@ -29,9 +29,37 @@ use super::model::{cascade_channels, check_dataset};
 use super::model_zip::fold_dirs;
 use super::zip_entries::write_zip;
 
-/// The trainer named in exported checkpoints: nnU-Net builds the network through this class,
-/// and the plain trainer builds it exactly from the plans.
-const TRAINER: &str = "nnUNetTrainer";
+/// The trainer named in exported checkpoints: nnU-Net builds the network through this class.
+/// The plain trainer builds it exactly from the plans; `nnUNetTrainerBN` swaps in batch norm.
+fn trainer(norm: NormKind) -> &'static str {
+    match norm {
+        NormKind::Instance => "nnUNetTrainer",
+        NormKind::Batch => "nnUNetTrainerBN",
+    }
+}
+
+/// The norm of a configuration's checkpoints ([`norm_of`] their weights), one for all folds.
+fn configuration_norm(folds: &[(String, PathBuf)]) -> Result<NormKind, PredictError> {
+    let mut norms = Vec::new();
+    for (_, dir) in folds {
+        for kind in [CheckpointKind::Final, CheckpointKind::Best] {
+            if CheckpointPaths::new(dir, kind).meta.is_file() {
+                let loaded = load_checkpoint(dir, kind)?;
+                let norm = norm_of(loaded.weights.iter().map(|(name, _)| name.as_str()));
+                norms.push((norm, CheckpointPaths::new(dir, kind).weights));
+            }
+        }
+    }
+    match norms.iter().find(|(n, _)| *n != norms[0].0) {
+        Some((_, path)) => Err(PredictError::NnUnet {
+            path: path.clone(),
+            what: "this configuration's folds were trained with different norms (instance and \
+                   batch): nnU-Net builds one network per model folder"
+                .into(),
+        }),
+        None => Ok(norms.first().map_or(NormKind::Instance, |(n, _)| *n)),
+    }
+}
 
 /// Writes `configurations` of the autoseg model `model` as nnU-Net model folders under `out`
 /// (`out/<dataset>/nnUNetTrainer__<Plans>__<config>/`), or into the zip `out` when it ends in
@@ -100,8 +128,11 @@ fn write_folders(
         let config = plans
             .resolve(configuration)
             .map_err(plan_error(&plans_path))?;
+        let fold_dirs = fold_dirs(&model.configuration(configuration))?;
+        let norm = configuration_norm(&fold_dirs)?;
+        let trainer = trainer(norm);
         let folder = Path::new(&plans.dataset_name)
-            .join(format!("{TRAINER}__{plans_name}__{configuration}"));
+            .join(format!("{trainer}__{plans_name}__{configuration}"));
         let mut write = |name: &str, bytes: &[u8]| -> Result<(), PredictError> {
             let path = out.join(&folder).join(name);
             create_parent(&path)?;
@@ -113,7 +144,7 @@ fn write_folders(
         write("dataset.json", &dataset_bytes)?;
         let mut any = false;
         let mut folds = Vec::new();
-        for (fold, dir) in fold_dirs(&model.configuration(configuration))? {
+        for (fold, dir) in fold_dirs {
             for kind in [CheckpointKind::Final, CheckpointKind::Best] {
                 if !CheckpointPaths::new(&dir, kind).meta.is_file() {
                     continue;
@@ -126,11 +157,12 @@ fn write_folders(
                 // Through the network the plans build: nnU-Net will build the same one and
                 // load these weights strictly.
                 let vs = nn::VarStore::new(Device::Cpu);
-                UNet::new(
+                UNet::with_norm(
                     &vs.root(),
                     config.unet_spec(),
                     loaded.meta.in_channels as i64,
                     loaded.meta.n_classes as i64,
+                    norm,
                 )
                 .map_err(|source| PredictError::Network {
                     path: dir.clone(),
@@ -148,7 +180,7 @@ fn write_folders(
                 let path = out.join(&folder).join(&name);
                 create_parent(&path)?;
                 let info = NnUnetCheckpointInfo {
-                    trainer_name: TRAINER,
+                    trainer_name: trainer,
                     configuration,
                     fold: &fold,
                     plans: plans_value.clone(),

@@ -21,7 +21,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use autoseg_planner::temp_path;
+use autoseg_planner::{temp_path, NormKind};
 use tch::{nn, Device, Tensor};
 
 use crate::error::NetworkError;
@@ -211,8 +211,31 @@ pub fn load_weights(
     meta: &CheckpointMeta,
 ) -> Result<(), NetworkError> {
     let path = CheckpointPaths::new(fold_dir, kind).weights;
-    let tensors = read_tensors(&path, &meta.weights)?;
-    copy_weights(vs, &tensors, &path)
+    copy_weights(vs, &read_weights(fold_dir, kind, meta)?, &path)
+}
+
+/// The weights of checkpoint `kind`, described by `meta`, on the CPU, the file checked against
+/// its digest.
+///
+/// # Errors
+/// [`NetworkError::Checkpoint`] naming the weights file and the fault.
+pub fn read_weights(
+    fold_dir: &Path,
+    kind: CheckpointKind,
+    meta: &CheckpointMeta,
+) -> Result<Vec<(String, Tensor)>, NetworkError> {
+    read_tensors(&CheckpointPaths::new(fold_dir, kind).weights, &meta.weights)
+}
+
+/// The norm a network's weights were made with: batch norm when they hold running statistics
+/// (`….norm.running_mean`, torch's name, in nnU-Net's and autoseg's checkpoints alike),
+/// instance norm otherwise. Every loader of weights builds its network with this.
+pub fn norm_of<'a>(names: impl IntoIterator<Item = &'a str>) -> NormKind {
+    if names.into_iter().any(|n| n.ends_with(".running_mean")) {
+        NormKind::Batch
+    } else {
+        NormKind::Instance
+    }
 }
 
 /// Copies named tensors into the variables of `vs`, checking names and shapes; `path` is the

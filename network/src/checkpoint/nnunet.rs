@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use autoseg_planner::pickle::{Policy, StorageRef, TensorRef, Value};
+use autoseg_planner::NormKind;
 use tch::{nn, Kind, Tensor};
 
 use super::{checkpoint_error, copy_weights, CheckpointFault};
@@ -105,7 +106,14 @@ impl NnUnetCheckpoint {
         })
     }
 
-    /// Copies the weights into `vs` (a network built from the checkpoint's plans), as float32.
+    /// The norm the network was trained with ([`super::norm_of`] its weight names): batch
+    /// norm for `nnUNetTrainerBN` and other trainers that use it.
+    pub fn norm(&self) -> NormKind {
+        super::norm_of(self.weights.iter().map(|(name, _)| name.as_str()))
+    }
+
+    /// Copies the weights into `vs` (a network built from the checkpoint's plans, with
+    /// [`NnUnetCheckpoint::norm`]), each converted to its variable's kind.
     ///
     /// # Errors
     /// [`NetworkError::Checkpoint`] naming the first tensor the network lacks (and that is no

@@ -64,11 +64,12 @@ impl Model {
         })?;
         tch::manual_seed(run.seed as i64);
         let vs = nn::VarStore::new(run.device);
-        let net = UNet::new(
+        let net = UNet::with_norm(
             &vs.root(),
             config.unet_spec(),
             in_channels as i64,
             n_classes as i64,
+            training.norm,
         )?;
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         // A fixed order makes the gradient norm, a float sum, identical from run to run.
@@ -108,6 +109,8 @@ impl Model {
     /// One optimisation step on network inputs and one target per deep-supervision output,
     /// already on the model's device (nnU-Net's `train_step` after the batch is moved there).
     pub fn step_on(&mut self, data: &Tensor, targets: &[Tensor]) -> Result<f64, TrainError> {
+        // nnU-Net: `network.train()` in `on_train_epoch_start`.
+        self.net.set_training(true);
         self.optimizer.zero_grad();
         let loss = tch::autocast(self.mixed_precision, || -> Result<Tensor, TrainError> {
             let outputs = self.net.forward_ds(data)?;
@@ -121,6 +124,8 @@ impl Model {
     /// The loss on `batch` and the TP/FP/FN of the top output, without gradients.
     pub fn val_step(&self, batch: &Batch) -> Result<(f64, ClassCounts), TrainError> {
         let _no_grad = tch::no_grad_guard();
+        // nnU-Net: `network.eval()` in `on_validation_epoch_start`.
+        self.net.set_training(false);
         let (data, targets) = self.to_tensors(batch)?;
         tch::autocast(self.mixed_precision, || {
             let outputs = self.net.forward_ds(&data)?;
