@@ -78,12 +78,20 @@ fn an_nnunet_trainer_name_trains_validates_and_exports_as_nnunet_would() {
     ]);
     let folder = exported.join("Dataset901_Demo3d/nnUNetTrainerBN__nnUNetPlans__2d");
     assert!(folder.join("fold_0/checkpoint_final.pth").is_file());
-    // And autoseg runs that nnU-Net folder back, batch norm included.
+    // And autoseg runs that nnU-Net folder back, batch norm included (on one held-out case).
+    let input = tmp.path().join("one_case");
+    std::fs::create_dir(&input).unwrap();
+    let mut cases: Vec<_> = std::fs::read_dir(format!("{dataset}/imagesTs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    std::fs::copy(&cases[0], input.join(cases[0].file_name().unwrap())).unwrap();
     let pred = tmp.path().join("pred");
     autoseg(&[
         "predict",
         "-i",
-        &format!("{dataset}/imagesTs"),
+        input.to_str().unwrap(),
         "-o",
         pred.to_str().unwrap(),
         "-m",
@@ -94,5 +102,9 @@ fn an_nnunet_trainer_name_trains_validates_and_exports_as_nnunet_would() {
         "--device",
         "cpu",
     ]);
-    assert!(std::fs::read_dir(&pred).unwrap().count() > 0);
+    let masks = std::fs::read_dir(&pred)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".nii.gz"))
+        .count();
+    assert_eq!(masks, 1);
 }
