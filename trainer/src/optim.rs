@@ -499,6 +499,51 @@ mod tests {
     }
 
     #[test]
+    fn the_optimizer_and_its_values_come_from_the_training_settings() {
+        let p = || vec![("p".to_string(), param(&[1.0]))];
+        let sgd = Training {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            initial_lr: 0.5,
+            ..Training::nnunet_default()
+        };
+        match Optimizer::new(p(), &sgd) {
+            Optimizer::Sgd(s) => assert_eq!(
+                s.config,
+                SgdConfig {
+                    lr: 0.5,
+                    momentum: 0.9,
+                    weight_decay: 1e-4,
+                    nesterov: true
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        for (optimizer, decoupled) in [(OptimizerKind::Adam, false), (OptimizerKind::Adamw, true)] {
+            let adam = Training {
+                optimizer,
+                amsgrad: true,
+                ..sgd.clone()
+            };
+            match Optimizer::new(p(), &adam) {
+                Optimizer::Adam(a) => assert_eq!(
+                    a.config,
+                    AdamConfig {
+                        lr: 0.5,
+                        weight_decay: 1e-4,
+                        decoupled,
+                        amsgrad: true
+                    }
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut o = Optimizer::new(p(), &sgd);
+        o.set_lr(0.25);
+        assert!(matches!(o, Optimizer::Sgd(s) if s.config.lr == 0.25));
+    }
+
+    #[test]
     fn sgd_matches_torch_nesterov_with_weight_decay() {
         // torch: p = Parameter([1., -2.], float64); SGD([p], lr=0.01, momentum=0.99,
         //   weight_decay=3e-5, nesterov=True); grads [.5,.1], [-.3,.2], [.25,-.4] ->
