@@ -104,7 +104,13 @@ fn an_nnunet_trainer_name_trains_validates_and_exports_as_nnunet_would() {
     ]);
     let masks = std::fs::read_dir(&pred)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".nii.gz"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".nii.gz")
+        })
         .count();
     assert_eq!(masks, 1);
 }

@@ -86,13 +86,23 @@ pub enum NormKind {
 
 /// The training augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AugmentationPreset {
     /// nnU-Net's `get_training_transforms`.
     Default,
     /// None: training batches get the validation transforms and the network's patch, and test
     /// time mirroring is off (`nnUNetTrainerNoDA`).
     None,
+    /// The default set with nearest-neighbour label maps in the spatial transform
+    /// (`nnUNetTrainer_DASegOrd0`).
+    Ord0,
+    /// nnU-Net's DA5 set (`nnUNetTrainerDA5`): stronger spatial and intensity augmentation,
+    /// quarter turns, median filter, sharpening, blank rectangles, local brightness and gamma.
+    Da5,
+    /// DA5 with nearest-neighbour images and label maps (`nnUNetTrainerDA5ord0`).
+    Da5Ord0,
+    /// DA5 with nearest-neighbour label maps (`nnUNetTrainerDA5Segord0`).
+    Da5SegOrd0,
 }
 
 /// The `training` table of a configuration as written in `plans.toml`: every key optional.
@@ -142,7 +152,7 @@ pub struct TrainingEntry {
     /// `instance` or `batch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub norm: Option<NormKind>,
-    /// `default` or `none`.
+    /// `default`, `none`, `ord0`, `da5`, `da5_ord0` or `da5_seg_ord0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augmentation: Option<AugmentationPreset>,
     /// Mirroring in training and at test time (true).
@@ -415,16 +425,11 @@ pub fn nnunet_trainer_names() -> Vec<&'static str> {
 
 /// nnU-Net trainers autoseg knows but does not reproduce yet, with what they change.
 const NOT_YET: &[(&str, &str)] = &[
-    ("nnUNetTrainerDA5", "the DA5 augmentation set"),
-    (
-        "nnUNetTrainerDAOrd0",
-        "order-0 resampling in the spatial augmentation",
-    ),
-    (
-        "nnUNetTrainer_DASegOrd0",
-        "nearest-neighbour segmentation resampling in augmentation",
-    ),
     ("nnUNetTrainerDiceTopK10Loss", "SoftDiceLoss + TopK"),
+    (
+        "nnUNetTrainer_onlyMirror01",
+        "mirror axes that depend on the patch's dimension",
+    ),
     (
         "nnUNetTrainer_probabilisticOversampling",
         "probabilistic foreground oversampling",
@@ -513,6 +518,26 @@ const TRAINERS: &[(&str, Keys)] = &[
         t.deep_supervision = Some(false)
     }),
     ("nnUNetTrainerBN", |t| t.norm = Some(NormKind::Batch)),
+    ("nnUNetTrainerDA5", |t| {
+        t.augmentation = Some(AugmentationPreset::Da5)
+    }),
+    ("nnUNetTrainerDA5_10epochs", |t| {
+        t.augmentation = Some(AugmentationPreset::Da5);
+        t.epochs = Some(10);
+    }),
+    ("nnUNetTrainerDA5ord0", |t| {
+        t.augmentation = Some(AugmentationPreset::Da5Ord0)
+    }),
+    ("nnUNetTrainerDA5Segord0", |t| {
+        t.augmentation = Some(AugmentationPreset::Da5SegOrd0)
+    }),
+    ("nnUNetTrainer_DASegOrd0", |t| {
+        t.augmentation = Some(AugmentationPreset::Ord0)
+    }),
+    ("nnUNetTrainer_DASegOrd0_NoMirroring", |t| {
+        t.augmentation = Some(AugmentationPreset::Ord0);
+        t.mirroring = Some(false);
+    }),
 ];
 
 /// The `training` keys nnU-Net's trainer class `name` sets.
@@ -645,6 +670,17 @@ mod tests {
         assert_eq!((m.epochs, m.mirror_axes), (2000, Some(vec![])));
         assert_eq!(t("nnUNetTrainerCELoss").loss, Some(LossKind::Ce));
         assert_eq!(t("nnUNetTrainerTopk10Loss").topk_percent, 10.0);
+        assert_eq!(t("nnUNetTrainerBN").norm, NormKind::Batch);
+        assert_eq!(t("nnUNetTrainerDA5").augmentation, AugmentationPreset::Da5);
+        assert_eq!(
+            t("nnUNetTrainerDA5ord0").augmentation,
+            AugmentationPreset::Da5Ord0
+        );
+        let ord0 = t("nnUNetTrainer_DASegOrd0_NoMirroring");
+        assert_eq!(
+            (ord0.augmentation, ord0.mirror_axes),
+            (AugmentationPreset::Ord0, Some(vec![]))
+        );
         for name in nnunet_trainer_names() {
             assert!(
                 nnunet_trainer(name).unwrap().resolve(Dim::Two).is_ok(),
@@ -659,9 +695,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nnUNetTrainer_250epochs"), "{err}");
-        let err = nnunet_trainer("nnUNetTrainerDA5").unwrap_err().to_string();
+        let err = nnunet_trainer("nnUNetTrainerDiceTopK10Loss")
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("not reproduce") && err.contains("DA5"),
+            err.contains("not reproduce") && err.contains("TopK"),
             "{err}"
         );
     }

@@ -7,7 +7,7 @@
 //! `nnUNetTrainer._build_loss` / `_get_deep_supervision_scales`, and bg2
 //! `transforms/utils/deep_supervision_downsampling.py::DownsampleSegForDSTransform`.
 //!
-//! The loss trainers' losses (cross-entropy, Dice, top-k) are in [`variants`].
+//! The loss trainers' losses (cross-entropy, Dice, top-k): [`CeLoss`], [`DiceLoss`], [`TopKLoss`].
 
 use autoseg_planner::UNetSpec;
 use tch::{Kind, Reduction, TchError, Tensor};

@@ -133,6 +133,14 @@ pub fn crop_and_pad<T: Pooled>(
 /// nnU-Net: `compute_initial_patch_size.py::get_patch_size(ps, rot, rot, rot, (0.85, 1.25))`
 /// (the caller then resets axis 0 for dummy-2D augmentation).
 pub fn initial_patch_size(patch: &[usize], rotation_max: f64) -> Vec<usize> {
+    initial_patch_size_scaled(patch, rotation_max, INITIAL_PATCH_MIN_SCALE)
+}
+
+/// [`initial_patch_size`] for another smallest scale factor: the rotated extent divided by
+/// `min_scale` (nnU-Net's DA5 trainers pass the scaling range (0.7, 1.43), so 0.7).
+///
+/// nnU-Net: `get_patch_size(ps, rot, rot, rot, (min_scale, ..))`.
+pub fn initial_patch_size_scaled(patch: &[usize], rotation_max: f64, min_scale: f64) -> Vec<usize> {
     let angle = rotation_max.abs().min(90.0 / 360.0 * 2.0 * PI);
     let coords: Vec<f64> = patch.iter().map(|&v| v as f64).collect();
     let mut extent = coords.clone();
@@ -148,10 +156,7 @@ pub fn initial_patch_size(patch: &[usize], rotation_max: f64) -> Vec<usize> {
             *e = e.max(v.abs());
         }
     }
-    extent
-        .iter()
-        .map(|&e| (e / INITIAL_PATCH_MIN_SCALE) as usize)
-        .collect()
+    extent.iter().map(|&e| (e / min_scale) as usize).collect()
 }
 
 /// `coords · R` for batchgenerators' rotation about array axis `axis` (row-vector convention of

@@ -3,7 +3,10 @@
 //!
 //! nnU-Net: `RandomTransform(GaussianBlurTransform(blur_sigma=(0.5, 1.), synchronize_channels=
 //! False, synchronize_axes=False, p_per_channel=0.5), apply_probability=0.2)`;
-//! `blur_dimension(.., truncate=6)`: kernel size = nearest odd of `round(6σ + 0.5)`.
+//! `blur_dimension(.., truncate=6)`: kernel size = nearest odd of `round(6σ + 0.5)`. DA5:
+//! `GaussianBlurTransform((0.3, 1.5), synchronize_channels=False, synchronize_axes=True,
+//! p_per_channel=0.5)` with p 0.2 inside a `OneOfTransform` with the median filter (kernels up
+//! to 9 taps).
 
 use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rand::Rng;
@@ -22,6 +25,8 @@ pub struct RandomGaussianBlur {
     pub sigma: (f64, f64),
     /// Axes `(z = 0, y = 1, x = 2)` that are blurred.
     pub axes: Vec<usize>,
+    /// One sigma per channel for all its axes (DA5) rather than one per axis.
+    pub synchronize_axes: bool,
 }
 
 impl RandomGaussianBlur {
@@ -32,6 +37,16 @@ impl RandomGaussianBlur {
             p_per_channel: 0.5,
             sigma: (0.5, 1.0),
             axes: mode.blur_axes().to_vec(),
+            synchronize_axes: false,
+        }
+    }
+
+    /// DA5's settings for `mode`: sigma in (0.3, 1.5), one per channel for all axes.
+    pub fn da5(mode: SpatialMode) -> RandomGaussianBlur {
+        RandomGaussianBlur {
+            sigma: (0.3, 1.5),
+            synchronize_axes: true,
+            ..RandomGaussianBlur::nnunet(mode)
         }
     }
 
@@ -45,13 +60,24 @@ impl RandomGaussianBlur {
             .collect();
         let channels = chosen
             .into_iter()
-            .map(|channel| ChannelBlur {
-                channel,
-                sigmas: self
-                    .axes
-                    .iter()
-                    .map(|&axis| (axis, uniform(rng, self.sigma.0, self.sigma.1)))
-                    .collect(),
+            .map(|channel| {
+                let shared = if self.synchronize_axes {
+                    Some(uniform(rng, self.sigma.0, self.sigma.1))
+                } else {
+                    None
+                };
+                ChannelBlur {
+                    channel,
+                    sigmas: self
+                        .axes
+                        .iter()
+                        .map(|&axis| {
+                            let sigma =
+                                shared.unwrap_or_else(|| uniform(rng, self.sigma.0, self.sigma.1));
+                            (axis, sigma)
+                        })
+                        .collect(),
+                }
             })
             .collect();
         Some(GaussianBlur { channels })
@@ -233,6 +259,58 @@ mod tests {
                 assert!((data[idx] - w).abs() < 1e-6, "axis {axis} index {i}");
             }
         }
+    }
+
+    // Golden values: scripts/golden_da5.py (bg2 `GaussianBlurTransform(synchronize_axes=True)`
+    // with sigma 1.3 on every axis of channel 1, 9-tap kernels, of the golden input
+    // (2, 6, 7, 8)); slice z = 2 of channel 1.
+    #[test]
+    fn da5_blur_matches_bg2() {
+        let mut data = Array4::from_shape_fn((2, 6, 7, 8), |(c, z, y, x)| {
+            ((c * 11 + z * 7 + y * 3 + x * 5) % 17) as f32 * 0.25 - 1.0
+        });
+        let before = data.clone();
+        assert_eq!(gaussian_kernel(1.3).len(), 9);
+        GaussianBlur {
+            channels: vec![ChannelBlur {
+                channel: 1,
+                sigmas: vec![(0, 1.3), (1, 1.3), (2, 1.3)],
+            }],
+        }
+        .apply(data.view_mut());
+        assert_eq!(data.index_axis(Axis(0), 0), before.index_axis(Axis(0), 0));
+        let got = data.slice(ndarray::s![1, 2, .., ..]);
+        for (g, w) in got.iter().zip(GOLDEN_BLUR_C1_Z2) {
+            assert!((g - w).abs() < 2e-6, "{got:?}");
+        }
+    }
+
+    const GOLDEN_BLUR_C1_Z2: [f32; 56] = [
+        1.0775422, 1.0761636, 1.0694818, 1.0557128, 1.0327411, 1.0078715, 0.98677164, 0.97838914,
+        1.0536113, 1.0512341, 1.0424179, 1.0280308, 1.0083761, 0.98932654, 0.97314113, 0.9665433,
+        1.0011826, 0.9990837, 0.9920341, 0.98393583, 0.97700346, 0.9731086, 0.9686513, 0.9660522,
+        0.97330296, 0.97547466, 0.97907275, 0.9845217, 0.9914638, 0.99801725, 1.0008702, 1.0006907,
+        1.0015911, 1.0060796, 1.0146811, 1.0222044, 1.0262351, 1.0250783, 1.021768, 1.0193782,
+        1.0532001, 1.0533118, 1.0521772, 1.0451059, 1.0310675, 1.0121481, 0.99616355, 0.98903716,
+        1.0766456, 1.0729849, 1.0637556, 1.0467191, 1.0222894, 0.9948577, 0.9732372, 0.9639466,
+    ];
+
+    #[test]
+    fn da5_draws_one_sigma_per_channel() {
+        use rand::SeedableRng;
+        let random = RandomGaussianBlur::da5(SpatialMode::Dummy2d);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let draws: Vec<GaussianBlur> = (0..5000)
+            .filter_map(|_| random.sample(&mut rng, 2))
+            .collect();
+        assert!((draws.len() as f64 / 5000.0 - 0.2).abs() < 0.02);
+        for blur in draws.iter().flat_map(|d| &d.channels) {
+            assert_eq!(blur.sigmas.len(), 3);
+            let s = blur.sigmas[0].1;
+            assert!((0.3..1.5).contains(&s));
+            assert!(blur.sigmas.iter().all(|&(_, t)| t == s));
+        }
+        assert!(!RandomGaussianBlur::nnunet(SpatialMode::Volumetric).synchronize_axes);
     }
 
     #[test]

@@ -2,34 +2,47 @@
 //!
 //! Every transform comes in two parts: a `Random…` value whose `sample(rng, ..)` draws the
 //! parameters, and a deterministic transform whose `apply` uses them. Intensity transforms work
-//! in place on `ArrayViewMut4` views of a sample `(c, z, y, x)`; only the spatial transform and
-//! the deep-supervision targets allocate. (Test-time augmentation does not use [`Mirror`]: the
+//! in place on `ArrayViewMut4` views of a sample `(c, z, y, x)`; only the spatial transform,
+//! DA5's quarter turns and transpositions and the deep-supervision targets allocate new
+//! samples (the median filter and sharpening reuse scratch buffers per call). (Test-time augmentation does not use [`Mirror`]: the
 //! inference crate flips batches of tiles with its own code.)
-//! [`Pipeline`] runs them in nnU-Net's order.
+//! [`Pipeline`] runs them in nnU-Net's order: its default set ([`Pipeline::nnunet_training`])
+//! or the DA5 set ([`Pipeline::da5_training`], with [`DaSetup::da5`]), either with nearest-
+//! neighbour resampling of label maps or images as the `…ord0` trainers do
+//! ([`Pipeline::with_interpolation`]).
 //!
-//! nnU-Net: `nnUNetTrainer.get_training_transforms` / `get_validation_transforms`, classes from
-//! batchgeneratorsv2.
+//! nnU-Net: `nnUNetTrainer.get_training_transforms` / `get_validation_transforms`,
+//! `nnUNetTrainerDA5` (`nnUNetTrainerDA5ord0`, `nnUNetTrainerDA5Segord0`),
+//! `nnUNetTrainer_DASegOrd0`; classes from batchgeneratorsv2.
 
+mod additive;
 mod blur;
 mod brightness;
 mod cascade;
 mod contrast;
+mod da5;
 mod elastic;
 mod fastpow;
 mod gamma;
 mod labels;
+mod local;
 mod lowres;
+mod median;
 mod mirror;
 mod noise;
 mod pipeline;
+mod rectangles;
 mod regions;
 mod resize;
+mod rot90;
 mod setup;
+mod sharpen;
 mod spatial;
 
 use ndarray::ArrayView3;
 use rand::Rng;
 
+pub use additive::{AdditiveBrightness, RandomAdditiveBrightness};
 pub use blur::{gaussian_kernel, ChannelBlur, GaussianBlur, RandomGaussianBlur};
 pub use brightness::{MultiplicativeBrightness, RandomBrightness};
 pub use cascade::{
@@ -40,13 +53,21 @@ pub use contrast::{Contrast, RandomContrast};
 pub use elastic::ElasticDeformation;
 pub use gamma::{Gamma, RandomGamma};
 pub use labels::{downsample_seg, ds_shape, mask_outside, outside_to_background};
+pub use local::{
+    BrightnessGradient, ChannelGradient, ChannelLocalGamma, LocalGamma, LocalKernel,
+    RandomBrightnessGradient, RandomLocalGamma, RandomLocalKernel,
+};
 pub use lowres::{RandomLowResolution, SimulateLowResolution};
+pub use median::{MedianFilter, RandomMedianFilter};
 pub use mirror::{Mirror, RandomMirror};
 pub use noise::{GaussianNoise, RandomGaussianNoise};
 pub use pipeline::{AugmentParams, Augmented, Pipeline, TargetOptions};
+pub use rectangles::{BlankRectangles, RandomBlankRectangles, Rectangle};
 pub use regions::region_targets;
+pub use rot90::{equal_length_axes, RandomRot90, RandomTranspose, Rot90, Transpose};
 pub use setup::{DaSetup, SpatialMode};
-pub use spatial::{Matrix3, RandomSpatial, Spatial};
+pub use sharpen::{RandomSharpening, Sharpening};
+pub use spatial::{Matrix3, RandomSpatial, Spatial, SpatialInterpolation};
 
 /// batchgeneratorsv2's `BGContrast(range)`: with probability 0.5 (when `range.0 < 1`) a factor
 /// in `U(range.0, 1)`, otherwise in `U(max(range.0, 1), range.1)`, so that shrinking and

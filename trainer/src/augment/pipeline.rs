@@ -4,33 +4,71 @@
 //! targets, deep-supervision targets. Validation runs only `-1 → 0`, the one-hot cascade
 //! inputs (uncorrupted), region targets and deep-supervision targets.
 //!
+//! Presets: [`Pipeline::nnunet_training`] (nnU-Net's default set), [`Pipeline::da5_training`]
+//! (the DA5 set, its steps and order in `da5.rs`, the label steps after it as above), and
+//! [`Pipeline::with_interpolation`] for the variants that resample label maps (or images too)
+//! nearest-neighbour.
+//!
+//! | nnU-Net trainer | pipeline |
+//! |---|---|
+//! | `nnUNetTrainer` | `nnunet_training(&DaSetup::nnunet(ps)?, ..)` |
+//! | `nnUNetTrainer_DASegOrd0` | the same `.with_interpolation(SpatialInterpolation::SegNearest)` |
+//! | `nnUNetTrainerDA5` | `da5_training(&DaSetup::da5(ps)?, ..)` |
+//! | `nnUNetTrainerDA5Segord0` | the same `.with_interpolation(SpatialInterpolation::SegNearest)` |
+//! | `nnUNetTrainerDA5ord0` | the same `.with_interpolation(SpatialInterpolation::Nearest)` |
+//!
 //! nnU-Net: `nnUNetTrainer.get_training_transforms` (steps 1–15 of reference §6.5) and
-//! `get_validation_transforms`.
+//! `get_validation_transforms`; `nnUNetTrainerDA5.get_training_transforms`,
+//! `nnUNetTrainerDAOrd0.py`.
 
 use autoseg_preprocessing::cache::append_one_hot;
 use autoseg_preprocessing::recycle::recycle_array;
 use ndarray::{s, Array4, Axis};
 use rand::Rng;
 
+use super::additive::AdditiveBrightness;
 use super::blur::{GaussianBlur, RandomGaussianBlur};
 use super::brightness::{MultiplicativeBrightness, RandomBrightness};
 use super::cascade::{
     BinaryOperators, ComponentRemoval, RandomBinaryOperator, RandomComponentRemoval,
 };
 use super::contrast::{Contrast, RandomContrast};
+use super::da5::{self, Da5Transforms};
 use super::gamma::{Gamma, RandomGamma};
 use super::labels::{downsample_seg, mask_outside, outside_to_background};
+use super::local::{BrightnessGradient, LocalGamma};
 use super::lowres::{RandomLowResolution, SimulateLowResolution};
+use super::median::MedianFilter;
 use super::mirror::{Mirror, RandomMirror};
 use super::noise::{GaussianNoise, RandomGaussianNoise};
+use super::rectangles::BlankRectangles;
 use super::regions::region_targets;
+use super::rot90::{Rot90, Transpose};
 use super::setup::DaSetup;
-use super::spatial::{RandomSpatial, Spatial};
+use super::sharpen::Sharpening;
+use super::spatial::{RandomSpatial, Spatial, SpatialInterpolation};
 use crate::sampling::{DataError, Patch};
 
-/// The random transforms of the training pipeline.
+/// The random transforms of the training pipeline: one set, then the cascade steps.
 #[derive(Clone, Debug, PartialEq)]
 struct RandomTransforms {
+    set: TransformSet,
+    cascade_morphology: RandomBinaryOperator,
+    cascade_components: RandomComponentRemoval,
+}
+
+/// Which augmentation set a training pipeline runs.
+#[derive(Clone, Debug, PartialEq)]
+enum TransformSet {
+    /// nnU-Net's default set.
+    Nnunet(Box<NnunetTransforms>),
+    /// The DA5 set.
+    Da5(Box<Da5Transforms>),
+}
+
+/// The random transforms of nnU-Net's default set.
+#[derive(Clone, Debug, PartialEq)]
+struct NnunetTransforms {
     spatial: RandomSpatial,
     noise: RandomGaussianNoise,
     blur: RandomGaussianBlur,
@@ -40,12 +78,12 @@ struct RandomTransforms {
     gamma_inverted: RandomGamma,
     gamma: RandomGamma,
     mirror: RandomMirror,
-    cascade_morphology: RandomBinaryOperator,
-    cascade_components: RandomComponentRemoval,
 }
 
-/// Drawn parameters of one pass through the pipeline; `None`: the step does not fire.
-#[derive(Clone, Debug, PartialEq)]
+/// Drawn parameters of one pass through the pipeline; `None`: the step does not fire (or the
+/// pipeline's set does not have it). The DA5 set uses `contrast` for whichever of its two
+/// contrast variants was chosen and `gamma_inverted` and `gamma` for its two inverted gammas.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AugmentParams {
     /// Rotation/scaling or centre crop (`None` only in validation).
     pub spatial: Option<Spatial>,
@@ -69,6 +107,22 @@ pub struct AugmentParams {
     pub cascade_morphology: Option<BinaryOperators>,
     /// Cascade: removal of random connected components from them (training only).
     pub cascade_components: Option<ComponentRemoval>,
+    /// DA5: quarter turns (image and label maps).
+    pub rot90: Option<Rot90>,
+    /// DA5: axis permutation (image and label maps).
+    pub transpose: Option<Transpose>,
+    /// DA5: median filter (chosen instead of `blur`).
+    pub median: Option<MedianFilter>,
+    /// DA5: additive brightness.
+    pub additive_brightness: Option<AdditiveBrightness>,
+    /// DA5: blank rectangles.
+    pub blank_rectangles: Option<BlankRectangles>,
+    /// DA5: additive brightness gradient.
+    pub brightness_gradient: Option<BrightnessGradient>,
+    /// DA5: local gamma.
+    pub local_gamma: Option<LocalGamma>,
+    /// DA5: sharpening.
+    pub sharpening: Option<Sharpening>,
 }
 
 /// One augmented sample, ready for the batch.
@@ -121,9 +175,7 @@ impl Pipeline {
         use_mask_for_norm: &[bool],
         ds_scales: &[[f64; 3]],
     ) -> Result<Pipeline, DataError> {
-        let mut pipeline = Pipeline::nnunet_validation(ds_scales)?;
-        pipeline.use_mask_for_norm = use_mask_for_norm.to_vec();
-        pipeline.transforms = Some(RandomTransforms {
+        let set = TransformSet::Nnunet(Box::new(NnunetTransforms {
             spatial: RandomSpatial::nnunet(setup),
             noise: RandomGaussianNoise::nnunet(),
             blur: RandomGaussianBlur::nnunet(setup.mode),
@@ -135,10 +187,56 @@ impl Pipeline {
             mirror: RandomMirror {
                 axes: setup.mirror_axes.clone(),
             },
+        }));
+        Pipeline::training(set, use_mask_for_norm, ds_scales)
+    }
+
+    /// nnU-Net's DA5 training pipeline (`nnUNetTrainerDA5`) for `setup`, which should come
+    /// from [`DaSetup::da5`] (its crop allows for DA5's stronger zoom-out). Arguments and label
+    /// steps (mask for normalisation, `-1 → 0`, cascade inputs and their corruption, region and
+    /// deep-supervision targets) as [`Pipeline::nnunet_training`]; the DA5 steps before them
+    /// are listed in the module docs of `da5.rs`. The `ord0` variants add
+    /// [`Pipeline::with_interpolation`].
+    ///
+    /// # Errors
+    /// [`DataError::DsScale`] for a scale outside (0, 1].
+    pub fn da5_training(
+        setup: &DaSetup,
+        use_mask_for_norm: &[bool],
+        ds_scales: &[[f64; 3]],
+    ) -> Result<Pipeline, DataError> {
+        let set = TransformSet::Da5(Box::new(Da5Transforms::new(setup)));
+        Pipeline::training(set, use_mask_for_norm, ds_scales)
+    }
+
+    /// A training pipeline running `set`, then the cascade steps.
+    fn training(
+        set: TransformSet,
+        use_mask_for_norm: &[bool],
+        ds_scales: &[[f64; 3]],
+    ) -> Result<Pipeline, DataError> {
+        let mut pipeline = Pipeline::nnunet_validation(ds_scales)?;
+        pipeline.use_mask_for_norm = use_mask_for_norm.to_vec();
+        pipeline.transforms = Some(RandomTransforms {
+            set,
             cascade_morphology: RandomBinaryOperator::nnunet(),
             cascade_components: RandomComponentRemoval::nnunet(),
         });
         Ok(pipeline)
+    }
+
+    /// The pipeline with its spatial transform sampling images and label maps as
+    /// `interpolation` says (`SegNearest`: `nnUNetTrainer_DASegOrd0` on the default set,
+    /// `nnUNetTrainerDA5Segord0` on DA5; `Nearest`: `nnUNetTrainerDA5ord0`). Draws are
+    /// unchanged; a validation pipeline (no spatial transform) is returned as it is.
+    pub fn with_interpolation(mut self, interpolation: SpatialInterpolation) -> Pipeline {
+        if let Some(t) = &mut self.transforms {
+            match &mut t.set {
+                TransformSet::Nnunet(set) => set.spatial.interpolation = interpolation,
+                TransformSet::Da5(set) => set.spatial.interpolation = interpolation,
+            }
+        }
+        self
     }
 
     /// nnU-Net's validation pipeline: `-1 → 0` and the deep-supervision targets only.
@@ -184,34 +282,27 @@ impl Pipeline {
     /// (cascade steps last, and only for a cascade stage, so other draws do not shift).
     pub fn sample<R: Rng>(&self, rng: &mut R, n_channels: usize) -> AugmentParams {
         let Some(t) = &self.transforms else {
-            return AugmentParams {
-                spatial: None,
-                noise: None,
-                blur: None,
-                brightness: None,
-                contrast: None,
-                low_resolution: None,
-                gamma_inverted: None,
-                gamma: None,
-                mirror: None,
-                cascade_morphology: None,
-                cascade_components: None,
-            };
+            return AugmentParams::default();
+        };
+        let mut params = match &t.set {
+            TransformSet::Nnunet(set) => AugmentParams {
+                spatial: Some(set.spatial.sample(rng)),
+                noise: set.noise.sample(rng),
+                blur: set.blur.sample(rng, n_channels),
+                brightness: set.brightness.sample(rng, n_channels),
+                contrast: set.contrast.sample(rng, n_channels),
+                low_resolution: set.low_resolution.sample(rng, n_channels),
+                gamma_inverted: set.gamma_inverted.sample(rng, n_channels),
+                gamma: set.gamma.sample(rng, n_channels),
+                mirror: Some(set.mirror.sample(rng)),
+                ..AugmentParams::default()
+            },
+            TransformSet::Da5(set) => set.sample(rng, n_channels),
         };
         let n_labels = self.targets.cascade_labels.as_ref().map(Vec::len);
-        AugmentParams {
-            spatial: Some(t.spatial.sample(rng)),
-            noise: t.noise.sample(rng),
-            blur: t.blur.sample(rng, n_channels),
-            brightness: t.brightness.sample(rng, n_channels),
-            contrast: t.contrast.sample(rng, n_channels),
-            low_resolution: t.low_resolution.sample(rng, n_channels),
-            gamma_inverted: t.gamma_inverted.sample(rng, n_channels),
-            gamma: t.gamma.sample(rng, n_channels),
-            mirror: Some(t.mirror.sample(rng)),
-            cascade_morphology: n_labels.and_then(|n| t.cascade_morphology.sample(rng, n)),
-            cascade_components: n_labels.and_then(|n| t.cascade_components.sample(rng, n)),
-        }
+        params.cascade_morphology = n_labels.and_then(|n| t.cascade_morphology.sample(rng, n));
+        params.cascade_components = n_labels.and_then(|n| t.cascade_components.sample(rng, n));
+        params
     }
 
     /// Draws parameters and applies them to `patch`.
@@ -249,10 +340,21 @@ impl Pipeline {
             }
             None => (patch.data, patch.seg),
         };
-        self.apply_intensity(params, &mut data);
-        if let Some(mirror) = &params.mirror {
-            mirror.apply(data.view_mut());
-            mirror.apply(seg.view_mut());
+        let is_da5 = matches!(
+            &self.transforms,
+            Some(RandomTransforms {
+                set: TransformSet::Da5(_),
+                ..
+            })
+        );
+        if is_da5 {
+            (data, seg) = da5::apply_steps(params, data, seg);
+        } else {
+            self.apply_intensity(params, &mut data);
+            if let Some(mirror) = &params.mirror {
+                mirror.apply(data.view_mut());
+                mirror.apply(seg.view_mut());
+            }
         }
         let masked: Vec<usize> = (0..n_channels)
             .filter(|&c| self.use_mask_for_norm.get(c).copied().unwrap_or(false))
@@ -446,6 +548,61 @@ mod tests {
         }
     }
 
+    /// FNV-1a over the bits of every output value of `n` runs of `pipeline` from `seed`.
+    fn digest(
+        pipeline: &Pipeline,
+        crop: [usize; 3],
+        n_channels: usize,
+        seed: u64,
+        n: usize,
+    ) -> u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |v: u64| {
+            hash ^= v;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        };
+        for _ in 0..n {
+            let out = pipeline.run(&mut rng, patch(crop, n_channels)).unwrap();
+            out.data.iter().for_each(|v| eat(u64::from(v.to_bits())));
+            for t in &out.targets {
+                t.iter().for_each(|&v| eat(v as u16 as u64));
+            }
+        }
+        hash
+    }
+
+    // Pinned outputs of nnU-Net's default pipeline (3D, dummy 2D, 2D): digests of the pipeline
+    // as it was before the DA5 set was added (computed by running that code), unchanged by it;
+    // any change to its draws or arithmetic shows here.
+    #[test]
+    fn default_pipeline_outputs_are_pinned() {
+        let run = |ps: &[usize], seed| {
+            let setup = DaSetup::nnunet(ps).unwrap();
+            let scales = [[1.0; 3], [0.5; 3]];
+            let pipeline = Pipeline::nnunet_training(&setup, &[true, false], &scales).unwrap();
+            digest(&pipeline, setup.crop, 2, seed, 24)
+        };
+        let got = [
+            run(&[16, 20, 24], 1),
+            run(&[6, 40, 36], 2),
+            run(&[28, 32], 3),
+        ];
+        // Gamma's vectorised power needs AVX2; elsewhere libm's `powf` may differ in the last
+        // bit.
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            assert_eq!(
+                got,
+                [
+                    12_666_040_975_505_389_183,
+                    15_204_327_838_922_782_662,
+                    9_405_462_634_721_548_364
+                ]
+            );
+        }
+    }
+
     #[test]
     fn same_seed_same_sample() {
         let setup = DaSetup::nnunet(&[12, 12, 12]).unwrap();
@@ -493,18 +650,10 @@ mod tests {
         let p = patch([6, 6, 6], 1);
         let params = AugmentParams {
             spatial: Some(Spatial::crop([6, 6, 6])),
-            noise: None,
-            blur: None,
-            brightness: None,
-            contrast: None,
-            low_resolution: None,
-            gamma_inverted: None,
-            gamma: None,
             mirror: Some(Mirror {
                 flip: [false, false, true],
             }),
-            cascade_morphology: None,
-            cascade_components: None,
+            ..AugmentParams::default()
         };
         let out = pipeline.apply(&params, p).unwrap();
         // x < 3 was outside; mirrored along x it is x >= 3, zeroed in the image, 0 in the seg.

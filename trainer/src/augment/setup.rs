@@ -1,11 +1,19 @@
 //! The augmentation setup nnU-Net derives from the patch size: dummy-2D augmentation, rotation
 //! range, mirror axes and the enlarged crop `P0`.
 //!
-//! nnU-Net: `nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size`.
+//! nnU-Net: `nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size`, and
+//! `nnUNetTrainerDA5`'s override of it (the same rules, a crop enlarged for scaling down to 0.7).
 
 use std::f64::consts::PI;
 
-use crate::sampling::{initial_patch_size, DataError};
+use crate::sampling::{initial_patch_size_scaled, DataError};
+
+/// The smallest scale factor the default set's crop allows for (`get_patch_size(..,
+/// (0.85, 1.25))`).
+const NNUNET_MIN_SCALE: f64 = 0.85;
+
+/// The smallest scale factor DA5's crop allows for (`get_patch_size(.., (0.7, 1.43))`).
+const DA5_MIN_SCALE: f64 = 0.7;
 
 /// nnU-Net's `ANISO_THRESHOLD`: a 3D patch whose largest extent exceeds 3 × its axis 0 gets
 /// dummy-2D augmentation.
@@ -61,6 +69,21 @@ impl DaSetup {
     /// # Errors
     /// [`DataError::PatchSize`] for a patch that is not 2 or 3 positive extents.
     pub fn nnunet(patch_size: &[usize]) -> Result<DaSetup, DataError> {
+        DaSetup::with_min_scale(patch_size, NNUNET_MIN_SCALE)
+    }
+
+    /// nnU-Net's DA5 setup (`nnUNetTrainerDA5` and its `ord0` variants): rotation range, mirror
+    /// axes and dummy-2D rule as [`DaSetup::nnunet`], the crop enlarged for zooming out to 1/0.7
+    /// instead of 1/0.85 (DA5 scales by (0.7, 1.43)).
+    ///
+    /// # Errors
+    /// [`DataError::PatchSize`] for a patch that is not 2 or 3 positive extents.
+    pub fn da5(patch_size: &[usize]) -> Result<DaSetup, DataError> {
+        DaSetup::with_min_scale(patch_size, DA5_MIN_SCALE)
+    }
+
+    /// The setup whose crop survives rotation and zooming out to `1 / min_scale`.
+    fn with_min_scale(patch_size: &[usize], min_scale: f64) -> Result<DaSetup, DataError> {
         if !(2..=3).contains(&patch_size.len()) || patch_size.contains(&0) {
             return Err(DataError::PatchSize {
                 patch: patch_size.to_vec(),
@@ -77,7 +100,7 @@ impl DaSetup {
         } else {
             (SpatialMode::Volumetric, degrees(30.0), vec![0, 1, 2])
         };
-        let mut crop = initial_patch_size(patch_size, rotation_max);
+        let mut crop = initial_patch_size_scaled(patch_size, rotation_max, min_scale);
         if mode == SpatialMode::Dummy2d {
             crop[0] = patch_size[0];
         }
@@ -113,6 +136,34 @@ mod tests {
         check(&[40, 56, 40], [73, 80, 64]);
         check(&[80, 192, 160], [194, 289, 210]);
         check(&[512, 512], [1, 602, 602]);
+    }
+
+    // Expected values: nnU-Net 2.8.1 `get_patch_size(ps, rot, rot, rot, (0.7, 1.43))` as
+    // `nnUNetTrainerDA5.configure_rotation_dummyDA_mirroring_and_inital_patch_size` calls it.
+    #[test]
+    fn da5_initial_patch_sizes_match_nnunet() {
+        let check = |ps: &[usize], want: [usize; 3]| {
+            let s = DaSetup::da5(ps).unwrap();
+            assert_eq!(s.crop, want, "patch {ps:?}");
+            let default = DaSetup::nnunet(ps).unwrap();
+            assert_eq!(
+                (s.mode, s.rotation_max, &s.mirror_axes, s.patch),
+                (
+                    default.mode,
+                    default.rotation_max,
+                    &default.mirror_axes,
+                    default.patch
+                )
+            );
+        };
+        check(&[128, 128, 128], [249, 249, 249]);
+        check(&[40, 56, 40], [89, 97, 78]);
+        check(&[80, 192, 160], [236, 351, 255]);
+        check(&[512, 512], [1, 731, 731]);
+        check(&[512, 256], [1, 801, 365]);
+        // Dummy 2D: axis 0 keeps the patch extent.
+        check(&[20, 192, 160], [20, 274, 274]);
+        assert!(DaSetup::da5(&[0, 4, 4]).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use autoseg_preprocessing::write_atomic;
 use tch::Device;
 
 use super::{RunOptions, TrainError};
-use crate::augment::{DaSetup, Pipeline, TargetOptions};
+use crate::augment::{DaSetup, Pipeline, SpatialInterpolation, TargetOptions};
 use crate::loader::{DataLoader, LoaderPosition, LoaderSettings};
 use crate::loss::deep_supervision_scales;
 use crate::sampling::{CaseSource, InMemoryCase, InMemorySource, PatchSampler, SourceError};
@@ -148,7 +148,15 @@ impl FoldData {
         };
         let train_source = open(&split.train, "training")?;
         let val_source = open(&split.val, "validation")?;
-        let mut setup = DaSetup::nnunet(&config.patch_size)?;
+        let da5 = matches!(
+            training.augmentation,
+            AugmentationPreset::Da5 | AugmentationPreset::Da5Ord0 | AugmentationPreset::Da5SegOrd0
+        );
+        let mut setup = if da5 {
+            DaSetup::da5(&config.patch_size)?
+        } else {
+            DaSetup::nnunet(&config.patch_size)?
+        };
         if let Some(axes) = &training.mirror_axes {
             // Plan axes count the patch's axes; a 2D patch is (y, x) = axes 1 and 2 here.
             let offset = 3 - config.patch_size.len();
@@ -164,12 +172,27 @@ impl FoldData {
             )
         };
         let validation_pipeline = || Pipeline::nnunet_validation(&scales);
+        let masks = &config.use_mask_for_norm;
         let (train_sampler, train_pipeline) = match training.augmentation {
-            AugmentationPreset::Default => (
-                sampler(setup.crop)?,
-                Pipeline::nnunet_training(&setup, &config.use_mask_for_norm, &scales)?,
-            ),
             AugmentationPreset::None => (sampler(setup.patch)?, validation_pipeline()?),
+            preset => {
+                let pipeline = if da5 {
+                    Pipeline::da5_training(&setup, masks, &scales)?
+                } else {
+                    Pipeline::nnunet_training(&setup, masks, &scales)?
+                };
+                let pipeline = match preset {
+                    AugmentationPreset::Ord0 | AugmentationPreset::Da5SegOrd0 => {
+                        pipeline.with_interpolation(SpatialInterpolation::SegNearest)
+                    }
+                    AugmentationPreset::Da5Ord0 => {
+                        pipeline.with_interpolation(SpatialInterpolation::Nearest)
+                    }
+                    // nnU-Net's interpolation: the default pipeline exactly as before.
+                    _ => pipeline,
+                };
+                (sampler(setup.crop)?, pipeline)
+            }
         };
         Ok(FoldData {
             train_source,

@@ -147,7 +147,7 @@ pub(super) fn disk_store() -> InMemoryStore {
 }
 
 /// 3D data: two 24x40x40 volumes with a ball of radius 7.
-fn ball_store() -> InMemoryStore {
+pub(super) fn ball_store() -> InMemoryStore {
     let ball = |name: &str, c: [f64; 3]| {
         case_from_mask(name, [24, 40, 40], |[z, y, x]| {
             let d2 =

@@ -272,3 +272,66 @@ fn mirroring_off_and_no_augmentation_reach_the_loader_and_the_checkpoint() {
         assert_eq!(enlarged, augmentation == AugmentationPreset::Default);
     }
 }
+
+/// The augmentation presets reach the loader: DA5 and its variants crop DA5's larger patch
+/// (its scaling reaches 0.7), `ord0` keeps the default crop, and every preset trains.
+#[test]
+fn every_augmentation_preset_trains_with_its_crop() {
+    let plans = tiny_plans();
+    let config = plans.resolve("3d_fullres").unwrap();
+    let default_crop = crate::augment::DaSetup::nnunet(&config.patch_size)
+        .unwrap()
+        .crop;
+    let da5_crop = crate::augment::DaSetup::da5(&config.patch_size)
+        .unwrap()
+        .crop;
+    assert_ne!(default_crop, da5_crop);
+    for preset in [
+        AugmentationPreset::Ord0,
+        AugmentationPreset::Da5,
+        AugmentationPreset::Da5Ord0,
+        AugmentationPreset::Da5SegOrd0,
+    ] {
+        let s = Training {
+            augmentation: preset,
+            ..settings(1, 2, 1)
+        };
+        let store = super::tests::ball_store();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = WorkLayout::new(dir.path());
+        let fold = train(
+            &job(&plans, "3d_fullres", &layout),
+            &store,
+            &s,
+            &cpu_run(2),
+            &(),
+        )
+        .unwrap();
+        assert!(
+            fold.log.train_losses.iter().all(|l| l.is_finite()),
+            "{preset:?}"
+        );
+        let split = super::fold_split(
+            &layout.splits(),
+            &super::CaseStore::case_ids(&store),
+            Fold::All,
+        )
+        .unwrap();
+        let data = FoldData::new(
+            &store,
+            &split,
+            Fold::All,
+            &config,
+            &TargetOptions::default(),
+            &s,
+            &cpu_run(2),
+        )
+        .unwrap();
+        let want = if preset == AugmentationPreset::Ord0 {
+            default_crop
+        } else {
+            da5_crop
+        };
+        assert_eq!(data.train_crop(), want, "{preset:?}");
+    }
+}

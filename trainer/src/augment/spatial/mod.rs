@@ -16,9 +16,19 @@
 //! lie inside take a fast path without border handling, 8 at a time with AVX2 where the CPU has
 //! it (`spatial/resample/avx2.rs`, bit-identical).
 //!
+//! [`SpatialInterpolation`] can switch images and/or label maps to nearest-neighbour sampling
+//! (bg2 `mode_image` / `mode_seg='nearest'`): the voxel at `round(q)` (half to even, as torch's
+//! `grid_sample`), zero (image) or -1 (label maps) when that voxel lies outside. torch computes
+//! `q` in f32 from an f32 grid and we in f64, so points exactly halfway between two voxels (an
+//! identity or half-voxel-shifted grid) may round the other way.
+//!
 //! nnU-Net: `get_training_transforms` → `SpatialTransform(p_rotation=0.2, p_scaling=0.2,
 //! scaling=(0.7, 1.4), p_synchronize_scaling_across_axes=1, border_mode_seg='constant',
-//! padding_value_seg=-1, bg_style_seg_sampling=False)`.
+//! padding_value_seg=-1, bg_style_seg_sampling=False)` ([`RandomSpatial::nnunet`]);
+//! `nnUNetTrainerDA5` → `SpatialTransform(p_rotation=0.4, p_rot_per_axis=0.5, p_scaling=0.2,
+//! scaling=(0.7, 1.43), p_synchronize_scaling_across_axes=0, ..)` ([`RandomSpatial::da5`]);
+//! `nnUNetTrainer_DASegOrd0`, `nnUNetTrainerDA5Segord0` (`mode_seg='nearest'`) and
+//! `nnUNetTrainerDA5ord0` (`mode_image='nearest', mode_seg='nearest'`).
 
 use std::sync::Arc;
 
@@ -35,6 +45,22 @@ mod resample;
 /// A 3 × 3 matrix acting on `(z, y, x)` index coordinates (row-major).
 pub type Matrix3 = [[f64; 3]; 3];
 
+/// How the spatial transform samples images and label maps when it resamples (a pure crop
+/// copies voxels either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpatialInterpolation {
+    /// nnU-Net's default: images trilinear, label maps by the largest trilinearly sampled
+    /// one-hot value.
+    #[default]
+    Default,
+    /// Images trilinear, label maps nearest neighbour (`mode_seg='nearest'`:
+    /// `nnUNetTrainer_DASegOrd0`, `nnUNetTrainerDA5Segord0`).
+    SegNearest,
+    /// Images and label maps nearest neighbour (`mode_image='nearest', mode_seg='nearest'`:
+    /// `nnUNetTrainerDA5ord0`).
+    Nearest,
+}
+
 /// Draws nnU-Net's spatial transform parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RandomSpatial {
@@ -42,14 +68,24 @@ pub struct RandomSpatial {
     pub patch: [usize; 3],
     /// Which axes rotate and scale.
     pub mode: SpatialMode,
-    /// Probability of rotating (0.2).
+    /// Probability of rotating (0.2; DA5 0.4).
     pub p_rotation: f64,
     /// Angles drawn from `U(-rotation_max, rotation_max)` per axis (radians).
     pub rotation_max: f64,
+    /// When rotating, probability that each axis keeps its angle; the others get 0 (bg2
+    /// `p_rot_per_axis`; 1: no coin is tossed; DA5 0.5). In-plane modes toss one coin for
+    /// their single angle (bg2 draws two in 2D and uses the last).
+    pub p_rot_per_axis: f64,
     /// Probability of scaling (0.2).
     pub p_scaling: f64,
-    /// Scale factor range, one factor for all axes (0.7, 1.4).
+    /// Scale factor range (0.7, 1.4; DA5 (0.7, 1.43)).
     pub scaling: (f64, f64),
+    /// When scaling, probability of one factor for all axes rather than one per axis (bg2
+    /// `p_synchronize_scaling_across_axes`; 1: always one, no coin is tossed; DA5 0). In-plane
+    /// modes never scale axis 0.
+    pub p_synchronize_scaling: f64,
+    /// How the drawn transforms sample images and label maps.
+    pub interpolation: SpatialInterpolation,
     /// Probability of an elastic deformation (0 in nnU-Net's default pipeline).
     pub p_elastic: f64,
     /// Range of the deformation's Gaussian sigma as a fraction of the patch edge, drawn per
@@ -68,42 +104,75 @@ impl RandomSpatial {
             mode: setup.mode,
             p_rotation: 0.2,
             rotation_max: setup.rotation_max,
+            p_rot_per_axis: 1.0,
             p_scaling: 0.2,
             scaling: (0.7, 1.4),
+            p_synchronize_scaling: 1.0,
+            interpolation: SpatialInterpolation::Default,
             p_elastic: 0.0,
             elastic_scale: (0.0, 0.2),
             elastic_magnitude: (0.0, 0.2),
         }
     }
 
+    /// nnU-Net's DA5 settings for `setup` (from [`DaSetup::da5`]): rotation with p 0.4, each
+    /// axis keeping its angle with p 0.5; scaling with p 0.2 by (0.7, 1.43), one factor per
+    /// axis; no elastic deformation.
+    pub fn da5(setup: &DaSetup) -> RandomSpatial {
+        RandomSpatial {
+            p_rotation: 0.4,
+            p_rot_per_axis: 0.5,
+            scaling: (0.7, 1.43),
+            p_synchronize_scaling: 0.0,
+            ..RandomSpatial::nnunet(setup)
+        }
+    }
+
     /// Draws one transform: rotation with `p_rotation`, scaling with `p_scaling`, elastic
-    /// deformation with `p_elastic` (its coin is only tossed when `p_elastic > 0`, so the
-    /// default pipeline's random stream is unchanged), else a crop.
+    /// deformation with `p_elastic`, else a crop. The coins of elastic deformation, per-axis
+    /// rotation and per-axis scaling are only tossed when their probability asks for one
+    /// (`p_elastic > 0`, `p_rot_per_axis < 1`, `p_synchronize_scaling < 1`), so the default
+    /// pipeline's random stream is unchanged.
     pub fn sample<R: Rng>(&self, rng: &mut R) -> Spatial {
         let do_rotation = rng.gen::<f64>() < self.p_rotation;
         let do_scaling = rng.gen::<f64>() < self.p_scaling;
         let do_elastic = self.p_elastic > 0.0 && rng.gen::<f64>() < self.p_elastic;
         if !do_rotation && !do_scaling && !do_elastic {
-            return Spatial::crop(self.patch);
+            return Spatial::crop(self.patch).with_interpolation(self.interpolation);
         }
         let mut angles = [0.0; 3];
         if do_rotation {
             let r = self.rotation_max;
-            let axes = if self.mode.in_plane() { 2..3 } else { 0..3 };
-            for a in axes {
+            let rotated = if self.mode.in_plane() { 2..3 } else { 0..3 };
+            for a in rotated.clone() {
                 angles[a] = uniform(rng, -r, r);
             }
+            if self.p_rot_per_axis < 1.0 {
+                for a in rotated {
+                    if rng.gen::<f64>() >= self.p_rot_per_axis {
+                        angles[a] = 0.0;
+                    }
+                }
+            }
         }
-        let scale = if do_scaling {
-            uniform(rng, self.scaling.0, self.scaling.1)
-        } else {
-            1.0
-        };
+        let mut scales = [1.0; 3];
+        if do_scaling {
+            let (lo, hi) = self.scaling;
+            if self.p_synchronize_scaling >= 1.0 || rng.gen::<f64>() < self.p_synchronize_scaling {
+                scales = [uniform(rng, lo, hi); 3];
+            } else {
+                let scaled = if self.mode.in_plane() { 1..3 } else { 0..3 };
+                for a in scaled {
+                    scales[a] = uniform(rng, lo, hi);
+                }
+            }
+        }
         let mut spatial = if do_rotation || do_scaling {
-            Spatial::rotate_scale(self.patch, self.mode, angles, scale)
+            Spatial::rotate_scale_axes(self.patch, self.mode, angles, scales)
         } else {
             Spatial::crop(self.patch)
-        };
+        }
+        .with_interpolation(self.interpolation);
         if do_elastic {
             let deformation = ElasticDeformation::sample(
                 rng,
@@ -129,6 +198,8 @@ pub struct Spatial {
     /// the matrix; a field with `z = 1` applies to every slice. `None`: no deformation. With
     /// neither a matrix nor a displacement the transform is a pure centre crop.
     pub displacement: Option<Arc<Array4<f32>>>,
+    /// How images and label maps are sampled when the transform resamples.
+    pub interpolation: SpatialInterpolation,
 }
 
 impl Spatial {
@@ -138,6 +209,7 @@ impl Spatial {
             patch,
             matrix: None,
             displacement: None,
+            interpolation: SpatialInterpolation::Default,
         }
     }
 
@@ -149,7 +221,23 @@ impl Spatial {
         angles: [f64; 3],
         scale: f64,
     ) -> Spatial {
-        let scaling = diag([if mode.in_plane() { 1.0 } else { scale }, scale, scale]);
+        Spatial::rotate_scale_axes(patch, mode, angles, [scale; 3])
+    }
+
+    /// Rotation by `angles` after scaling each axis `(z, y, x)` by its own factor (bg2
+    /// `create_affine_matrix_3d(angles, scales)`); in-plane modes use only `angles[2]` and
+    /// `scales[1..]` (`create_affine_matrix_2d`).
+    pub fn rotate_scale_axes(
+        patch: [usize; 3],
+        mode: SpatialMode,
+        angles: [f64; 3],
+        scales: [f64; 3],
+    ) -> Spatial {
+        let scaling = diag([
+            if mode.in_plane() { 1.0 } else { scales[0] },
+            scales[1],
+            scales[2],
+        ]);
         let rotation = if mode.in_plane() {
             rot_x(angles[2])
         } else {
@@ -162,7 +250,14 @@ impl Spatial {
             patch,
             matrix: Some(matmul(&rotation, &scaling)),
             displacement: None,
+            interpolation: SpatialInterpolation::Default,
         }
+    }
+
+    /// The transform sampling images and label maps as `interpolation` says.
+    pub fn with_interpolation(mut self, interpolation: SpatialInterpolation) -> Spatial {
+        self.interpolation = interpolation;
+        self
     }
 
     /// The transform with an elastic displacement `(3, z, y, x)` (voxels, per output voxel,
@@ -191,7 +286,8 @@ impl Spatial {
 
     /// Applies the transform to data `(c, z, y, x)` and seg `(k, z, y, x)` of one sample. Every
     /// seg channel (k ≥ 1; a cascade patch carries the previous stage's seg as channel 1) is
-    /// sampled on its own; voxels outside the input are -1 in every seg channel.
+    /// sampled on its own; voxels outside the input are -1 in every seg channel. Resampling
+    /// follows [`Spatial::interpolation`].
     pub fn apply(
         &self,
         data: ArrayView4<'_, f32>,
@@ -219,7 +315,30 @@ impl Spatial {
     ) -> (Array4<f32>, Array4<i16>) {
         let matrix = self.matrix.unwrap_or_else(|| diag([1.0; 3]));
         let displacement = self.displacement.as_deref();
-        resample::resample(matrix, displacement, self.patch, data, seg, allow_simd)
+        match self.interpolation {
+            SpatialInterpolation::Default => {
+                resample::resample(matrix, displacement, self.patch, data, seg, allow_simd)
+            }
+            SpatialInterpolation::SegNearest => {
+                // Image channels through the trilinear resampler with no seg channel.
+                let no_seg =
+                    Array4::<i16>::zeros((0, seg.shape()[1], seg.shape()[2], seg.shape()[3]));
+                let (data, _) = resample::resample(
+                    matrix,
+                    displacement,
+                    self.patch,
+                    data,
+                    no_seg.view(),
+                    allow_simd,
+                );
+                let seg = resample::resample_nearest(matrix, displacement, self.patch, seg, -1);
+                (data, seg)
+            }
+            SpatialInterpolation::Nearest => (
+                resample::resample_nearest(matrix, displacement, self.patch, data, 0.0),
+                resample::resample_nearest(matrix, displacement, self.patch, seg, -1),
+            ),
+        }
     }
 }
 
@@ -601,6 +720,429 @@ mod tests {
         let crops = draws.iter().filter(|t| t.matrix.is_none()).count() as f64;
         // P(neither) = 0.8 · 0.8.
         assert!((crops / n as f64 - 0.64).abs() < 0.015);
+    }
+
+    /// The golden input of `scripts/golden_da5.py` and its label map `k mod 3`.
+    fn golden(shape: [usize; 3]) -> (Array4<f32>, Array4<i16>) {
+        let k = Array4::from_shape_fn((1, shape[0], shape[1], shape[2]), |(c, z, y, x)| {
+            ((c * 11 + z * 7 + y * 3 + x * 5) % 17) as i16
+        });
+        (k.mapv(|v| f32::from(v) * 0.25 - 1.0), k.mapv(|v| v % 3))
+    }
+
+    fn check_picks(got: &Array4<f32>, picks: &[(usize, f32)], sum: f32, tol: f32) {
+        let flat: Vec<f32> = got.iter().copied().collect();
+        for &(i, want) in picks {
+            assert!(
+                (flat[i] - want).abs() <= tol,
+                "voxel {i}: {} vs {want}",
+                flat[i]
+            );
+        }
+        assert!((flat.iter().sum::<f32>() - sum).abs() < 1e-3);
+    }
+
+    fn check_seg(got: &Array4<i16>, picks: &[(usize, i16)], counts: [usize; 4]) {
+        let flat: Vec<i16> = got.iter().copied().collect();
+        for &(i, want) in picks {
+            assert_eq!(flat[i], want, "voxel {i}");
+        }
+        let found: [usize; 4] =
+            std::array::from_fn(|l| flat.iter().filter(|&&v| v == l as i16 - 1).count());
+        assert_eq!(found, counts);
+    }
+
+    // Golden values: scripts/golden_da5.py (bg2 `SpatialTransform` with angles (0.31, -0.17,
+    // 0.52), scales (0.8, 1.25, 1.1) per axis, a (9, 10, 11) input and a (6, 7, 8) patch;
+    // `mode_image`/`mode_seg` nearest, and bilinear image with nearest seg).
+    #[test]
+    fn nearest_modes_match_bg2() {
+        let (data, seg) = golden([9, 10, 11]);
+        let t = Spatial::rotate_scale_axes(
+            [6, 7, 8],
+            SpatialMode::Volumetric,
+            [0.31, -0.17, 0.52],
+            [0.8, 1.25, 1.1],
+        );
+        let (d, s) = t
+            .clone()
+            .with_interpolation(SpatialInterpolation::Nearest)
+            .apply(data.view(), seg.view());
+        check_picks(
+            &d,
+            &GOLDEN_NEAREST_IMAGE_PICKS,
+            GOLDEN_NEAREST_IMAGE_SUM,
+            0.0,
+        );
+        check_seg(&s, &GOLDEN_NEAREST_SEG_PICKS, GOLDEN_NEAREST_SEG_COUNTS);
+        let (d, s) = t
+            .clone()
+            .with_interpolation(SpatialInterpolation::SegNearest)
+            .apply(data.view(), seg.view());
+        check_picks(
+            &d,
+            &GOLDEN_SEG_NEAREST_IMAGE_PICKS,
+            GOLDEN_SEG_NEAREST_IMAGE_SUM,
+            1e-5,
+        );
+        check_seg(
+            &s,
+            &GOLDEN_SEG_NEAREST_SEG_PICKS,
+            GOLDEN_SEG_NEAREST_SEG_COUNTS,
+        );
+        // The image path of `SegNearest` is the default's, bit for bit.
+        let (linear, _) = t.apply(data.view(), seg.view());
+        assert_eq!(linear, d);
+        // 2D: one angle, per-axis scales (y 1.2, x 0.85), a (13, 14) input, a (9, 10) patch.
+        let (data, seg) = golden([1, 13, 14]);
+        let (d, _) = Spatial::rotate_scale_axes(
+            [1, 9, 10],
+            SpatialMode::Planar,
+            [0.0, 0.0, 0.6],
+            [1.0, 1.2, 0.85],
+        )
+        .with_interpolation(SpatialInterpolation::Nearest)
+        .apply(data.view(), seg.view());
+        assert_eq!(
+            d.iter().copied().collect::<Vec<f32>>(),
+            GOLDEN_NEAREST_2D.to_vec()
+        );
+    }
+
+    const GOLDEN_NEAREST_IMAGE_PICKS: [(usize, f32); 31] = [
+        (0, -1.0),
+        (11, 2.75),
+        (22, 1.75),
+        (33, 0.25),
+        (44, -0.75),
+        (55, 1.25),
+        (66, 1.5),
+        (77, 2.25),
+        (88, 1.0),
+        (99, 0.5),
+        (110, -0.5),
+        (121, -0.25),
+        (132, 1.75),
+        (143, 2.5),
+        (154, 0.0),
+        (165, 0.75),
+        (176, 1.0),
+        (187, 3.0),
+        (198, 2.0),
+        (209, 1.25),
+        (220, 0.25),
+        (231, 0.75),
+        (242, 0.0),
+        (253, -1.0),
+        (264, 1.75),
+        (275, 0.75),
+        (286, 2.0),
+        (297, 3.0),
+        (308, -0.5),
+        (319, 1.5),
+        (330, 2.0),
+    ];
+    const GOLDEN_NEAREST_IMAGE_SUM: f32 = 314.25;
+    const GOLDEN_NEAREST_SEG_PICKS: [(usize, i16); 68] = [
+        (0, 0),
+        (5, 2),
+        (10, 1),
+        (15, 0),
+        (20, 1),
+        (25, 2),
+        (30, 1),
+        (35, 0),
+        (40, 1),
+        (45, 0),
+        (50, 1),
+        (55, 0),
+        (60, 1),
+        (65, 2),
+        (70, 0),
+        (75, 0),
+        (80, 1),
+        (85, 0),
+        (90, 0),
+        (95, 0),
+        (100, 2),
+        (105, 0),
+        (110, 2),
+        (115, 0),
+        (120, 1),
+        (125, 0),
+        (130, 1),
+        (135, 0),
+        (140, 2),
+        (145, 0),
+        (150, 2),
+        (155, 0),
+        (160, 0),
+        (165, 1),
+        (170, 1),
+        (175, 2),
+        (180, 2),
+        (185, 0),
+        (190, 2),
+        (195, 0),
+        (200, 2),
+        (205, 1),
+        (210, 2),
+        (215, 1),
+        (220, 2),
+        (225, 0),
+        (230, 2),
+        (235, 0),
+        (240, 2),
+        (245, 1),
+        (250, 2),
+        (255, 1),
+        (260, 2),
+        (265, 1),
+        (270, 0),
+        (275, 1),
+        (280, 2),
+        (285, 1),
+        (290, 2),
+        (295, 1),
+        (300, 2),
+        (305, 1),
+        (310, 0),
+        (315, 1),
+        (320, 2),
+        (325, 1),
+        (330, 0),
+        (335, 2),
+    ];
+    const GOLDEN_NEAREST_SEG_COUNTS: [usize; 4] = [2, 120, 109, 105];
+    const GOLDEN_SEG_NEAREST_IMAGE_PICKS: [(usize, f32); 31] = [
+        (0, -0.23368698),
+        (11, 1.3175656),
+        (22, 1.2257519),
+        (33, 0.9678129),
+        (44, -0.28756315),
+        (55, 1.51624),
+        (66, 1.097794),
+        (77, 1.840019),
+        (88, 0.960382),
+        (99, 1.2526664),
+        (110, 1.0022365),
+        (121, 0.8104856),
+        (132, 1.1223233),
+        (143, 1.4088042),
+        (154, 0.67653835),
+        (165, 0.54101455),
+        (176, 0.44594324),
+        (187, 2.3696196),
+        (198, 1.2550547),
+        (209, 1.2932109),
+        (220, 0.58940506),
+        (231, 0.5202358),
+        (242, 0.68553543),
+        (253, 0.9060701),
+        (264, 1.5250642),
+        (275, 0.7884919),
+        (286, 0.9668385),
+        (297, 1.1332058),
+        (308, 0.557595),
+        (319, 1.5634689),
+        (330, 1.3819522),
+    ];
+    const GOLDEN_SEG_NEAREST_IMAGE_SUM: f32 = 320.8388;
+    const GOLDEN_SEG_NEAREST_SEG_PICKS: [(usize, i16); 68] = [
+        (0, 0),
+        (5, 2),
+        (10, 1),
+        (15, 0),
+        (20, 1),
+        (25, 2),
+        (30, 1),
+        (35, 0),
+        (40, 1),
+        (45, 0),
+        (50, 1),
+        (55, 0),
+        (60, 1),
+        (65, 2),
+        (70, 0),
+        (75, 0),
+        (80, 1),
+        (85, 0),
+        (90, 0),
+        (95, 0),
+        (100, 2),
+        (105, 0),
+        (110, 2),
+        (115, 0),
+        (120, 1),
+        (125, 0),
+        (130, 1),
+        (135, 0),
+        (140, 2),
+        (145, 0),
+        (150, 2),
+        (155, 0),
+        (160, 0),
+        (165, 1),
+        (170, 1),
+        (175, 2),
+        (180, 2),
+        (185, 0),
+        (190, 2),
+        (195, 0),
+        (200, 2),
+        (205, 1),
+        (210, 2),
+        (215, 1),
+        (220, 2),
+        (225, 0),
+        (230, 2),
+        (235, 0),
+        (240, 2),
+        (245, 1),
+        (250, 2),
+        (255, 1),
+        (260, 2),
+        (265, 1),
+        (270, 0),
+        (275, 1),
+        (280, 2),
+        (285, 1),
+        (290, 2),
+        (295, 1),
+        (300, 2),
+        (305, 1),
+        (310, 0),
+        (315, 1),
+        (320, 2),
+        (325, 1),
+        (330, 0),
+        (335, 2),
+    ];
+    const GOLDEN_SEG_NEAREST_SEG_COUNTS: [usize; 4] = [2, 120, 109, 105];
+    const GOLDEN_NEAREST_2D: [f32; 90] = [
+        -1.0, -1.0, -0.5, 0.75, 0.0, 1.25, 1.75, 3.0, 2.25, -0.75, -0.25, 1.0, 1.5, 1.5, 2.0, -1.0,
+        -0.5, -0.5, 0.0, 1.25, 1.75, 3.0, 2.25, -0.75, -0.25, -0.25, 0.25, 1.5, 2.0, 2.0, -0.5,
+        -0.5, 0.0, 1.25, 0.5, 1.75, 2.25, -0.75, 2.75, -0.25, 0.25, 1.5, 2.0, 2.0, 2.5, -0.5, 0.0,
+        0.0, 0.5, 1.75, 2.25, -0.75, 2.75, -0.25, 0.25, 1.5, 0.75, 2.0, 2.5, 2.5, 0.0, 0.0, 0.5,
+        1.75, 2.25, 2.25, 2.75, -0.25, -1.0, 0.25, 0.75, 2.0, 2.5, 2.5, 3.0, 0.0, 0.5, 0.5, 1.0,
+        2.25, 2.75, -0.25, -1.0, 0.25, 0.75, 2.0, 1.25, 2.5, 3.0, 3.0,
+    ];
+
+    #[test]
+    fn nearest_pads_outside_and_never_invents_labels() {
+        let seg = Array4::from_shape_fn((2, 12, 12, 12), |(c, z, y, x)| {
+            [0i16, 2, 5, -1][(z / 4 + y / 5 + x / 3 + c) % 4]
+        });
+        let data = seg.mapv(f32::from);
+        let input: BTreeSet<i16> = seg.iter().copied().collect();
+        // Zooming out by 1.5: the border of the patch reads outside the input.
+        let t = Spatial::rotate_scale([12, 12, 12], SpatialMode::Volumetric, [0.4, 0.2, -0.3], 1.5)
+            .with_interpolation(SpatialInterpolation::Nearest);
+        let (d, s) = t.apply(data.view(), seg.view());
+        let labels: BTreeSet<i16> = s.iter().copied().collect();
+        assert!(labels.is_subset(&input));
+        assert_eq!(
+            (s[[0, 0, 0, 0]], s[[1, 0, 0, 0]], d[[0, 0, 0, 0]]),
+            (-1, -1, 0.0)
+        );
+        // Nearest images only hold input values (or 0 outside).
+        assert!(d.iter().all(|&v| v == 0.0 || input.contains(&(v as i16))));
+        // A crop copies voxels whatever the interpolation.
+        let crop = Spatial::crop([8, 8, 8]);
+        assert_eq!(
+            crop.clone()
+                .with_interpolation(SpatialInterpolation::Nearest)
+                .apply(data.view(), seg.view()),
+            crop.apply(data.view(), seg.view())
+        );
+    }
+
+    #[test]
+    fn da5_sampling_rotates_axes_independently_and_scales_per_axis() {
+        let setup = DaSetup::da5(&[64, 64, 64]).unwrap();
+        let random = RandomSpatial::da5(&setup);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 20_000;
+        let mut crops = 0usize;
+        for _ in 0..n {
+            let t = random.sample(&mut rng);
+            assert!(t.displacement.is_none());
+            crops += usize::from(t.matrix.is_none());
+        }
+        // P(neither rotation nor scaling) = 0.6 · 0.8.
+        assert!((crops as f64 / n as f64 - 0.48).abs() < 0.015, "{crops}");
+        // Rotation only: each axis keeps its angle with p 0.5 (count the identity rotations).
+        let rotating = RandomSpatial {
+            p_rotation: 1.0,
+            p_scaling: 0.0,
+            ..random.clone()
+        };
+        let identity = (0..n)
+            .filter(|_| {
+                let m = rotating.sample(&mut rng).matrix.unwrap();
+                (0..3)
+                    .all(|i| (0..3).all(|j| (m[i][j] - f64::from(u8::from(i == j))).abs() < 1e-15))
+            })
+            .count();
+        assert!(
+            (identity as f64 / n as f64 - 0.125).abs() < 0.01,
+            "{identity}"
+        );
+        // Scaling only: a diagonal with three independent factors in [0.7, 1.43].
+        let scaling = RandomSpatial {
+            p_rotation: 0.0,
+            p_scaling: 1.0,
+            ..random.clone()
+        };
+        for _ in 0..200 {
+            let m = scaling.sample(&mut rng).matrix.unwrap();
+            let d = [m[0][0], m[1][1], m[2][2]];
+            assert!(d.iter().all(|s| (0.7..1.43).contains(s)));
+            assert!(d[0] != d[1] && d[1] != d[2]);
+        }
+        // In-plane modes: z neither rotates nor scales.
+        let planar = RandomSpatial {
+            p_rotation: 1.0,
+            p_scaling: 1.0,
+            ..RandomSpatial::da5(&DaSetup::da5(&[20, 192, 160]).unwrap())
+        };
+        for _ in 0..200 {
+            let m = planar.sample(&mut rng).matrix.unwrap();
+            assert_eq!(m[0], [1.0, 0.0, 0.0]);
+        }
+    }
+
+    #[test]
+    fn default_sampling_is_unchanged_by_the_new_options() {
+        // The default draws no per-axis coins: the same stream as one isotropic factor and
+        // all rotation angles (the pre-DA5 code), checked against a hand-rolled sampler.
+        let setup = DaSetup::nnunet(&[32, 40, 48]).unwrap();
+        let random = RandomSpatial::nnunet(&setup);
+        let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
+        for _ in 0..2000 {
+            let got = random.sample(&mut a);
+            let rot = b.gen::<f64>() < 0.2;
+            let scale = b.gen::<f64>() < 0.2;
+            let want = if !rot && !scale {
+                Spatial::crop(setup.patch)
+            } else {
+                let r = setup.rotation_max;
+                let mut angles = [0.0; 3];
+                if rot {
+                    for angle in &mut angles {
+                        *angle = uniform(&mut b, -r, r);
+                    }
+                }
+                let s = if scale {
+                    uniform(&mut b, 0.7, 1.4)
+                } else {
+                    1.0
+                };
+                Spatial::rotate_scale(setup.patch, setup.mode, angles, s)
+            };
+            assert_eq!(got, want);
+            assert_eq!(got.interpolation, SpatialInterpolation::Default);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The spatial transform's resampler: the input coordinates of every output row, and
 //! trilinear sampling of image channels and label votes of seg channels at those points (the
 //! fast interior path 8 voxels at a time with AVX2 where the CPU has it, in `resample/avx2.rs`,
-//! bit-identical to the scalar path).
+//! bit-identical to the scalar path), and nearest-neighbour sampling of images or label maps.
 
 use ndarray::{Array4, ArrayView4};
 
@@ -318,6 +318,59 @@ fn simd_available(channel_len: usize) -> bool {
     return channel_len <= i32::MAX as usize && std::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
     return false;
+}
+
+/// Nearest-neighbour resampling of every channel of `array` through `matrix` and
+/// `displacement` onto a `patch`: output voxel `o` takes the voxel at `round(q)` (half to even,
+/// as torch's `grid_sample(mode='nearest')`), or `pad` when that voxel lies outside.
+pub(super) fn resample_nearest<T: Copy>(
+    matrix: [[f64; 3]; 3],
+    displacement: Option<&Array4<f32>>,
+    patch: [usize; 3],
+    array: ArrayView4<'_, T>,
+    pad: T,
+) -> Array4<T> {
+    let array = array.as_standard_layout();
+    let src = array.as_slice().expect("standard layout is contiguous");
+    let shape: [usize; 3] = std::array::from_fn(|a| array.shape()[a + 1]);
+    let n_channels = array.shape()[0];
+    let channel_len: usize = shape.iter().product();
+    let out_len: usize = patch.iter().product();
+    let mut out = Array4::from_elem((n_channels, patch[0], patch[1], patch[2]), pad);
+    let dst = out.as_slice_mut().expect("fresh array is contiguous");
+    let grid = Grid {
+        m: matrix,
+        c_in: shape.map(|s| (s as f64 - 1.0) / 2.0),
+        c_out: patch.map(|s| (s as f64 - 1.0) / 2.0),
+        displacement,
+    };
+    let mut row = Row::new(patch[2]);
+    // `round(q)` must lie in `[0, S)`: `q` in `[-0.5, S - 0.5]` up to the rounding of ties.
+    let index = |q: f64, n: usize| -> Option<usize> {
+        let r = q.round_ties_even();
+        (r >= 0.0 && r < n as f64).then_some(r as usize)
+    };
+    for oz in 0..patch[0] {
+        for oy in 0..patch[1] {
+            grid.row(oz, oy, &mut row);
+            let start = (oz * patch[1] + oy) * patch[2];
+            for ox in 0..row.len() {
+                let [qz, qy, qx] = row.point(ox);
+                let (Some(iz), Some(iy), Some(ix)) = (
+                    index(qz, shape[0]),
+                    index(qy, shape[1]),
+                    index(qx, shape[2]),
+                ) else {
+                    continue;
+                };
+                let offset = (iz * shape[1] + iy) * shape[2] + ix;
+                for c in 0..n_channels {
+                    dst[c * out_len + start + ox] = src[c * channel_len + offset];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Resamples data and seg through `matrix` and `displacement` onto a `patch` (the geometry is
