@@ -7,6 +7,8 @@ use ndarray::{ArrayViewMut4, Axis};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+use super::chosen_channels;
+
 /// Draws [`AdditiveBrightness`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RandomAdditiveBrightness {
@@ -37,9 +39,7 @@ impl RandomAdditiveBrightness {
         if rng.gen::<f64>() >= self.p {
             return None;
         }
-        let chosen: Vec<usize> = (0..n_channels)
-            .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-            .collect();
+        let chosen = chosen_channels(rng, n_channels, self.p_per_channel);
         let shifts = chosen
             .into_iter()
             .map(|c| {

@@ -12,7 +12,7 @@ use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis, Zip};
 use rand::Rng;
 
 use super::setup::SpatialMode;
-use super::uniform;
+use super::{chosen_channels, uniform};
 
 /// Draws [`GaussianBlur`].
 #[derive(Clone, Debug, PartialEq)]
@@ -55,9 +55,7 @@ impl RandomGaussianBlur {
         if rng.gen::<f64>() >= self.p {
             return None;
         }
-        let chosen: Vec<usize> = (0..n_channels)
-            .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-            .collect();
+        let chosen = chosen_channels(rng, n_channels, self.p_per_channel);
         let channels = chosen
             .into_iter()
             .map(|channel| {

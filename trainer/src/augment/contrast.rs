@@ -11,7 +11,7 @@ use ndarray::{ArrayViewMut4, Axis};
 use rand::Rng;
 
 use super::gamma::slice_stats;
-use super::{bg_contrast, channel_stats};
+use super::{bg_contrast, channel_stats, chosen_channels};
 
 /// Draws [`Contrast`].
 #[derive(Clone, Debug, PartialEq)]
@@ -56,9 +56,7 @@ impl RandomContrast {
         let chosen: Vec<usize> = if self.p_per_channel >= 1.0 {
             (0..n_channels).collect()
         } else {
-            (0..n_channels)
-                .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-                .collect()
+            chosen_channels(rng, n_channels, self.p_per_channel)
         };
         let channels = chosen
             .into_iter()

@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::resize::{linear_taps, nearest_exact};
 use super::setup::SpatialMode;
-use super::uniform;
+use super::{chosen_channels, uniform};
 
 /// Draws [`SimulateLowResolution`].
 #[derive(Clone, Debug, PartialEq)]
@@ -41,9 +41,7 @@ impl RandomLowResolution {
         if rng.gen::<f64>() >= self.p {
             return None;
         }
-        let chosen: Vec<usize> = (0..n_channels)
-            .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-            .collect();
+        let chosen = chosen_channels(rng, n_channels, self.p_per_channel);
         let channels = chosen
             .into_iter()
             .map(|c| {

@@ -69,6 +69,14 @@ pub use setup::{DaSetup, SpatialMode};
 pub use sharpen::{RandomSharpening, Sharpening};
 pub use spatial::{Matrix3, RandomSpatial, Spatial, SpatialInterpolation};
 
+/// bg2's `p_per_channel`: the channels of `0..n_channels` chosen, each with probability
+/// `p_per_channel` (one draw per channel, in order).
+pub fn chosen_channels<R: Rng>(rng: &mut R, n_channels: usize, p_per_channel: f64) -> Vec<usize> {
+    (0..n_channels)
+        .filter(|_| rng.gen::<f64>() < p_per_channel)
+        .collect()
+}
+
 /// batchgeneratorsv2's `BGContrast(range)`: with probability 0.5 (when `range.0 < 1`) a factor
 /// in `U(range.0, 1)`, otherwise in `U(max(range.0, 1), range.1)`, so that shrinking and
 /// growing are equally likely.

@@ -18,6 +18,19 @@ use super::{train, FoldData, TargetOptions};
 use crate::schedule::LrSchedule;
 use crate::splits::Fold;
 
+/// The data side of fold `all` of `store` with settings `s`.
+fn fold_data(
+    store: &super::InMemoryStore,
+    layout: &WorkLayout,
+    config: &autoseg_planner::Configuration,
+    s: &Training,
+) -> FoldData {
+    let ids = super::CaseStore::case_ids(store);
+    let split = super::fold_split(&layout.splits(), &ids, Fold::All).unwrap();
+    let targets = TargetOptions::default();
+    FoldData::new(store, &split, Fold::All, config, &targets, s, &cpu_run(1)).unwrap()
+}
+
 fn weights_equal(a: &std::path::Path, b: &std::path::Path) -> bool {
     let (a, b) = (read_weights(a), read_weights(b));
     a.len() == b.len()
@@ -251,22 +264,7 @@ fn mirroring_off_and_no_augmentation_reach_the_loader_and_the_checkpoint() {
 
         let config = plans.resolve("2d").unwrap();
         let store = disk_store();
-        let split = super::fold_split(
-            &layout.splits(),
-            &super::CaseStore::case_ids(&store),
-            Fold::All,
-        )
-        .unwrap();
-        let data = FoldData::new(
-            &store,
-            &split,
-            Fold::All,
-            &config,
-            &TargetOptions::default(),
-            &s,
-            &cpu_run(8),
-        )
-        .unwrap();
+        let data = fold_data(&store, &layout, &config, &s);
         let crop = data.train_crop();
         let enlarged = crop != [1, 32, 32];
         assert_eq!(enlarged, augmentation == AugmentationPreset::Default);
@@ -311,22 +309,7 @@ fn every_augmentation_preset_trains_with_its_crop() {
             fold.log.train_losses.iter().all(|l| l.is_finite()),
             "{preset:?}"
         );
-        let split = super::fold_split(
-            &layout.splits(),
-            &super::CaseStore::case_ids(&store),
-            Fold::All,
-        )
-        .unwrap();
-        let data = FoldData::new(
-            &store,
-            &split,
-            Fold::All,
-            &config,
-            &TargetOptions::default(),
-            &s,
-            &cpu_run(2),
-        )
-        .unwrap();
+        let data = fold_data(&store, &layout, &config, &s);
         let want = if preset == AugmentationPreset::Ord0 {
             default_crop
         } else {

@@ -12,7 +12,7 @@ use rand::Rng;
 use super::super::fastpow::powf_in_place;
 use super::super::gamma::slice_stats;
 use super::super::setup::SpatialMode;
-use super::super::{channel_stats, uniform};
+use super::super::{channel_stats, chosen_channels, uniform};
 use super::{LocalKernel, RandomLocalKernel};
 
 /// Draws [`LocalGamma`].
@@ -48,9 +48,7 @@ impl RandomLocalGamma {
         if rng.gen::<f64>() >= self.p {
             return None;
         }
-        let chosen: Vec<usize> = (0..n_channels)
-            .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-            .collect();
+        let chosen = chosen_channels(rng, n_channels, self.p_per_channel);
         let channels = chosen
             .into_iter()
             .map(|channel| {

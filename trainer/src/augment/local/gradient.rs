@@ -10,7 +10,7 @@ use ndarray::{ArrayViewMut4, Axis};
 use rand::Rng;
 
 use super::super::setup::SpatialMode;
-use super::super::uniform;
+use super::super::{chosen_channels, uniform};
 use super::{LocalKernel, RandomLocalKernel};
 
 /// Draws [`BrightnessGradient`].
@@ -43,9 +43,7 @@ impl RandomBrightnessGradient {
         if rng.gen::<f64>() >= self.p {
             return None;
         }
-        let chosen: Vec<usize> = (0..n_channels)
-            .filter(|_| rng.gen::<f64>() < self.p_per_channel)
-            .collect();
+        let chosen = chosen_channels(rng, n_channels, self.p_per_channel);
         let channels = chosen
             .into_iter()
             .map(|channel| {
