@@ -109,7 +109,8 @@ pub enum AugmentationPreset {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingEntry {
-    /// Epochs (nnU-Net: 1000).
+    /// Epochs (nnU-Net: 1000; 0 only initialises, or loads pretrained weights, and writes the
+    /// checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
     /// Training iterations per epoch (250).
@@ -371,11 +372,10 @@ impl Training {
                 format!("training.{key} = {v} must be >= 0 and {top}")
             })
         };
-        if self.epochs == 0 || self.iterations_per_epoch == 0 {
-            return Err(format!(
-                "training.epochs = {} and training.iterations_per_epoch = {} must be at least 1",
-                self.epochs, self.iterations_per_epoch
-            ));
+        // 0 epochs is a run that only initialises (or loads pretrained weights) and writes
+        // its checkpoints.
+        if self.iterations_per_epoch == 0 {
+            return Err("training.iterations_per_epoch must be at least 1".into());
         }
         positive("initial_lr", self.initial_lr)?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
@@ -393,7 +393,7 @@ impl Training {
                 self.topk_percent
             ));
         }
-        if self.warmup_epochs >= self.epochs {
+        if self.warmup_epochs > 0 && self.warmup_epochs >= self.epochs {
             return Err(format!(
                 "training.warmup_epochs = {} leaves none of the {} epochs to the schedule",
                 self.warmup_epochs, self.epochs
@@ -608,7 +608,7 @@ mod tests {
             let err = entry(text).unwrap().resolve(Dim::Two).unwrap_err();
             assert!(err.contains(key), "{text}: {err}");
         };
-        bad("epochs = 0", "training.epochs");
+        bad("iterations_per_epoch = 0", "training.iterations_per_epoch");
         bad("initial_lr = -1.0", "training.initial_lr");
         bad("momentum = 1.0", "training.momentum");
         bad(
