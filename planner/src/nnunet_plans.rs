@@ -203,7 +203,6 @@ fn configuration(entry: &Fields) -> Result<ConfigurationEntry, String> {
             }
             None => None,
         },
-        // nnU-Net keeps training settings in trainer classes, not in its plans.
         training: None,
     })
 }
