@@ -144,19 +144,11 @@ mod tests {
     // 0.9), scale (1.7, 2.5, 0.8) and gamma 2.7 on the golden input (1, 5, 6, 7)).
     #[test]
     fn local_gamma_matches_bg2() {
-        let shape = [5, 6, 7];
-        let mut data = Array4::from_shape_fn((1, 5, 6, 7), |(c, z, y, x)| {
-            ((c * 11 + z * 7 + y * 3 + x * 5) % 17) as f32 * 0.25 - 1.0
-        });
-        let loc = [0.3, -0.2, 0.9];
+        let (mut data, kernel) = super::super::golden_input_and_kernel();
         LocalGamma {
             channels: vec![ChannelLocalGamma {
                 channel: 0,
-                kernel: LocalKernel {
-                    centre: std::array::from_fn(|a| loc[a] * shape[a] as f64),
-                    sigma: [1.7, 2.5, 0.8],
-                    axes: vec![0, 1, 2],
-                },
+                kernel,
                 gamma: 2.7,
             }],
         }

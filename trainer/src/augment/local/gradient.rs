@@ -110,7 +110,6 @@ impl BrightnessGradient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array4;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -119,19 +118,11 @@ mod tests {
     // (1, 5, 6, 7)).
     #[test]
     fn gradient_matches_bg2() {
-        let shape = [5, 6, 7];
-        let mut data = Array4::from_shape_fn((1, 5, 6, 7), |(c, z, y, x)| {
-            ((c * 11 + z * 7 + y * 3 + x * 5) % 17) as f32 * 0.25 - 1.0
-        });
-        let loc = [0.3, -0.2, 0.9];
+        let (mut data, kernel) = super::super::golden_input_and_kernel();
         BrightnessGradient {
             channels: vec![ChannelGradient {
                 channel: 0,
-                kernel: LocalKernel {
-                    centre: std::array::from_fn(|a| loc[a] * shape[a] as f64),
-                    sigma: [1.7, 2.5, 0.8],
-                    axes: vec![0, 1, 2],
-                },
+                kernel,
                 strength: -2.5,
             }],
         }

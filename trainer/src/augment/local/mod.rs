@@ -149,6 +149,23 @@ impl KernelWeights {
     }
 }
 
+/// The input and kernel of scripts/golden_da5.py's local-transform goldens: a `(1, 5, 6, 7)`
+/// pattern and the kernel at loc `(0.3, -0.2, 0.9)` with scale `(1.7, 2.5, 0.8)`.
+#[cfg(test)]
+pub(super) fn golden_input_and_kernel() -> (ndarray::Array4<f32>, LocalKernel) {
+    let shape = [5, 6, 7];
+    let data = ndarray::Array4::from_shape_fn((1, 5, 6, 7), |(c, z, y, x)| {
+        ((c * 11 + z * 7 + y * 3 + x * 5) % 17) as f32 * 0.25 - 1.0
+    });
+    let loc = [0.3, -0.2, 0.9];
+    let kernel = LocalKernel {
+        centre: std::array::from_fn(|a| loc[a] * shape[a] as f64),
+        sigma: [1.7, 2.5, 0.8],
+        axes: vec![0, 1, 2],
+    };
+    (data, kernel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
