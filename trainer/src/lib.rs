@@ -7,6 +7,7 @@
 //! Must not: change a plan, or hold the whole dataset in memory.
 
 pub mod augment;
+pub mod distributed;
 pub mod loader;
 pub mod loss;
 pub mod optim;
