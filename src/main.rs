@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod launch;
 mod progress;
 mod signals;
 

@@ -64,7 +64,9 @@ pub use ensemble::ensemble_logits;
 pub use error::InferenceError;
 pub use export::{export_logits, ExportError, ExportSpec, ExportedCase};
 pub use gaussian::{gaussian_importance_map, NNUNET_SIGMA_SCALE, NNUNET_VALUE_SCALING};
-pub use predictor::validation::{validate_fold, ValidationJob};
+pub use predictor::validation::{
+    evaluate_validation, predict_validation_cases, validate_fold, ValidationJob,
+};
 pub use predictor::{
     already_predicted, case_id_of, discover_input_cases, export_model, export_nnunet,
     import_nnunet, is_model_zip, is_nnunet_model_folder, is_nnunet_results_folder,

@@ -15,25 +15,55 @@ use std::process::ExitCode;
 use anyhow::Context;
 use autoseg_planner::{nnunet_trainer, Plans, Training, TrainingEntry, WorkLayout, WorkLock};
 use autoseg_preprocessing::Dataset;
+use autoseg_preprocessing::Progress;
+use autoseg_trainer::distributed::{ProcessGroup, Rendezvous};
 use autoseg_trainer::splits::Fold;
 use autoseg_trainer::train::{
-    default_device, set_torch_threads, train_fold, Device, FoldJob, RunOptions, Start, StopRequest,
-    TrainError,
+    default_device, set_torch_threads, train_fold, DataParallel, Device, FoldJob, RunOptions,
+    Start, StopRequest, TrainError,
 };
+use std::time::Duration;
 
-use crate::cli::{DeviceArg, TrainArgs, TrainingArgs};
+use crate::cli::{Backend, DeviceArg, TrainArgs, TrainingArgs};
 use crate::commands::fingerprint::open_dataset;
 use crate::commands::{dataset_name, warn_if_unguarded};
 use crate::progress::Bar;
 
-/// Runs `autoseg train` with `threads` loader and libtorch threads (0: all cores).
+/// Runs `autoseg train` with `threads` loader and libtorch threads (0: all cores), as one
+/// process, as a rank of a data-parallel group (torchrun's variables), or as the launcher of
+/// `--nproc` ranks.
 pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
+    let dist = &args.distributed;
+    anyhow::ensure!(
+        dist.backend == Backend::Gloo,
+        "--backend nccl: libtorch's ProcessGroupNCCL is not built into this autoseg yet; \
+         --backend gloo runs the collectives on CUDA tensors too"
+    );
+    let rendezvous = Rendezvous::from_env(Duration::from_secs(dist.dist_timeout))?;
+    if let Some(n) = dist.nproc.filter(|_| !crate::launch::is_child()) {
+        anyhow::ensure!(
+            rendezvous.is_none(),
+            "--nproc starts the ranks itself: under torchrun or srun (WORLD_SIZE is set) leave \
+             it out"
+        );
+        if n > 1 {
+            return crate::launch::run_ranks(n);
+        }
+    }
     let dataset = open_dataset(&args.work.dataset)?;
-    // Shared with the other folds' runs, exclusive for this fold: folds train in parallel.
+    // Shared with the other folds' runs, exclusive for this fold: folds train in parallel. In a
+    // data-parallel group, rank 0 holds the fold's lock and the others read under the shared
+    // one.
     let layout = WorkLayout::new(args.work.work.join(dataset_name(&args.work.dataset)?));
     let _folder_lock = WorkLock::acquire_shared(&layout, "train")?;
-    let fold_lock = WorkLock::acquire_fold(&layout, &args.configuration, args.fold, "train")?;
-    warn_if_unguarded(&fold_lock);
+    let _fold_lock = match rendezvous.as_ref().map_or(0, |r| r.rank) {
+        0 => {
+            let lock = WorkLock::acquire_fold(&layout, &args.configuration, args.fold, "train")?;
+            warn_if_unguarded(&lock);
+            Some(lock)
+        }
+        _ => None,
+    };
     let plans = Plans::read(&layout.plans())?;
     let start = match (&args.pretrained_weights, args.resume) {
         (Some(file), _) => Start::Pretrained(file.clone()),
@@ -41,7 +71,10 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
         (None, false) => Start::Fresh,
     };
     let stop = crate::signals::stop_on_signals()?;
-    let run = run_options(&args.training, start, args.seed, threads, &stop);
+    let run = match &rendezvous {
+        None => run_options(&args.training, start, args.seed, threads, &stop),
+        Some(r) => rank_options(&args.training, start, args.seed, threads, &stop, r)?,
+    };
     let trained = train_and_validate(
         &dataset,
         &layout,
@@ -93,12 +126,23 @@ pub fn train_and_validate(
         settings: &settings,
         run,
     };
-    let outcome = train_fold(&job, &Bar::new()).with_context(|| {
-        format!(
+    let rank = run.group.as_ref().map_or(0, |g| g.rank());
+    let progress: &dyn Progress = if rank == 0 { &Bar::new() } else { &() };
+    let outcome = train_fold(&job, progress).with_context(|| match &run.group {
+        None => format!(
             "{}: training {configuration} fold {fold} failed",
             dataset.name()
-        )
+        ),
+        Some(g) => format!(
+            "{}: training {configuration} fold {fold} failed on rank {rank} of {}",
+            dataset.name(),
+            g.world_size()
+        ),
     })?;
+    if rank != 0 {
+        // Rank 0 reports for the group.
+        return Ok(());
+    }
     for (config, n) in &outcome.preprocessed {
         println!("{config}: preprocessed {n} cases");
     }
@@ -165,6 +209,33 @@ pub fn stopped(result: &anyhow::Result<()>, resume: &str) -> Option<ExitCode> {
     })?;
     eprintln!("autoseg: {text}; {resume}");
     Some(ExitCode::from(exit_code))
+}
+
+/// [`run_options`] for rank `r.rank` of a data-parallel group: joins the group; on CUDA (the
+/// default where usable, or `--device cuda`) the rank trains on `cuda:LOCAL_RANK`; the
+/// machine's `threads` (0: all cores) are shared by its `LOCAL_WORLD_SIZE` ranks.
+fn rank_options(
+    training: &TrainingArgs,
+    start: Start,
+    seed: u64,
+    threads: usize,
+    stop: &StopRequest,
+    r: &Rendezvous,
+) -> anyhow::Result<RunOptions> {
+    let local_world: usize = std::env::var("LOCAL_WORLD_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(r.world_size)
+        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total = if threads == 0 { cores } else { threads };
+    let mut run = run_options(training, start, seed, (total / local_world).max(1), stop);
+    if run.device.is_cuda() {
+        run.device = Device::Cuda(r.local_rank);
+    }
+    let group = ProcessGroup::join(r)?;
+    run.group = Some(DataParallel(group));
+    Ok(run)
 }
 
 /// Device, seed and start from the flags; `threads` (0: all cores) sizes libtorch's pool and

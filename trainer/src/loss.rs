@@ -13,8 +13,10 @@ use autoseg_planner::UNetSpec;
 use tch::{Kind, Reduction, TchError, Tensor};
 use thiserror::Error;
 
+mod ranks;
 mod variants;
 
+pub use ranks::across_ranks;
 pub use variants::{CeLoss, DiceLoss, TopKLoss};
 
 /// nnU-Net's Dice smoothing term (`'smooth': 1e-5`).
@@ -66,6 +68,9 @@ pub enum LossError {
     /// libtorch reported an error.
     #[error("loss: libtorch: {0}")]
     Torch(#[from] TchError),
+    /// The batch-Dice sums could not be summed over the ranks of a data-parallel step.
+    #[error("loss: {0}")]
+    Ranks(String),
 }
 
 /// `DC_and_CE_loss(weight_ce=1, weight_dice=1)` with `MemoryEfficientSoftDiceLoss(softmax,
@@ -127,7 +132,7 @@ fn softmax_dice(
     target: &Tensor,
     mask: Option<&Tensor>,
     batch_dice: bool,
-) -> Result<Tensor, TchError> {
+) -> Result<Tensor, LossError> {
     let n_classes = logits.size()[1];
     let probs = logits
         .f_softmax(1, Kind::Float)?
@@ -148,7 +153,7 @@ fn soft_dice(
     truth: &Tensor,
     mask: Option<&Tensor>,
     batch_dice: bool,
-) -> Result<Tensor, TchError> {
+) -> Result<Tensor, LossError> {
     let axes: Vec<i64> = (2..probs.dim() as i64).collect();
     let (truth, probs_masked) = match mask {
         Some(mask) => {
@@ -163,16 +168,28 @@ fn soft_dice(
     let mut sum_gt = sum(&truth)?;
     if batch_dice {
         let over_batch = |t: &Tensor| t.f_sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
-        intersect = over_batch(&intersect)?;
-        sum_pred = over_batch(&sum_pred)?;
-        sum_gt = over_batch(&sum_gt)?;
+        let stats = Tensor::f_stack(
+            &[
+                over_batch(&intersect)?,
+                over_batch(&sum_pred)?,
+                over_batch(&sum_gt)?,
+            ],
+            0,
+        )?;
+        let stats = ranks::sum_over_ranks(stats)?;
+        intersect = stats.f_get(0)?;
+        sum_pred = stats.f_get(1)?;
+        sum_gt = stats.f_get(2)?;
     }
     let numerator = intersect.f_mul_scalar(2.0)?.f_add_scalar(DICE_SMOOTH)?;
     let denominator = sum_gt
         .f_add(&sum_pred)?
         .f_add_scalar(DICE_SMOOTH)?
         .f_clamp_min(1e-8)?;
-    numerator.f_div(&denominator)?.f_mean(Kind::Float)?.f_neg()
+    Ok(numerator
+        .f_div(&denominator)?
+        .f_mean(Kind::Float)?
+        .f_neg()?)
 }
 
 /// torch `cross_entropy(logits, target[:, 0], ignore_index)`, mean over annotated voxels; 0 when

@@ -48,6 +48,16 @@ pub struct ValidationJob<'a> {
 /// preprocessed case; prediction, export and write errors naming the case;
 /// [`PredictError::Evaluation`].
 pub fn validate_fold(job: &ValidationJob<'_>) -> Result<Summary, PredictError> {
+    predict_validation_cases(job)?;
+    evaluate_validation(job)
+}
+
+/// The prediction half of [`validate_fold`]: predicts and exports `job.cases` (a data-parallel
+/// rank predicts its share of the fold's cases, as nnU-Net's `val_keys[rank::world_size]`).
+///
+/// # Errors
+/// As [`validate_fold`], but for the evaluation.
+pub fn predict_validation_cases(job: &ValidationJob<'_>) -> Result<(), PredictError> {
     let fold = [job.fold.to_string()];
     let mut predictor = Predictor::load_with(
         job.layout,
@@ -92,6 +102,16 @@ pub fn validate_fold(job: &ValidationJob<'_>) -> Result<Summary, PredictError> {
         let prediction = predictor.export_prediction(&logits, cached.properties().clone())?;
         predictor.write_prediction(prediction, &out_dir, None)?;
     }
+    Ok(())
+}
+
+/// The evaluation half of [`validate_fold`]: evaluates the fold's `validation/` folder against
+/// `job.labels_dir` and writes `summary.json` (once every case is predicted).
+///
+/// # Errors
+/// [`PredictError::Evaluation`] and [`PredictError::Summary`].
+pub fn evaluate_validation(job: &ValidationJob<'_>) -> Result<Summary, PredictError> {
+    let out_dir = job.layout.validation(job.configuration, job.fold);
     let settings = settings_from_dataset_json(job.dataset, None);
     let summary = evaluate_folder(
         &out_dir,

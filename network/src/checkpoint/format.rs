@@ -170,6 +170,15 @@ pub struct InterruptedEpoch {
     pub loader_word_positions: Vec<String>,
     /// The loader worker whose batch comes next.
     pub loader_next_worker: usize,
+    /// Ranks of the data-parallel run that stopped (1: a single process, whose loader position
+    /// above resumes exactly; more: no position is kept, and the epoch's remaining iterations
+    /// draw fresh batches).
+    #[serde(default = "one_rank")]
+    pub ranks: usize,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// The metadata file of a checkpoint (`checkpoint_<kind>.toml`).

@@ -12,6 +12,7 @@ use autoseg_planner::{AugmentationPreset, Configuration, Training, UNetSpec};
 use autoseg_preprocessing::write_atomic;
 use tch::Device;
 
+use super::ddp::rank_batch;
 use super::{RunOptions, TrainError};
 use crate::augment::{DaSetup, Pipeline, SpatialInterpolation, TargetOptions};
 use crate::loader::{DataLoader, LoaderPosition, LoaderSettings};
@@ -162,9 +163,18 @@ impl FoldData {
             let offset = 3 - config.patch_size.len();
             setup.mirror_axes = axes.iter().map(|a| a + offset).collect();
         }
-        let batch_size = config.batch_size;
+        // A data-parallel rank samples its share of the plan's batch.
+        let (batch_size, share) = match &run.group {
+            Some(g) => rank_batch(
+                config.batch_size,
+                g.world_size(),
+                g.rank(),
+                training.oversample_foreground,
+                &config.name,
+            )?,
+            None => (config.batch_size, training.oversample_foreground),
+        };
         let scales = ds_scales(config.unet_spec());
-        let share = training.oversample_foreground;
         let sampler = |crop| -> Result<PatchSampler, TrainError> {
             Ok(
                 PatchSampler::new(crop, setup.patch, batch_size, has_ignore_label)?

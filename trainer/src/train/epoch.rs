@@ -10,6 +10,7 @@ use autoseg_planner::Training;
 use autoseg_preprocessing::Progress;
 
 use super::data::FoldData;
+use super::ddp::{rank_stream, stop_agreed, sum_over_ranks, DataParallel};
 use super::log::unix_seconds;
 use super::model::Model;
 use super::state::{EpochRecord, InterruptedEpoch, TrainState};
@@ -41,7 +42,8 @@ pub(super) fn run_epoch(
     let start = unix_seconds(SystemTime::now());
     let lr = LrSchedule::of(settings).lr(epoch);
     model.optimizer.set_lr(lr);
-    tch::manual_seed(epoch_seed(state.seed, epoch, 0) as i64);
+    let group = model.group.clone();
+    tch::manual_seed(epoch_seed(state.seed, epoch, rank_stream(group.as_ref(), 0)) as i64);
     progress.start(
         &format!("epoch {epoch}"),
         (settings.iterations_per_epoch + settings.val_iterations_per_epoch) as u64,
@@ -122,10 +124,15 @@ fn epoch_steps(
     stop: &StopRequest,
     progress: &dyn Progress,
 ) -> Result<Steps, TrainError> {
+    let group = model.group.clone();
+    let group = group.as_ref();
+    // A loader position resumes exactly only where one process recorded it and one goes on.
     let position = resumed
+        .filter(|r| r.ranks == 1 && group.is_none())
         .map(|r| loader_position(r, data.n_workers(), epoch))
         .transpose()?;
-    let loader = data.train_loader_at(epoch_seed(seed, epoch, 1), position.as_ref())?;
+    let train_seed = epoch_seed(seed, epoch, rank_stream(group, 1));
+    let loader = data.train_loader_at(train_seed, position.as_ref())?;
     let done_before = resumed.map_or((0, 0.0), |r| (r.iterations_done, r.train_loss_sum));
     let n_iters = settings.iterations_per_epoch;
     let (train_total, data_wait) =
@@ -139,7 +146,7 @@ fn epoch_steps(
     let mut counts = ClassCounts::zeros(model.n_foreground());
     let mut val_total = 0.0;
     if settings.val_iterations_per_epoch > 0 {
-        let mut loader = data.val_loader(epoch_seed(seed, epoch, 2))?;
+        let mut loader = data.val_loader(epoch_seed(seed, epoch, rank_stream(group, 2)))?;
         for _ in 0..settings.val_iterations_per_epoch {
             let (loss, batch_counts) = model.val_step(&loader.next_batch()?)?;
             val_total += loss;
@@ -147,6 +154,7 @@ fn epoch_steps(
             progress.advance(1);
         }
     }
+    let (train_total, val_total, counts) = merge_ranks(group, train_total, val_total, counts)?;
     let mean = |total: f64, n: usize| if n == 0 { f64::NAN } else { total / n as f64 };
     Ok(Steps::Done(EpochSteps {
         train_loss: mean(train_total, n_iters),
@@ -154,6 +162,34 @@ fn epoch_steps(
         counts,
         data_wait,
     }))
+}
+
+/// The epoch's sums over the ranks: the loss sums as the mean over the ranks (each rank ran
+/// every iteration on its share of the batch), the pseudo-Dice counts summed (nnU-Net's
+/// `all_gather_object` of losses and TP/FP/FN in `on_train_epoch_end` and
+/// `on_validation_epoch_end`).
+fn merge_ranks(
+    group: Option<&DataParallel>,
+    train_total: f64,
+    val_total: f64,
+    counts: ClassCounts,
+) -> Result<(f64, f64, ClassCounts), TrainError> {
+    let Some(g) = group else {
+        return Ok((train_total, val_total, counts));
+    };
+    let n = counts.tp.len();
+    let mut values = vec![train_total, val_total];
+    values.extend(&counts.tp);
+    values.extend(&counts.fp);
+    values.extend(&counts.fn_);
+    let sums = sum_over_ranks(group, values)?;
+    let world = g.world_size() as f64;
+    let merged = ClassCounts {
+        tp: sums[2..2 + n].to_vec(),
+        fp: sums[2 + n..2 + 2 * n].to_vec(),
+        fn_: sums[2 + 2 * n..2 + 3 * n].to_vec(),
+    };
+    Ok((sums[0] / world, sums[1] / world, merged))
 }
 
 /// The loader position a stopped epoch recorded, checked against this run's loader workers.
@@ -204,6 +240,8 @@ fn train_steps(
     stop: &StopRequest,
     progress: &dyn Progress,
 ) -> Result<TrainSteps, TrainError> {
+    let group = model.group.clone();
+    let group = group.as_ref();
     let (first, mut total_loss) = done_before;
     let mut waiting = Duration::ZERO;
     let start = Instant::now();
@@ -213,18 +251,13 @@ fn train_steps(
         waiting += asked.elapsed();
         total_loss += model.train_step(&batch)?;
         progress.advance(1);
-        if iteration + 1 < n_iters && stop.requested().is_some() {
-            let position = loader.position()?;
-            return Ok(TrainSteps::Stopped(InterruptedEpoch {
-                iterations_done: iteration + 1,
-                train_loss_sum: total_loss,
-                loader_word_positions: position
-                    .word_positions
-                    .iter()
-                    .map(u128::to_string)
-                    .collect(),
-                loader_next_worker: position.next_worker,
-            }));
+        if iteration + 1 < n_iters && stop_agreed(group, stop)?.is_some() {
+            return Ok(TrainSteps::Stopped(interrupted_at(
+                group,
+                &mut loader,
+                iteration + 1,
+                total_loss,
+            )?));
         }
     }
     let total = start.elapsed();
@@ -233,5 +266,39 @@ fn train_steps(
     Ok(TrainSteps::Done {
         loss_sum: total_loss,
         data_wait: DataWait { waiting, total },
+    })
+}
+
+/// What a stop after `iterations_done` iterations records: a single process its loader's
+/// position (an exact resume); a data-parallel run the mean loss sum over the ranks and no
+/// position.
+fn interrupted_at(
+    group: Option<&DataParallel>,
+    loader: &mut DataLoader,
+    iterations_done: usize,
+    loss_sum: f64,
+) -> Result<InterruptedEpoch, TrainError> {
+    let Some(g) = group else {
+        let position = loader.position()?;
+        return Ok(InterruptedEpoch {
+            iterations_done,
+            train_loss_sum: loss_sum,
+            loader_word_positions: position
+                .word_positions
+                .iter()
+                .map(u128::to_string)
+                .collect(),
+            loader_next_worker: position.next_worker,
+            ranks: 1,
+        });
+    };
+    let world = g.world_size();
+    let sum = sum_over_ranks(group, vec![loss_sum])?[0] / world as f64;
+    Ok(InterruptedEpoch {
+        iterations_done,
+        train_loss_sum: sum,
+        loader_word_positions: Vec::new(),
+        loader_next_worker: 0,
+        ranks: world,
     })
 }

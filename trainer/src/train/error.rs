@@ -73,6 +73,9 @@ pub enum TrainError {
     /// The optimiser failed.
     #[error(transparent)]
     Optim(#[from] OptimError),
+    /// The data-parallel group failed (a rank died or hangs, or the ranks cannot meet).
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistError),
     /// Sampling, augmentation or the loader failed.
     #[error("training data: {0}")]
     Data(#[from] DataError),

@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use autoseg_inference::{validate_fold, ValidationJob};
+use autoseg_inference::{
+    evaluate_validation, predict_validation_cases, validate_fold, ValidationJob,
+};
 use autoseg_planner::{Plans, WorkLayout, SUMMARY_JSON};
 use autoseg_preprocessing::{preprocess, Dataset, Labels, PreprocessSettings, Progress};
 
@@ -42,7 +44,8 @@ pub struct FoldOutcome {
     pub preprocessed: Vec<(String, usize)>,
     /// The trained fold.
     pub trained: TrainedFold,
-    /// The final validation's foreground Dice, `None` when it was already up to date.
+    /// The final validation's foreground Dice, `None` when it was already up to date (and on
+    /// data-parallel ranks other than 0, which only predict their share).
     pub validation_dice: Option<f64>,
     /// `validation/summary.json`.
     pub summary: std::path::PathBuf,
@@ -65,11 +68,18 @@ pub fn train_fold(job: &FoldJob<'_>, progress: &dyn Progress) -> Result<FoldOutc
         .caches_for_training(job.configuration)
         .map_err(plan_error)?;
     let mut preprocessed = Vec::new();
-    for cache in &caches {
-        let n_written = ensure_cache(job, cache, progress)?;
-        if n_written > 0 {
-            preprocessed.push((cache.clone(), n_written));
+    let group = job.run.group.as_ref();
+    // Data-parallel: rank 0 alone brings the caches up to date, then every rank reads them.
+    if group.is_none_or(|g| g.rank() == 0) {
+        for cache in &caches {
+            let n_written = ensure_cache(job, cache, progress)?;
+            if n_written > 0 {
+                preprocessed.push((cache.clone(), n_written));
+            }
         }
+    }
+    if let Some(g) = group {
+        g.0.barrier()?;
     }
     let labels = &job.dataset.json.labels;
     let regions = labels.regions().map(|r| regions_i16(&r)).transpose()?;
@@ -102,7 +112,7 @@ pub fn train_fold(job: &FoldJob<'_>, progress: &dyn Progress) -> Result<FoldOutc
     let validation_dice = if is_newer(&summary, &trained.final_weights) {
         None
     } else {
-        Some(validate(job, &trained)?)
+        validate(job, &trained)?
     };
     Ok(FoldOutcome {
         preprocessed,
@@ -112,8 +122,10 @@ pub fn train_fold(job: &FoldJob<'_>, progress: &dyn Progress) -> Result<FoldOutc
     })
 }
 
-/// nnU-Net's final validation of the trained fold; returns its foreground Dice.
-fn validate(job: &FoldJob<'_>, trained: &TrainedFold) -> Result<f64, TrainError> {
+/// nnU-Net's final validation of the trained fold; returns its foreground Dice. Data-parallel,
+/// each rank predicts every `world_size`-th case from its rank on, and rank 0 evaluates the
+/// folder once all have (the other ranks return `None`).
+fn validate(job: &FoldJob<'_>, trained: &TrainedFold) -> Result<Option<f64>, TrainError> {
     let labels_dir = job.dataset.root.join("labelsTr");
     let fold = job.fold.to_string();
     let validation = ValidationJob {
@@ -125,12 +137,39 @@ fn validate(job: &FoldJob<'_>, trained: &TrainedFold) -> Result<f64, TrainError>
         dataset: &job.dataset.json,
         device: job.run.device,
     };
-    let summary = validate_fold(&validation).map_err(|source| TrainError::Validation {
+    let failed = |source| TrainError::Validation {
         configuration: job.configuration.to_string(),
         fold: fold.clone(),
         source: Box::new(source),
-    })?;
-    Ok(summary.foreground_dice())
+    };
+    let Some(group) = job.run.group.as_ref() else {
+        return Ok(Some(
+            validate_fold(&validation)
+                .map_err(failed)?
+                .foreground_dice(),
+        ));
+    };
+    let mine: Vec<String> = trained
+        .val_cases
+        .iter()
+        .skip(group.rank())
+        .step_by(group.world_size())
+        .cloned()
+        .collect();
+    predict_validation_cases(&ValidationJob {
+        cases: &mine,
+        ..validation
+    })
+    .map_err(failed)?;
+    group.0.barrier()?;
+    if group.rank() != 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        evaluate_validation(&validation)
+            .map_err(failed)?
+            .foreground_dice(),
+    ))
 }
 
 /// Brings `preprocessed/<config>` up to date (current cases are skipped); returns how many

@@ -15,10 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::state::TrainLog;
 use super::TrainError;
 
-/// An open `train.log`.
+/// An open `train.log` (or none: a data-parallel rank other than 0 logs nothing, as nnU-Net's
+/// `print_to_log_file` on `local_rank != 0`).
 pub(crate) struct LogFile {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
 }
 
 impl LogFile {
@@ -31,17 +32,27 @@ impl LogFile {
             .map_err(|e| TrainError::io(path, "open the training log", e))?;
         Ok(LogFile {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
         })
+    }
+
+    /// A log that writes nothing anywhere.
+    pub fn disabled() -> LogFile {
+        LogFile {
+            path: PathBuf::new(),
+            file: None,
+        }
     }
 
     /// Appends `text` as one line, `<timestamp>: <text>`, and logs it through `tracing`.
     pub fn line(&mut self, text: &str) -> Result<(), TrainError> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
         tracing::info!("{text}");
         let stamped = format!("{}: {text}\n", utc_timestamp(SystemTime::now()));
-        self.file
-            .write_all(stamped.as_bytes())
-            .and_then(|()| self.file.flush())
+        file.write_all(stamped.as_bytes())
+            .and_then(|()| file.flush())
             .map_err(|e| TrainError::io(&self.path, "write the training log", e))
     }
 

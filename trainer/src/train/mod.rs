@@ -42,6 +42,7 @@ mod cascade;
 mod checkpoint;
 mod curves;
 mod data;
+mod ddp;
 mod epoch;
 mod error;
 mod fold;
@@ -71,6 +72,7 @@ pub use cascade::CascadeStore;
 pub use checkpoint::{checkpoint_actions, resume_checkpoint, CheckpointAction};
 pub use curves::plot_progress;
 pub use data::{fold_split, CaseStore, InMemoryStore};
+pub use ddp::{rank_batch, DataParallel};
 pub use error::TrainError;
 pub use fold::{train_fold, FoldJob, FoldOutcome};
 pub use state::{EpochRecord, InterruptedEpoch, TrainLog, TrainState};
@@ -141,6 +143,9 @@ pub struct RunOptions {
     /// Set from outside (a signal handler) to stop after the current iteration, with
     /// `checkpoint_latest` written ([`TrainError::Stopped`]).
     pub stop: StopRequest,
+    /// The data-parallel group this process trains in (`None`: a single process). Rank 0
+    /// alone writes the fold's files.
+    pub group: Option<DataParallel>,
 }
 
 impl RunOptions {
@@ -152,6 +157,7 @@ impl RunOptions {
             start: Start::Fresh,
             n_loader_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stop: StopRequest::new(),
+            group: None,
         }
     }
 }
@@ -210,10 +216,14 @@ pub fn train(
         })?;
     let targets = target_options(job)?;
     check_device(run.device)?;
+    let group = run.group.as_ref();
+    let main = ddp::is_main(group);
     let fold_dir = job.fold_dir();
     std::fs::create_dir_all(&fold_dir)
         .map_err(|e| TrainError::io(&fold_dir, "create the fold folder", e))?;
-    write_settings(job, settings)?;
+    if main {
+        write_settings(job, settings)?;
+    }
     let split = fold_split(&job.layout.splits(), &store.case_ids(), job.fold)?;
     let data = FoldData::new(store, &split, job.fold, &config, &targets, settings, run)?;
     let mut model = Model::new(
@@ -225,8 +235,22 @@ pub fn train(
         settings,
         run,
     )?;
-    let mut log = LogFile::open(&job.layout.train_log(job.configuration, job.fold))?;
+    let mut log = if main {
+        LogFile::open(&job.layout.train_log(job.configuration, job.fold))?
+    } else {
+        LogFile::disabled()
+    };
     let mut state = start_state(job, run, &fold_dir, &mut model, &mut log)?;
+    if let Some(group) = group {
+        ddp::broadcast_weights(group, &model.vs)?;
+        if main && state.interrupted.is_some() {
+            log.line(&format!(
+                "Data-parallel run of {} ranks: the interrupted epoch's remaining iterations \
+                 draw fresh batches (an exact resume inside an epoch needs a single process)",
+                group.world_size()
+            ))?;
+        }
+    }
     let mut stopped_early = false;
     while state.epochs_done < settings.epochs {
         // Checked before each epoch, so that resuming a run that stopped early stops again.
@@ -236,7 +260,7 @@ pub fn train(
             stopped_early = true;
             break;
         }
-        if let Some(exit_code) = run.stop.requested() {
+        if let Some(exit_code) = ddp::stop_agreed(group, &run.stop)? {
             let where_ = match state.epochs_done {
                 0 => "before its first epoch (nothing to resume: the next run starts anew)".into(),
                 n => format!("after epoch {}", n - 1),
@@ -264,7 +288,9 @@ pub fn train(
                 state.interrupted = Some(interrupted);
                 let n_channels = data.n_data_channels();
                 let kind = CheckpointKind::Latest;
-                save(job, &fold_dir, kind, &model, &state, settings, n_channels)?;
+                if main {
+                    save(job, &fold_dir, kind, &model, &state, settings, n_channels)?;
+                }
                 let exit_code = run.stop.requested().unwrap_or(1);
                 return Err(stopped(job, &fold_dir, &mut log, where_, exit_code));
             }
@@ -272,6 +298,9 @@ pub fn train(
         let data_wait_percent = record.data_wait_percent;
         let new_best = state.record(record);
         log.epoch(&state.log, new_best, data_wait_percent)?;
+        if !main {
+            continue;
+        }
         for action in checkpoint_actions(state.epochs_done, settings.epochs, new_best) {
             let CheckpointAction::Save(kind) = action;
             save(
@@ -290,7 +319,7 @@ pub fn train(
         )?;
     }
     let final_paths = CheckpointPaths::new(&fold_dir, CheckpointKind::Final);
-    if !final_paths.meta.is_file() {
+    if main && !final_paths.meta.is_file() {
         // Resumed from a `latest` that already has every epoch asked for (a smaller --epochs).
         let n_channels = data.n_data_channels();
         save(
@@ -302,6 +331,10 @@ pub fn train(
             settings,
             n_channels,
         )?;
+    }
+    if let Some(group) = group {
+        // Every rank sees rank 0's final checkpoint from here on.
+        group.0.barrier()?;
     }
     Ok(TrainedFold {
         final_weights: final_paths.weights,

@@ -10,11 +10,12 @@ use autoseg_network::UNet;
 use autoseg_planner::Configuration;
 use tch::{nn, Device, Tensor};
 
+use super::ddp::{average_gradients, DataParallel};
 use super::{RunOptions, TrainError};
 use crate::loader::Batch;
 use autoseg_planner::Training;
 
-use crate::loss::{deep_supervision_weights_for, DeepSupervisionLoss, SegLoss};
+use crate::loss::{across_ranks, deep_supervision_weights_for, DeepSupervisionLoss, SegLoss};
 use crate::optim::{optimizer_step, LossScaler, Optimizer};
 use crate::schedule::GRAD_CLIP_NORM;
 use crate::validation::{count_region_tp_fp_fn, count_tp_fp_fn, ClassCounts};
@@ -35,6 +36,8 @@ pub(crate) struct Model {
     n_classes: usize,
     /// 2D configurations: batches carry a singleton `z` axis that the network does not take.
     squeeze_z: bool,
+    /// The data-parallel group whose ranks average their gradients (and batch-Dice sums).
+    pub group: Option<DataParallel>,
 }
 
 impl Model {
@@ -62,6 +65,15 @@ impl Model {
             configuration: config.name.clone(),
             fault,
         })?;
+        if run.group.is_some() && training.norm == autoseg_planner::NormKind::Batch {
+            return Err(TrainError::Job {
+                configuration: config.name.clone(),
+                fault: "batch norm is not trained data-parallel (nnU-Net converts it to \
+                        SyncBatchNorm, which autoseg does not have): train it in one process, \
+                        or use instance norm"
+                    .into(),
+            });
+        }
         tch::manual_seed(run.seed as i64);
         let vs = nn::VarStore::new(run.device);
         let net = UNet::with_norm(
@@ -97,6 +109,7 @@ impl Model {
             region_based,
             n_classes,
             squeeze_z: config.patch_size.len() == 2,
+            group: run.group.clone(),
         })
     }
 
@@ -112,11 +125,17 @@ impl Model {
         // nnU-Net: `network.train()` in `on_train_epoch_start`.
         self.net.set_training(true);
         self.optimizer.zero_grad();
-        let loss = tch::autocast(self.mixed_precision, || -> Result<Tensor, TrainError> {
-            let outputs = self.net.forward_ds(data)?;
-            Ok(self.loss.forward(&outputs, targets)?)
+        let group = self.group.as_ref().map(|g| &g.0);
+        let loss = across_ranks(group, || {
+            tch::autocast(self.mixed_precision, || -> Result<Tensor, TrainError> {
+                let outputs = self.net.forward_ds(data)?;
+                Ok(self.loss.forward(&outputs, targets)?)
+            })
         })?;
         self.scaler.scale(&loss)?.f_backward()?;
+        if let Some(group) = &self.group {
+            average_gradients(group, &self.optimizer.params())?;
+        }
         optimizer_step(&mut self.optimizer, &mut self.scaler, GRAD_CLIP_NORM)?;
         Ok(loss.f_double_value(&[])?)
     }
@@ -127,9 +146,10 @@ impl Model {
         // nnU-Net: `network.eval()` in `on_validation_epoch_start`.
         self.net.set_training(false);
         let (data, targets) = self.to_tensors(batch)?;
+        let group = self.group.as_ref().map(|g| &g.0);
         tch::autocast(self.mixed_precision, || {
             let outputs = self.net.forward_ds(&data)?;
-            let loss = self.loss.forward(&outputs, &targets)?;
+            let loss = across_ranks(group, || self.loss.forward(&outputs, &targets))?;
             let counts = if self.region_based {
                 count_region_tp_fp_fn(&outputs[0], &targets[0], self.ignore_label.is_some())?
             } else {
