@@ -13,6 +13,7 @@ pub mod crop;
 mod dataset;
 pub mod fingerprint;
 pub mod foreground;
+pub mod formats;
 pub mod limits;
 mod nifti_io;
 pub mod normalize;
