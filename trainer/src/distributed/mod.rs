@@ -14,7 +14,7 @@ mod ffi;
 mod heartbeat;
 mod rendezvous;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::sync::Arc;

@@ -51,6 +51,8 @@ mod model;
 mod state;
 mod stop;
 #[cfg(test)]
+mod ddp_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod variant_golden;
