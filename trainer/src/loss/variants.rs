@@ -110,7 +110,7 @@ impl DiceLoss {
                 .transpose()?;
             let truth = target.f_narrow(1, 0, n_regions)?;
             let probs = logits_f.f_sigmoid()?;
-            return Ok(soft_dice(&probs, &truth, mask.as_ref(), self.batch_dice)?);
+            return soft_dice(&probs, &truth, mask.as_ref(), self.batch_dice);
         }
         check_shapes(logits, target)?;
         let target = target.f_to_kind(Kind::Int64)?;
@@ -119,12 +119,7 @@ impl DiceLoss {
             Some(mask) => target.f_where_scalarother(mask, 0)?,
             None => target,
         };
-        Ok(softmax_dice(
-            &logits_f,
-            &target,
-            mask.as_ref(),
-            self.batch_dice,
-        )?)
+        softmax_dice(&logits_f, &target, mask.as_ref(), self.batch_dice)
     }
 }
 

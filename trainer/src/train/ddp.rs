@@ -221,7 +221,8 @@ mod tests {
     fn batches_and_oversampling_split_as_nnunet_splits_them() {
         // nnU-Net's `_set_batch_size_and_oversample`, run in Python for these cases
         // (batch, world, share) -> per rank (batch, oversample_percent).
-        let cases: [(usize, usize, f64, &[(usize, f64)]); 5] = [
+        type Case = (usize, usize, f64, &'static [(usize, f64)]);
+        let cases: [Case; 5] = [
             (2, 2, 0.33, &[(1, 0.0), (1, 1.0)]),
             (4, 2, 0.33, &[(2, 0.0), (2, 0.5)]),
             (5, 2, 0.33, &[(3, 0.0), (2, 1.0)]),
