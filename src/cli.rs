@@ -219,6 +219,42 @@ pub struct TrainArgs {
     /// Seed for sampling, augmentation and initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Data-parallel ranks.
+    #[command(flatten)]
+    pub distributed: DistributedArgs,
+}
+
+/// Data-parallel training (nnU-Net's `-num_gpus`): the plan's batch split over ranks that
+/// average their gradients through libtorch's c10d.
+///
+/// Started by torchrun (`torchrun --nproc-per-node N -- autoseg train ...`) or Slurm's `srun`
+/// with torchrun's variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK), each
+/// process is one rank; `--nproc N` starts N local ranks itself. Rank 0 writes the checkpoints,
+/// logs and curves; on CUDA, rank r uses cuda:LOCAL_RANK; `--threads` is the machine's total,
+/// shared by its ranks.
+#[derive(Debug, Args)]
+pub struct DistributedArgs {
+    /// Start N local ranks of this command (one per visible GPU is typical on CUDA; on the CPU
+    /// they share the cores). Not under torchrun, which starts the ranks itself.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc: Option<u32>,
+    /// The collectives' backend: gloo (CPU and CUDA tensors). nccl is not built into this
+    /// autoseg yet and is refused with that message.
+    #[arg(long, value_enum, default_value_t = Backend::Gloo)]
+    pub backend: Backend,
+    /// Seconds a rank waits for the others (meeting, and each collective) before it stops with
+    /// an error naming the ranks that went silent; torch's default is 1800.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dist_timeout: u64,
+}
+
+/// The backends of libtorch's c10d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// ProcessGroupGloo.
+    Gloo,
+    /// ProcessGroupNCCL.
+    Nccl,
 }
 
 /// Arguments of `autoseg plan-and-train`.
@@ -241,6 +277,25 @@ pub struct PlanAndTrainArgs {
     /// Memory budget and preset.
     #[command(flatten)]
     pub planner: PlannerArgs,
+    /// Train folds and configurations at the same time, one `autoseg train` process per
+    /// listed device: a comma list such as `cuda:0,cuda:1` or `cpu,cpu`.
+    ///
+    /// Each entry is a slot that trains one fold at a time (a device listed twice trains two
+    /// folds on it). Verification, planning and preprocessing run first, in this process; then
+    /// every chosen fold of every configuration goes to the next free slot, a cascade stage
+    /// only once every fold of its previous stage is done. `--threads` is split between the
+    /// slots; each fold's output goes to `train_output.log` in its fold folder. When a fold
+    /// fails, the running ones finish, no new one starts, and the command exits 1 naming every
+    /// failed fold and its log. SIGINT/SIGTERM reach every running fold, which stops with a
+    /// checkpoint; a re-run resumes them. Then find-best runs as without this flag. Not with
+    /// --device.
+    #[arg(
+        long,
+        value_name = "DEVICES",
+        value_delimiter = ',',
+        conflicts_with = "device"
+    )]
+    pub parallel_folds: Option<Vec<DeviceArg>>,
 }
 
 /// Arguments of `autoseg predict`.
@@ -418,6 +473,16 @@ impl FromStr for DeviceArg {
                 .and_then(|n| n.parse().ok())
                 .map(DeviceArg::Cuda)
                 .ok_or_else(|| format!("device must be cpu, cuda or cuda:N; got `{s}`")),
+        }
+    }
+}
+
+/// As `--device` takes it: `cpu` or `cuda:N`.
+impl std::fmt::Display for DeviceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceArg::Cpu => f.write_str("cpu"),
+            DeviceArg::Cuda(idx) => write!(f, "cuda:{idx}"),
         }
     }
 }
@@ -605,6 +670,68 @@ mod tests {
         };
         assert_eq!(a.inputs, vec![PathBuf::from("a"), PathBuf::from("b")]);
         assert!(Cli::try_parse_from(["autoseg", "ensemble", "-i", "a", "-o", "out"]).is_err());
+    }
+
+    #[test]
+    fn parallel_folds_take_a_device_list_and_exclude_device() {
+        let cli = parse(&[
+            "autoseg",
+            "plan-and-train",
+            "ds",
+            "--parallel-folds",
+            "cuda:0,cuda:1",
+        ]);
+        let Some(Command::PlanAndTrain(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            a.parallel_folds,
+            Some(vec![DeviceArg::Cuda(0), DeviceArg::Cuda(1)])
+        );
+        let cli = parse(&[
+            "autoseg",
+            "plan-and-train",
+            "ds",
+            "--parallel-folds",
+            "cpu,cpu",
+        ]);
+        let Some(Command::PlanAndTrain(a)) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(a.parallel_folds, Some(vec![DeviceArg::Cpu; 2]));
+        assert_eq!(
+            parse(&["autoseg", "plan-and-train", "ds"])
+                .command
+                .map(|c| match c {
+                    Command::PlanAndTrain(a) => a.parallel_folds,
+                    _ => None,
+                }),
+            Some(None)
+        );
+        let bad = [
+            "autoseg",
+            "plan-and-train",
+            "ds",
+            "--parallel-folds",
+            "cpu,gpu7",
+        ];
+        let err = Cli::try_parse_from(bad).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("`gpu7`"), "{err}");
+        let both = [
+            "autoseg",
+            "plan-and-train",
+            "ds",
+            "--parallel-folds",
+            "cpu",
+            "--device",
+            "cpu",
+        ];
+        let err = Cli::try_parse_from(both).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        for device in [DeviceArg::Cpu, DeviceArg::Cuda(3)] {
+            assert_eq!(device.to_string().parse::<DeviceArg>(), Ok(device));
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 mod architecture;
 mod cascade;
 mod cli;
+mod distributed;
 mod hostile;
 mod nnunet;
+mod parallel_folds;
 mod pipeline;
 mod plan;
 mod pretrained;

@@ -11,7 +11,8 @@
 //!   splits.toml                  the five folds
 //!   preprocessed/<config>/       the cache of a configuration with its own data
 //!   results/<config>/fold_<k>/   checkpoints (autoseg_network::checkpoint names them),
-//!                                train.log, progress.png, validation/
+//!                                train.log, progress.png, validation/,
+//!                                train_output.log (plan-and-train --parallel-folds)
 //!   results/<config>/crossval/   every fold's validation merged (find-best)
 //!   results/<config>/predicted_next_stage/<next>/   a cascade's first-stage outputs
 //!   results/ensembles/<a>__<b>/  pair ensembles (find-best)
@@ -111,6 +112,13 @@ impl WorkLayout {
         self.fold(configuration, fold).join("train.log")
     }
 
+    /// `results/<configuration>/fold_<fold>/train_output.log`: what the `autoseg train`
+    /// process that `plan-and-train --parallel-folds` ran for this fold printed (stdout and
+    /// stderr, each run appended).
+    pub fn train_output(&self, configuration: &str, fold: impl fmt::Display) -> PathBuf {
+        self.fold(configuration, fold).join("train_output.log")
+    }
+
     /// `results/<configuration>/fold_<fold>/training.toml`: the training settings the fold's last
     /// run used (the plan's `training` table with a `--trainer` name's and the flags' values).
     pub fn training_settings(&self, configuration: &str, fold: impl fmt::Display) -> PathBuf {
@@ -184,6 +192,10 @@ mod tests {
         assert_eq!(
             layout.validation("2d", "all"),
             p("/w/Dataset001_X/results/2d/fold_all/validation")
+        );
+        assert_eq!(
+            layout.train_output("2d", 1),
+            p("/w/Dataset001_X/results/2d/fold_1/train_output.log")
         );
         assert_eq!(
             layout.crossval("2d"),

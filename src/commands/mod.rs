@@ -7,6 +7,7 @@ mod find_best;
 mod fingerprint;
 mod fixtures;
 mod import_nnunet;
+mod parallel_folds;
 mod plan;
 mod plan_and_train;
 mod predict;

@@ -3,15 +3,18 @@
 //! already done, so re-running after an interruption (even `kill -9`) continues where it stopped.
 //!
 //! The order is the plan's ([`Plans::training_order`]: a cascade stage after its previous stage,
-//! whatever their names); each stage is a library call.
+//! whatever their names); each stage is a library call. With `--parallel-folds` the folds train
+//! at the same time instead, each in an `autoseg train` process (`parallel_folds`).
 
 use std::process::ExitCode;
 
-use autoseg_planner::Plans;
-use autoseg_trainer::train::{resume_checkpoint, Start};
+use autoseg_planner::{Plans, WorkLayout};
+use autoseg_preprocessing::Dataset;
+use autoseg_trainer::train::{resume_checkpoint, Start, StopRequest};
 
 use crate::cli::PlanAndTrainArgs;
 use crate::commands::fingerprint::open_dataset;
+use crate::commands::parallel_folds::{self, Trained};
 use crate::commands::{find_best, lock_work, plan, train, verify, EXIT_FAILURE};
 
 /// Runs the whole pipeline with `threads` worker threads (0: all cores).
@@ -22,7 +25,7 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::from(EXIT_FAILURE));
     }
     let dataset = open_dataset(&args.work.dataset)?;
-    let (layout, _lock) = lock_work(&args.work, "plan-and-train")?;
+    let (layout, lock) = lock_work(&args.work, "plan-and-train")?;
     let plans = if layout.plans().is_file() {
         stage("plan: keeping the existing plans.toml (delete it to plan again)");
         Plans::read(&layout.plans())?
@@ -33,31 +36,27 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
     };
     let configurations = chosen_configurations(args, &plans)?;
     let stop = crate::signals::stop_on_signals()?;
-    for config in &configurations {
-        for fold in &args.folds {
-            stage(&format!("train {config} fold {fold}"));
-            let fold_dir = layout.fold(config, fold);
-            let start = match resume_checkpoint(&fold_dir)? {
-                Some(_) => Start::Resume,
-                None => Start::Fresh,
-            };
-            let run = train::run_options(&args.training, start, 0, threads, &stop);
-            let trained = train::train_and_validate(
-                &dataset,
-                &layout,
-                &plans,
-                config,
-                *fold,
-                &args.training,
-                &run,
-            );
-            let resume = "run the same plan-and-train again to go on from there";
-            if let Some(code) = train::stopped(&trained, resume) {
+    let job = FoldsJob {
+        args,
+        dataset: &dataset,
+        layout: &layout,
+        plans: &plans,
+        configurations: &configurations,
+        threads,
+    };
+    // Held (exclusively) for find-best; --parallel-folds lets go of it while its folds train.
+    let _lock = match &args.parallel_folds {
+        Some(devices) => match parallel_folds::train_in_parallel(&job, devices, lock, &stop)? {
+            Trained::Locked(lock) => lock,
+            Trained::Stopped(code) => return Ok(code),
+        },
+        None => {
+            if let Some(code) = train_in_order(&job, &stop)? {
                 return Ok(code);
             }
-            trained?;
+            lock
         }
-    }
+    };
     if let Some(code) = stop.requested() {
         eprintln!(
             "autoseg: stopped on request after the last fold's validation; run the same \
@@ -70,6 +69,54 @@ pub fn run(args: &PlanAndTrainArgs, threads: usize) -> anyhow::Result<ExitCode> 
     let outcome = find_best::choose(&dataset, &layout, &plans, &folds)?;
     find_best::print_outcome(&outcome);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The folds to train: every fold of `args.folds` of every configuration, with the flags.
+pub struct FoldsJob<'a> {
+    /// The command's arguments (folds, training flags, `--parallel-folds`).
+    pub args: &'a PlanAndTrainArgs,
+    /// The dataset.
+    pub dataset: &'a Dataset,
+    /// Its work folder.
+    pub layout: &'a WorkLayout,
+    /// Its plans.
+    pub plans: &'a Plans,
+    /// The configurations to train, in the plan's training order.
+    pub configurations: &'a [String],
+    /// `--threads` (0: all cores).
+    pub threads: usize,
+}
+
+/// Trains every fold of every configuration one after another in this process; the exit code
+/// when a signal stopped it.
+fn train_in_order(job: &FoldsJob<'_>, stop: &StopRequest) -> anyhow::Result<Option<ExitCode>> {
+    let args = job.args;
+    for config in job.configurations {
+        for fold in &args.folds {
+            stage(&format!("train {config} fold {fold}"));
+            let fold_dir = job.layout.fold(config, fold);
+            let start = match resume_checkpoint(&fold_dir)? {
+                Some(_) => Start::Resume,
+                None => Start::Fresh,
+            };
+            let run = train::run_options(&args.training, start, 0, job.threads, stop);
+            let trained = train::train_and_validate(
+                job.dataset,
+                job.layout,
+                job.plans,
+                config,
+                *fold,
+                &args.training,
+                &run,
+            );
+            let resume = "run the same plan-and-train again to go on from there";
+            if let Some(code) = train::stopped(&trained, resume) {
+                return Ok(Some(code));
+            }
+            trained?;
+        }
+    }
+    Ok(None)
 }
 
 /// `-c` as given (each must be planned), else every planned configuration (nnU-Net's `2d`,
@@ -95,6 +142,7 @@ fn chosen_configurations(args: &PlanAndTrainArgs, plans: &Plans) -> anyhow::Resu
     Ok(chosen)
 }
 
-fn stage(what: &str) {
+/// Prints the heading of a stage.
+pub fn stage(what: &str) {
     println!("\n== {what}");
 }

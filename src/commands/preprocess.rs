@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoseg_planner::{PlannerSettings, Plans};
-use autoseg_preprocessing::{preprocess, PreprocessSettings};
+use autoseg_planner::{PlannerSettings, Plans, WorkLayout};
+use autoseg_preprocessing::{preprocess, Dataset, PreprocessSettings};
 
 use crate::cli::PreprocessArgs;
 use crate::commands::fingerprint::open_dataset;
@@ -25,9 +25,22 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         plan::plan_dataset(&dataset, &layout, &PlannerSettings::nnunet_default())?
     };
     let names = configurations(&plans, &args.configurations)?;
+    preprocess_and_print(&dataset, &plans, &layout, &names)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Brings the caches of the configurations `names` up to date, one after another (cases still
+/// current are skipped), printing a line for each. Used by `preprocess` and by
+/// `plan-and-train --parallel-folds` before its folds start.
+pub fn preprocess_and_print(
+    dataset: &Dataset,
+    plans: &Plans,
+    layout: &WorkLayout,
+    names: &[String],
+) -> anyhow::Result<()> {
     let settings = PreprocessSettings::per_thread();
-    for name in &names {
-        let summary = preprocess(&dataset, &plans, name, &layout, &settings, &Bar::new())
+    for name in names {
+        let summary = preprocess(dataset, plans, name, layout, &settings, &Bar::new())
             .with_context(|| format!("{}: cannot preprocess {name}", dataset.name()))?;
         println!(
             "{name}: {} cases ({} preprocessed, {} current{}) -> {}",
@@ -38,7 +51,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
             summary.dir.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn removed_note(n_removed: usize, stamp_changed: bool) -> String {
