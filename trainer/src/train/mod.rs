@@ -43,6 +43,8 @@ mod checkpoint;
 mod curves;
 mod data;
 mod ddp;
+#[cfg(test)]
+mod ddp_tests;
 mod epoch;
 mod error;
 mod fold;
@@ -50,8 +52,6 @@ mod log;
 mod model;
 mod state;
 mod stop;
-#[cfg(test)]
-mod ddp_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
