@@ -84,7 +84,13 @@ pub fn run(args: &TrainArgs, threads: usize) -> anyhow::Result<ExitCode> {
         &args.training,
         &run,
     );
-    if let Some(code) = stopped(&trained, "run the same command with --resume to go on") {
+    // In a data-parallel group rank 0 speaks for all.
+    let resume = "run the same command with --resume to go on";
+    let code = match &rendezvous {
+        Some(r) if r.rank != 0 => stop_code(&trained).map(|(code, _)| ExitCode::from(code)),
+        _ => stopped(&trained, resume),
+    };
+    if let Some(code) = code {
         return Ok(code);
     }
     trained?;
@@ -202,13 +208,18 @@ fn val_iters(iters_per_epoch: usize) -> usize {
 /// When `result` is a stop asked for by a signal: prints where it stopped and `resume`, and
 /// gives the exit code the signal asks for (130 or 143).
 pub fn stopped(result: &anyhow::Result<()>, resume: &str) -> Option<ExitCode> {
-    let err = result.as_ref().err()?;
-    let (exit_code, text) = err.chain().find_map(|cause| match cause.downcast_ref() {
-        Some(stop @ TrainError::Stopped { exit_code, .. }) => Some((*exit_code, stop.to_string())),
-        _ => None,
-    })?;
+    let (exit_code, text) = stop_code(result)?;
     eprintln!("autoseg: {text}; {resume}");
     Some(ExitCode::from(exit_code))
+}
+
+/// The exit code and message of a stop asked for by a signal, when `result` is one.
+fn stop_code(result: &anyhow::Result<()>) -> Option<(u8, String)> {
+    let err = result.as_ref().err()?;
+    err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(stop @ TrainError::Stopped { exit_code, .. }) => Some((*exit_code, stop.to_string())),
+        _ => None,
+    })
 }
 
 /// [`run_options`] for rank `r.rank` of a data-parallel group: joins the group; on CUDA (the

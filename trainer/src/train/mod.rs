@@ -293,7 +293,8 @@ pub fn train(
                 if main {
                     save(job, &fold_dir, kind, &model, &state, settings, n_channels)?;
                 }
-                let exit_code = run.stop.requested().unwrap_or(1);
+                // A rank stopped by its peers' request exits as an interrupted process would.
+                let exit_code = run.stop.requested().unwrap_or(130);
                 return Err(stopped(job, &fold_dir, &mut log, where_, exit_code));
             }
         };
