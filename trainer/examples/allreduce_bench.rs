@@ -25,17 +25,9 @@ fn main() {
     let groups: Vec<Arc<ProcessGroup>> = (0..world_size)
         .map(|rank| {
             std::thread::spawn(move || {
-                ProcessGroup::join(&Rendezvous {
-                    master_addr: "127.0.0.1".into(),
-                    master_port: port,
-                    rank,
-                    world_size,
-                    local_rank: rank,
-                    agent_store: false,
-                    attempt: 0,
-                    timeout: Duration::from_secs(120),
-                })
-                .expect("the ranks meet")
+                let timeout = Duration::from_secs(120);
+                ProcessGroup::join(&Rendezvous::loopback(port, rank, world_size, timeout))
+                    .expect("the ranks meet")
             })
         })
         .collect::<Vec<_>>()

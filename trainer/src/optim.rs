@@ -282,6 +282,16 @@ impl Optimizer {
     }
 }
 
+/// The gradients `params` have (sharing their storage), in order; a parameter without one is
+/// skipped.
+pub fn defined_grads(params: &[Tensor]) -> Vec<Tensor> {
+    params
+        .iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .collect()
+}
+
 /// torch `clip_grad_norm_(params, max_norm)`: the L2 norm over all gradients together; when it
 /// exceeds `max_norm`, every gradient is multiplied by `max_norm / (norm + 1e-6)`. Returns the
 /// norm before clipping (a scalar f32 tensor on the gradients' device; reading it syncs), or
@@ -291,11 +301,7 @@ impl Optimizer {
 /// [`OptimError::Torch`] when libtorch fails.
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<Option<Tensor>, OptimError> {
     let _no_grad = tch::no_grad_guard();
-    let grads: Vec<Tensor> = params
-        .iter()
-        .map(Tensor::grad)
-        .filter(Tensor::defined)
-        .collect();
+    let grads = defined_grads(params);
     if grads.is_empty() {
         return Ok(None);
     }

@@ -6,7 +6,7 @@
 //!
 //! Faults: every collective is bounded by the group's timeout, and a collective that fails is
 //! explained by the ranks that went silent. Each rank bumps a counter in the store every
-//! [`HEARTBEAT`] ([`heartbeat`]); when a collective fails, the ranks whose counter has not moved
+//! [`HEARTBEAT`] (module `heartbeat`); when a collective fails, the ranks whose counter has not moved
 //! for a few beats are named ([`DistError::Collective`]), or the store's host when the store
 //! itself is gone.
 

@@ -97,6 +97,21 @@ impl Rendezvous {
         }))
     }
 
+    /// Rank `rank` of `world_size` ranks on this machine, meeting at `127.0.0.1:port` (rank 0
+    /// hosts the store), as `train --nproc` starts them.
+    pub fn loopback(port: u16, rank: usize, world_size: usize, timeout: Duration) -> Rendezvous {
+        Rendezvous {
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            rank,
+            world_size,
+            local_rank: rank,
+            agent_store: false,
+            attempt: 0,
+            timeout,
+        }
+    }
+
     /// `MASTER_ADDR:MASTER_PORT`.
     pub fn address(&self) -> String {
         format!("{}:{}", self.master_addr, self.master_port)

@@ -98,16 +98,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// Rendezvous of `rank` of a `world_size` group on loopback `port`.
 pub(crate) fn loopback(port: u16, rank: usize, world_size: usize) -> Rendezvous {
-    Rendezvous {
-        master_addr: "127.0.0.1".into(),
-        master_port: port,
-        rank,
-        world_size,
-        local_rank: rank,
-        agent_store: false,
-        attempt: 0,
-        timeout: T,
-    }
+    Rendezvous::loopback(port, rank, world_size, T)
 }
 
 /// Joins a loopback group of `world_size` ranks from as many threads.

@@ -21,6 +21,7 @@ use tch::{nn, Tensor};
 
 use super::{StopRequest, TrainError};
 use crate::distributed::ProcessGroup;
+use crate::optim::defined_grads;
 
 /// This run's place in a data-parallel group.
 #[derive(Clone)]
@@ -177,11 +178,7 @@ pub(super) fn broadcast_weights(group: &DataParallel, vs: &nn::VarStore) -> Resu
 /// ranks (one flat all-reduce; a parameter without gradient has none on any rank).
 pub(super) fn average_gradients(group: &DataParallel, params: &[Tensor]) -> Result<(), TrainError> {
     let _no_grad = tch::no_grad_guard();
-    let grads: Vec<Tensor> = params
-        .iter()
-        .map(Tensor::grad)
-        .filter(Tensor::defined)
-        .collect();
+    let grads = defined_grads(params);
     if grads.is_empty() {
         return Ok(());
     }

@@ -3,29 +3,14 @@
 //! part: the batches are given), with and without batch Dice; and the ranks' mean loss is the
 //! single process's loss. Ranks are threads over Gloo on loopback.
 
-use std::path::PathBuf;
-
 use autoseg_planner::{nnunet_trainer, Configuration, Dim, Plans};
 use tch::{Device, Tensor};
 
 use super::ddp::DataParallel;
 use super::model::Model;
+use super::variant_golden::{fixture, get, tensors};
 use super::RunOptions;
 use crate::distributed::tests::loopback_group;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/data/training_variants")
-        .join(name)
-}
-
-fn tensors(name: &str) -> Vec<(String, Tensor)> {
-    Tensor::read_safetensors(fixture(name)).unwrap()
-}
-
-fn get<'a>(named: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
-    &named.iter().find(|(n, _)| n == name).unwrap().1
-}
 
 /// The fixture's 3d_fullres plan (batch 2, three deep-supervision outputs).
 fn config(batch_dice: bool) -> Configuration {

@@ -15,17 +15,17 @@ use crate::schedule::LrSchedule;
 /// The epoch whose learning rate the steps use (the script's `EPOCH`).
 const EPOCH: usize = 10;
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/data/training_variants")
         .join(name)
 }
 
-fn tensors(name: &str) -> Vec<(String, Tensor)> {
+pub(super) fn tensors(name: &str) -> Vec<(String, Tensor)> {
     Tensor::read_safetensors(fixture(name)).unwrap()
 }
 
-fn get<'a>(named: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
+pub(super) fn get<'a>(named: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
     &named.iter().find(|(n, _)| n == name).unwrap().1
 }
 
