@@ -408,6 +408,10 @@ pub struct FixturesArgs {
     pub name: String,
     /// Folder to write it into.
     pub out_dir: Option<PathBuf>,
+    /// The image format of its files, by ending: `.nii.gz` (default), `.nii`, `.nrrd`,
+    /// `.nhdr`, `.mha` or `.mhd` (the `broken` and `hostile` corpora are NIfTI only).
+    #[arg(long, default_value = ".nii.gz")]
+    pub file_ending: String,
 }
 
 /// Arguments of `autoseg export`.

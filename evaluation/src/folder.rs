@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use autoseg_preprocessing::{
-    read_label_map, write_label_map, DatasetJson, LabelMap, NiftiIoError, Shape3,
+    read_label_map, write_label_map, DatasetJson, ImageError, ImageFormat, LabelMap, Shape3,
 };
 use ndarray::{ArrayView3, Axis};
 use rayon::prelude::*;
@@ -91,10 +91,10 @@ pub enum FolderError {
         /// The reference's shape.
         reference_shape: [usize; 3],
     },
-    /// A NIfTI file could not be read or written (the error names the file). Boxed, as are the
-    /// other wrapped errors, to keep `FolderError` small.
+    /// An image file could not be read or written (the error names the file). Boxed, as are
+    /// the other wrapped errors, to keep `FolderError` small.
     #[error(transparent)]
-    Nifti(Box<NiftiIoError>),
+    Image(Box<ImageError>),
     /// A probability file or its sidecar could not be read (the error names the file).
     #[error(transparent)]
     Npz(Box<NpzError>),
@@ -165,9 +165,9 @@ pub enum FolderError {
     },
 }
 
-impl From<NiftiIoError> for FolderError {
-    fn from(err: NiftiIoError) -> Self {
-        FolderError::Nifti(Box::new(err))
+impl From<ImageError> for FolderError {
+    fn from(err: ImageError) -> Self {
+        FolderError::Image(Box::new(err))
     }
 }
 
@@ -244,13 +244,13 @@ fn files_with_ending(dir: &Path, file_ending: &str) -> Result<Vec<String>, Folde
     Ok(names)
 }
 
-/// The file ending of the masks in `dir`: `.nii.gz` if any file has it, else `.nii` if any has
-/// that, else [`FolderError::NoFiles`].
+/// The file ending of the masks in `dir`: the first of [`ImageFormat::ALL`]'s endings (`.nii.gz`,
+/// `.nii`, `.nrrd`, ...) that a file in it has, else [`FolderError::NoFiles`].
 ///
 /// # Errors
 /// [`FolderError::ListDir`], [`FolderError::NoFiles`].
 pub fn detect_file_ending(dir: &Path) -> Result<&'static str, FolderError> {
-    for ending in [".nii.gz", ".nii"] {
+    for (_, ending) in ImageFormat::ALL {
         if !files_with_ending(dir, ending)?.is_empty() {
             return Ok(ending);
         }
@@ -258,7 +258,7 @@ pub fn detect_file_ending(dir: &Path) -> Result<&'static str, FolderError> {
     Err(FolderError::NoFiles {
         dir: dir.to_path_buf(),
         what: "prediction",
-        file_ending: ".nii.gz' or '.nii".to_string(),
+        file_ending: ImageFormat::endings(),
     })
 }
 
@@ -307,7 +307,7 @@ pub fn match_cases(
 /// `autoseg evaluate` evaluates when it has no dataset.json. Reads the references in parallel.
 ///
 /// # Errors
-/// [`FolderError::Nifti`] for an unreadable reference.
+/// [`FolderError::Image`] for an unreadable reference.
 pub fn labels_in_references(pairs: &[CasePair]) -> Result<Vec<u16>, FolderError> {
     let sets = pairs
         .par_iter()
@@ -343,7 +343,7 @@ pub fn evaluate_folder(
 /// Evaluates matched files in parallel, each worker reading its pair.
 ///
 /// # Errors
-/// [`FolderError::Settings`] for unusable settings or no pairs, [`FolderError::Nifti`] for an
+/// [`FolderError::Settings`] for unusable settings or no pairs, [`FolderError::Image`] for an
 /// unreadable file, [`FolderError::ShapeMismatch`] naming both files, and
 /// [`FolderError::Case`] for a spacing the surface metrics cannot use.
 pub fn evaluate_pairs(
@@ -449,7 +449,7 @@ fn common_cases(inputs: &[PathBuf]) -> Result<Vec<String>, FolderError> {
 /// # Errors
 /// [`FolderError::NoInputs`], [`FolderError::NoFiles`], [`FolderError::MissingCase`],
 /// [`FolderError::Npz`], [`FolderError::ProbabilityShape`], [`FolderError::GeometryShape`],
-/// [`FolderError::Case`] (channels and regions disagree), [`FolderError::Nifti`] and
+/// [`FolderError::Case`] (channels and regions disagree), [`FolderError::Image`] and
 /// [`FolderError::Write`]; each names the file.
 pub fn ensemble_folders(
     inputs: &[PathBuf],

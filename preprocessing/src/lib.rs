@@ -1,6 +1,7 @@
-//! `autoseg-preprocessing`: everything between raw NIfTI files and the cache training reads.
+//! `autoseg-preprocessing`: everything between raw image files and the cache training reads.
 //!
-//! Owns NIfTI I/O with geometry (`Volume`, `Image`, `LabelMap`), `Dataset` (dataset.json, case
+//! Owns image I/O with geometry (`Volume`, `Image`, `LabelMap`; NIfTI, NRRD and MetaImage
+//! behind one interface chosen by file ending), `Dataset` (dataset.json, case
 //! discovery, channels), verification, fingerprint extraction, crop to nonzero, resampling,
 //! normalization, the preprocessed cache, the seeded RNG that reproduces nnU-Net's, and the
 //! `Progress` trait through which long work reports to the binary.
@@ -14,6 +15,7 @@ mod dataset;
 pub mod fingerprint;
 pub mod foreground;
 pub mod formats;
+mod image_io;
 pub mod limits;
 mod nifti_io;
 pub mod normalize;
@@ -32,9 +34,12 @@ pub use dataset::{
     CaseEntry, CaseId, Dataset, DatasetError, DatasetJson, JsonFault, LabelEntry, LabelValue,
     Labels, NotAFile, PathProblem,
 };
+pub use image_io::{
+    read_image, read_label_map, write_image, write_label_map, ImageError, ImageFormat,
+};
 pub use nifti_io::{
-    read_header, read_image, read_image_from_bytes, read_label_map, read_label_map_from_bytes,
-    write_image, write_label_map, DataType, NiftiInfo, NiftiIoError, Scaling,
+    read_header, read_image_from_bytes, read_label_map_from_bytes, DataType, NiftiInfo,
+    NiftiIoError, Scaling,
 };
 pub use pipeline::{
     preprocess_arrays, preprocess_case, read_channels, CaseProperties, PreprocessError,
@@ -43,6 +48,6 @@ pub use pipeline::{
 pub use progress::Progress;
 pub use verify::{verify, Fault, Issue, Report};
 pub use volume::{
-    Affine, Geometry, GeometryDiff, GeometryRecord, HeaderGeometry, Image, LabelMap, Shape3,
-    Spacing, Volume,
+    Affine, Geometry, GeometryDiff, GeometryRecord, HeaderGeometry, Image, ItkGeometry, LabelMap,
+    Shape3, SourceGeometry, Spacing, Volume,
 };

@@ -22,7 +22,7 @@ use crate::crop::{crop_to_nonzero, BoundingBox, CropError};
 use crate::foreground::{sample_class_locations, ClassLocations, LocationClass};
 use crate::normalize::{normalize, CtIntensities, Normalization, NormalizeError};
 use crate::resample::{resample_data, resample_labels, ResampleError, ResampleSettings, SeparateZ};
-use crate::{read_image, read_label_map, Case, CaseId, Geometry, Labels, NiftiIoError};
+use crate::{read_image, read_label_map, Case, CaseId, Geometry, ImageError, Labels};
 
 /// Why preprocessing a configuration or a case failed.
 #[derive(Debug, Error)]
@@ -46,7 +46,7 @@ pub enum PreprocessError {
         case: CaseId,
         /// The reader's error (it names the file).
         #[source]
-        source: NiftiIoError,
+        source: ImageError,
     },
     /// A training case has no label file.
     #[error("case {case}: no label file")]

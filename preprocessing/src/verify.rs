@@ -25,7 +25,7 @@ use crate::dataset::{
     discover_listed, regular_file, split_channel_name, Case, CaseId, DatasetError, DatasetJson,
     NotAFile, Skipped,
 };
-use crate::{read_dataset_json, read_image, read_label_map, Geometry, NiftiIoError};
+use crate::{read_dataset_json, read_image, read_label_map, Geometry, ImageError};
 
 /// One problem: the case and file it concerns (where it concerns one) and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -475,8 +475,8 @@ fn allclose(a: &[f64], b: &[f64]) -> bool {
 
 /// A reader failure as a fault: a file this process may not open is `not_a_file` (what is there
 /// cannot be read), any other failure the reader's message without its leading `path: `.
-fn unreadable(err: &NiftiIoError, path: &Path, not_a_file: fn(NotAFile) -> Fault) -> Fault {
-    if let NiftiIoError::Io { source, .. } = err {
+fn unreadable(err: &ImageError, path: &Path, not_a_file: fn(NotAFile) -> Fault) -> Fault {
+    if let Some(source) = err.io_error() {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
             let reason = source.to_string();
             return not_a_file(NotAFile::Unreadable { reason });
@@ -626,10 +626,10 @@ mod tests {
     #[test]
     fn reader_messages_lose_their_leading_path_only() {
         let path = Path::new("x/a.nii.gz");
-        let err = NiftiIoError::NotNifti {
+        let err = ImageError::from(crate::NiftiIoError::NotNifti {
             path: path.to_path_buf(),
             sizeof_hdr: 7,
-        };
+        });
         assert_eq!(
             error_chain(&err, path),
             "not a NIfTI file (sizeof_hdr is 7, expected 348 or 540)"

@@ -27,7 +27,7 @@ pub fn run(args: &FixturesArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let written = autoseg_fixtures::write(&args.name, out_dir)
+    let written = autoseg_fixtures::write_as(&args.name, out_dir, &args.file_ending)
         .with_context(|| format!("writing fixture {} into {}", args.name, out_dir.display()))?;
     println!("wrote {}", written.display());
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use autoseg_evaluation::{EvaluationError, FindBestError, FolderError, NpzError};
 use autoseg_network::NetworkError;
 use autoseg_planner::PlanError;
-use autoseg_preprocessing::{CacheError, DatasetError, NiftiIoError, PreprocessError};
+use autoseg_preprocessing::{CacheError, DatasetError, ImageError, PreprocessError};
 use thiserror::Error;
 
 use crate::{ExportError, InferenceError};
@@ -147,7 +147,7 @@ pub enum PredictError {
     Export(Box<ExportError>),
     /// Writing a mask failed.
     #[error(transparent)]
-    WriteMask(Box<NiftiIoError>),
+    WriteMask(Box<ImageError>),
     /// Writing probabilities failed.
     #[error(transparent)]
     Npz(Box<NpzError>),
@@ -199,7 +199,7 @@ boxed_from!(
     Preprocess: PreprocessError,
     Cache: CacheError,
     Export: ExportError,
-    WriteMask: NiftiIoError,
+    WriteMask: ImageError,
     Npz: NpzError,
     Evaluation: FolderError,
     Best: FindBestError,

@@ -37,8 +37,11 @@ pub enum JsonFault {
         /// The JSON value found.
         found: String,
     },
-    /// `file_ending` is not a non-empty string.
-    #[error("`file_ending` must be a non-empty string such as \".nii.gz\", found {found}")]
+    /// `file_ending` is not the ending of a format autoseg reads.
+    #[error(
+        "`file_ending` must be the ending of a format autoseg reads ({}), found {found}",
+        crate::ImageFormat::endings()
+    )]
     FileEnding {
         /// The JSON value found.
         found: String,

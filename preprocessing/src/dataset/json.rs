@@ -225,7 +225,7 @@ fn check_num_training(value: &Value, faults: &mut Vec<JsonFault>) -> Option<usiz
 
 fn check_file_ending(value: Value, faults: &mut Vec<JsonFault>) -> Option<String> {
     match value {
-        Value::String(s) if !s.is_empty() => Some(s),
+        Value::String(s) if crate::ImageFormat::from_ending(&s).is_some() => Some(s),
         other => {
             faults.push(JsonFault::FileEnding {
                 found: other.to_string(),

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use autoseg_planner::{Fingerprint, PlanError};
 use rayon::prelude::*;
 
-use crate::{CaseId, Dataset, NiftiIoError, Progress};
+use crate::{CaseId, Dataset, ImageError, Progress};
 use case::{analyze_case, CaseFingerprint};
 use stats::{channel_statistics, median_f64, Precision};
 
@@ -67,7 +67,7 @@ pub enum FingerprintError {
         case: CaseId,
         /// The reader's error, naming the file and the fault.
         #[source]
-        source: NiftiIoError,
+        source: ImageError,
     },
     /// A channel or the label map has another shape than the case's first channel.
     #[error("{}: shape {found:?} differs from the first channel's {expected:?} (z, y, x) in case {case}", path.display())]

@@ -58,7 +58,7 @@ fn write_volume<T: Copy, const N: usize>(
             level,
         });
     }
-    let header = encode_nifti1(&spec, volume.geometry.header());
+    let header = encode_nifti1(&spec, &volume.geometry.header());
     let write_err = |source| NiftiIoError::Write {
         path: path.to_path_buf(),
         source,

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use autoseg_preprocessing::{
     read_header, read_image, read_image_from_bytes, read_label_map_from_bytes, write_image,
-    write_label_map, Geometry, HeaderGeometry, Image, LabelMap, NiftiIoError, Shape3, Spacing,
+    write_label_map, Geometry, HeaderGeometry, Image, ImageError, LabelMap, NiftiIoError, Shape3,
+    Spacing,
 };
 use ndarray::Array4;
 
@@ -212,7 +213,7 @@ fn label_maps_refuse_negative_and_fractional_values() {
 #[test]
 fn missing_file_is_an_io_error_naming_it() {
     let e = read_image(Path::new("/nonexistent/x.nii.gz")).unwrap_err();
-    assert!(matches!(e, NiftiIoError::Io { .. }));
+    assert!(matches!(e, ImageError::Nifti(NiftiIoError::Io { .. })));
     assert!(e
         .to_string()
         .starts_with("/nonexistent/x.nii.gz: cannot read"));
@@ -239,24 +240,24 @@ fn writer_refusals() {
     let p = dir.path().join("x.nii.gz");
     assert!(matches!(
         write_image(&p, &small_image(2), 1),
-        Err(NiftiIoError::ShapeMismatch {
+        Err(ImageError::Nifti(NiftiIoError::ShapeMismatch {
             data: [2, 2, 2, 2],
             ..
-        })
+        }))
     ));
     assert!(matches!(
         write_image(&p, &small_image(1), 10),
-        Err(NiftiIoError::GzipLevel { level: 10, .. })
+        Err(ImageError::Nifti(NiftiIoError::GzipLevel { level: 10, .. }))
     ));
     assert!(matches!(
-        write_image(&dir.path().join("x.nrrd"), &small_image(1), 1),
-        Err(NiftiIoError::Extension { .. })
+        write_image(&dir.path().join("x.png"), &small_image(1), 1),
+        Err(ImageError::Ending { .. })
     ));
     let mut wrong = small_image(1);
     wrong.data = Array4::zeros((1, 2, 2, 3));
     assert!(matches!(
         write_image(&p, &wrong, 1),
-        Err(NiftiIoError::ShapeMismatch { .. })
+        Err(ImageError::Nifti(NiftiIoError::ShapeMismatch { .. }))
     ));
     let labels = LabelMap {
         data: Array4::zeros((1, 2, 2, 2)),
@@ -265,7 +266,7 @@ fn writer_refusals() {
     let missing = dir.path().join("no_such_dir/l.nii.gz");
     assert!(matches!(
         write_label_map(&missing, &labels, 1),
-        Err(NiftiIoError::Write { .. })
+        Err(ImageError::Nifti(NiftiIoError::Write { .. }))
     ));
 }
 
@@ -277,7 +278,10 @@ fn failed_write_leaves_the_target_and_no_temporary_files() {
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("keep"), b"x").unwrap();
     let e = write_image(&target, &small_image(1), 1).unwrap_err();
-    assert!(matches!(e, NiftiIoError::Write { .. }), "{e}");
+    assert!(
+        matches!(e, ImageError::Nifti(NiftiIoError::Write { .. })),
+        "{e}"
+    );
     assert!(e
         .to_string()
         .starts_with(&format!("{}: cannot write", target.display())));

@@ -9,8 +9,12 @@
 //! The [`Affine`] maps voxel indices in NIfTI order `(i, j, k) = (x, y, z)` to world millimetres
 //! in RAS+ (nibabel's convention; SimpleITK's LPS differs by the sign of the first two rows).
 
+mod itk;
+
 use ndarray::Array4;
 use serde::{Deserialize, Serialize};
+
+pub use itk::ItkGeometry;
 
 /// Voxel spacing in millimetres, `(z, y, x)` order (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -261,16 +265,27 @@ fn quaternion_to_rotation([w, x, y, z]: [f64; 4]) -> [[f64; 3]; 3] {
     ]
 }
 
+/// The geometry fields of the file a grid came from, in that file's own convention, so that
+/// files derived from it are written with the same fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SourceGeometry {
+    /// A NIfTI file's header fields (nibabel's convention).
+    Nifti(HeaderGeometry),
+    /// An ITK-convention file's spacing, origin and direction (NRRD, MetaImage).
+    Itk(ItkGeometry),
+}
+
 /// Everything needed to write a file that overlays its source: the grid shape, the source
-/// header's geometry fields, and what follows from them (the resolved affine and the spacing).
+/// file's geometry fields, and what follows from them (the resolved affine and the spacing).
 ///
-/// Built only through [`Geometry::new`], so the derived fields always agree with the header.
+/// Built only through [`Geometry::new`] and [`Geometry::from_itk`], so the derived fields
+/// always agree with the source's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Geometry {
     shape: Shape3,
     spacing: Spacing,
     affine: Affine,
-    header: HeaderGeometry,
+    source: SourceGeometry,
 }
 
 /// How two geometries differ; produced by [`Geometry::compare`] for `verify`'s errors (shape,
@@ -308,7 +323,19 @@ impl Geometry {
             shape,
             spacing: header.spacing_mm(),
             affine: header.best_affine(shape),
-            header,
+            source: SourceGeometry::Nifti(header),
+        }
+    }
+
+    /// Geometry of a grid of `shape` read from an ITK-convention file: the affine in RAS
+    /// ([`ItkGeometry::affine`]) and nnU-Net's `SimpleITKIO` spacing
+    /// ([`ItkGeometry::nnunet_spacing`]).
+    pub fn from_itk(shape: Shape3, itk: ItkGeometry) -> Geometry {
+        Geometry {
+            shape,
+            spacing: itk.nnunet_spacing(),
+            affine: itk.affine(),
+            source: SourceGeometry::Itk(itk),
         }
     }
 
@@ -336,9 +363,27 @@ impl Geometry {
         self.affine
     }
 
-    /// The header fields written unchanged into derived files.
-    pub fn header(&self) -> &HeaderGeometry {
-        &self.header
+    /// The source file's geometry fields, written unchanged into derived files of its format.
+    pub fn source(&self) -> &SourceGeometry {
+        &self.source
+    }
+
+    /// The NIfTI header fields of a derived NIfTI file: the source's own for a NIfTI source,
+    /// else those ITK writes for the source's geometry ([`ItkGeometry::nifti_header`]).
+    pub fn header(&self) -> HeaderGeometry {
+        match &self.source {
+            SourceGeometry::Nifti(header) => *header,
+            SourceGeometry::Itk(itk) => itk.nifti_header(),
+        }
+    }
+
+    /// The ITK geometry of a derived NRRD or MetaImage file: the source's own for such a
+    /// source, else what ITK reads from the NIfTI header ([`ItkGeometry::from_nifti`]).
+    pub fn itk(&self) -> ItkGeometry {
+        match &self.source {
+            SourceGeometry::Itk(itk) => *itk,
+            SourceGeometry::Nifti(header) => ItkGeometry::from_nifti(header, self.shape),
+        }
     }
 
     /// World position of voxel 0, RAS+ mm.
@@ -403,7 +448,7 @@ impl<T> Volume<T> {
 }
 
 /// A [`Geometry`] as autoseg's own artifacts store it (cache properties, probability sidecars):
-/// the grid shape, the nnU-Net spacing and the header fields, enough to write a file that
+/// the grid shape, the nnU-Net spacing and the source's fields, enough to write a file that
 /// overlays the source.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -412,8 +457,11 @@ pub struct GeometryRecord {
     pub shape: [usize; 3],
     /// nnU-Net spacing `(z, y, x)` in mm.
     pub spacing: [f64; 3],
-    /// The header fields copied unchanged from the source file.
+    /// The NIfTI header fields: the source's own, or those of an ITK source's geometry.
     pub header: HeaderGeometry,
+    /// An ITK-convention source's geometry (NRRD, MetaImage); absent for NIfTI sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itk: Option<ItkGeometry>,
 }
 
 impl From<&Geometry> for GeometryRecord {
@@ -421,14 +469,26 @@ impl From<&Geometry> for GeometryRecord {
         GeometryRecord {
             shape: g.shape().0,
             spacing: g.spacing().0,
-            header: *g.header(),
+            header: g.header(),
+            itk: match g.source() {
+                SourceGeometry::Itk(itk) => Some(*itk),
+                SourceGeometry::Nifti(_) => None,
+            },
         }
     }
 }
 
 impl From<GeometryRecord> for Geometry {
     fn from(r: GeometryRecord) -> Geometry {
-        Geometry::with_spacing(Shape3(r.shape), r.header, Spacing(r.spacing))
+        let shape = Shape3(r.shape);
+        let geometry = match r.itk {
+            Some(itk) => Geometry::from_itk(shape, itk),
+            None => Geometry::new(shape, r.header),
+        };
+        Geometry {
+            spacing: Spacing(r.spacing),
+            ..geometry
+        }
     }
 }
 

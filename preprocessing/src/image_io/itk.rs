@@ -1,0 +1,161 @@
+//! Between the NRRD/MetaImage codecs' [`RawImage`] (file order, ITK geometry) and autoseg's
+//! volumes (`(c, z, y, x)`, [`Geometry`]).
+//!
+//! The codecs' data order (x fastest, then y, then z) is the C order of a `(z, y, x)` array,
+//! which is how SimpleITK's `GetArrayFromImage` hands it to nnU-Net: voxels are copied in
+//! order, with no transposition.
+
+use std::path::Path;
+
+use ndarray::Array4;
+
+use super::ImageError;
+use crate::formats::{ElementType, FormatError, RawImage};
+use crate::limits;
+use crate::volume::{Geometry, Image, ItkGeometry, LabelMap, Shape3, Volume};
+
+/// An intensity image from a decoded file: every component type as `f32` (numpy's
+/// `astype(float32)`, as nnU-Net's `np.vstack(..., dtype=np.float32)`).
+pub(super) fn image_from_raw(raw: RawImage, path: &Path) -> Result<Image, ImageError> {
+    let geometry = geometry_of(&raw, path)?;
+    check_memory(geometry.shape(), std::mem::size_of::<f32>(), path)?;
+    let values = convert(&raw, |v| v as f32);
+    Ok(volume(values, geometry))
+}
+
+/// A label map from a decoded file: every value must be a non-negative integer below 65536.
+pub(super) fn labels_from_raw(raw: RawImage, path: &Path) -> Result<LabelMap, ImageError> {
+    let geometry = geometry_of(&raw, path)?;
+    check_memory(geometry.shape(), std::mem::size_of::<u16>(), path)?;
+    let mut bad = None;
+    let values = convert(&raw, |v| {
+        if v >= 0.0 && v <= f64::from(u16::MAX) && v.fract() == 0.0 {
+            v as u16
+        } else {
+            bad.get_or_insert(v);
+            0
+        }
+    });
+    match bad {
+        Some(value) => Err(ImageError::BadLabel {
+            path: path.to_path_buf(),
+            value,
+        }),
+        None => Ok(volume(values, geometry)),
+    }
+}
+
+/// A float32 file of `image` with its source's ITK geometry.
+pub(super) fn raw_from_image(image: &Image, path: &Path) -> Result<RawImage, ImageError> {
+    let data = image.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_from(image, ElementType::F32, data, path)
+}
+
+/// A `u8` (maximum below 255) or `u16` file of `labels` with its source's ITK geometry.
+pub(super) fn raw_from_labels(labels: &LabelMap, path: &Path) -> Result<RawImage, ImageError> {
+    let max = labels.data.iter().copied().max().unwrap_or(0);
+    let (element, data) = if max < 255 {
+        (
+            ElementType::U8,
+            labels.data.iter().map(|&v| v as u8).collect(),
+        )
+    } else {
+        let data = labels.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (ElementType::U16, data)
+    };
+    raw_from(labels, element, data, path)
+}
+
+/// The geometry of a decoded scalar 2-D or 3-D file.
+fn geometry_of(raw: &RawImage, path: &Path) -> Result<Geometry, ImageError> {
+    if raw.components != 1 {
+        return Err(ImageError::Components {
+            path: path.to_path_buf(),
+            components: raw.components,
+        });
+    }
+    let itk =
+        ItkGeometry::from_parts(&raw.spacing, &raw.origin, &raw.direction).ok_or_else(|| {
+            ImageError::Dims {
+                path: path.to_path_buf(),
+                dims: raw.dims.clone(),
+            }
+        })?;
+    let shape = match raw.dims[..] {
+        [x, y] => Shape3([1, y, x]),
+        [x, y, z] => Shape3([z, y, x]),
+        _ => {
+            return Err(ImageError::Dims {
+                path: path.to_path_buf(),
+                dims: raw.dims.clone(),
+            })
+        }
+    };
+    Ok(Geometry::from_itk(shape, itk))
+}
+
+/// Refuses a volume of `shape` whose decoded values would pass the memory ceiling.
+fn check_memory(shape: Shape3, bytes_per_voxel: usize, path: &Path) -> Result<(), ImageError> {
+    limits::check_volume_bytes(limits::volume_bytes(1, shape.0, bytes_per_voxel)).map_err(
+        |memory| ImageError::OverCeiling {
+            path: path.to_path_buf(),
+            memory,
+        },
+    )
+}
+
+/// Every component of `raw` through `f` (from its `f64` value; exact for all but 64-bit
+/// integers past 2^53, which no image or label map holds), in file order.
+fn convert<T>(raw: &RawImage, mut f: impl FnMut(f64) -> T) -> Vec<T> {
+    let size = raw.element.size();
+    raw.data
+        .chunks_exact(size)
+        .map(|bytes| f(raw.element.value_f64(bytes)))
+        .collect()
+}
+
+/// A one-channel volume of `values` (C order of `geometry`'s shape).
+fn volume<T>(values: Vec<T>, geometry: Geometry) -> Volume<T> {
+    let [z, y, x] = geometry.shape().0;
+    let data = Array4::from_shape_vec((1, z, y, x), values)
+        .expect("the codec checked that the data fill the dims");
+    Volume { data, geometry }
+}
+
+/// `volume`'s one channel as a file in its source's ITK geometry (2-D sources as 2-D files).
+fn raw_from<T>(
+    volume: &Volume<T>,
+    element: ElementType,
+    data: Vec<u8>,
+    path: &Path,
+) -> Result<RawImage, ImageError> {
+    let shape = volume.geometry.shape();
+    let data_shape = volume.data.shape();
+    if data_shape[0] != 1 || volume.data_shape() != shape {
+        return Err(ImageError::ShapeMismatch {
+            path: path.to_path_buf(),
+            data: [data_shape[0], data_shape[1], data_shape[2], data_shape[3]],
+            geometry: shape.0,
+        });
+    }
+    let itk = volume.geometry.itk();
+    let [z, y, x] = shape.0;
+    let dims = if itk.ndim == 2 && z == 1 {
+        vec![x, y]
+    } else {
+        vec![x, y, z]
+    };
+    let itk = if dims.len() == 3 && itk.ndim == 2 {
+        ItkGeometry { ndim: 3, ..itk }
+    } else {
+        itk
+    };
+    let (spacing, origin, direction) = itk.parts();
+    // `data` came from `iter()`, which walks logical (C) order whatever the layout.
+    RawImage::new(dims, spacing, origin, direction, 1, element, data).map_err(|source| {
+        ImageError::Format(FormatError::InvalidImage {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
