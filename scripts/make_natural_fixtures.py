@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Writes the natural-image / 3-D TIFF fixtures of `autoseg-preprocessing`'s `formats::natural`
+and `expected.json`, what nnU-Net 2.8.1's own `NaturalImage2DIO` and `Tiff3DIO` return for each.
+
+Needs: numpy, Pillow, scikit-image, tifffile, nnunetv2==2.8.1 (--no-deps) and batchgenerators
+(--no-deps): the expected values come from nnU-Net's classes themselves, not a re-implementation.
+The registry rule (`determine_reader_writer_from_file_ending` with an example file) is reproduced
+here, since importing the registry needs SimpleITK and nibabel: the first of
+NaturalImage2DIO, SimpleITKIO, Tiff3DIO, ... whose `supported_file_endings` holds the ending and
+whose `read_images` reads the file.
+
+Usage: python scripts/make_natural_fixtures.py [out_dir]   (default fixtures/data/natural)
+"""
+import io
+import json
+import os
+import struct
+import sys
+import zlib
+from contextlib import redirect_stdout
+
+import numpy as np
+import skimage
+import skimage.io
+import tifffile
+from PIL import Image
+
+from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
+from nnunetv2.imageio.tif_reader_writer import Tiff3DIO
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join("fixtures", "data", "natural")
+BROKEN = os.path.join(OUT, "broken")
+W, H = 7, 5
+rng = np.random.default_rng(20261207)
+
+
+def grey_u8():
+    a = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    a[0, 0], a[-1, -1] = 0, 255
+    return a
+
+
+def grey_u16():
+    a = rng.integers(0, 65536, (H, W), dtype=np.uint16)
+    a[0, 0], a[-1, -1] = 0, 65535
+    return a
+
+
+def rgb():
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def rgba():
+    return rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
+
+
+def main():
+    os.makedirs(BROKEN, exist_ok=True)
+    cases = {}
+
+    # --- PNG -------------------------------------------------------------------------------
+    Image.fromarray(grey_u8(), "L").save(os.path.join(OUT, "grey_u8.png"))
+    Image.fromarray(grey_u16()).save(os.path.join(OUT, "grey_u16.png"))
+    Image.fromarray(rgb(), "RGB").save(os.path.join(OUT, "rgb.png"))
+    Image.fromarray(rgba(), "RGBA").save(os.path.join(OUT, "rgba.png"))
+    pal = Image.fromarray(rng.integers(0, 4, (H, W), dtype=np.uint8), "P")
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 10, 20, 30])
+    pal.save(os.path.join(OUT, "palette.png"))
+    pal.save(os.path.join(OUT, "palette_trns.png"), transparency=1)
+    Image.fromarray(rgba()[..., :2].copy(), "LA").save(os.path.join(OUT, "grey_alpha.png"))
+    Image.fromarray(grey_u8() > 127).save(os.path.join(OUT, "bilevel.png"))
+    # a 16-bit RGB PNG, written by hand (Pillow does not write one)
+    write_png_raw(os.path.join(OUT, "rgb16.png"), rng.integers(0, 65536, (H, W, 3), dtype=np.uint16))
+    seg = rng.integers(0, 4, (H, W), dtype=np.uint8)
+    Image.fromarray(seg, "L").save(os.path.join(OUT, "seg.png"))
+
+    # --- BMP -------------------------------------------------------------------------------
+    Image.fromarray(grey_u8(), "L").save(os.path.join(OUT, "grey.bmp"))
+    Image.fromarray(rgb(), "RGB").save(os.path.join(OUT, "rgb.bmp"))
+    pal.save(os.path.join(OUT, "palette.bmp"))
+    Image.fromarray(rgba(), "RGBA").save(os.path.join(OUT, "rgba.bmp"))
+
+    # --- 2-D TIFF (NaturalImage2DIO reads .tif) -------------------------------------------
+    tifffile.imwrite(os.path.join(OUT, "grey_u8.tif"), grey_u8())
+    tifffile.imwrite(os.path.join(OUT, "grey_u16.tif"), grey_u16())
+    tifffile.imwrite(os.path.join(OUT, "grey_f32.tif"),
+                     rng.normal(0, 100, (H, W)).astype(np.float32))
+    tifffile.imwrite(os.path.join(OUT, "deflate_u16.tif"), grey_u16(), compression="zlib")
+    tifffile.imwrite(os.path.join(OUT, "lzw_u8.tif"), grey_u8(), compression="lzw")
+    tifffile.imwrite(os.path.join(OUT, "rgb.tif"), rgb(), photometric="rgb")
+    tifffile.imwrite(os.path.join(OUT, "big_endian_u16.tif"), grey_u16(), byteorder=">")
+
+    # --- 3-D TIFF stacks (Tiff3DIO) --------------------------------------------------------
+    D = 6
+    stack = rng.integers(0, 3000, (D, H, W)).astype(np.uint16)
+    tifffile.imwrite(os.path.join(OUT, "stack_0000.tif"), stack)
+    with open(os.path.join(OUT, "stack.json"), "w") as f:
+        json.dump({"spacing": [3.0, 0.5, 0.75]}, f)
+    tifffile.imwrite(os.path.join(OUT, "nosidecar_0000.tif"),
+                     rng.normal(0, 1, (D, H, W)).astype(np.float32), compression="zlib")
+    tifffile.imwrite(os.path.join(OUT, "stack_lzw_0000.tiff"),
+                     rng.integers(0, 256, (D, H, W)).astype(np.uint8), compression="lzw")
+    with open(os.path.join(OUT, "stack_lzw.json"), "w") as f:
+        json.dump({"spacing": [2, 1, 1]}, f)
+    # stacks of three and four slices: skimage turns (3, H, W) into (H, W, 3), an RGB image,
+    # so that the registry gives them to NaturalImage2DIO
+    tifffile.imwrite(os.path.join(OUT, "four_0000.tif"),
+                     rng.integers(0, 256, (4, H, W)).astype(np.uint8))
+    tifffile.imwrite(os.path.join(OUT, "three_0000.tif"),
+                     rng.integers(0, 256, (3, H, W)).astype(np.uint8))
+    segstack = rng.integers(0, 3, (D, H, W)).astype(np.uint8)
+    tifffile.imwrite(os.path.join(OUT, "segstack.tif"), segstack, compression="zlib")
+    with open(os.path.join(OUT, "segstack.json"), "w") as f:
+        json.dump({"spacing": [3.0, 0.5, 0.75]}, f, sort_keys=True, indent=4)
+
+    # --- broken ----------------------------------------------------------------------------
+    good = open(os.path.join(OUT, "rgb.png"), "rb").read()
+    open(os.path.join(BROKEN, "truncated.png"), "wb").write(good[: len(good) // 2])
+    bad = bytearray(good)
+    bad[29] ^= 0xFF  # IHDR's CRC (8 signature + 4 length + 4 type + 13 data = 29)
+    open(os.path.join(BROKEN, "bad_crc.png"), "wb").write(bytes(bad))
+    open(os.path.join(BROKEN, "huge.png"), "wb").write(png_header_only(1 << 30, 1 << 30))
+    open(os.path.join(BROKEN, "huge_0000.tif"), "wb").write(tiff_absurd())
+    open(os.path.join(BROKEN, "huge.tif"), "wb").write(tiff_absurd())
+    good_bmp = open(os.path.join(OUT, "rgb.bmp"), "rb").read()
+    open(os.path.join(BROKEN, "truncated.bmp"), "wb").write(good_bmp[: len(good_bmp) - 20])
+    bmp = bytearray(good_bmp)
+    bmp[18:22] = struct.pack("<i", 1 << 30)
+    bmp[22:26] = struct.pack("<i", 1 << 30)
+    open(os.path.join(BROKEN, "huge.bmp"), "wb").write(bytes(bmp))
+    tifffile.imwrite(os.path.join(BROKEN, "badkey_0000.tif"), stack)
+    with open(os.path.join(BROKEN, "badkey.json"), "w") as f:
+        json.dump({"spacings": [1, 1, 1]}, f)
+    tifffile.imwrite(os.path.join(BROKEN, "twovalues_0000.tif"), stack)
+    with open(os.path.join(BROKEN, "twovalues.json"), "w") as f:
+        json.dump({"spacing": [1, 1]}, f)
+    tifffile.imwrite(os.path.join(BROKEN, "zerospacing.tif"), segstack)
+    with open(os.path.join(BROKEN, "zerospacing.json"), "w") as f:
+        json.dump({"spacing": [0, 1, 1]}, f)
+
+    # --- expected --------------------------------------------------------------------------
+    for name in sorted(os.listdir(OUT)):
+        path = os.path.join(OUT, name)
+        if name.endswith(".json") or os.path.isdir(path):
+            continue
+        cases[name] = describe(path)
+    for name in sorted(os.listdir(BROKEN)):
+        if not name.endswith(".json"):
+            cases["broken/" + name] = describe(os.path.join(BROKEN, name))
+    meta = {
+        "versions": {"nnunetv2": "2.8.1", "scikit-image": skimage.__version__,
+                     "tifffile": tifffile.__version__, "numpy": np.__version__,
+                     "Pillow": Image.__version__},
+        "cases": cases,
+    }
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+    print(f"{len(cases)} files described in {OUT}/expected.json")
+
+
+def run(reader, method, path):
+    """What nnU-Net's `reader.method` returns for `path`, or the error it raises."""
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out):
+            if method == "read_images":
+                arr, props = reader.read_images((path,))
+            else:
+                arr, props = reader.read_seg(path)
+    except BaseException as e:  # noqa: BLE001 (nnU-Net's registry catches everything too)
+        return {"error": type(e).__name__, "message": str(e)[:200]}
+    return {
+        "shape": list(arr.shape),
+        "dtype": str(arr.dtype),
+        "spacing": [float(s) for s in props["spacing"]],
+        "values": [float(v) if np.isfinite(v) else str(v) for v in arr.ravel()],
+        "warning": "WARNING" in out.getvalue(),
+    }
+
+
+def describe(path):
+    ending = "." + path.split(".")[-1]
+    entry = {}
+    # what skimage / tifffile give before nnU-Net's float32 cast (the native element type)
+    try:
+        raw = skimage.io.imread(path)
+        entry["source_dtype"] = str(raw.dtype)
+        entry["source_shape"] = list(raw.shape)
+    except BaseException as e:  # noqa: BLE001
+        entry["source_error"] = type(e).__name__
+    natural, tiff = NaturalImage2DIO(), Tiff3DIO()
+    if ending.lower() in NaturalImage2DIO.supported_file_endings:
+        entry["natural_read_images"] = run(natural, "read_images", path)
+        entry["natural_read_seg"] = run(natural, "read_seg", path)
+    if ending.lower() in Tiff3DIO.supported_file_endings:
+        entry["tiff3d_read_images"] = run(tiff, "read_images", path)
+        entry["tiff3d_read_seg"] = run(tiff, "read_seg", path)
+        if "shape" in entry["tiff3d_read_images"] or "shape" in entry["tiff3d_read_seg"]:
+            entry["tiff3d_source_dtype"] = str(tifffile.imread(path).dtype)
+    # the registry with an example file: NaturalImage2DIO, SimpleITKIO, Tiff3DIO, ...
+    entry["registry"] = None
+    for name, cls, key in (("NaturalImage2DIO", NaturalImage2DIO, "natural_read_images"),
+                           ("Tiff3DIO", Tiff3DIO, "tiff3d_read_images")):
+        if ending.lower() in cls.supported_file_endings and "shape" in entry.get(key, {}):
+            entry["registry"] = name
+            break
+    return entry
+
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_png_raw(path, arr):
+    h, w, c = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                + chunk(b"IEND", b""))
+
+
+def png_header_only(w, h):
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def tiff_absurd():
+    """A little-endian TIFF whose one page claims 2^31 × 2^31 16-bit pixels."""
+    entries = [(256, 4, 1, 1 << 31), (257, 4, 1, 1 << 31), (258, 3, 1, 16), (259, 3, 1, 1),
+               (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, 1 << 31),
+               (279, 4, 1, 16)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        v = struct.pack("<H", value) + b"\0\0" if typ == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, typ, count) + v
+    ifd += struct.pack("<I", 0)
+    body = b"\0" * 16
+    return b"II*\0" + struct.pack("<I", 8 + len(body)) + body + ifd
+
+
+if __name__ == "__main__":
+    main()
