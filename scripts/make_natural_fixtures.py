@@ -71,6 +71,17 @@ def main():
     Image.fromarray(grey_u8() > 127).save(os.path.join(OUT, "bilevel.png"))
     # a 16-bit RGB PNG, written by hand (Pillow does not write one)
     write_png_raw(os.path.join(OUT, "rgb16.png"), rng.integers(0, 65536, (H, W, 3), dtype=np.uint16))
+    # hand-written: 16-bit grey+alpha (Pillow reads RGBA), 2- and 4-bit grey (scaled),
+    # 16-bit RGBA (high bytes), grey+alpha three rows high (skimage moves the rows last)
+    write_png_raw(os.path.join(OUT, "la16.png"), rng.integers(0, 65536, (H, W, 2), dtype=np.uint16))
+    write_png_raw(os.path.join(OUT, "rgba16.png"), rng.integers(0, 65536, (H, W, 4), dtype=np.uint16))
+    write_png_raw(os.path.join(OUT, "grey2.png"), rng.integers(0, 4, (H, W, 1), dtype=np.uint8), 2)
+    write_png_raw(os.path.join(OUT, "grey4.png"), rng.integers(0, 16, (H, W, 1), dtype=np.uint8), 4)
+    Image.fromarray(rng.integers(0, 256, (3, W, 2), dtype=np.uint8), "LA").save(
+        os.path.join(OUT, "la_three_rows.png"))
+    pal.save(os.path.join(OUT, "palette4.png"), bits=4)
+    grey_t = Image.fromarray(grey_u8(), "L")
+    grey_t.save(os.path.join(OUT, "grey_trns.png"), transparency=7)
     seg = rng.integers(0, 4, (H, W), dtype=np.uint8)
     Image.fromarray(seg, "L").save(os.path.join(OUT, "seg.png"))
 
@@ -79,6 +90,14 @@ def main():
     Image.fromarray(rgb(), "RGB").save(os.path.join(OUT, "rgb.bmp"))
     pal.save(os.path.join(OUT, "palette.bmp"))
     Image.fromarray(rgba(), "RGBA").save(os.path.join(OUT, "rgba.bmp"))
+    # top-down rows (negative height), made from a bottom-up file
+    bmp = bytearray(open(os.path.join(OUT, "rgb.bmp"), "rb").read())
+    offset = struct.unpack("<I", bmp[10:14])[0]
+    stride = (W * 3 + 3) // 4 * 4
+    rows = [bmp[offset + i * stride: offset + (i + 1) * stride] for i in range(H)]
+    bmp[offset:] = b"".join(reversed(rows))
+    bmp[22:26] = struct.pack("<i", -H)
+    open(os.path.join(OUT, "topdown.bmp"), "wb").write(bytes(bmp))
 
     # --- 2-D TIFF (NaturalImage2DIO reads .tif) -------------------------------------------
     tifffile.imwrite(os.path.join(OUT, "grey_u8.tif"), grey_u8())
@@ -89,6 +108,12 @@ def main():
     tifffile.imwrite(os.path.join(OUT, "lzw_u8.tif"), grey_u8(), compression="lzw")
     tifffile.imwrite(os.path.join(OUT, "rgb.tif"), rgb(), photometric="rgb")
     tifffile.imwrite(os.path.join(OUT, "big_endian_u16.tif"), grey_u16(), byteorder=">")
+    tifffile.imwrite(os.path.join(OUT, "grey_i16.tif"), rng.integers(-30000, 30000, (H, W)).astype(np.int16))
+    tifffile.imwrite(os.path.join(OUT, "grey_u32.tif"), rng.integers(0, 1 << 24, (H, W)).astype(np.uint32))
+    tifffile.imwrite(os.path.join(OUT, "grey_f64.tif"), rng.normal(0, 1, (H, W)))
+    tifffile.imwrite(os.path.join(OUT, "predictor_u16.tif"), grey_u16(), compression="zlib", predictor=True)
+    tifffile.imwrite(os.path.join(OUT, "tiled_u8.tif"), rng.integers(0, 256, (20, 18)).astype(np.uint8),
+                     tile=(16, 16))
 
     # --- 3-D TIFF stacks (Tiff3DIO) --------------------------------------------------------
     D = 6
@@ -211,10 +236,18 @@ def chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def write_png_raw(path, arr):
+def write_png_raw(path, arr, bits=16):
+    """A PNG of `arr` (H × W × c, c = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), 16 bits or grey of
+    1/2/4 bits."""
     h, w, c = arr.shape
-    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    if bits == 16:
+        rows = [arr[y].astype(">u2").tobytes() for y in range(h)]
+    else:
+        rows = [np.packbits(np.unpackbits(arr[y].astype(np.uint8)[:, None], axis=1)[:, 8 - bits:])
+                .tobytes() for y in range(h)]
+    raw = b"".join(b"\x00" + r for r in rows)
+    ihdr = struct.pack(">IIBBBBB", w, h, bits, color, 0, 0, 0)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
                 + chunk(b"IEND", b""))

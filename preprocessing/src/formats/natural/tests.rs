@@ -28,7 +28,10 @@ fn element_of(dtype: &str) -> ElementType {
     match dtype {
         "uint8" | "bool" => ElementType::U8,
         "uint16" => ElementType::U16,
+        "int16" => ElementType::I16,
+        "uint32" => ElementType::U32,
         "float32" => ElementType::F32,
+        "float64" => ElementType::F64,
         other => panic!("dtype {other} in expected.json"),
     }
 }
