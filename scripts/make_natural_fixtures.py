@@ -80,6 +80,7 @@ def main():
     Image.fromarray(rng.integers(0, 256, (3, W, 2), dtype=np.uint8), "LA").save(
         os.path.join(OUT, "la_three_rows.png"))
     pal.save(os.path.join(OUT, "palette4.png"), bits=4)
+    write_png_adam7(os.path.join(OUT, "interlaced.png"), rgb())
     grey_t = Image.fromarray(grey_u8(), "L")
     grey_t.save(os.path.join(OUT, "grey_trns.png"), transparency=7)
     seg = rng.integers(0, 4, (H, W), dtype=np.uint8)
@@ -248,6 +249,21 @@ def write_png_raw(path, arr, bits=16):
                 .tobytes() for y in range(h)]
     raw = b"".join(b"\x00" + r for r in rows)
     ihdr = struct.pack(">IIBBBBB", w, h, bits, color, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                + chunk(b"IEND", b""))
+
+
+def write_png_adam7(path, arr):
+    """An interlaced (Adam7) 8-bit RGB PNG of `arr` (H × W × 3)."""
+    h, w, _ = arr.shape
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = arr[y0::dy, x0::dx]
+        if sub.shape[0] and sub.shape[1]:
+            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
                 + chunk(b"IEND", b""))
