@@ -1,10 +1,10 @@
-//! The one error type of NRRD and MetaImage reading and writing; every variant names the file
-//! and the fault.
+//! The one error type of NRRD, MetaImage, natural-image and TIFF reading and writing; every
+//! variant names the file and the fault.
 
 use std::io;
 use std::path::PathBuf;
 
-/// An NRRD or MetaImage file could not be read or written.
+/// An NRRD, MetaImage, PNG, BMP or TIFF file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatError {
@@ -201,6 +201,38 @@ pub enum FormatError {
         /// What is wrong with the image.
         #[source]
         source: InvalidImage,
+    },
+    /// A PNG, BMP or TIFF file the decoder cannot read (truncated, bad checksum, corrupt
+    /// compressed data, inconsistent tags, ...).
+    #[error("{}: corrupt or unreadable {format} file: {reason}", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// `PNG`, `BMP` or `TIFF`.
+        format: &'static str,
+        /// The decoder's description of the fault.
+        reason: String,
+    },
+    /// The file decodes, but nnU-Net's reader refuses the array (a natural image that is not
+    /// 2-D grey, RGB or RGBA; a TIFF stack that is not 3-D).
+    #[error("{}: nnU-Net's {reader} does not read this file: {reason}", path.display())]
+    NotAccepted {
+        /// The file.
+        path: PathBuf,
+        /// `NaturalImage2DIO` or `Tiff3DIO`.
+        reader: &'static str,
+        /// Why, in nnU-Net's words where it has them.
+        reason: String,
+    },
+    /// A 3-D TIFF's spacing sidecar (`.json`) exists but cannot be used.
+    #[error("{}: spacing file {}: {reason}", path.display(), sidecar.display())]
+    Sidecar {
+        /// The image.
+        path: PathBuf,
+        /// The sidecar.
+        sidecar: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The file name ends in none of `.nrrd`, `.nhdr`, `.mha`, `.mhd` (as the function needs).
     #[error("{}: unknown image format: the name must end in {expected}", path.display())]

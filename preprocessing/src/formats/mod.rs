@@ -6,6 +6,11 @@
 //! | NRRD      | `.nrrd`, `.nhdr` + data file   | raw, gzip, ascii          | gzip, LPS space       |
 //! | MetaImage | `.mha`, `.mhd` + `.raw`/`.zraw`| binary, zlib, ascii       | zlib (CompressedData) |
 //!
+//! nnU-Net's `NaturalImage2DIO` (`.png`, `.bmp`, `.tif`) and `Tiff3DIO` (`.tif`, `.tiff` stacks
+//! with a `.json` spacing sidecar) have their own readers and writers, [`read_natural`],
+//! [`write_natural_seg`], [`read_tiff3d`], [`read_tiff3d_seg`], [`write_tiff3d_seg`], and the
+//! registry's rule for a `.tif`, [`reader_for`].
+//!
 //! Geometry is given as ITK gives it: `spacing` and `origin` per spatial axis, `direction` the
 //! row-major `d × d` matrix whose **columns** are the axis directions, all in LPS
 //! (`GetSpacing`/`GetOrigin`/`GetDirection` of SimpleITK). NRRD files in RAS or LAS space are
@@ -45,6 +50,7 @@ mod encode;
 mod error;
 mod geometry;
 mod metaimage;
+mod natural;
 mod nrrd;
 mod payload;
 mod source;
@@ -56,6 +62,10 @@ use std::path::Path;
 
 pub use error::{FormatError, InvalidImage};
 pub use metaimage::{read_metaimage, write_metaimage};
+pub use natural::{
+    read_natural, read_tiff3d, read_tiff3d_seg, reader_for, write_natural_seg, write_tiff3d_seg,
+    NaturalReader, Tiff3d, NATURAL_ENDINGS, NATURAL_SPACING, PILLOW_MAX_PIXELS, TIFF3D_ENDINGS,
+};
 pub use nrrd::{read_nrrd, write_nrrd};
 
 use source::Source;
