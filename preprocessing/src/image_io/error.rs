@@ -57,6 +57,12 @@ pub enum ImageError {
         /// What it needs and the ceiling.
         memory: OverCeiling,
     },
+    /// Natural-image formats hold segmentations only (nnU-Net writes no images to them).
+    #[error("{}: PNG, BMP and TIFF files are written as segmentations only; write images as NIfTI, NRRD or MetaImage", path.display())]
+    SegmentationOnly {
+        /// The file.
+        path: PathBuf,
+    },
     /// The volume to write does not match its geometry, or has more than one channel.
     #[error("{}: cannot write data of shape {data:?} (c, z, y, x) with geometry shape {geometry:?}: need one channel and the geometry's shape", path.display())]
     ShapeMismatch {

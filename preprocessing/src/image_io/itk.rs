@@ -1,9 +1,10 @@
-//! Between the NRRD/MetaImage codecs' [`RawImage`] (file order, ITK geometry) and autoseg's
-//! volumes (`(c, z, y, x)`, [`Geometry`]).
+//! Between the codecs' [`RawImage`] (file order, ITK geometry; NRRD, MetaImage and the natural
+//! images) and autoseg's volumes (`(c, z, y, x)`, [`Geometry`]).
 //!
 //! The codecs' data order (x fastest, then y, then z) is the C order of a `(z, y, x)` array,
 //! which is how SimpleITK's `GetArrayFromImage` hands it to nnU-Net: voxels are copied in
-//! order, with no transposition.
+//! order, with no transposition. The components of a natural image's pixel (R, G, B[, A])
+//! become channels, as nnU-Net's `transpose((2, 0, 1))` makes them.
 
 use std::path::Path;
 
@@ -15,18 +16,41 @@ use crate::limits;
 use crate::volume::{Geometry, Image, ItkGeometry, LabelMap, Shape3, Volume};
 
 /// An intensity image from a decoded file: every component type as `f32` (numpy's
-/// `astype(float32)`, as nnU-Net's `np.vstack(..., dtype=np.float32)`).
-pub(super) fn image_from_raw(raw: RawImage, path: &Path) -> Result<Image, ImageError> {
+/// `astype(float32)`, as nnU-Net's `np.vstack(..., dtype=np.float32)`), one channel per
+/// component when `channels_in_components` (natural images), else scalar images only.
+pub(super) fn image_from_raw(
+    raw: RawImage,
+    path: &Path,
+    channels_in_components: bool,
+) -> Result<Image, ImageError> {
+    if !channels_in_components {
+        check_scalar(&raw, path)?;
+    }
     let geometry = geometry_of(&raw, path)?;
-    check_memory(geometry.shape(), std::mem::size_of::<f32>(), path)?;
+    let c = raw.components;
+    check_memory(c, geometry.shape(), std::mem::size_of::<f32>(), path)?;
     let values = convert(&raw, |v| v as f32);
-    Ok(volume(values, geometry))
+    let [z, y, x] = geometry.shape().0;
+    let data = if c == 1 {
+        Array4::from_shape_vec((1, z, y, x), values)
+    } else {
+        // Components are adjacent in file order: (z, y, x, c), moved to (c, z, y, x).
+        Array4::from_shape_vec((z, y, x, c), values).map(|a| {
+            a.permuted_axes([3, 0, 1, 2])
+                .as_standard_layout()
+                .into_owned()
+        })
+    }
+    .map_err(|_| short_data(&raw, path))?;
+    Ok(Volume { data, geometry })
 }
 
-/// A label map from a decoded file: every value must be a non-negative integer below 65536.
+/// A label map from a decoded scalar file: every value must be a non-negative integer below
+/// 65536.
 pub(super) fn labels_from_raw(raw: RawImage, path: &Path) -> Result<LabelMap, ImageError> {
+    check_scalar(&raw, path)?;
     let geometry = geometry_of(&raw, path)?;
-    check_memory(geometry.shape(), std::mem::size_of::<u16>(), path)?;
+    check_memory(1, geometry.shape(), std::mem::size_of::<u16>(), path)?;
     let mut bad = None;
     let values = convert(&raw, |v| {
         if v >= 0.0 && v <= f64::from(u16::MAX) && v.fract() == 0.0 {
@@ -41,7 +65,7 @@ pub(super) fn labels_from_raw(raw: RawImage, path: &Path) -> Result<LabelMap, Im
             path: path.to_path_buf(),
             value,
         }),
-        None => Ok(volume(values, geometry)),
+        None => volume(values, geometry, &raw, path),
     }
 }
 
@@ -66,14 +90,19 @@ pub(super) fn raw_from_labels(labels: &LabelMap, path: &Path) -> Result<RawImage
     raw_from(labels, element, data, path)
 }
 
-/// The geometry of a decoded scalar 2-D or 3-D file.
-fn geometry_of(raw: &RawImage, path: &Path) -> Result<Geometry, ImageError> {
+/// Refuses a vector image.
+fn check_scalar(raw: &RawImage, path: &Path) -> Result<(), ImageError> {
     if raw.components != 1 {
         return Err(ImageError::Components {
             path: path.to_path_buf(),
             components: raw.components,
         });
     }
+    Ok(())
+}
+
+/// The geometry of a decoded 2-D or 3-D file.
+fn geometry_of(raw: &RawImage, path: &Path) -> Result<Geometry, ImageError> {
     let itk =
         ItkGeometry::from_parts(&raw.spacing, &raw.origin, &raw.direction).ok_or_else(|| {
             ImageError::Dims {
@@ -94,14 +123,18 @@ fn geometry_of(raw: &RawImage, path: &Path) -> Result<Geometry, ImageError> {
     Ok(Geometry::from_itk(shape, itk))
 }
 
-/// Refuses a volume of `shape` whose decoded values would pass the memory ceiling.
-fn check_memory(shape: Shape3, bytes_per_voxel: usize, path: &Path) -> Result<(), ImageError> {
-    limits::check_volume_bytes(limits::volume_bytes(1, shape.0, bytes_per_voxel)).map_err(
-        |memory| ImageError::OverCeiling {
-            path: path.to_path_buf(),
-            memory,
-        },
-    )
+/// Refuses `channels` volumes of `shape` whose decoded values would pass the memory ceiling.
+fn check_memory(
+    channels: usize,
+    shape: Shape3,
+    bytes_per_voxel: usize,
+    path: &Path,
+) -> Result<(), ImageError> {
+    let bytes = limits::volume_bytes(channels, shape.0, bytes_per_voxel);
+    limits::check_volume_bytes(bytes).map_err(|memory| ImageError::OverCeiling {
+        path: path.to_path_buf(),
+        memory,
+    })
 }
 
 /// Every component of `raw` through `f` (from its `f64` value; exact for all but 64-bit
@@ -115,11 +148,28 @@ fn convert<T>(raw: &RawImage, mut f: impl FnMut(f64) -> T) -> Vec<T> {
 }
 
 /// A one-channel volume of `values` (C order of `geometry`'s shape).
-fn volume<T>(values: Vec<T>, geometry: Geometry) -> Volume<T> {
+fn volume<T>(
+    values: Vec<T>,
+    geometry: Geometry,
+    raw: &RawImage,
+    path: &Path,
+) -> Result<Volume<T>, ImageError> {
     let [z, y, x] = geometry.shape().0;
-    let data = Array4::from_shape_vec((1, z, y, x), values)
-        .expect("the codec checked that the data fill the dims");
-    Volume { data, geometry }
+    let data = Array4::from_shape_vec((1, z, y, x), values).map_err(|_| short_data(raw, path))?;
+    Ok(Volume { data, geometry })
+}
+
+/// The error for a decoded image whose data do not fill its dims (the codecs check this; an
+/// error rather than a panic all the same).
+fn short_data(raw: &RawImage, path: &Path) -> ImageError {
+    let source = raw
+        .check()
+        .err()
+        .unwrap_or_else(|| crate::formats::InvalidImage::new("the data do not fill the dims"));
+    ImageError::Format(FormatError::BadGeometry {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `volume`'s one channel as a file in its source's ITK geometry (2-D sources as 2-D files).

@@ -7,6 +7,17 @@
 //! | `.nii.gz`, `.nii`   | [`crate::nifti_io`] (NIfTI-1 and -2)    | the NIfTI header fields   |
 //! | `.nrrd`, `.nhdr`    | [`crate::formats`] NRRD                 | ITK spacing/origin/direction |
 //! | `.mha`, `.mhd`      | [`crate::formats`] MetaImage            | ITK spacing/origin/direction |
+//! | `.png`, `.bmp`      | nnU-Net's `NaturalImage2DIO`            | none (spacing 999, 1, 1)  |
+//! | `.tif`              | `NaturalImage2DIO`, else `Tiff3DIO`     | `Tiff3DIO`: the `.json` sidecar's spacing |
+//! | `.tiff`             | nnU-Net's `Tiff3DIO`                    | the `.json` sidecar's spacing |
+//!
+//! Natural images and TIFF follow [`crate::formats::natural`] (nnU-Net's readers, quirks
+//! included). A `.tif` file is read by the first of nnU-Net's two readers that reads it, as
+//! its registry picks a reader. An RGB(A) image gives one channel per colour, as in nnU-Net:
+//! dataset.json's `channel_names` then lists three (or four) channels for its one `_0000`
+//! file. A mask is written to `.png`/`.bmp` as `NaturalImage2DIO.write_seg` writes it, to
+//! `.tiff` as `Tiff3DIO.write_seg` (with its sidecar), and to `.tif` as the former when its
+//! source was a natural image (one slice with nnU-Net's z spacing of 999), else as the latter.
 //!
 //! Whatever the format, a volume comes back in one convention, nnU-Net's (`SimpleITKIO`):
 //! arrays `(c, z, y, x)` with `x` the file's fastest axis, spacing `(z, y, x)` in mm, 2-D files
@@ -34,6 +45,14 @@ use crate::{formats, nifti_io};
 /// The file formats autoseg reads and writes, named by their file endings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
+    /// `.png`: a natural 2-D image (`NaturalImage2DIO`).
+    Png,
+    /// `.bmp`: a natural 2-D image (`NaturalImage2DIO`).
+    Bmp,
+    /// `.tif`: a natural 2-D image, else a 3-D stack (`NaturalImage2DIO`, else `Tiff3DIO`).
+    Tif,
+    /// `.tiff`: a 3-D stack with a spacing sidecar (`Tiff3DIO`).
+    Tiff,
     /// `.nii.gz`: gzip-compressed NIfTI.
     NiftiGz,
     /// `.nii`: uncompressed NIfTI.
@@ -50,13 +69,17 @@ pub enum ImageFormat {
 
 impl ImageFormat {
     /// Every format with its ending, in the order [`ImageFormat::detect`] tries them.
-    pub const ALL: [(ImageFormat, &'static str); 6] = [
+    pub const ALL: [(ImageFormat, &'static str); 10] = [
         (ImageFormat::NiftiGz, ".nii.gz"),
         (ImageFormat::Nifti, ".nii"),
         (ImageFormat::Nrrd, ".nrrd"),
         (ImageFormat::Nhdr, ".nhdr"),
         (ImageFormat::Mha, ".mha"),
         (ImageFormat::Mhd, ".mhd"),
+        (ImageFormat::Png, ".png"),
+        (ImageFormat::Bmp, ".bmp"),
+        (ImageFormat::Tif, ".tif"),
+        (ImageFormat::Tiff, ".tiff"),
     ];
 
     /// The format of a dataset.json `file_ending` such as `".nii.gz"` (ASCII case ignored).
@@ -89,9 +112,17 @@ impl ImageFormat {
         Self::ALL.map(|(_, e)| e).join(", ")
     }
 
-    /// Whether this is one of the NIfTI formats.
-    fn is_nifti(self) -> bool {
-        matches!(self, ImageFormat::Nifti | ImageFormat::NiftiGz)
+    /// The codec family that reads this format.
+    fn family(self) -> Family {
+        match self {
+            ImageFormat::Nifti | ImageFormat::NiftiGz => Family::Nifti,
+            ImageFormat::Nrrd | ImageFormat::Nhdr | ImageFormat::Mha | ImageFormat::Mhd => {
+                Family::Itk
+            }
+            ImageFormat::Png | ImageFormat::Bmp | ImageFormat::Tif | ImageFormat::Tiff => {
+                Family::Natural
+            }
+        }
     }
 
     /// The format of `path`, or the error naming the endings autoseg reads.
@@ -103,18 +134,30 @@ impl ImageFormat {
     }
 }
 
-/// Reads an intensity image as `f32`, shape `(1, z, y, x)`, in the format its ending names.
+/// The three codec families behind the formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// [`crate::nifti_io`].
+    Nifti,
+    /// [`crate::formats`]' NRRD and MetaImage codecs (SimpleITK's conventions).
+    Itk,
+    /// [`crate::formats::natural`] (nnU-Net's `NaturalImage2DIO` and `Tiff3DIO`).
+    Natural,
+}
+
+/// Reads an intensity image as `f32`, shape `(c, z, y, x)`, in the format its ending names:
+/// one channel, except for RGB(A) natural images (one channel per colour).
 ///
 /// # Errors
 /// [`ImageError`] naming the file and the fault: an unknown ending, anything the codec refuses
 /// (I/O, corrupt or truncated data, sizes over the memory ceiling, ...), more than one
-/// component per voxel, or other than 2 or 3 dimensions.
+/// component per voxel (NRRD, MetaImage), or other than 2 or 3 dimensions.
 pub fn read_image(path: &Path) -> Result<Image, ImageError> {
-    let format = ImageFormat::of(path)?;
-    if format.is_nifti() {
-        return Ok(nifti_io::read_image(path)?);
+    match ImageFormat::of(path)?.family() {
+        Family::Nifti => Ok(nifti_io::read_image(path)?),
+        Family::Itk => itk::image_from_raw(formats::read_image(path)?, path, false),
+        Family::Natural => itk::image_from_raw(read_natural_image(path)?, path, true),
     }
-    itk::image_from_raw(formats::read_image(path)?, path)
 }
 
 /// Reads a label map as `u16`, shape `(1, z, y, x)`, in the format its ending names.
@@ -123,11 +166,33 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 /// As [`read_image`], and [`ImageError::BadLabel`] (or the NIfTI reader's `BadLabel`) for a
 /// negative, fractional, NaN or too-large value.
 pub fn read_label_map(path: &Path) -> Result<LabelMap, ImageError> {
-    let format = ImageFormat::of(path)?;
-    if format.is_nifti() {
-        return Ok(nifti_io::read_label_map(path)?);
+    match ImageFormat::of(path)?.family() {
+        Family::Nifti => Ok(nifti_io::read_label_map(path)?),
+        Family::Itk => itk::labels_from_raw(formats::read_image(path)?, path),
+        Family::Natural => itk::labels_from_raw(read_natural_seg(path)?, path),
     }
-    itk::labels_from_raw(formats::read_image(path)?, path)
+}
+
+/// An image as nnU-Net's registry reads it: `NaturalImage2DIO` for `.png`, `.bmp` and the
+/// `.tif` files it reads, `Tiff3DIO.read_images` for the other `.tif` and all `.tiff` files.
+fn read_natural_image(path: &Path) -> Result<formats::RawImage, ImageError> {
+    let tiff3d = || Ok(formats::read_tiff3d(path)?.image);
+    match ImageFormat::of(path)? {
+        ImageFormat::Tiff => tiff3d(),
+        ImageFormat::Tif => formats::read_natural(path).or_else(|_| tiff3d()),
+        _ => Ok(formats::read_natural(path)?),
+    }
+}
+
+/// A segmentation as nnU-Net's registry reads it: as [`read_natural_image`], with
+/// `Tiff3DIO.read_seg`'s sidecar rule for stacks (`case.tif` → `case.json`).
+fn read_natural_seg(path: &Path) -> Result<formats::RawImage, ImageError> {
+    let tiff3d = || Ok(formats::read_tiff3d_seg(path)?.image);
+    match ImageFormat::of(path)? {
+        ImageFormat::Tiff => tiff3d(),
+        ImageFormat::Tif => formats::read_natural(path).or_else(|_| tiff3d()),
+        _ => Ok(formats::read_natural(path)?),
+    }
 }
 
 /// Writes `image` as float32 in the format `path`'s ending names, atomically. `level` is the
@@ -138,14 +203,16 @@ pub fn read_label_map(path: &Path) -> Result<LabelMap, ImageError> {
 /// [`ImageError`] naming the file: an unknown ending, data whose shape is not the geometry's,
 /// a failed write (the target, if it existed, is unchanged).
 pub fn write_image(path: &Path, image: &Image, level: u32) -> Result<(), ImageError> {
-    let format = ImageFormat::of(path)?;
-    if format.is_nifti() {
-        return Ok(nifti_io::write_image(path, image, level)?);
+    match ImageFormat::of(path)?.family() {
+        Family::Nifti => Ok(nifti_io::write_image(path, image, level)?),
+        Family::Itk => {
+            let raw = itk::raw_from_image(image, path)?;
+            Ok(formats::write_image(&raw, path)?)
+        }
+        Family::Natural => Err(ImageError::SegmentationOnly {
+            path: path.to_path_buf(),
+        }),
     }
-    Ok(formats::write_image(
-        &itk::raw_from_image(image, path)?,
-        path,
-    )?)
 }
 
 /// Writes `labels` as `u8` when its maximum is below 255, else `u16` (nnU-Net's `write_seg`),
@@ -156,13 +223,23 @@ pub fn write_image(path: &Path, image: &Image, level: u32) -> Result<(), ImageEr
 /// As [`write_image`].
 pub fn write_label_map(path: &Path, labels: &LabelMap, level: u32) -> Result<(), ImageError> {
     let format = ImageFormat::of(path)?;
-    if format.is_nifti() {
+    if format.family() == Family::Nifti {
         return Ok(nifti_io::write_label_map(path, labels, level)?);
     }
-    Ok(formats::write_image(
-        &itk::raw_from_labels(labels, path)?,
-        path,
-    )?)
+    let raw = itk::raw_from_labels(labels, path)?;
+    match format {
+        ImageFormat::Png | ImageFormat::Bmp => Ok(formats::write_natural_seg(&raw, path)?),
+        ImageFormat::Tif if is_natural(labels) => Ok(formats::write_natural_seg(&raw, path)?),
+        ImageFormat::Tif | ImageFormat::Tiff => Ok(formats::write_tiff3d_seg(&raw, path)?),
+        _ => Ok(formats::write_image(&raw, path)?),
+    }
+}
+
+/// Whether a volume's grid is a natural image's: one slice with nnU-Net's z spacing of 999
+/// ([`formats::NATURAL_SPACING`]).
+fn is_natural<T>(volume: &crate::volume::Volume<T>) -> bool {
+    let geometry = &volume.geometry;
+    geometry.shape().0[0] == 1 && geometry.spacing().0[0] == formats::NATURAL_SPACING[0]
 }
 
 #[cfg(test)]

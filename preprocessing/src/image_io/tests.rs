@@ -1,6 +1,8 @@
 //! Known answers: what nnU-Net 2.8.1's `SimpleITKIO` reads from the NRRD/MetaImage fixtures and
 //! what its `write_seg` writes back (`fixtures/data/formats/nnunet_io.json`, made by
-//! `scripts/make_image_io_goldens.py`), the voxels SimpleITK reads (`expected.json`), and the
+//! `scripts/make_image_io_goldens.py`), the voxels SimpleITK reads (`expected.json`), what the
+//! reader nnU-Net's registry picks reads from the natural-image fixtures
+//! (`fixtures/data/natural/expected.json`, `scripts/make_natural_fixtures.py`), and the
 //! interface's own refusals.
 
 use std::path::{Path, PathBuf};
@@ -219,7 +221,8 @@ fn formats_are_named_by_their_endings() {
         Some(ImageFormat::NiftiGz)
     );
     assert_eq!(ImageFormat::from_ending(".NRRD"), Some(ImageFormat::Nrrd));
-    assert_eq!(ImageFormat::from_ending(".png"), None);
+    assert_eq!(ImageFormat::from_ending(".png"), Some(ImageFormat::Png));
+    assert_eq!(ImageFormat::from_ending(".gipl"), None);
     assert_eq!(
         ImageFormat::of_path(Path::new("a/b_0000.nii.gz")),
         Some(ImageFormat::NiftiGz)
@@ -236,4 +239,114 @@ fn formats_are_named_by_their_endings() {
     for (format, ending) in ImageFormat::ALL {
         assert_eq!(format.ending(), ending);
     }
+}
+
+/// `fixtures/data/natural/expected.json`'s cases.
+fn natural_cases() -> serde_json::Map<String, Value> {
+    let path = fixtures().join("../natural/expected.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    all["cases"].as_object().unwrap().clone()
+}
+
+/// Whether nnU-Net's array for `read` matches the volume read: shape, spacing, every value.
+fn assert_matches_nnunet<T: Copy + Into<f64>>(name: &str, want: &Value, volume: &Volume<T>) {
+    let shape: Vec<usize> = floats(&want["shape"]).iter().map(|&v| v as usize).collect();
+    assert_eq!(volume.data.shape(), &shape[..], "{name}: shape");
+    assert_close(
+        &format!("{name}: spacing"),
+        &volume.geometry.spacing().0,
+        &floats(&want["spacing"]),
+    );
+    let got: Vec<f64> = volume.data.iter().map(|&v| v.into()).collect();
+    assert_eq!(got, floats(&want["values"]), "{name}: values");
+}
+
+#[test]
+fn natural_images_read_as_the_reader_nnunets_registry_picks() {
+    let natural = fixtures().join("../natural");
+    let mut checked = (0, 0, 0);
+    for (name, case) in natural_cases() {
+        let path = natural.join(&name);
+        if ImageFormat::of_path(&path).is_none() {
+            continue;
+        }
+        let (images, seg) = match case["registry"].as_str() {
+            Some("NaturalImage2DIO") => ("natural_read_images", "natural_read_seg"),
+            Some("Tiff3DIO") => ("tiff3d_read_images", "tiff3d_read_seg"),
+            _ => {
+                assert!(read_image(&path).is_err(), "{name}: nnU-Net reads none");
+                checked.2 += 1;
+                continue;
+            }
+        };
+        match (read_image(&path), case[images].get("values")) {
+            (Ok(image), Some(_)) => assert_matches_nnunet(&name, &case[images], &image),
+            (Err(e), None) => assert!(e.to_string().contains(&name), "{e}"),
+            (got, _) => panic!("{name}: {got:?} vs nnU-Net {}", case[images]),
+        }
+        checked.0 += 1;
+        let want = &case[seg];
+        let integral = want.get("values").is_some_and(|v| {
+            floats(v)
+                .iter()
+                .all(|x| x.fract() == 0.0 && (0.0..65536.0).contains(x))
+                && want["shape"][0] == 1
+        });
+        if integral {
+            let labels = read_label_map(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_matches_nnunet(&name, want, &labels);
+            checked.1 += 1;
+        }
+    }
+    assert!(
+        checked.0 >= 40 && checked.1 >= 15 && checked.2 >= 8,
+        "{checked:?}"
+    );
+}
+
+#[test]
+fn natural_segmentations_are_written_as_their_sources_writer_writes_them() {
+    let natural = fixtures().join("../natural");
+    let dir = tempfile::tempdir().unwrap();
+    // (source, ending written, writer nnU-Net would use)
+    for (source, ending) in [
+        ("grey_u8.png", ".png"),
+        ("rgb.bmp", ".bmp"),
+        ("grey_u8.tif", ".tif"),
+        ("stack_0000.tif", ".tif"),
+        ("stack_lzw_0000.tiff", ".tiff"),
+    ] {
+        let image = read_image(&natural.join(source)).unwrap();
+        let [_, z, y, x] = [0, 1, 2, 3].map(|a| image.data.shape()[a]);
+        let labels = Volume {
+            data: Array4::from_shape_fn((1, z, y, x), |(_, k, j, i)| ((k + j * 3 + i) % 4) as u16),
+            geometry: image.geometry.clone(),
+        };
+        let target = dir.path().join(format!("case{ending}"));
+        write_label_map(&target, &labels, 1).unwrap();
+        let back = read_label_map(&target).unwrap();
+        assert_eq!(back.data, labels.data, "{source}");
+        assert_eq!(
+            back.geometry.spacing(),
+            labels.geometry.spacing(),
+            "{source}"
+        );
+        let stack = z > 1;
+        let sidecar = dir.path().join("case.json");
+        assert_eq!(sidecar.is_file(), stack, "{source}: Tiff3DIO's sidecar");
+        if stack {
+            let text = std::fs::read_to_string(&sidecar).unwrap();
+            let spacing: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                floats(&spacing["spacing"]),
+                image.geometry.spacing().0.to_vec()
+            );
+            std::fs::remove_file(&sidecar).unwrap();
+        }
+    }
+    let image = read_image(&natural.join("rgb.png")).unwrap();
+    assert_eq!(image.data.shape(), [3, 1, 5, 7]);
+    let err = write_image(&dir.path().join("x.png"), &image, 1).unwrap_err();
+    assert!(matches!(err, ImageError::SegmentationOnly { .. }), "{err}");
 }
