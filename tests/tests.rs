@@ -5,6 +5,7 @@ mod architecture;
 mod cascade;
 mod cli;
 mod distributed;
+mod formats;
 mod hostile;
 mod nnunet;
 mod parallel_folds;

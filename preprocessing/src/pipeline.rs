@@ -14,7 +14,7 @@ use autoseg_planner::{
     compute_new_shape, Configuration, Dim, ForceSeparateZ, NormalizationScheme, PlanError, Plans,
     ResamplingSettings,
 };
-use ndarray::{s, Array4, ArrayView4, Axis};
+use ndarray::{Array4, ArrayView4, Axis};
 use thiserror::Error;
 
 use crate::cache::CacheError;
@@ -22,7 +22,7 @@ use crate::crop::{crop_to_nonzero, BoundingBox, CropError};
 use crate::foreground::{sample_class_locations, ClassLocations, LocationClass};
 use crate::normalize::{normalize, CtIntensities, Normalization, NormalizeError};
 use crate::resample::{resample_data, resample_labels, ResampleError, ResampleSettings, SeparateZ};
-use crate::{read_image, read_label_map, Case, CaseId, Geometry, ImageError, Labels};
+use crate::{read_label_map, read_stacked, Case, CaseId, Geometry, ImageError, Labels, StackError};
 
 /// Why preprocessing a configuration or a case failed.
 #[derive(Debug, Error)]
@@ -54,15 +54,16 @@ pub enum PreprocessError {
         /// Case identifier.
         case: CaseId,
     },
-    /// The case has another number of channel files than the plan's channels.
-    #[error("case {case}: {n_files} image files, but the plan normalizes {n_channels} channels")]
-    ChannelCount {
+    /// The case's channel files cannot be read and stacked into the plan's channels.
+    #[error("case {case}: cannot read its channels (the plan normalizes {n_channels})")]
+    Channels {
         /// Case identifier.
         case: CaseId,
-        /// Channel files found.
-        n_files: usize,
         /// Channels in the plan.
         n_channels: usize,
+        /// What went wrong, naming the file.
+        #[source]
+        source: StackError,
     },
     /// A channel or the label map has another shape than the first channel.
     #[error("case {case}: {} has shape {found:?}, expected {expected:?} (z, y, x)", path.display())]
@@ -456,41 +457,16 @@ fn spatial<T>(array: ArrayView4<'_, T>) -> [usize; 3] {
 /// case again with the previous stage's segmentation).
 ///
 /// # Errors
-/// [`PreprocessError::ChannelCount`], [`PreprocessError::Read`] and shape mismatches, naming
-/// the case and file.
+/// [`PreprocessError::Channels`], naming the case and the file at fault.
 pub fn read_channels(
     case: &Case,
     n_channels: usize,
 ) -> Result<(Array4<f32>, Geometry), PreprocessError> {
-    if case.images.len() != n_channels {
-        return Err(PreprocessError::ChannelCount {
-            case: case.id.clone(),
-            n_files: case.images.len(),
-            n_channels,
-        });
-    }
-    let read = |path: &Path| {
-        read_image(path).map_err(|source| PreprocessError::Read {
-            case: case.id.clone(),
-            source,
-        })
-    };
-    let first = read(&case.images[0])?;
-    let geometry = first.geometry.clone();
-    if n_channels == 1 {
-        return Ok((first.data, geometry));
-    }
-    let shape = first.data_shape().0;
-    let mut data = Array4::zeros((n_channels, shape[0], shape[1], shape[2]));
-    data.slice_mut(s![0..1, .., .., ..]).assign(&first.data);
-    drop(first);
-    for (channel, path) in case.images.iter().enumerate().skip(1) {
-        let image = read(path)?;
-        check_shape(case, path, shape, image.data_shape().0)?;
-        data.slice_mut(s![channel..channel + 1, .., .., ..])
-            .assign(&image.data);
-    }
-    Ok((data, geometry))
+    read_stacked(&case.images, n_channels, false).map_err(|source| PreprocessError::Channels {
+        case: case.id.clone(),
+        n_channels,
+        source,
+    })
 }
 
 /// The label map as `i16` `(1, z, y, x)`.
@@ -537,6 +513,7 @@ mod tests {
     use super::*;
     use crate::{HeaderGeometry, Shape3, Spacing};
     use autoseg_planner::{plan, DatasetInfo, Fingerprint, ForegroundIntensityProperties};
+    use ndarray::s;
 
     fn geometry(shape: [usize; 3], spacing: [f64; 3]) -> Geometry {
         Geometry::new(

@@ -25,7 +25,7 @@ use crate::dataset::{
     discover_listed, regular_file, split_channel_name, Case, CaseId, DatasetError, DatasetJson,
     NotAFile, Skipped,
 };
-use crate::{read_dataset_json, read_image, read_label_map, Geometry, ImageError};
+use crate::{read_dataset_json, read_image, read_label_map, Geometry, ImageError, ImageFormat};
 
 /// One problem: the case and file it concerns (where it concerns one) and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,8 +268,22 @@ struct CaseContext<'a> {
 /// All checks of one case. nnU-Net: `verify_labels` and `check_cases`.
 fn check_case(case: &Case, ctx: &CaseContext<'_>) -> Report {
     let mut report = Report::default();
-    check_channel_count(case, ctx, &mut report);
-    let reference = check_images(case, &mut report);
+    // Natural images may hold several channels per file (RGB): count what the files hold.
+    let channels_per_file_vary = ImageFormat::from_ending(&ctx.json.file_ending)
+        .is_some_and(ImageFormat::may_hold_several_channels);
+    if !channels_per_file_vary {
+        check_channel_count(case, ctx, &mut report);
+    }
+    let (reference, channels) = check_images(case, &mut report);
+    let expected = ctx.json.n_channels();
+    if let Some(found) = channels.filter(|&n| channels_per_file_vary && n != expected) {
+        let fault = Fault::ChannelsInFiles {
+            expected,
+            found,
+            n_files: case.images.len(),
+        };
+        report.error(Some(&case.id), case.images.first().cloned(), fault);
+    }
     check_label(case, ctx, reference.as_ref(), &mut report);
     report
 }
@@ -315,30 +329,31 @@ fn check_channel_count(case: &Case, ctx: &CaseContext<'_>, report: &mut Report) 
 }
 
 /// Reads every channel file; reports unreadable files, non-finite voxels and channels that do
-/// not share channel 0's grid. Returns the first readable channel's file and geometry.
-fn check_images(case: &Case, report: &mut Report) -> Option<(PathBuf, Geometry)> {
+/// not share channel 0's grid. Returns the first readable channel's file and geometry, and the
+/// channels the files hold when every file could be read.
+fn check_images(case: &Case, report: &mut Report) -> (Option<(PathBuf, Geometry)>, Option<usize>) {
     let mut reference: Option<(PathBuf, Geometry)> = None;
+    let mut channels = Some(0);
     for path in &case.images {
-        match regular_file(path) {
-            Ok(()) => {}
-            Err(NotAFile::Missing) => {
-                report.error(Some(&case.id), Some(path.clone()), Fault::MissingImage);
-                continue;
-            }
-            Err(found) => {
-                let fault = Fault::ImageNotAFile { found };
-                report.error(Some(&case.id), Some(path.clone()), fault);
-                continue;
-            }
-        }
-        let image = match read_image(path) {
+        let fault = match regular_file(path) {
+            Ok(()) => None,
+            Err(NotAFile::Missing) => Some(Fault::MissingImage),
+            Err(found) => Some(Fault::ImageNotAFile { found }),
+        };
+        let read = match fault {
+            Some(fault) => Err(fault),
+            None => read_image(path)
+                .map_err(|err| unreadable(&err, path, |found| Fault::ImageNotAFile { found })),
+        };
+        let image = match read {
             Ok(image) => image,
-            Err(err) => {
-                let fault = unreadable(&err, path, |found| Fault::ImageNotAFile { found });
+            Err(fault) => {
                 report.error(Some(&case.id), Some(path.clone()), fault);
+                channels = None;
                 continue;
             }
         };
+        channels = channels.map(|n| n + image.n_channels());
         let n_nan = image.data.iter().filter(|v| v.is_nan()).count();
         let n_inf = image.data.iter().filter(|v| v.is_infinite()).count();
         if n_nan + n_inf > 0 {
@@ -355,7 +370,7 @@ fn check_images(case: &Case, report: &mut Report) -> Option<(PathBuf, Geometry)>
             None => reference = Some((path.clone(), image.geometry)),
         }
     }
-    reference
+    (reference, channels)
 }
 
 /// The label file: present, readable, declared values only, on the image's grid.
@@ -682,7 +697,7 @@ mod tests {
             format!(
                 "{}: not read as a case file: it is a dangling symlink to gone.nii.gz (nnU-Net \
                  skips it too), which leaves its case without this channel or the training cases \
-                 short of numTraining; put the NIfTI file there",
+                 short of numTraining; put the image file there",
                 path.display()
             )
         );
@@ -737,7 +752,7 @@ mod tests {
             report.errors[0].to_string(),
             format!(
                 "{}: case b: label file is a directory; the case's label map must be a \
-                 readable NIfTI file at this path",
+                 readable image file at this path",
                 path.display()
             )
         );
@@ -771,7 +786,7 @@ mod tests {
         );
         assert!(report.errors[0]
             .to_string()
-            .ends_with("case c: image file is a dangling symlink to gone.nii.gz; the channel's image must be a readable NIfTI file at this path"));
+            .ends_with("case c: image file is a dangling symlink to gone.nii.gz; the channel's image must be a readable image file at this path"));
     }
 
     #[test]
@@ -794,7 +809,7 @@ mod tests {
             report.errors[0].to_string(),
             format!(
                 "{}: case b: label file cannot be read: Permission denied (os error 13); the \
-                 case's label map must be a readable NIfTI file at this path",
+                 case's label map must be a readable image file at this path",
                 path.display()
             )
         );

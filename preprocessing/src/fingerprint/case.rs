@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
-use ndarray::{s, Array4, ArrayView3, ArrayView4, Axis};
+use ndarray::{ArrayView3, ArrayView4, Axis};
 
 use super::FingerprintError;
 use crate::crop::{bbox, nonzero_mask};
 use crate::rng::RandomState;
-use crate::{read_image, read_label_map, Case, Image};
+use crate::{read_label_map, read_stacked, Case};
 
 /// nnU-Net's seed of the per-case `RandomState` in `collect_foreground_intensities`.
 const SAMPLING_SEED: u32 = 1234;
@@ -40,20 +40,20 @@ pub(crate) fn analyze_case(
     n_channels: usize,
     slots: &mut [&mut [f32]],
 ) -> Result<CaseFingerprint, FingerprintError> {
-    if case.images.len() != n_channels {
-        return Err(FingerprintError::ChannelCount {
-            case: case.id.clone(),
-            n_files: case.images.len(),
-            n_channels,
-        });
-    }
     let label_path = case
         .label
         .as_deref()
         .ok_or_else(|| FingerprintError::MissingLabel {
             case: case.id.clone(),
         })?;
-    let (data, spacing) = read_channels(case)?;
+    let (data, geometry) = read_stacked(&case.images, n_channels, true).map_err(|source| {
+        FingerprintError::Channels {
+            case: case.id.clone(),
+            n_channels,
+            source,
+        }
+    })?;
+    let spacing = geometry.spacing().0;
     let shape = spatial_shape(data.view());
     let labels = read_label_map(label_path).map_err(|source| FingerprintError::Read {
         case: case.id.clone(),
@@ -74,42 +74,6 @@ pub(crate) fn analyze_case(
         relative_size: n_voxels(shape_after_crop) / n_voxels(shape),
         has_foreground,
     })
-}
-
-/// The case's channels stacked as `(c, z, y, x)` and the first channel's spacing. Holds at
-/// most the stack plus one channel file at a time.
-fn read_channels(case: &Case) -> Result<(Array4<f32>, [f64; 3]), FingerprintError> {
-    let first = read_checked_image(case, &case.images[0])?;
-    let spacing = first.geometry.spacing().0;
-    if case.images.len() == 1 {
-        return Ok((first.data, spacing));
-    }
-    let [nz, ny, nx] = first.data_shape().0;
-    let mut data = Array4::zeros((case.images.len(), nz, ny, nx));
-    data.slice_mut(s![0..1, .., .., ..]).assign(&first.data);
-    drop(first);
-    for (channel_idx, path) in case.images.iter().enumerate().skip(1) {
-        let image = read_checked_image(case, path)?;
-        check_shape(case, path, [nz, ny, nx], image.data_shape().0)?;
-        data.slice_mut(s![channel_idx..channel_idx + 1, .., .., ..])
-            .assign(&image.data);
-    }
-    Ok((data, spacing))
-}
-
-/// Reads one channel file, refusing NaN (nnU-Net asserts "Images contains NaN values").
-fn read_checked_image(case: &Case, path: &Path) -> Result<Image, FingerprintError> {
-    let image = read_image(path).map_err(|source| FingerprintError::Read {
-        case: case.id.clone(),
-        source,
-    })?;
-    if image.data.iter().any(|v| v.is_nan()) {
-        return Err(FingerprintError::NanIntensity {
-            case: case.id.clone(),
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(image)
 }
 
 fn check_shape(
@@ -167,7 +131,7 @@ fn sample_foreground(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array3;
+    use ndarray::{Array3, Array4};
 
     // numpy 2.4.6: rs = np.random.RandomState(1234)
     //   rs.choice(np.array([10, 20, 30], np.float32), 6, replace=True) -> [30 20 10 10 10 20]

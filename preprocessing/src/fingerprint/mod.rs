@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use autoseg_planner::{Fingerprint, PlanError};
 use rayon::prelude::*;
 
-use crate::{CaseId, Dataset, ImageError, Progress};
+use crate::{CaseId, Dataset, ImageError, Progress, StackError};
 use case::{analyze_case, CaseFingerprint};
 use stats::{channel_statistics, median_f64, Precision};
 
@@ -42,17 +42,18 @@ pub enum FingerprintError {
         /// The dataset folder.
         root: PathBuf,
     },
-    /// A case has a different number of channel files than `dataset.json` declares.
-    #[error(
-        "case {case}: {n_files} channel file(s), but dataset.json declares {n_channels} channel(s)"
-    )]
-    ChannelCount {
+    /// A case's channel files cannot be read and stacked into dataset.json's channels (one
+    /// unreadable, on another grid, holding NaN (nnU-Net refuses these too), or holding
+    /// another number of channels).
+    #[error("case {case}: cannot read its channels (dataset.json declares {n_channels})")]
+    Channels {
         /// The case.
         case: CaseId,
-        /// Channel files found.
-        n_files: usize,
         /// Channels declared.
         n_channels: usize,
+        /// What went wrong, naming the file.
+        #[source]
+        source: StackError,
     },
     /// A case has no label file path.
     #[error("case {case}: no label file")]
@@ -80,14 +81,6 @@ pub enum FingerprintError {
         expected: [usize; 3],
         /// This file's shape.
         found: [usize; 3],
-    },
-    /// An image holds NaN (nnU-Net refuses these too).
-    #[error("{}: image contains NaN values (case {case})", path.display())]
-    NanIntensity {
-        /// The case.
-        case: CaseId,
-        /// The image file.
-        path: PathBuf,
     },
     /// A raw file's size or modification time cannot be read for the stamp.
     #[error("{}: cannot read file metadata for the fingerprint stamp", path.display())]

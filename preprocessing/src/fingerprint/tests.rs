@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use ndarray::{s, Array4};
 
 use super::*;
-use crate::{write_image, write_label_map, Geometry, HeaderGeometry, Shape3, Spacing, Volume};
+use crate::{
+    write_image, write_label_map, Geometry, HeaderGeometry, Shape3, Spacing, StackError, Volume,
+};
 
 const DATASET_JSON: &str = r#"{"channel_names": {"0": "MRI"},
     "labels": {"background": 0, "a": 1, "b": 2}, "numTraining": 2, "file_ending": ".nii.gz"}"#;
@@ -167,8 +169,11 @@ fn faults_name_the_case_and_file() {
     write_case(tmp.path(), "b", nan, Array4::ones((1, 2, 2, 2)), [1.0; 3]);
     let dataset = Dataset::open(tmp.path()).expect("open");
     let err = extract_with_budget(&dataset, 10, &()).expect_err("NaN");
-    assert!(matches!(&err, FingerprintError::NanIntensity { case, .. } if case == "b"));
-    assert!(err.to_string().contains("imagesTr/b_0000.nii.gz"), "{err}");
+    assert!(
+        matches!(&err, FingerprintError::Channels { case, source: StackError::Nan { .. }, .. } if case == "b")
+    );
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("imagesTr/b_0000.nii.gz"), "{source}");
 
     let labels = Volume {
         data: Array4::<u16>::ones((1, 2, 2, 3)),

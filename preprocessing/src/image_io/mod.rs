@@ -34,10 +34,12 @@
 
 mod error;
 mod itk;
+mod stack;
 
 use std::path::Path;
 
 pub use error::ImageError;
+pub use stack::{read_stacked, StackError};
 
 use crate::volume::{Image, LabelMap};
 use crate::{formats, nifti_io};
@@ -110,6 +112,17 @@ impl ImageFormat {
     /// The endings autoseg reads, for messages: `.nii.gz, .nii, ...`.
     pub fn endings() -> String {
         Self::ALL.map(|(_, e)| e).join(", ")
+    }
+
+    /// Whether [`write_image`] writes float images in this format (natural-image formats hold
+    /// integer segmentations only).
+    pub fn writes_images(self) -> bool {
+        self.family() != Family::Natural
+    }
+
+    /// Whether a file of this format may hold several channels (natural images: RGB, RGBA).
+    pub fn may_hold_several_channels(self) -> bool {
+        matches!(self, ImageFormat::Png | ImageFormat::Bmp | ImageFormat::Tif)
     }
 
     /// The codec family that reads this format.

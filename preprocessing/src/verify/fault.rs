@@ -97,7 +97,17 @@ pub enum Fault {
         /// Channel files whose index is beyond the declared channels.
         unexpected: Vec<PathBuf>,
     },
-    /// The file cannot be read (truncated, corrupt, empty, not NIfTI, ...).
+    /// A case's files hold another number of channels than `channel_names` declares (formats
+    /// whose files may hold several channels: an RGB image holds three).
+    ChannelsInFiles {
+        /// Channels declared.
+        expected: usize,
+        /// Channels the case's files hold.
+        found: usize,
+        /// The case's channel files.
+        n_files: usize,
+    },
+    /// The file cannot be read (truncated, corrupt, empty, not of its format, ...).
     Unreadable {
         /// The reader's message.
         reason: String,
@@ -168,14 +178,14 @@ impl fmt::Display for Fault {
             Fault::UnreadableFolder { reason } => write!(f, "cannot list the folder ({reason}); check that it exists and is readable"),
             Fault::MisnamedFile { file_ending } => write!(f, "file name does not follow {{CASE}}_{{XXXX}}{file_ending} (case id, underscore, four-digit channel index); rename it or move it out of imagesTr/"),
             Fault::SkippedEntry { found } => write!(f, "skipped: it {found} (nnU-Net skips it too); remove it if it is not meant to be a case file"),
-            Fault::SkippedCaseFile { found } => write!(f, "not read as a case file: it {found} (nnU-Net skips it too), which leaves its case without this channel or the training cases short of numTraining; put the NIfTI file there"),
+            Fault::SkippedCaseFile { found } => write!(f, "not read as a case file: it {found} (nnU-Net skips it too), which leaves its case without this channel or the training cases short of numTraining; put the image file there"),
             Fault::CaseCount { declared, found } => write!(f, "dataset.json declares numTraining = {declared} but {found} training cases were found; correct numTraining or add the missing cases"),
             Fault::NoTrainingCases => write!(f, "no training cases found; put images named {{CASE}}_0000{{file_ending}} into imagesTr/"),
             Fault::NonConsecutiveLabels { offending, expected } => write!(f, "labels must be consecutive integers 0, 1, 2, ...: {offending:?} do not follow their predecessor in {expected:?}; renumber the labels in dataset.json and the label files"),
             Fault::MissingLabel => write!(f, "label file is missing; every training case needs its label map in labelsTr/ named {{CASE}}{{file_ending}}"),
             Fault::MissingImage => write!(f, "image file listed in dataset.json's `dataset` mapping does not exist; fix the path or add the file"),
-            Fault::LabelNotAFile { found } => write!(f, "label file {found}; the case's label map must be a readable NIfTI file at this path"),
-            Fault::ImageNotAFile { found } => write!(f, "image file {found}; the channel's image must be a readable NIfTI file at this path"),
+            Fault::LabelNotAFile { found } => write!(f, "label file {found}; the case's label map must be a readable image file at this path"),
+            Fault::ImageNotAFile { found } => write!(f, "image file {found}; the channel's image must be a readable image file at this path"),
             Fault::ChannelCount { expected, found, missing, unexpected } => {
                 write!(f, "case has {found} channel file(s) but dataset.json declares {expected} channel(s)")?;
                 if !missing.is_empty() {
@@ -188,7 +198,8 @@ impl fmt::Display for Fault {
                 }
                 write!(f, "; give every case one file per channel, numbered _0000 to _{:04}", expected.saturating_sub(1))
             }
-            Fault::Unreadable { reason } => write!(f, "cannot read the file: {reason}; re-export it as a valid NIfTI file"),
+            Fault::ChannelsInFiles { expected, found, n_files } => write!(f, "the case's {n_files} file(s) hold {found} channel(s) but dataset.json declares {expected} (an RGB image holds three, an RGBA image four); make channel_names list one channel per channel the files hold"),
+            Fault::Unreadable { reason } => write!(f, "cannot read the file: {reason}; re-export it as a valid file of the dataset's format"),
             Fault::NonFinite { n_nan, n_inf } => write!(f, "image holds {n_nan} NaN and {n_inf} infinite voxel(s); replace them with finite values that make sense for the image"),
             Fault::UndeclaredLabels { found, declared } => write!(f, "label values {found:?} are not declared in dataset.json (declared: {declared:?}); declare them or fix the label map"),
             Fault::ShapeMismatch { reference, expected, found } => write!(f, "shape {:?} (z, y, x) differs from {:?} of {}; a case's channels and label must share one voxel grid", found.0, expected.0, name(reference)),

@@ -1,0 +1,212 @@
+//! Every image format through the pipeline (issue 18): the same scans give the same fingerprint
+//! and plans in NIfTI, NRRD and MetaImage; an NRRD dataset and a PNG dataset go through
+//! `plan-and-train` and `predict`, with masks written in their inputs' format and geometry.
+
+use std::path::{Path, PathBuf};
+
+use autoseg_preprocessing::formats;
+use autoseg_preprocessing::{read_image, read_label_map, write_image, write_label_map};
+
+use crate::pipeline::autoseg;
+
+/// Copies the dataset at `dataset` to `out/<its name>` with every image and label file read and
+/// written again in the format of `ending` (as a user converts with SimpleITK), dataset.json's
+/// `file_ending` changed to match.
+fn convert(dataset: &Path, out: &Path, ending: &str) -> PathBuf {
+    let root = out.join(dataset.file_name().unwrap());
+    for sub in ["imagesTr", "labelsTr", "imagesTs", "labelsTs"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for entry in std::fs::read_dir(dataset.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let stem = name.strip_suffix(".nii.gz").unwrap();
+            let target = root.join(sub).join(format!("{stem}{ending}"));
+            if sub.starts_with("images") {
+                write_image(&target, &read_image(&path).unwrap(), 1).unwrap();
+            } else {
+                write_label_map(&target, &read_label_map(&path).unwrap(), 1).unwrap();
+            }
+        }
+    }
+    let json = std::fs::read_to_string(dataset.join("dataset.json")).unwrap();
+    let json = json.replace(
+        "\"file_ending\": \".nii.gz\"",
+        &format!("\"file_ending\": \"{ending}\""),
+    );
+    assert!(json.contains(ending), "{json}");
+    std::fs::write(root.join("dataset.json"), json).unwrap();
+    root
+}
+
+/// `fingerprint.toml` without its file stamps (sizes and times of the raw files), and
+/// `plans.toml`, as `autoseg plan` writes them for `dataset`, every float rounded to 12
+/// significant digits: NRRD stores no spacing, only axis vectors, whose lengths SimpleITK (and
+/// autoseg) take as the spacing, so 0.800000011920929 from a NIfTI file's `pixdim` comes back
+/// from NRRD as 0.8000000119209288.
+fn plan(dataset: &Path, work: &Path) -> (toml::Value, toml::Value) {
+    autoseg(&[
+        "plan",
+        dataset.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let dir = work.join(dataset.file_name().unwrap());
+    let read = |name: &str| -> toml::Value {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        rounded(text.parse().unwrap())
+    };
+    let mut fingerprint = read("fingerprint.toml");
+    fingerprint.as_table_mut().unwrap().remove("stamp");
+    (fingerprint, read("plans.toml"))
+}
+
+/// `value` with every float rounded to 12 significant digits.
+fn rounded(value: toml::Value) -> toml::Value {
+    use toml::Value;
+    match value {
+        Value::Float(x) => Value::Float(format!("{x:.11e}").parse().unwrap()),
+        Value::Array(items) => Value::Array(items.into_iter().map(rounded).collect()),
+        Value::Table(table) => {
+            Value::Table(table.into_iter().map(|(k, v)| (k, rounded(v))).collect())
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn the_same_scans_give_the_same_fingerprint_and_plans_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nifti = autoseg_fixtures::write("ct3d", &tmp.path().join("nifti")).unwrap();
+    let (fingerprint, plans) = plan(&nifti, &tmp.path().join("work-nifti"));
+    for ending in [".nrrd", ".nhdr", ".mha", ".mhd"] {
+        let name = ending.trim_start_matches('.');
+        let dataset = convert(&nifti, &tmp.path().join(name), ending);
+        let (f, p) = plan(&dataset, &tmp.path().join(format!("work-{name}")));
+        assert_eq!(f, fingerprint, "{ending}: fingerprint");
+        assert_eq!(p, plans, "{ending}: plans");
+    }
+}
+
+#[test]
+fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nifti = autoseg_fixtures::write("ct3d", &tmp.path().join("nifti")).unwrap();
+    let dataset = convert(&nifti, &tmp.path().join("nrrd"), ".nrrd");
+    let work = tmp.path().join("work");
+    let (dataset_s, work_s) = (dataset.to_str().unwrap(), work.to_str().unwrap());
+    autoseg(&[
+        "plan-and-train",
+        dataset_s,
+        "--work",
+        work_s,
+        "-c",
+        "2d",
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    let pred = tmp.path().join("pred");
+    let images_ts = dataset.join("imagesTs");
+    autoseg(&[
+        "predict",
+        "-i",
+        images_ts.to_str().unwrap(),
+        "-o",
+        pred.to_str().unwrap(),
+        "-m",
+        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
+        "--folds",
+        "0",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&images_ts).unwrap() {
+        let input = entry.unwrap().path();
+        let name = input.file_name().unwrap().to_str().unwrap();
+        let case = name.strip_suffix("_0000.nrrd").unwrap();
+        let source = formats::read_image(&input).unwrap();
+        let mask = formats::read_image(&pred.join(format!("{case}.nrrd"))).unwrap();
+        // What SimpleITK would report: the input's size, spacing, origin and direction, exactly.
+        assert_eq!(mask.dims, source.dims, "{case}");
+        assert_eq!(mask.spacing, source.spacing, "{case}");
+        assert_eq!(mask.origin, source.origin, "{case}");
+        assert_eq!(mask.direction, source.direction, "{case}");
+        assert_eq!(mask.element, formats::ElementType::U8, "{case}");
+        n += 1;
+    }
+    assert!(n > 0);
+    let out = autoseg(&[
+        "evaluate",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--ref",
+        dataset.join("labelsTs").to_str().unwrap(),
+        "--dataset-json",
+        dataset.join("dataset.json").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Dice"));
+    assert!(pred.join("summary.json").is_file());
+}
+
+#[test]
+fn a_png_dataset_trains_and_predicts_png_masks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = autoseg_fixtures::write_as("demo2d", &tmp.path().join("raw"), ".png").unwrap();
+    let work = tmp.path().join("work");
+    let (dataset_s, work_s) = (dataset.to_str().unwrap(), work.to_str().unwrap());
+    let out = autoseg(&[
+        "plan-and-train",
+        dataset_s,
+        "--work",
+        work_s,
+        "-c",
+        "2d",
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cross-validation"));
+    let pred = tmp.path().join("pred");
+    let images_ts = dataset.join("imagesTs");
+    autoseg(&[
+        "predict",
+        "-i",
+        images_ts.to_str().unwrap(),
+        "-o",
+        pred.to_str().unwrap(),
+        "-m",
+        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
+        "--folds",
+        "0",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&images_ts).unwrap() {
+        let input = entry.unwrap().path();
+        let name = input.file_name().unwrap().to_str().unwrap();
+        let case = name.strip_suffix("_0000.png").unwrap();
+        let source = formats::read_natural(&input).unwrap();
+        let mask = formats::read_natural(&pred.join(format!("{case}.png"))).unwrap();
+        assert_eq!(mask.dims, source.dims, "{case}");
+        assert_eq!(
+            (mask.components, mask.element),
+            (1, formats::ElementType::U8)
+        );
+        n += 1;
+    }
+    assert!(n > 0);
+}
