@@ -63,7 +63,7 @@ pub enum PreprocessError {
         n_channels: usize,
         /// What went wrong, naming the file.
         #[source]
-        source: StackError,
+        source: Box<StackError>,
     },
     /// A channel or the label map has another shape than the first channel.
     #[error("case {case}: {} has shape {found:?}, expected {expected:?} (z, y, x)", path.display())]
@@ -465,7 +465,7 @@ pub fn read_channels(
     read_stacked(&case.images, n_channels, false).map_err(|source| PreprocessError::Channels {
         case: case.id.clone(),
         n_channels,
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn analyze_case(
         FingerprintError::Channels {
             case: case.id.clone(),
             n_channels,
-            source,
+            source: Box::new(source),
         }
     })?;
     let spacing = geometry.spacing().0;

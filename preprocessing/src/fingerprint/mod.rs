@@ -53,7 +53,7 @@ pub enum FingerprintError {
         n_channels: usize,
         /// What went wrong, naming the file.
         #[source]
-        source: StackError,
+        source: Box<StackError>,
     },
     /// A case has no label file path.
     #[error("case {case}: no label file")]

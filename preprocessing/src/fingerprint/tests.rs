@@ -170,7 +170,7 @@ fn faults_name_the_case_and_file() {
     let dataset = Dataset::open(tmp.path()).expect("open");
     let err = extract_with_budget(&dataset, 10, &()).expect_err("NaN");
     assert!(
-        matches!(&err, FingerprintError::Channels { case, source: StackError::Nan { .. }, .. } if case == "b")
+        matches!(&err, FingerprintError::Channels { case, source, .. } if case == "b" && matches!(**source, StackError::Nan { .. }))
     );
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("imagesTr/b_0000.nii.gz"), "{source}");

@@ -14,9 +14,10 @@ pub enum ImageError {
     /// The NIfTI codec's error (it names the file).
     #[error(transparent)]
     Nifti(#[from] NiftiIoError),
-    /// The NRRD or MetaImage codec's error (it names the file).
+    /// The NRRD, MetaImage or natural-image codecs' error (it names the file). Boxed to keep
+    /// `ImageError` small.
     #[error(transparent)]
-    Format(#[from] FormatError),
+    Format(Box<FormatError>),
     /// The file's name does not end in an ending autoseg reads.
     #[error("{}: not a file ending autoseg reads or writes (it reads {supported})", path.display())]
     Ending {
@@ -75,13 +76,22 @@ pub enum ImageError {
     },
 }
 
+impl From<FormatError> for ImageError {
+    fn from(err: FormatError) -> Self {
+        ImageError::Format(Box::new(err))
+    }
+}
+
 impl ImageError {
     /// The operating system's error when the file could not be opened or read at all (so
     /// callers can tell a missing file from a corrupt one).
     pub fn io_error(&self) -> Option<&std::io::Error> {
         match self {
-            ImageError::Nifti(NiftiIoError::Io { source, .. })
-            | ImageError::Format(FormatError::Io { source, .. }) => Some(source),
+            ImageError::Nifti(NiftiIoError::Io { source, .. }) => Some(source),
+            ImageError::Format(err) => match err.as_ref() {
+                FormatError::Io { source, .. } => Some(source),
+                _ => None,
+            },
             _ => None,
         }
     }

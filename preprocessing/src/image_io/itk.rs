@@ -166,7 +166,7 @@ fn short_data(raw: &RawImage, path: &Path) -> ImageError {
         .check()
         .err()
         .unwrap_or_else(|| crate::formats::InvalidImage::new("the data do not fill the dims"));
-    ImageError::Format(FormatError::BadGeometry {
+    ImageError::from(FormatError::BadGeometry {
         path: path.to_path_buf(),
         source,
     })
@@ -203,7 +203,7 @@ fn raw_from<T>(
     let (spacing, origin, direction) = itk.parts();
     // `data` came from `iter()`, which walks logical (C) order whatever the layout.
     RawImage::new(dims, spacing, origin, direction, 1, element, data).map_err(|source| {
-        ImageError::Format(FormatError::InvalidImage {
+        ImageError::from(FormatError::InvalidImage {
             path: path.to_path_buf(),
             source,
         })

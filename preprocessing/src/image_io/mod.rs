@@ -70,7 +70,7 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
-    /// Every format with its ending, in the order [`ImageFormat::detect`] tries them.
+    /// Every format with its ending, in the order `evaluate` tries them on a folder of masks.
     pub const ALL: [(ImageFormat, &'static str); 10] = [
         (ImageFormat::NiftiGz, ".nii.gz"),
         (ImageFormat::Nifti, ".nii"),

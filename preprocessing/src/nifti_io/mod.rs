@@ -52,7 +52,7 @@ const MAX_DEFLATE_RATIO: u128 = 1032;
 /// Reads only the header of a `.nii`/`.nii.gz` file (fast: decompresses just its first bytes).
 ///
 /// # Errors
-/// I/O, gzip and header faults as [`read_image`]; for uncompressed files also a data block
+/// I/O, gzip and header faults as [`crate::read_image`] on NIfTI; for uncompressed files also a data block
 /// shorter than the header requires.
 pub fn read_header(path: &Path) -> Result<NiftiInfo, NiftiIoError> {
     let (src, len) = open(path)?;
@@ -82,19 +82,20 @@ pub fn read_label_map(path: &Path) -> Result<LabelMap, NiftiIoError> {
     read_volume(src, len, path, decode::decode_labels)
 }
 
-/// [`read_image`] from the bytes of a `.nii` or `.nii.gz` file; `name` is used in errors only.
+/// [`crate::read_image`] from the bytes of a `.nii` or `.nii.gz` file; `name` is used in errors
+/// only.
 ///
 /// # Errors
-/// As [`read_image`].
+/// As [`crate::read_image`].
 pub fn read_image_from_bytes(bytes: &[u8], name: &Path) -> Result<Image, NiftiIoError> {
     read_volume(bytes, bytes.len() as u64, name, decode::decode_image)
 }
 
-/// [`read_label_map`] from the bytes of a `.nii` or `.nii.gz` file; `name` is used in errors
-/// only.
+/// [`crate::read_label_map`] from the bytes of a `.nii` or `.nii.gz` file; `name` is used in
+/// errors only.
 ///
 /// # Errors
-/// As [`read_label_map`].
+/// As [`crate::read_label_map`].
 pub fn read_label_map_from_bytes(bytes: &[u8], name: &Path) -> Result<LabelMap, NiftiIoError> {
     read_volume(bytes, bytes.len() as u64, name, decode::decode_labels)
 }
