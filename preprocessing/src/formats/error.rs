@@ -1,4 +1,4 @@
-//! The one error type of NRRD and MetaImage reading and writing; every variant names the file
+//! The one error type of NRRD and MetaImage reading and writing and DICOM series reading; every variant names the file
 //! and the fault.
 
 use std::io;
@@ -201,6 +201,14 @@ pub enum FormatError {
         /// What is wrong with the image.
         #[source]
         source: InvalidImage,
+    },
+    /// The files of a folder do not make one readable DICOM series.
+    #[error("{}: not one readable DICOM series: {fault}", path.display())]
+    Series {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong with the series.
+        fault: Box<super::dicom::SeriesFault>,
     },
     /// The file name ends in none of `.nrrd`, `.nhdr`, `.mha`, `.mhd` (as the function needs).
     #[error("{}: unknown image format: the name must end in {expected}", path.display())]
