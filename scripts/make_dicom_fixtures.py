@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     MRImageStorage,
@@ -150,6 +151,11 @@ GOOD = {
     "int12_high_bits": dict(id=10, bits_stored=12, range=(-32768, 32767)),
     # Descending positions along a coronal normal (rows along x, columns along -z).
     "coronal": dict(id=11, iop=[1, 0, 0, 0, 0, -1], steps=[0.0, -1.25, -2.5, -3.75, -5.0]),
+    # Explicit VR big endian (retired), unsigned 16-bit with intercept -1024: int32. The pixel
+    # bytes are written as given, so both readers see them byte-swapped alike.
+    "big_endian": dict(
+        id=12, ts=ExplicitVRBigEndian, pixel_representation=0, slope=1, intercept=-1024
+    ),
 }
 
 SHUFFLED = {

@@ -87,7 +87,7 @@ fn good_series_match_simpleitk() {
         assert_eq!(series.info.slices.len(), size[2], "{name}: slice list");
         checked += 1;
     }
-    assert_eq!(checked, 11, "every good fixture is checked");
+    assert_eq!(checked, 12, "every good fixture is checked");
 }
 
 #[test]
