@@ -366,3 +366,34 @@ fn mutated_slices_never_panic() {
     // Flips inside the pixel data leave a readable series: the loop reaches the reader's end.
     assert!(ok > 20, "only {ok} mutants read");
 }
+
+/// A copy of a slice under another name is two slices at one position; a DICOMDIR under
+/// another name is recognised by its SOP class and skipped.
+#[test]
+fn duplicate_slices_are_refused_and_renamed_dicomdirs_skipped() {
+    let src = fixture_dir().join("coronal");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["IM0000", "IM0001", "IM0002", "IM0003", "IM0004"] {
+        std::fs::copy(src.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::copy(src.join("DICOMDIR"), dir.path().join("index")).unwrap();
+    let series = read_dicom_series(dir.path()).unwrap();
+    assert_eq!(series.image.dims, vec![8, 6, 5]);
+    std::fs::copy(src.join("IM0002"), dir.path().join("copy_of_2")).unwrap();
+    let fault = match read_dicom_series(dir.path()) {
+        Err(FormatError::Series { fault, .. }) => *fault,
+        other => panic!("duplicate slice: {other:?}"),
+    };
+    match fault {
+        SeriesFault::DuplicatePosition {
+            first_file,
+            second_file,
+            position,
+        } => {
+            let names = [first_file, second_file].map(|f| f.file_name().unwrap().to_owned());
+            assert!(names.contains(&"IM0002".into()) && names.contains(&"copy_of_2".into()));
+            assert_eq!(position, [-20.0, 8.0, 30.25]);
+        }
+        other => panic!("duplicate slice: {other}"),
+    }
+}
