@@ -80,8 +80,11 @@ def slice_ds(series, k, pos, **kw):
     rows = kw.get("rows", ROWS)
     ds.Rows = rows
     ds.Columns = COLS
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    rgb = "planar" in series
+    ds.SamplesPerPixel = 3 if rgb else 1
+    ds.PhotometricInterpretation = "RGB" if rgb else "MONOCHROME2"
+    if rgb:
+        ds.PlanarConfiguration = series["planar"]
     ds.BitsAllocated = ba
     ds.BitsStored = bs
     ds.HighBit = bs - 1
@@ -98,7 +101,10 @@ def slice_ds(series, k, pos, **kw):
         ds.RescaleIntercept = series["intercept"]
     rng = np.random.default_rng(1000 * series["id"] + k)
     lo, hi = series.get("range", (0, 1 << min(bs, 12)))
-    values = rng.integers(lo, hi, size=(rows, COLS)).astype(DTYPES[(ba, pr)])
+    shape = (rows, COLS)
+    if rgb:
+        shape = (3, rows, COLS) if series["planar"] else (rows, COLS, 3)
+    values = rng.integers(lo, hi, size=shape).astype(DTYPES[(ba, pr)])
     ds.PixelData = values.tobytes()
     return ds
 
@@ -156,6 +162,9 @@ GOOD = {
     "big_endian": dict(
         id=12, ts=ExplicitVRBigEndian, pixel_representation=0, slope=1, intercept=-1024
     ),
+    # 8-bit RGB, colour by pixel and colour by plane: 3-component uint8 images.
+    "rgb": dict(id=13, bits_allocated=8, pixel_representation=0, planar=0),
+    "rgb_planar": dict(id=14, bits_allocated=8, pixel_representation=0, planar=1),
 }
 
 SHUFFLED = {

@@ -6,12 +6,15 @@
 //!
 //! # What is read
 //! Single-frame DICOM Part 10 files (`DICM` after the 128-byte preamble), one sample per pixel
-//! (MONOCHROME1/2, taken as stored, as SimpleITK does), 8, 16 or 32 bits allocated, in native
+//! (MONOCHROME1/2, taken as stored, as SimpleITK does) or 8-bit RGB (3 components, either
+//! planar configuration, rescaling ignored, as SimpleITK's vector image), 8, 16 or 32 bits
+//! allocated, in native
 //! transfer syntaxes: implicit VR little endian, explicit VR little endian, explicit VR big
 //! endian and deflated explicit VR little endian. A DICOMDIR (by name or by its SOP class) is
 //! skipped; any other file that is not DICOM is an error naming it. Sub-folders are ignored.
 //! Not read (refused with [`FormatError::Unsupported`]): multi-frame files, compressed
-//! (encapsulated) pixel data, colour images, HighBit other than BitsStored − 1.
+//! (encapsulated) pixel data, colour images other than 8-bit RGB (YBR, palette, 16-bit RGB),
+//! HighBit other than BitsStored − 1.
 //!
 //! # Geometry (as ITK's `GDCMImageIO` and `ImageSeriesReader`)
 //! The slice normal is the cross product of ImageOrientationPatient's row and column
@@ -38,8 +41,8 @@
 //! union of their ranges (SimpleITK takes the first file's type).
 //!
 //! # Refused (with [`FormatError::Series`] naming the folder and a [`SeriesFault`])
-//! An empty folder; files of two SeriesInstanceUIDs; slices whose Rows, Columns, BitsAllocated,
-//! BitsStored or PixelRepresentation differ; for more than one slice a missing
+//! An empty folder; files of two SeriesInstanceUIDs; slices whose Rows, Columns,
+//! SamplesPerPixel, BitsAllocated, BitsStored or PixelRepresentation differ; for more than one slice a missing
 //! ImagePositionPatient, ImageOrientationPatient or PixelSpacing; orientations that differ by
 //! more than [`ORIENTATION_TOLERANCE`] in any cosine; two slices at one position; positions off
 //! the normal line (gantry tilt) by more than [`TILT_TOLERANCE`] of their distance; a gap of
@@ -316,7 +319,8 @@ fn check_shared(slices: &[(PathBuf, Box<Slice>)]) -> Result<(), SeriesFault> {
                 second_file: file.clone(),
             });
         }
-        let fields: [(&'static str, u64, u64); 5] = [
+        let fields: [(&'static str, u64, u64); 6] = [
+            ("SamplesPerPixel", first.samples as u64, s.samples as u64),
             ("Rows", first.rows as u64, s.rows as u64),
             ("Columns", first.cols as u64, s.cols as u64),
             (
@@ -550,9 +554,10 @@ fn output_type(slices: &[(PathBuf, Box<Slice>)]) -> ElementType {
         (_, false) => ElementType::U32,
         (_, true) => ElementType::I32,
     };
-    if slices
-        .iter()
-        .all(|(_, s)| effective_slope(s) == 1.0 && s.intercept == 0.0)
+    if first.samples != 1
+        || slices
+            .iter()
+            .all(|(_, s)| effective_slope(s) == 1.0 && s.intercept == 0.0)
     {
         return stored;
     }
@@ -626,11 +631,13 @@ fn assemble(
     let element = output_type(slices);
     let first = &slices[0].1;
     let dims = vec![first.cols, first.rows, slices.len()];
-    let bytes = crate::limits::volume_bytes(1, [dims[0], dims[1], dims[2]], element.size());
+    let components = first.samples;
+    let bytes =
+        crate::limits::volume_bytes(components, [dims[0], dims[1], dims[2]], element.size());
     crate::limits::check_volume_bytes(bytes).map_err(|memory| FormatError::OverCeiling {
         path: folder.to_path_buf(),
         dims: dims.clone(),
-        components: 1,
+        components,
         memory,
     })?;
     let n = usize::try_from(bytes).map_err(|_| FormatError::OutOfMemory {
@@ -646,7 +653,7 @@ fn assemble(
     let stored_bytes = usize::from(first.bits_allocated / 8);
     for (_, s) in slices {
         let slope = effective_slope(s);
-        let identity = slope == 1.0 && s.intercept == 0.0;
+        let identity = s.samples != 1 || (slope == 1.0 && s.intercept == 0.0);
         for chunk in s.pixels.chunks_exact(stored_bytes) {
             let v = stored_value(s, chunk);
             let out = if identity {
@@ -662,7 +669,7 @@ fn assemble(
         geometry.spacing.to_vec(),
         geometry.origin.to_vec(),
         geometry.direction.to_vec(),
-        1,
+        components,
         element,
         data,
     )

@@ -23,6 +23,8 @@ pub(super) struct Slice {
     pub(super) strings: SliceStrings,
     pub(super) rows: usize,
     pub(super) cols: usize,
+    /// Samples per pixel: 1, or 3 for RGB (then `pixels` holds them by pixel).
+    pub(super) samples: usize,
     pub(super) bits_allocated: u16,
     pub(super) bits_stored: u16,
     pub(super) signed: bool,
@@ -35,7 +37,7 @@ pub(super) struct Slice {
     pub(super) spacing_between_slices: Option<f64>,
     pub(super) slope: f64,
     pub(super) intercept: f64,
-    /// `rows * cols` stored values of `bits_allocated / 8` little-endian bytes each.
+    /// `rows * cols * samples` stored values of `bits_allocated / 8` little-endian bytes each.
     pub(super) pixels: Vec<u8>,
 }
 
@@ -237,17 +239,35 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
         Ok(Some(_)) => required_uint(path, object, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?,
         _ => 1,
     };
-    if samples != 1 {
-        return Err(unsupported(format!(
-            "SamplesPerPixel {samples} (colour images are not read; only one sample per pixel)"
-        )));
-    }
     let photometric = text(object, tags::PHOTOMETRIC_INTERPRETATION);
-    if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
-        return Err(unsupported(format!(
-            "PhotometricInterpretation {photometric:?} (only MONOCHROME1/MONOCHROME2 are read)"
-        )));
-    }
+    let planar = match samples {
+        1 => {
+            if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
+                return Err(unsupported(format!(
+                    "PhotometricInterpretation {photometric:?} with one sample per pixel (only \
+                     MONOCHROME1/MONOCHROME2 are read)"
+                )));
+            }
+            false
+        }
+        3 if photometric == "RGB" => match object.element_opt(tags::PLANAR_CONFIGURATION) {
+            Ok(Some(_)) => {
+                required_uint(
+                    path,
+                    object,
+                    tags::PLANAR_CONFIGURATION,
+                    "PlanarConfiguration",
+                )? == 1
+            }
+            _ => false,
+        },
+        _ => {
+            return Err(unsupported(format!(
+                "SamplesPerPixel {samples} with PhotometricInterpretation {photometric:?} \
+                 (one sample per pixel, or three as RGB, are read)"
+            )))
+        }
+    };
     if let Ok(Some(frames)) = object.element_opt(tags::NUMBER_OF_FRAMES) {
         let n = frames.to_int::<i64>().unwrap_or(1);
         if n != 1 {
@@ -339,9 +359,15 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
     let slope = first(tags::RESCALE_SLOPE, "RescaleSlope")?.unwrap_or(1.0);
     let intercept = first(tags::RESCALE_INTERCEPT, "RescaleIntercept")?.unwrap_or(0.0);
 
+    if samples == 3 && (bits_allocated != 8 || bits_stored != 8) {
+        return Err(unsupported(format!(
+            "RGB with BitsAllocated {bits_allocated}, BitsStored {bits_stored} (8 and 8 are read)"
+        )));
+    }
     let bytes_per_value = bits_allocated as usize / 8;
     let expected = rows
         .checked_mul(cols)
+        .and_then(|n| n.checked_mul(samples as usize))
         .and_then(|n| n.checked_mul(bytes_per_value))
         .ok_or_else(|| FormatError::TooManyVoxels {
             path: path.to_path_buf(),
@@ -367,17 +393,23 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
             )))
         }
     };
-    let Some(pixels) = pixels else {
+    let Some(mut pixels) = pixels else {
         return Err(FormatError::DataTooShort {
             path: path.to_path_buf(),
             expected: expected as u128,
             found: primitive_len(element.value()) as u128,
         });
     };
+    if planar {
+        // Colour-by-plane (R plane, G plane, B plane) to colour-by-pixel.
+        let n = rows * cols;
+        pixels = (0..n * 3).map(|i| pixels[(i % 3) * n + i / 3]).collect();
+    }
     Ok(Slice {
         strings,
         rows,
         cols,
+        samples: samples as usize,
         bits_allocated: bits_allocated as u16,
         bits_stored: bits_stored as u16,
         signed: representation == 1,

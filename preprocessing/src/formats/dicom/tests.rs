@@ -76,7 +76,11 @@ fn good_series_match_simpleitk() {
             &image.direction,
             &floats(&want["direction"]),
         );
-        assert_eq!(image.components, 1, "{name}: components");
+        assert_eq!(
+            image.components as u64,
+            want["components"].as_u64().unwrap(),
+            "{name}: components"
+        );
         assert_eq!(
             image.element,
             element_of(want["dtype"].as_str().unwrap()),
@@ -85,9 +89,14 @@ fn good_series_match_simpleitk() {
         let values = floats(&want["values"]);
         assert_eq!(image.to_f64(), values, "{name}: voxels");
         assert_eq!(series.info.slices.len(), size[2], "{name}: slice list");
+        assert_eq!(
+            image.to_f64().len(),
+            size.iter().product::<usize>() * image.components,
+            "{name}: voxel count"
+        );
         checked += 1;
     }
-    assert_eq!(checked, 12, "every good fixture is checked");
+    assert_eq!(checked, 14, "every good fixture is checked");
 }
 
 #[test]
@@ -247,6 +256,7 @@ fn header(
         strings: Default::default(),
         rows: 1,
         cols: 1,
+        samples: 1,
         bits_allocated,
         bits_stored,
         signed,
