@@ -6,14 +6,14 @@
 //!
 //! # What is read
 //! Single-frame DICOM Part 10 files (`DICM` after the 128-byte preamble), one sample per pixel
-//! (MONOCHROME1/2, taken as stored, as SimpleITK does) or 8-bit RGB (3 components, either
-//! planar configuration, rescaling ignored, as SimpleITK's vector image), 8, 16 or 32 bits
-//! allocated, in native
-//! transfer syntaxes: implicit VR little endian, explicit VR little endian, explicit VR big
-//! endian and deflated explicit VR little endian. A DICOMDIR (by name or by its SOP class) is
-//! skipped; any other file that is not DICOM is an error naming it. Sub-folders are ignored.
-//! Not read (refused with [`FormatError::Unsupported`]): multi-frame files, compressed
-//! (encapsulated) pixel data, colour images other than 8-bit RGB (YBR, palette, 16-bit RGB),
+//! (MONOCHROME2) or 8-bit RGB (3 components, either planar configuration, rescaling ignored,
+//! as SimpleITK's vector image), 8, 16 or 32 bits allocated, in native transfer syntaxes:
+//! implicit VR little endian, explicit VR little endian, explicit VR big endian and deflated
+//! explicit VR little endian. A DICOMDIR (by name or by its SOP class) is skipped; any other
+//! file that is not DICOM is an error naming it. Sub-folders are ignored. Not read (refused
+//! with [`FormatError::Unsupported`]): multi-frame files, compressed (encapsulated) pixel
+//! data, MONOCHROME1 (SimpleITK inverts it: `(2^BitsStored − 1) − v` for unsigned data, and
+//! fails on some signed data), colour images other than 8-bit RGB (YBR, palette, 16-bit RGB),
 //! HighBit other than BitsStored − 1.
 //!
 //! # Geometry (as ITK's `GDCMImageIO` and `ImageSeriesReader`)

@@ -242,10 +242,19 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
     let photometric = text(object, tags::PHOTOMETRIC_INTERPRETATION);
     let planar = match samples {
         1 => {
-            if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
+            if photometric == "MONOCHROME1" {
+                // SimpleITK inverts MONOCHROME1 ((2^BitsStored - 1) - v for unsigned data) and
+                // fails on some signed data; not matched here yet.
+                return Err(unsupported(
+                    "PhotometricInterpretation MONOCHROME1 (inverted grey scale; only \
+                     MONOCHROME2 is read)"
+                        .to_string(),
+                ));
+            }
+            if !photometric.is_empty() && photometric != "MONOCHROME2" {
                 return Err(unsupported(format!(
                     "PhotometricInterpretation {photometric:?} with one sample per pixel (only \
-                     MONOCHROME1/MONOCHROME2 are read)"
+                     MONOCHROME2 is read)"
                 )));
             }
             false

@@ -407,3 +407,25 @@ fn duplicate_slices_are_refused_and_renamed_dicomdirs_skipped() {
         other => panic!("duplicate slice: {other}"),
     }
 }
+
+/// MONOCHROME1 (which SimpleITK inverts) is refused naming the file, not read as stored.
+#[test]
+fn monochrome1_is_refused() {
+    let src = fixture_dir().join("ct_uint12");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["IM0000", "IM0001"] {
+        std::fs::copy(src.join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join("IM0001");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(11).position(|w| w == b"MONOCHROME2").unwrap();
+    bytes[at + 10] = b'1';
+    std::fs::write(&path, bytes).unwrap();
+    match read_dicom_series(dir.path()) {
+        Err(FormatError::Unsupported { path: file, what }) => {
+            assert_eq!(file, path);
+            assert!(what.contains("MONOCHROME1"), "{what}");
+        }
+        other => panic!("MONOCHROME1: {other:?}"),
+    }
+}
