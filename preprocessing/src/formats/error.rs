@@ -1,5 +1,5 @@
-//! The one error type of NRRD, MetaImage, natural-image and TIFF reading and writing; every
-//! variant names the file and the fault.
+//! The one error type of NRRD, MetaImage, natural-image and TIFF reading and writing and of
+//! DICOM series reading; every variant names the file and the fault.
 
 use std::io;
 use std::path::PathBuf;
@@ -233,6 +233,14 @@ pub enum FormatError {
         sidecar: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The files of a folder do not make one readable DICOM series.
+    #[error("{}: not one readable DICOM series: {fault}", path.display())]
+    Series {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong with the series.
+        fault: Box<super::dicom::SeriesFault>,
     },
     /// The file name ends in none of `.nrrd`, `.nhdr`, `.mha`, `.mhd` (as the function needs).
     #[error("{}: unknown image format: the name must end in {expected}", path.display())]

@@ -1,5 +1,6 @@
 //! Native NRRD and MetaImage codecs: readers and writers around one neutral struct,
-//! [`RawImage`], whose geometry is what SimpleITK reports for the same file.
+//! [`RawImage`], whose geometry is what SimpleITK reports for the same file; and a DICOM
+//! series reader ([`read_dicom_series`], folder of single-frame files to one [`RawImage`]).
 //!
 //! | format    | files                          | encodings read            | written as            |
 //! |-----------|--------------------------------|---------------------------|-----------------------|
@@ -46,6 +47,7 @@
 //! checked against [`crate::limits`], and memory is reserved fallibly. Writes are atomic
 //! (`write_atomic`): a temporary file renamed over the target.
 
+mod dicom;
 mod encode;
 mod error;
 mod geometry;
@@ -60,6 +62,10 @@ mod tests;
 
 use std::path::Path;
 
+pub use dicom::{
+    read_dicom_series, DicomSeries, SeriesFault, SeriesInfo, ORIENTATION_TOLERANCE,
+    SPACING_TOLERANCE, TILT_TOLERANCE,
+};
 pub use error::{FormatError, InvalidImage};
 pub use metaimage::{read_metaimage, write_metaimage};
 pub use natural::{

@@ -1,0 +1,476 @@
+//! One DICOM file read into a [`Slice`]: the header fields the series needs and the stored
+//! pixel values as little-endian bytes (before masking and rescaling).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use dicom_core::header::HasLength;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+
+use super::super::error::shorten;
+use super::super::FormatError;
+use super::scan;
+
+/// The Media Storage SOP Class of a DICOMDIR (Media Storage Directory Storage).
+pub(super) const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
+
+/// The header fields of one file and its stored pixel values.
+pub(super) struct Slice {
+    pub(super) strings: SliceStrings,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    /// Samples per pixel: 1, or 3 for RGB (then `pixels` holds them by pixel).
+    pub(super) samples: usize,
+    pub(super) bits_allocated: u16,
+    pub(super) bits_stored: u16,
+    pub(super) signed: bool,
+    /// ImagePositionPatient, when present.
+    pub(super) position: Option<[f64; 3]>,
+    /// ImageOrientationPatient (row cosine, column cosine), when present.
+    pub(super) orientation: Option<[f64; 6]>,
+    /// PixelSpacing (between rows, between columns), when present.
+    pub(super) pixel_spacing: Option<[f64; 2]>,
+    pub(super) spacing_between_slices: Option<f64>,
+    pub(super) slope: f64,
+    pub(super) intercept: f64,
+    /// `rows * cols * samples` stored values of `bits_allocated / 8` little-endian bytes each.
+    pub(super) pixels: Vec<u8>,
+}
+
+/// The identifying strings of one file (empty when absent).
+#[derive(Default, Clone)]
+pub(super) struct SliceStrings {
+    pub(super) patient_id: String,
+    pub(super) patient_name: String,
+    pub(super) patient_birth_date: String,
+    pub(super) patient_sex: String,
+    pub(super) study_instance_uid: String,
+    pub(super) study_id: String,
+    pub(super) study_date: String,
+    pub(super) study_time: String,
+    pub(super) accession_number: String,
+    pub(super) referring_physician_name: String,
+    pub(super) series_instance_uid: String,
+    pub(super) frame_of_reference_uid: String,
+    pub(super) modality: String,
+    pub(super) sop_class_uid: String,
+    pub(super) sop_instance_uid: String,
+}
+
+/// What a file in the folder turned out to be.
+pub(super) enum FileKind {
+    /// An image slice.
+    Slice(Box<Slice>),
+    /// A DICOMDIR (skipped).
+    Dicomdir,
+}
+
+/// Reads the whole file (`len` bytes, checked against the ceiling by the caller) and parses it.
+pub(super) fn read_file(path: &Path, len: u64) -> Result<FileKind, FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    let len_usize = usize::try_from(len).map_err(|_| FormatError::OutOfMemory {
+        path: path.to_path_buf(),
+        bytes: u128::from(len),
+    })?;
+    bytes
+        .try_reserve_exact(len_usize)
+        .map_err(|_| FormatError::OutOfMemory {
+            path: path.to_path_buf(),
+            bytes: u128::from(len),
+        })?;
+    File::open(path)
+        .map_err(io)?
+        .take(len)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
+        return Err(FormatError::NotFormat {
+            path: path.to_path_buf(),
+            format: "DICOM",
+            reason:
+                "no \"DICM\" marker after the 128-byte preamble (a DICOM Part 10 file starts so)"
+                    .to_string(),
+        });
+    }
+    scan::check_lengths(path, &bytes[128..])?;
+    let object = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(&bytes[128..])
+        .map_err(|e| FormatError::BadHeader {
+            path: path.to_path_buf(),
+            reason: format!("cannot parse the DICOM data set: {e}"),
+        })?;
+    drop(bytes);
+    if object
+        .meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches(['\0', ' '])
+        == DICOMDIR_CLASS
+    {
+        return Ok(FileKind::Dicomdir);
+    }
+    parse_slice(path, &object).map(|s| FileKind::Slice(Box::new(s)))
+}
+
+/// A text element, trimmed of DICOM's padding; empty when absent or not text.
+fn text(object: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
+    match object.element_opt(tag) {
+        Ok(Some(e)) => e
+            .to_str()
+            .map(|s| s.trim_matches(['\0', ' ']).to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A numeric element as `f64` values; `None` when absent or empty.
+fn numbers(
+    path: &Path,
+    object: &DefaultDicomObject,
+    tag: dicom_core::Tag,
+    name: &str,
+) -> Result<Option<Vec<f64>>, FormatError> {
+    let Ok(Some(element)) = object.element_opt(tag) else {
+        return Ok(None);
+    };
+    if element.value().primitive().is_some_and(|p| p.is_empty()) {
+        return Ok(None);
+    }
+    let values = element
+        .to_multi_float64()
+        .map_err(|e| FormatError::BadField {
+            path: path.to_path_buf(),
+            field: name.to_string(),
+            value: shorten(&element.to_str().unwrap_or_default()),
+            reason: e.to_string(),
+        })?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(FormatError::BadField {
+            path: path.to_path_buf(),
+            field: name.to_string(),
+            value: format!("{values:?}"),
+            reason: "not a finite number".to_string(),
+        });
+    }
+    Ok(Some(values))
+}
+
+/// Exactly `N` numbers, or `None` when absent.
+fn fixed<const N: usize>(
+    path: &Path,
+    object: &DefaultDicomObject,
+    tag: dicom_core::Tag,
+    name: &str,
+) -> Result<Option<[f64; N]>, FormatError> {
+    let Some(values) = numbers(path, object, tag, name)? else {
+        return Ok(None);
+    };
+    <[f64; N]>::try_from(values.as_slice())
+        .map(Some)
+        .map_err(|_| FormatError::BadField {
+            path: path.to_path_buf(),
+            field: name.to_string(),
+            value: format!("{values:?}"),
+            reason: format!("{} values where {N} are required", values.len()),
+        })
+}
+
+/// One unsigned integer element, required.
+fn required_uint(
+    path: &Path,
+    object: &DefaultDicomObject,
+    tag: dicom_core::Tag,
+    name: &'static str,
+) -> Result<u32, FormatError> {
+    let element = match object.element_opt(tag) {
+        Ok(Some(e)) => e,
+        _ => {
+            return Err(FormatError::MissingField {
+                path: path.to_path_buf(),
+                field: name,
+            })
+        }
+    };
+    element.to_int::<u32>().map_err(|e| FormatError::BadField {
+        path: path.to_path_buf(),
+        field: name.to_string(),
+        value: shorten(&element.to_str().unwrap_or_default()),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, FormatError> {
+    let bad = |field: &str, value: String, reason: &str| FormatError::BadField {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        value,
+        reason: reason.to_string(),
+    };
+    let unsupported = |what: String| FormatError::Unsupported {
+        path: path.to_path_buf(),
+        what,
+    };
+    let strings = SliceStrings {
+        patient_id: text(object, tags::PATIENT_ID),
+        patient_name: text(object, tags::PATIENT_NAME),
+        patient_birth_date: text(object, tags::PATIENT_BIRTH_DATE),
+        patient_sex: text(object, tags::PATIENT_SEX),
+        study_instance_uid: text(object, tags::STUDY_INSTANCE_UID),
+        study_id: text(object, tags::STUDY_ID),
+        study_date: text(object, tags::STUDY_DATE),
+        study_time: text(object, tags::STUDY_TIME),
+        accession_number: text(object, tags::ACCESSION_NUMBER),
+        referring_physician_name: text(object, tags::REFERRING_PHYSICIAN_NAME),
+        series_instance_uid: text(object, tags::SERIES_INSTANCE_UID),
+        frame_of_reference_uid: text(object, tags::FRAME_OF_REFERENCE_UID),
+        modality: text(object, tags::MODALITY),
+        sop_class_uid: text(object, tags::SOP_CLASS_UID),
+        sop_instance_uid: text(object, tags::SOP_INSTANCE_UID),
+    };
+    let samples = match object.element_opt(tags::SAMPLES_PER_PIXEL) {
+        Ok(Some(_)) => required_uint(path, object, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")?,
+        _ => 1,
+    };
+    let photometric = text(object, tags::PHOTOMETRIC_INTERPRETATION);
+    let planar = match samples {
+        1 => {
+            if photometric == "MONOCHROME1" {
+                // SimpleITK inverts MONOCHROME1 ((2^BitsStored - 1) - v for unsigned data) and
+                // fails on some signed data; not matched here yet.
+                return Err(unsupported(
+                    "PhotometricInterpretation MONOCHROME1 (inverted grey scale; only \
+                     MONOCHROME2 is read)"
+                        .to_string(),
+                ));
+            }
+            if !photometric.is_empty() && photometric != "MONOCHROME2" {
+                return Err(unsupported(format!(
+                    "PhotometricInterpretation {photometric:?} with one sample per pixel (only \
+                     MONOCHROME2 is read)"
+                )));
+            }
+            false
+        }
+        3 if photometric == "RGB" => match object.element_opt(tags::PLANAR_CONFIGURATION) {
+            Ok(Some(_)) => {
+                required_uint(
+                    path,
+                    object,
+                    tags::PLANAR_CONFIGURATION,
+                    "PlanarConfiguration",
+                )? == 1
+            }
+            _ => false,
+        },
+        _ => {
+            return Err(unsupported(format!(
+                "SamplesPerPixel {samples} with PhotometricInterpretation {photometric:?} \
+                 (one sample per pixel, or three as RGB, are read)"
+            )))
+        }
+    };
+    if let Ok(Some(frames)) = object.element_opt(tags::NUMBER_OF_FRAMES) {
+        let n = frames.to_int::<i64>().unwrap_or(1);
+        if n != 1 {
+            return Err(unsupported(format!(
+                "NumberOfFrames {n} (multi-frame files are not read yet; only one frame per file)"
+            )));
+        }
+    }
+    let rows = required_uint(path, object, tags::ROWS, "Rows")? as usize;
+    let cols = required_uint(path, object, tags::COLUMNS, "Columns")? as usize;
+    if rows == 0 || cols == 0 {
+        return Err(bad(
+            "Rows/Columns",
+            format!("{rows}/{cols}"),
+            "an image needs at least one row and column",
+        ));
+    }
+    let bits_allocated = required_uint(path, object, tags::BITS_ALLOCATED, "BitsAllocated")?;
+    if !matches!(bits_allocated, 8 | 16 | 32) {
+        return Err(unsupported(format!(
+            "BitsAllocated {bits_allocated} (8, 16 and 32 are read)"
+        )));
+    }
+    let bits_stored = match object.element_opt(tags::BITS_STORED) {
+        Ok(Some(_)) => required_uint(path, object, tags::BITS_STORED, "BitsStored")?,
+        _ => bits_allocated,
+    };
+    if bits_stored == 0 || bits_stored > bits_allocated {
+        return Err(bad(
+            "BitsStored",
+            bits_stored.to_string(),
+            &format!("must be 1 to BitsAllocated ({bits_allocated})"),
+        ));
+    }
+    let high_bit = match object.element_opt(tags::HIGH_BIT) {
+        Ok(Some(_)) => required_uint(path, object, tags::HIGH_BIT, "HighBit")?,
+        _ => bits_stored - 1,
+    };
+    if high_bit != bits_stored - 1 {
+        return Err(unsupported(format!(
+            "HighBit {high_bit} with BitsStored {bits_stored} (only HighBit = BitsStored - 1 is read)"
+        )));
+    }
+    let representation = match object.element_opt(tags::PIXEL_REPRESENTATION) {
+        Ok(Some(_)) => required_uint(
+            path,
+            object,
+            tags::PIXEL_REPRESENTATION,
+            "PixelRepresentation",
+        )?,
+        _ => 0,
+    };
+    if representation > 1 {
+        return Err(bad(
+            "PixelRepresentation",
+            representation.to_string(),
+            "must be 0 (unsigned) or 1 (signed)",
+        ));
+    }
+    let position = fixed::<3>(
+        path,
+        object,
+        tags::IMAGE_POSITION_PATIENT,
+        "ImagePositionPatient",
+    )?;
+    let orientation = fixed::<6>(
+        path,
+        object,
+        tags::IMAGE_ORIENTATION_PATIENT,
+        "ImageOrientationPatient",
+    )?;
+    let pixel_spacing = fixed::<2>(path, object, tags::PIXEL_SPACING, "PixelSpacing")?;
+    if let Some(s) = pixel_spacing {
+        if s.iter().any(|v| *v <= 0.0) {
+            return Err(bad("PixelSpacing", format!("{s:?}"), "must be positive"));
+        }
+    }
+    let spacing_between_slices = numbers(
+        path,
+        object,
+        tags::SPACING_BETWEEN_SLICES,
+        "SpacingBetweenSlices",
+    )?
+    .and_then(|v| v.first().copied())
+    .filter(|v| *v != 0.0);
+    let first = |tag, name| -> Result<Option<f64>, FormatError> {
+        Ok(numbers(path, object, tag, name)?.and_then(|v| v.first().copied()))
+    };
+    let slope = first(tags::RESCALE_SLOPE, "RescaleSlope")?.unwrap_or(1.0);
+    let intercept = first(tags::RESCALE_INTERCEPT, "RescaleIntercept")?.unwrap_or(0.0);
+
+    if samples == 3 && (bits_allocated != 8 || bits_stored != 8) {
+        return Err(unsupported(format!(
+            "RGB with BitsAllocated {bits_allocated}, BitsStored {bits_stored} (8 and 8 are read)"
+        )));
+    }
+    let bytes_per_value = bits_allocated as usize / 8;
+    let expected = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(samples as usize))
+        .and_then(|n| n.checked_mul(bytes_per_value))
+        .ok_or_else(|| FormatError::TooManyVoxels {
+            path: path.to_path_buf(),
+            sizes: vec![cols, rows],
+            element_bytes: bytes_per_value,
+        })?;
+    let element = match object.element_opt(tags::PIXEL_DATA) {
+        Ok(Some(e)) => e,
+        _ => {
+            return Err(FormatError::MissingField {
+                path: path.to_path_buf(),
+                field: "PixelData",
+            })
+        }
+    };
+    let pixels = match element.value() {
+        Value::Primitive(p) => le_bytes(p, expected),
+        _ => {
+            return Err(unsupported(format!(
+                "encapsulated (compressed) pixel data, transfer syntax {} (only native \
+                 implicit/explicit VR little endian, explicit VR big endian and deflated are read)",
+                object.meta().transfer_syntax().trim_end_matches('\0')
+            )))
+        }
+    };
+    let Some(mut pixels) = pixels else {
+        return Err(FormatError::DataTooShort {
+            path: path.to_path_buf(),
+            expected: expected as u128,
+            found: primitive_len(element.value()) as u128,
+        });
+    };
+    if planar {
+        // Colour-by-plane (R plane, G plane, B plane) to colour-by-pixel.
+        let n = rows * cols;
+        pixels = (0..n * 3).map(|i| pixels[(i % 3) * n + i / 3]).collect();
+    }
+    Ok(Slice {
+        strings,
+        rows,
+        cols,
+        samples: samples as usize,
+        bits_allocated: bits_allocated as u16,
+        bits_stored: bits_stored as u16,
+        signed: representation == 1,
+        position,
+        orientation,
+        pixel_spacing,
+        spacing_between_slices,
+        slope,
+        intercept,
+        pixels,
+    })
+}
+
+/// Bytes a primitive value holds.
+fn primitive_len(
+    value: &Value<dicom_object::InMemDicomObject, dicom_core::value::InMemFragment>,
+) -> usize {
+    match value {
+        Value::Primitive(p) => p.to_bytes().len(),
+        _ => 0,
+    }
+}
+
+/// The first `expected` bytes of the pixel data, little-endian whatever the host and the
+/// transfer syntax (the parser decoded OW values to native `u16`s); `None` when shorter.
+fn le_bytes(value: &PrimitiveValue, expected: usize) -> Option<Vec<u8>> {
+    fn collect<T: Copy, const N: usize>(
+        values: &[T],
+        expected: usize,
+        le: impl Fn(T) -> [u8; N],
+    ) -> Option<Vec<u8>> {
+        if values.len().checked_mul(N)? < expected {
+            return None;
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(expected).ok()?;
+        for v in values.iter().take(expected.div_ceil(N)) {
+            out.extend_from_slice(&le(*v));
+        }
+        out.truncate(expected);
+        Some(out)
+    }
+    match value {
+        PrimitiveValue::U8(v) => collect(v, expected, |x: u8| [x]),
+        PrimitiveValue::U16(v) => collect(v, expected, u16::to_le_bytes),
+        PrimitiveValue::I16(v) => collect(v, expected, i16::to_le_bytes),
+        PrimitiveValue::U32(v) => collect(v, expected, u32::to_le_bytes),
+        PrimitiveValue::I32(v) => collect(v, expected, i32::to_le_bytes),
+        PrimitiveValue::F32(v) => collect(v, expected, f32::to_le_bytes),
+        PrimitiveValue::F64(v) => collect(v, expected, f64::to_le_bytes),
+        PrimitiveValue::U64(v) => collect(v, expected, u64::to_le_bytes),
+        PrimitiveValue::I64(v) => collect(v, expected, i64::to_le_bytes),
+        _ => None,
+    }
+}

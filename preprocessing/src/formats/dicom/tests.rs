@@ -1,0 +1,431 @@
+//! Tests of the DICOM series reader: every good fixture against what SimpleITK 2.5.7 read
+//! (`fixtures/data/dicom/expected.json`, made by `scripts/make_dicom_fixtures.py`), every
+//! broken one against the fault it must be refused for, the SeriesInfo of one series, the
+//! voxel-type rule on synthetic headers, and byte mutations of one slice file (no panic).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::super::{ElementType, FormatError};
+use super::{output_type, read_dicom_series, SeriesFault, Slice};
+
+/// `fixtures/data/dicom/`.
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/dicom")
+}
+
+fn expected() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap();
+    match serde_json::from_str(&text).unwrap() {
+        Value::Object(map) => map,
+        other => panic!("expected.json is not an object: {other}"),
+    }
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn element_of(dtype: &str) -> ElementType {
+    match dtype {
+        "uint8" => ElementType::U8,
+        "int8" => ElementType::I8,
+        "uint16" => ElementType::U16,
+        "int16" => ElementType::I16,
+        "uint32" => ElementType::U32,
+        "int32" => ElementType::I32,
+        "float32" => ElementType::F32,
+        "float64" => ElementType::F64,
+        other => panic!("unknown dtype {other}"),
+    }
+}
+
+fn assert_close(name: &str, what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{name}: {what} {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-9,
+            "{name}: {what} {got:?} vs SimpleITK {want:?}"
+        );
+    }
+}
+
+#[test]
+fn good_series_match_simpleitk() {
+    let expected = expected();
+    let mut checked = 0;
+    for (name, want) in &expected {
+        if name.starts_with('_') {
+            continue;
+        }
+        let series =
+            read_dicom_series(&fixture_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let image = &series.image;
+        let size: Vec<usize> = floats(&want["size"]).iter().map(|&v| v as usize).collect();
+        assert_eq!(image.dims, size, "{name}: size");
+        assert_close(name, "spacing", &image.spacing, &floats(&want["spacing"]));
+        assert_close(name, "origin", &image.origin, &floats(&want["origin"]));
+        assert_close(
+            name,
+            "direction",
+            &image.direction,
+            &floats(&want["direction"]),
+        );
+        assert_eq!(
+            image.components as u64,
+            want["components"].as_u64().unwrap(),
+            "{name}: components"
+        );
+        assert_eq!(
+            image.element,
+            element_of(want["dtype"].as_str().unwrap()),
+            "{name}: element type"
+        );
+        let values = floats(&want["values"]);
+        assert_eq!(image.to_f64(), values, "{name}: voxels");
+        assert_eq!(series.info.slices.len(), size[2], "{name}: slice list");
+        assert_eq!(
+            image.to_f64().len(),
+            size.iter().product::<usize>() * image.components,
+            "{name}: voxel count"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 14, "every good fixture is checked");
+}
+
+#[test]
+fn series_info_of_one_fixture() {
+    let series = read_dicom_series(&fixture_dir().join("oblique")).unwrap();
+    let info = &series.info;
+    let root = "1.2.826.0.1.3680043.8.498.4242.5";
+    assert_eq!(info.patient_id, "AUTOSEG-0001");
+    assert_eq!(info.patient_name, "Doe^Jane");
+    assert_eq!(info.patient_birth_date, "19700101");
+    assert_eq!(info.patient_sex, "F");
+    assert_eq!(info.study_instance_uid, format!("{root}.1"));
+    assert_eq!(info.study_id, "S42");
+    assert_eq!(info.study_date, "20240102");
+    assert_eq!(info.study_time, "101112");
+    assert_eq!(info.accession_number, "ACC42");
+    assert_eq!(info.referring_physician_name, "Who^Doctor");
+    assert_eq!(info.series_instance_uid, format!("{root}.2"));
+    assert_eq!(info.frame_of_reference_uid, format!("{root}.4"));
+    assert_eq!(info.modality, "CT");
+    // Positions descend with the instance index (steps 10, 7, 4, 1, -2 along the normal), so
+    // z order is the files in reverse: instance 4 first.
+    let want: Vec<(String, String)> = (0..5)
+        .rev()
+        .map(|k| {
+            (
+                "1.2.840.10008.5.1.4.1.1.2".to_string(),
+                format!("{root}.3.{k}"),
+            )
+        })
+        .collect();
+    assert_eq!(info.slices, want);
+}
+
+/// The error of a broken fixture, checked to name its folder.
+fn broken(name: &str) -> FormatError {
+    let folder = fixture_dir().join("broken").join(name);
+    let err = read_dicom_series(&folder).expect_err(name);
+    let text = err.to_string();
+    assert!(
+        text.contains(&folder.display().to_string()),
+        "{name}: the error names the folder: {text}"
+    );
+    err
+}
+
+fn fault(name: &str) -> SeriesFault {
+    match broken(name) {
+        FormatError::Series { fault, .. } => *fault,
+        other => panic!("{name}: expected a series fault, got {other}"),
+    }
+}
+
+#[test]
+fn broken_series_are_refused() {
+    match fault("two_series") {
+        SeriesFault::TwoSeries {
+            first_uid,
+            second_uid,
+            ..
+        } => {
+            let uids = [first_uid, second_uid];
+            let root = "1.2.826.0.1.3680043.8.498.4242.20";
+            assert!(uids.contains(&format!("{root}.2")) && uids.contains(&format!("{root}.102")));
+        }
+        other => panic!("two_series: {other}"),
+    }
+    match fault("missing_slice") {
+        SeriesFault::MissingSlice {
+            before,
+            after,
+            gap,
+            median,
+        } => {
+            assert_eq!((before[2], after[2], gap, median), (34.25, 38.25, 4.0, 2.0));
+        }
+        other => panic!("missing_slice: {other}"),
+    }
+    assert!(matches!(fault("gantry_tilt"), SeriesFault::Tilted { .. }));
+    assert!(matches!(
+        fault("orientation_differs"),
+        SeriesFault::Differs {
+            field: "ImageOrientationPatient",
+            ..
+        }
+    ));
+    match fault("uneven_spacing") {
+        SeriesFault::UnevenSpacing { gap, mean, .. } => assert_eq!((gap, mean), (2.5, 2.0)),
+        other => panic!("uneven_spacing: {other}"),
+    }
+    match fault("rows_differ") {
+        SeriesFault::Differs {
+            field: "Rows",
+            first_value,
+            value,
+            ..
+        } => assert_eq!((first_value.as_str(), value.as_str()), ("6", "4")),
+        other => panic!("rows_differ: {other}"),
+    }
+    match broken("truncated") {
+        FormatError::BadHeader { path, .. } | FormatError::DataTooShort { path, .. } => {
+            assert!(path.ends_with("IM0002"), "{}", path.display())
+        }
+        other => panic!("truncated: {other}"),
+    }
+    match broken("not_dicom") {
+        FormatError::NotFormat { path, format, .. } => {
+            assert!(path.ends_with("README") && format == "DICOM")
+        }
+        other => panic!("not_dicom: {other}"),
+    }
+}
+
+#[test]
+fn empty_folder_and_missing_geometry_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    match read_dicom_series(dir.path()) {
+        Err(FormatError::Series { path, fault }) if *fault == SeriesFault::Empty => {
+            assert_eq!(path, dir.path())
+        }
+        other => panic!("empty folder: {other:?}"),
+    }
+    // Two slices of a series with ImagePositionPatient removed from one: the tag's bytes are
+    // renamed to a private tag of the same length, so the file stays valid.
+    let src = fixture_dir().join("ct_uint12");
+    for name in ["IM0000", "IM0001"] {
+        std::fs::copy(src.join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join("IM0001");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let tag = [0x20u8, 0x00, 0x32, 0x00, b'D', b'S'];
+    let at = bytes.windows(6).position(|w| w == tag).unwrap();
+    bytes[at..at + 4].copy_from_slice(&[0x21, 0x00, 0x32, 0x00]);
+    std::fs::write(&path, bytes).unwrap();
+    let fault = match read_dicom_series(dir.path()) {
+        Err(FormatError::Series { fault, .. }) => *fault,
+        other => panic!("missing position: {other:?}"),
+    };
+    assert_eq!(
+        fault,
+        SeriesFault::MissingGeometry {
+            file: path,
+            field: "ImagePositionPatient"
+        }
+    );
+}
+
+/// A header-only slice for the type rule.
+fn header(
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+    slope: f64,
+    intercept: f64,
+) -> Slice {
+    Slice {
+        strings: Default::default(),
+        rows: 1,
+        cols: 1,
+        samples: 1,
+        bits_allocated,
+        bits_stored,
+        signed,
+        position: None,
+        orientation: None,
+        pixel_spacing: None,
+        spacing_between_slices: None,
+        slope,
+        intercept,
+        pixels: vec![],
+    }
+}
+
+/// The rule against what SimpleITK 2.5.7 gave for the same headers (probed with pydicom).
+#[test]
+fn voxel_type_follows_simpleitk() {
+    use ElementType::*;
+    #[rustfmt::skip]
+    let cases: &[(u16, u16, bool, f64, f64, ElementType)] = &[
+        (8, 8, false, 1.0, 0.0, U8), (8, 8, false, 1.0, -1024.0, I16), (8, 8, false, 2.0, 0.0, U16),
+        (8, 8, false, 1.0, 1024.0, U16), (8, 8, false, 1.0, -1.0, I16), (8, 8, false, 0.5, 0.0, F64),
+        (8, 8, false, -1.0, 0.0, I16), (8, 8, true, 1.0, 0.0, I8), (8, 8, true, 2.0, 0.0, I16),
+        (8, 8, true, 1.0, 1024.0, U16), (16, 12, false, 1.0, -1024.0, I16),
+        (16, 12, false, 2.0, 0.0, U16), (16, 12, false, 1.0, 0.5, F64), (16, 12, false, 0.0, 5.0, U16),
+        (16, 12, false, 3.0, -7.0, I16), (16, 16, false, 1.0, -1024.0, I32),
+        (16, 16, false, 2.0, 0.0, U32), (16, 16, false, 1.0, 1024.0, U32), (16, 12, true, 1.0, 1024.0, I16),
+        (16, 12, true, -1.0, 0.0, I16), (16, 16, true, 1.0, -1024.0, I32), (16, 16, true, 1.0, 0.0, I16),
+        (16, 8, false, 1.0, -100.0, I16), (32, 32, false, 1.0, 0.0, U32), (32, 32, false, 1.0, -1024.0, F64),
+        (32, 32, true, 2.0, 0.0, F64), (32, 32, true, -1.0, 0.0, F64), (32, 16, false, 1.0, -1024.0, I32),
+        (32, 16, true, 1.0, -1024.0, I32),
+    ];
+    for &(ba, bs, signed, slope, intercept, want) in cases {
+        let slices = vec![(
+            PathBuf::new(),
+            Box::new(header(ba, bs, signed, slope, intercept)),
+        )];
+        assert_eq!(
+            output_type(&slices),
+            want,
+            "BitsAllocated {ba} BitsStored {bs} signed {signed} slope {slope} intercept {intercept}"
+        );
+    }
+}
+
+/// xorshift64*: a fixed, seedable sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Truncations and random byte edits of one slice (in a folder with two intact ones, so that
+/// the series checks run too): every read returns `Ok` or `Err`, none panics.
+#[test]
+fn mutated_slices_never_panic() {
+    let mut rng = Rng(0x5eed_d1c0_u64);
+    let dir = tempfile::tempdir().unwrap();
+    let mut ok = 0;
+    for (fixture, mutants) in [
+        ("ct_int16", 1200),
+        ("mr_uint16_implicit", 800),
+        ("deflated", 800),
+    ] {
+        let src = fixture_dir().join(fixture);
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for file in &names[..2] {
+            std::fs::copy(file, dir.path().join(file.file_name().unwrap())).unwrap();
+        }
+        let original = std::fs::read(&names[2]).unwrap();
+        let target = dir.path().join("mutant");
+        for i in 0..mutants {
+            let mut bytes = original.clone();
+            if i % 5 == 0 {
+                bytes.truncate(rng.below(original.len()));
+            } else {
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(bytes.len());
+                    match rng.below(3) {
+                        0 => bytes[at] ^= 1 << rng.below(8),
+                        1 => bytes[at] = rng.next() as u8,
+                        _ => bytes[at] = [0x00, 0xff, 0x7f, 0x80][rng.below(4)],
+                    }
+                }
+            }
+            std::fs::write(&target, &bytes).unwrap();
+            let t = std::time::Instant::now();
+            let r = read_dicom_series(dir.path());
+            // A forged length that dicom-rs zero-fills takes seconds (4 GiB); the pre-scan
+            // refuses it first.
+            assert!(
+                t.elapsed().as_secs_f64() < 5.0,
+                "{fixture} mutant {i}: {:?} for {:?}",
+                t.elapsed(),
+                r.as_ref().err()
+            );
+            if r.is_ok() {
+                ok += 1;
+            }
+        }
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    }
+    // Flips inside the pixel data leave a readable series: the loop reaches the reader's end.
+    assert!(ok > 20, "only {ok} mutants read");
+}
+
+/// A copy of a slice under another name is two slices at one position; a DICOMDIR under
+/// another name is recognised by its SOP class and skipped.
+#[test]
+fn duplicate_slices_are_refused_and_renamed_dicomdirs_skipped() {
+    let src = fixture_dir().join("coronal");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["IM0000", "IM0001", "IM0002", "IM0003", "IM0004"] {
+        std::fs::copy(src.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::copy(src.join("DICOMDIR"), dir.path().join("index")).unwrap();
+    let series = read_dicom_series(dir.path()).unwrap();
+    assert_eq!(series.image.dims, vec![8, 6, 5]);
+    std::fs::copy(src.join("IM0002"), dir.path().join("copy_of_2")).unwrap();
+    let fault = match read_dicom_series(dir.path()) {
+        Err(FormatError::Series { fault, .. }) => *fault,
+        other => panic!("duplicate slice: {other:?}"),
+    };
+    match fault {
+        SeriesFault::DuplicatePosition {
+            first_file,
+            second_file,
+            position,
+        } => {
+            let names = [first_file, second_file].map(|f| f.file_name().unwrap().to_owned());
+            assert!(names.contains(&"IM0002".into()) && names.contains(&"copy_of_2".into()));
+            assert_eq!(position, [-20.0, 8.0, 30.25]);
+        }
+        other => panic!("duplicate slice: {other}"),
+    }
+}
+
+/// MONOCHROME1 (which SimpleITK inverts) is refused naming the file, not read as stored.
+#[test]
+fn monochrome1_is_refused() {
+    let src = fixture_dir().join("ct_uint12");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["IM0000", "IM0001"] {
+        std::fs::copy(src.join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join("IM0001");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(11).position(|w| w == b"MONOCHROME2").unwrap();
+    bytes[at + 10] = b'1';
+    std::fs::write(&path, bytes).unwrap();
+    match read_dicom_series(dir.path()) {
+        Err(FormatError::Unsupported { path: file, what }) => {
+            assert_eq!(file, path);
+            assert!(what.contains("MONOCHROME1"), "{what}");
+        }
+        other => panic!("MONOCHROME1: {other:?}"),
+    }
+}
