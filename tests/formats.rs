@@ -126,6 +126,43 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
         "--device",
         "cpu",
     ]);
+    // DICOM series in: a folder of series folders, a mask per series in the model's format
+    // with the series' geometry (as SimpleITK's series reader gives it).
+    let dicom = tmp.path().join("dicom");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/data/dicom");
+    for series in ["ct_int16", "oblique"] {
+        std::fs::create_dir_all(dicom.join(series)).unwrap();
+        for entry in std::fs::read_dir(fixtures.join(series)).unwrap() {
+            let file = entry.unwrap().path();
+            std::fs::copy(&file, dicom.join(series).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let pred_dicom = tmp.path().join("pred-dicom");
+    autoseg(&[
+        "predict",
+        "-i",
+        dicom.to_str().unwrap(),
+        "-o",
+        pred_dicom.to_str().unwrap(),
+        "-m",
+        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
+        "--folds",
+        "0",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+    for series in ["ct_int16", "oblique"] {
+        let source = formats::read_dicom_series(&dicom.join(series))
+            .unwrap()
+            .image;
+        let mask = formats::read_image(&pred_dicom.join(format!("{series}.nrrd"))).unwrap();
+        assert_eq!(mask.dims, source.dims, "{series}");
+        assert_eq!(mask.spacing, source.spacing, "{series}");
+        assert_eq!(mask.origin, source.origin, "{series}");
+        assert_eq!(mask.direction, source.direction, "{series}");
+    }
+
     let mut n = 0;
     for entry in std::fs::read_dir(&images_ts).unwrap() {
         let input = entry.unwrap().path();

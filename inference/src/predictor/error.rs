@@ -110,7 +110,7 @@ pub enum PredictError {
         file_ending: String,
     },
     /// The input folder holds no case.
-    #[error("{}: no CASE_XXXX{file_ending} image files", path.display())]
+    #[error("{}: no CASE_XXXX{file_ending} image files and no DICOM series folders", path.display())]
     NoCases {
         /// The input folder.
         path: PathBuf,

@@ -1,10 +1,11 @@
 //! The cases to predict: a single image file, or a folder of `CASE_XXXX<file_ending>` channel
-//! files grouped by case (nnU-Net's `create_lists_from_splitted_dataset_folder`).
+//! files grouped by case (nnU-Net's `create_lists_from_splitted_dataset_folder`), or DICOM: a
+//! folder holding one series, or a folder of such folders (one case each, named after it).
 
 use std::path::{Path, PathBuf};
 
 use autoseg_evaluation::{probabilities_file, properties_file};
-use autoseg_preprocessing::{discover_image_cases, split_channel_name};
+use autoseg_preprocessing::{discover_image_cases, is_dicom_folder, split_channel_name};
 
 use super::error::io_err;
 use super::error::PredictError;
@@ -31,8 +32,10 @@ pub fn case_id_of(path: &Path, file_ending: &str) -> String {
     }
 }
 
-/// The cases of `input`: a single image file (one case, one channel), or a folder of
-/// `CASE_XXXX<file_ending>` files grouped by case (sorted ids, channels sorted by name).
+/// The cases of `input`: a single image file (one case, one channel), a folder of
+/// `CASE_XXXX<file_ending>` files grouped by case (sorted ids, channels sorted by name), a
+/// folder holding one DICOM series (one case named after it), or a folder without such files
+/// whose subfolders hold DICOM series (a case each, sorted by name).
 ///
 /// # Errors
 /// [`PredictError::Io`] when the folder cannot be listed; [`PredictError::Misnamed`] naming a
@@ -48,8 +51,17 @@ pub fn discover_input_cases(
             images: vec![input.to_path_buf()],
         }]);
     }
+    if is_dicom_folder(input) {
+        return Ok(vec![dicom_case(input)]);
+    }
     let (cases, misnamed) =
         discover_image_cases(input, file_ending).map_err(io_err(input, "list the folder"))?;
+    if cases.is_empty() && misnamed.is_empty() {
+        let series = dicom_series_in(input)?;
+        if !series.is_empty() {
+            return Ok(series.iter().map(|dir| dicom_case(dir)).collect());
+        }
+    }
     if let Some(path) = misnamed.into_iter().next() {
         return Err(PredictError::Misnamed {
             path,
@@ -69,6 +81,29 @@ pub fn discover_input_cases(
             images: c.images,
         })
         .collect())
+}
+
+/// A DICOM series folder as a case of one channel, named after the folder.
+fn dicom_case(dir: &Path) -> InputCase {
+    InputCase {
+        id: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "series".to_string()),
+        images: vec![dir.to_path_buf()],
+    }
+}
+
+/// The subfolders of `input` that hold DICOM files, sorted by name.
+fn dicom_series_in(input: &Path) -> Result<Vec<PathBuf>, PredictError> {
+    let entries = std::fs::read_dir(input).map_err(io_err(input, "list the folder"))?;
+    let mut series: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && is_dicom_folder(p))
+        .collect();
+    series.sort();
+    Ok(series)
 }
 
 /// nnU-Net's `-num_parts N -part_id K`: the K-th of N parts of a folder of cases, for several

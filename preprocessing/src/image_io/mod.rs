@@ -11,6 +11,11 @@
 //! | `.tif`              | `NaturalImage2DIO`, else `Tiff3DIO`     | `Tiff3DIO`: the `.json` sidecar's spacing |
 //! | `.tiff`             | nnU-Net's `Tiff3DIO`                    | the `.json` sidecar's spacing |
 //!
+//! A **folder** holding one DICOM series is read as one image ([`crate::formats`]'
+//! `read_dicom_series`: slices sorted along their normal, spacing from the positions, rescale
+//! applied, as SimpleITK's series reader gives it) with its ITK geometry, so a mask predicted
+//! from it is written with the series' spacing, origin and direction in the model's format.
+//!
 //! Natural images and TIFF follow [`crate::formats::natural`] (nnU-Net's readers, quirks
 //! included). A `.tif` file is read by the first of nnU-Net's two readers that reads it, as
 //! its registry picks a reader. An RGB(A) image gives one channel per colour, as in nnU-Net:
@@ -147,6 +152,23 @@ impl ImageFormat {
     }
 }
 
+/// Whether `dir` is a folder holding DICOM files (one with `DICM` at byte 128, as every DICOM
+/// Part 10 file has; the first 64 entries are looked at).
+pub fn is_dicom_folder(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().take(64).any(|entry| {
+        let mut magic = [0u8; 132];
+        let path = entry.path();
+        path.is_file()
+            && std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+            && &magic[128..] == b"DICM"
+    })
+}
+
 /// The three codec families behind the formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -158,14 +180,18 @@ enum Family {
     Natural,
 }
 
-/// Reads an intensity image as `f32`, shape `(c, z, y, x)`, in the format its ending names:
-/// one channel, except for RGB(A) natural images (one channel per colour).
+/// Reads an intensity image as `f32`, shape `(c, z, y, x)`, in the format its ending names (or,
+/// for a folder, its DICOM series): one channel, except for RGB(A) natural images (one channel
+/// per colour).
 ///
 /// # Errors
 /// [`ImageError`] naming the file and the fault: an unknown ending, anything the codec refuses
 /// (I/O, corrupt or truncated data, sizes over the memory ceiling, ...), more than one
 /// component per voxel (NRRD, MetaImage), or other than 2 or 3 dimensions.
 pub fn read_image(path: &Path) -> Result<Image, ImageError> {
+    if path.is_dir() {
+        return itk::image_from_raw(formats::read_dicom_series(path)?.image, path, false);
+    }
     match ImageFormat::of(path)?.family() {
         Family::Nifti => Ok(nifti_io::read_image(path)?),
         Family::Itk => itk::image_from_raw(formats::read_image(path)?, path, false),
