@@ -119,7 +119,7 @@ impl ElementType {
 
     /// One little-endian component as `f64` (exact for every type but 64-bit integers beyond
     /// 2^53). `bytes` holds exactly [`ElementType::size`] bytes.
-    pub(crate) fn value_f64(self, bytes: &[u8]) -> f64 {
+    fn value_f64(self, bytes: &[u8]) -> f64 {
         let arr = |b: &[u8]| -> [u8; 8] {
             let mut a = [0u8; 8];
             a[..b.len()].copy_from_slice(b);

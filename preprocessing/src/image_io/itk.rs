@@ -138,13 +138,29 @@ fn check_memory(
 }
 
 /// Every component of `raw` through `f` (from its `f64` value; exact for all but 64-bit
-/// integers past 2^53, which no image or label map holds), in file order.
+/// integers past 2^53, which no image or label map holds), in file order. One loop per
+/// component type, so that each compiles to a tight conversion.
 fn convert<T>(raw: &RawImage, mut f: impl FnMut(f64) -> T) -> Vec<T> {
-    let size = raw.element.size();
-    raw.data
-        .chunks_exact(size)
-        .map(|bytes| f(raw.element.value_f64(bytes)))
-        .collect()
+    macro_rules! each {
+        ($t:ty, $n:expr) => {
+            raw.data
+                .chunks_exact($n)
+                .map(|c| f(<$t>::from_le_bytes(c.try_into().expect("chunks of the size")) as f64))
+                .collect()
+        };
+    }
+    match raw.element {
+        ElementType::U8 => raw.data.iter().map(|&v| f(f64::from(v))).collect(),
+        ElementType::I8 => raw.data.iter().map(|&v| f(f64::from(v as i8))).collect(),
+        ElementType::U16 => each!(u16, 2),
+        ElementType::I16 => each!(i16, 2),
+        ElementType::U32 => each!(u32, 4),
+        ElementType::I32 => each!(i32, 4),
+        ElementType::U64 => each!(u64, 8),
+        ElementType::I64 => each!(i64, 8),
+        ElementType::F32 => each!(f32, 4),
+        ElementType::F64 => each!(f64, 8),
+    }
 }
 
 /// A one-channel volume of `values` (C order of `geometry`'s shape).
