@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use ndarray::Array4;
+use rayon::prelude::*;
 
 use super::ImageError;
 use crate::formats::{ElementType, FormatError, RawImage};
@@ -51,22 +52,21 @@ pub(super) fn labels_from_raw(raw: RawImage, path: &Path) -> Result<LabelMap, Im
     check_scalar(&raw, path)?;
     let geometry = geometry_of(&raw, path)?;
     check_memory(1, geometry.shape(), std::mem::size_of::<u16>(), path)?;
-    let mut bad = None;
-    let values = convert(&raw, |v| {
-        if v >= 0.0 && v <= f64::from(u16::MAX) && v.fract() == 0.0 {
-            v as u16
-        } else {
-            bad.get_or_insert(v);
-            0
-        }
-    });
-    match bad {
-        Some(value) => Err(ImageError::BadLabel {
+    let is_label = |v: f64| v >= 0.0 && v <= f64::from(u16::MAX) && v.fract() == 0.0;
+    // A non-label becomes u32::MAX, found again (first in file order) for the error.
+    let values = convert(&raw, |v| if is_label(v) { v as u32 } else { u32::MAX });
+    if values.contains(&u32::MAX) {
+        let value = convert(&raw, |v| v)
+            .into_iter()
+            .find(|&v| !is_label(v))
+            .unwrap_or(f64::NAN);
+        return Err(ImageError::BadLabel {
             path: path.to_path_buf(),
             value,
-        }),
-        None => volume(values, geometry, &raw, path),
+        });
     }
+    let values = values.into_iter().map(|v| v as u16).collect();
+    volume(values, geometry, &raw, path)
 }
 
 /// A float32 file of `image` with its source's ITK geometry.
@@ -139,19 +139,30 @@ fn check_memory(
 
 /// Every component of `raw` through `f` (from its `f64` value; exact for all but 64-bit
 /// integers past 2^53, which no image or label map holds), in file order. One loop per
-/// component type, so that each compiles to a tight conversion.
-fn convert<T>(raw: &RawImage, mut f: impl FnMut(f64) -> T) -> Vec<T> {
+/// component type, so that each compiles to a tight conversion, run in parallel chunks.
+fn convert<T: Send>(raw: &RawImage, f: impl Fn(f64) -> T + Sync) -> Vec<T> {
     macro_rules! each {
         ($t:ty, $n:expr) => {
             raw.data
-                .chunks_exact($n)
+                .par_chunks_exact($n)
+                .with_min_len(1 << 16)
                 .map(|c| f(<$t>::from_le_bytes(c.try_into().expect("chunks of the size")) as f64))
                 .collect()
         };
     }
     match raw.element {
-        ElementType::U8 => raw.data.iter().map(|&v| f(f64::from(v))).collect(),
-        ElementType::I8 => raw.data.iter().map(|&v| f(f64::from(v as i8))).collect(),
+        ElementType::U8 => raw
+            .data
+            .par_iter()
+            .with_min_len(1 << 16)
+            .map(|&v| f(f64::from(v)))
+            .collect(),
+        ElementType::I8 => raw
+            .data
+            .par_iter()
+            .with_min_len(1 << 16)
+            .map(|&v| f(f64::from(v as i8)))
+            .collect(),
         ElementType::U16 => each!(u16, 2),
         ElementType::I16 => each!(i16, 2),
         ElementType::U32 => each!(u32, 4),
