@@ -38,6 +38,45 @@ fn convert(dataset: &Path, out: &Path, ending: &str) -> PathBuf {
     root
 }
 
+/// `plan-and-train` of the 2d configuration, fold 0, on a tiny budget; returns its stdout.
+fn train_2d(dataset: &Path, work: &Path) -> String {
+    let out = autoseg(&[
+        "plan-and-train",
+        dataset.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+        "-c",
+        "2d",
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--iters-per-epoch",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `predict` of `input` into `output` with fold 0 of `model`, without test-time mirroring.
+fn predict(input: &Path, output: &Path, model: &Path) {
+    autoseg(&[
+        "predict",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "--folds",
+        "0",
+        "--no-tta",
+        "--device",
+        "cpu",
+    ]);
+}
+
 /// `fingerprint.toml` without its file stamps (sizes and times of the raw files), and
 /// `plans.toml`, as `autoseg plan` writes them for `dataset`, every float rounded to 12
 /// significant digits: NRRD stores no spacing, only axis vectors, whose lengths SimpleITK (and
@@ -93,39 +132,10 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
     let nifti = autoseg_fixtures::write("ct3d", &tmp.path().join("nifti")).unwrap();
     let dataset = convert(&nifti, &tmp.path().join("nrrd"), ".nrrd");
     let work = tmp.path().join("work");
-    let (dataset_s, work_s) = (dataset.to_str().unwrap(), work.to_str().unwrap());
-    autoseg(&[
-        "plan-and-train",
-        dataset_s,
-        "--work",
-        work_s,
-        "-c",
-        "2d",
-        "--folds",
-        "0",
-        "--epochs",
-        "1",
-        "--iters-per-epoch",
-        "2",
-        "--device",
-        "cpu",
-    ]);
+    train_2d(&dataset, &work);
     let pred = tmp.path().join("pred");
     let images_ts = dataset.join("imagesTs");
-    autoseg(&[
-        "predict",
-        "-i",
-        images_ts.to_str().unwrap(),
-        "-o",
-        pred.to_str().unwrap(),
-        "-m",
-        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
-        "--folds",
-        "0",
-        "--no-tta",
-        "--device",
-        "cpu",
-    ]);
+    predict(&images_ts, &pred, &work.join(dataset.file_name().unwrap()));
     // DICOM series in: a folder of series folders, a mask per series in the model's format
     // with the series' geometry (as SimpleITK's series reader gives it).
     let dicom = tmp.path().join("dicom");
@@ -138,20 +148,11 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
         }
     }
     let pred_dicom = tmp.path().join("pred-dicom");
-    autoseg(&[
-        "predict",
-        "-i",
-        dicom.to_str().unwrap(),
-        "-o",
-        pred_dicom.to_str().unwrap(),
-        "-m",
-        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
-        "--folds",
-        "0",
-        "--no-tta",
-        "--device",
-        "cpu",
-    ]);
+    predict(
+        &dicom,
+        &pred_dicom,
+        &work.join(dataset.file_name().unwrap()),
+    );
     for series in ["ct_int16", "oblique"] {
         let source = formats::read_dicom_series(&dicom.join(series))
             .unwrap()
@@ -197,40 +198,10 @@ fn a_png_dataset_trains_and_predicts_png_masks() {
     let tmp = tempfile::tempdir().unwrap();
     let dataset = autoseg_fixtures::write_as("demo2d", &tmp.path().join("raw"), ".png").unwrap();
     let work = tmp.path().join("work");
-    let (dataset_s, work_s) = (dataset.to_str().unwrap(), work.to_str().unwrap());
-    let out = autoseg(&[
-        "plan-and-train",
-        dataset_s,
-        "--work",
-        work_s,
-        "-c",
-        "2d",
-        "--folds",
-        "0",
-        "--epochs",
-        "1",
-        "--iters-per-epoch",
-        "2",
-        "--device",
-        "cpu",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cross-validation"));
+    assert!(train_2d(&dataset, &work).contains("cross-validation"));
     let pred = tmp.path().join("pred");
     let images_ts = dataset.join("imagesTs");
-    autoseg(&[
-        "predict",
-        "-i",
-        images_ts.to_str().unwrap(),
-        "-o",
-        pred.to_str().unwrap(),
-        "-m",
-        work.join(dataset.file_name().unwrap()).to_str().unwrap(),
-        "--folds",
-        "0",
-        "--no-tta",
-        "--device",
-        "cpu",
-    ]);
+    predict(&images_ts, &pred, &work.join(dataset.file_name().unwrap()));
     let mut n = 0;
     for entry in std::fs::read_dir(&images_ts).unwrap() {
         let input = entry.unwrap().path();

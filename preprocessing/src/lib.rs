@@ -27,6 +27,9 @@ pub mod rng;
 mod verify;
 mod volume;
 
+#[cfg(test)]
+mod test_support;
+
 pub use autoseg_planner::{write_atomic, write_atomic_with};
 pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use dataset::{

@@ -12,33 +12,19 @@ use serde_json::Value;
 
 use super::*;
 use crate::formats::{self, ElementType, RawImage};
+use crate::test_support::{self, floats};
 use crate::volume::{Geometry, HeaderGeometry, Shape3, SourceGeometry, Spacing, Volume};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/formats")
+    test_support::fixture_dir("formats")
 }
 
 fn json(name: &str) -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    test_support::json_object(&fixtures().join(name))
 }
 
 fn assert_close(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
-    for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 1e-12,
-            "{what}: {got:?} vs nnU-Net {want:?}"
-        );
-    }
+    test_support::assert_close(what, got, want, 1e-12);
 }
 
 #[test]
@@ -243,9 +229,7 @@ fn formats_are_named_by_their_endings() {
 
 /// `fixtures/data/natural/expected.json`'s cases.
 fn natural_cases() -> serde_json::Map<String, Value> {
-    let path = fixtures().join("../natural/expected.json");
-    let text = std::fs::read_to_string(path).unwrap();
-    let all: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let all = test_support::json_object(&test_support::fixture_dir("natural/expected.json"));
     all["cases"].as_object().unwrap().clone()
 }
 
@@ -264,7 +248,7 @@ fn assert_matches_nnunet<T: Copy + Into<f64>>(name: &str, want: &Value, volume: 
 
 #[test]
 fn natural_images_read_as_the_reader_nnunets_registry_picks() {
-    let natural = fixtures().join("../natural");
+    let natural = test_support::fixture_dir("natural");
     let mut checked = (0, 0, 0);
     for (name, case) in natural_cases() {
         let path = natural.join(&name);
@@ -307,7 +291,7 @@ fn natural_images_read_as_the_reader_nnunets_registry_picks() {
 
 #[test]
 fn natural_segmentations_are_written_as_their_sources_writer_writes_them() {
-    let natural = fixtures().join("../natural");
+    let natural = test_support::fixture_dir("natural");
     let dir = tempfile::tempdir().unwrap();
     // (source, ending written, writer nnU-Net would use)
     for (source, ending) in [

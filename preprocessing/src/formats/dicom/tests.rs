@@ -3,56 +3,25 @@
 //! broken one against the fault it must be refused for, the SeriesInfo of one series, the
 //! voxel-type rule on synthetic headers, and byte mutations of one slice file (no panic).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
 use super::super::{ElementType, FormatError};
 use super::{output_type, read_dicom_series, SeriesFault, Slice};
+use crate::test_support::{self, element_of, floats, Rng};
 
 /// `fixtures/data/dicom/`.
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/dicom")
+    test_support::fixture_dir("dicom")
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap();
-    match serde_json::from_str(&text).unwrap() {
-        Value::Object(map) => map,
-        other => panic!("expected.json is not an object: {other}"),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn element_of(dtype: &str) -> ElementType {
-    match dtype {
-        "uint8" => ElementType::U8,
-        "int8" => ElementType::I8,
-        "uint16" => ElementType::U16,
-        "int16" => ElementType::I16,
-        "uint32" => ElementType::U32,
-        "int32" => ElementType::I32,
-        "float32" => ElementType::F32,
-        "float64" => ElementType::F64,
-        other => panic!("unknown dtype {other}"),
-    }
+    test_support::json_object(&fixture_dir().join("expected.json"))
 }
 
 fn assert_close(name: &str, what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{name}: {what} {got:?} vs {want:?}");
-    for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 1e-9,
-            "{name}: {what} {got:?} vs SimpleITK {want:?}"
-        );
-    }
+    test_support::assert_close(&format!("{name}: {what}"), got, want, 1e-9);
 }
 
 #[test]
@@ -298,22 +267,6 @@ fn voxel_type_follows_simpleitk() {
             want,
             "BitsAllocated {ba} BitsStored {bs} signed {signed} slope {slope} intercept {intercept}"
         );
-    }
-}
-
-/// xorshift64*: a fixed, seedable sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 

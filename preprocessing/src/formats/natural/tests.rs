@@ -9,40 +9,20 @@ use serde_json::Value;
 
 use super::super::geometry::identity;
 use super::*;
+use crate::test_support::{self, element_of, floats, mutate, Rng};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/natural")
+    test_support::fixture_dir("natural")
 }
 
 fn cases() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap();
-    let all: Value = serde_json::from_str(&text).unwrap();
+    let all = test_support::json_object(&fixture_dir().join("expected.json"));
     all["cases"].as_object().unwrap().clone()
 }
 
 /// Fixtures where this crate knowingly differs from nnU-Net: `read_images` of a stack whose
 /// sidecar has a zero spacing (nnU-Net takes it, [`RawImage`] needs positive spacings).
 const DEVIATIONS: &[&str] = &["broken/zerospacing.tif"];
-
-fn element_of(dtype: &str) -> ElementType {
-    match dtype {
-        "uint8" | "bool" => ElementType::U8,
-        "uint16" => ElementType::U16,
-        "int16" => ElementType::I16,
-        "uint32" => ElementType::U32,
-        "float32" => ElementType::F32,
-        "float64" => ElementType::F64,
-        other => panic!("dtype {other} in expected.json"),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 /// Compares a natural image with nnU-Net's `(c, 1, H, W)` array.
 fn check_natural(name: &str, image: &RawImage, want: &Value, dtype: &str) {
@@ -210,42 +190,6 @@ fn sidecar_names_follow_nnunet() {
     assert_eq!(py_float(0.75), "0.75");
     assert_eq!(py_float(1e-5), "1e-05");
     assert_eq!(py_float(2e16), "2e+16");
-}
-
-/// xorshift64*: a fixed, seedable sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        let at = rng.below(out.len() + 1);
-        match rng.below(5) {
-            0 if at < out.len() => out[at] ^= 1 << rng.below(8),
-            1 if at < out.len() => out[at] = rng.next() as u8,
-            2 if at < out.len() => {
-                let end = (at + 1 + rng.below(16)).min(out.len());
-                let chunk = out[at..end].to_vec();
-                out.splice(at..at, chunk);
-            }
-            3 => out.truncate(at),
-            _ if at < out.len() => out[at] = [0, 0xff, 0x7f, 0x80][rng.below(4)],
-            _ => {}
-        }
-    }
-    out
 }
 
 #[test]

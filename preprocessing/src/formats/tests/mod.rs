@@ -11,54 +11,19 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{ElementType, RawImage};
+use super::RawImage;
+use crate::test_support::{self, element_of, floats};
 
-/// `fixtures/data/formats/`.
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/formats")
+    test_support::fixture_dir("formats")
 }
 
-/// `expected.json`: what SimpleITK reports for each fixture image.
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap();
-    match serde_json::from_str(&text).unwrap() {
-        Value::Object(map) => map,
-        other => panic!("expected.json is not an object: {other}"),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn element_of(pixel: &str) -> ElementType {
-    match pixel {
-        "uint8" => ElementType::U8,
-        "int8" => ElementType::I8,
-        "uint16" => ElementType::U16,
-        "int16" => ElementType::I16,
-        "uint32" => ElementType::U32,
-        "int32" => ElementType::I32,
-        "uint64" => ElementType::U64,
-        "int64" => ElementType::I64,
-        "float32" => ElementType::F32,
-        "float64" => ElementType::F64,
-        other => panic!("unknown pixel type {other}"),
-    }
+    test_support::json_object(&fixture_dir().join("expected.json"))
 }
 
 fn assert_close(name: &str, what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{name}: {what} {got:?} vs {want:?}");
-    for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 1e-12,
-            "{name}: {what} {got:?} vs SimpleITK {want:?}"
-        );
-    }
+    test_support::assert_close(&format!("{name}: {what}"), got, want, 1e-12);
 }
 
 /// Asserts that `image` is what SimpleITK reported for fixture `name`.

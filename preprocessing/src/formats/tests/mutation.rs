@@ -7,57 +7,12 @@ use std::path::Path;
 
 use super::super::{read_image, write_image};
 use super::{data_files_of, expected, fixture_dir};
+use crate::test_support::{mutate, Rng};
 
 /// Mutants per fixture file.
 const MUTANTS: usize = 250;
 /// Every how many mutants one that reads is also written.
 const WRITE_EVERY: usize = 4;
-
-/// xorshift64*: a fixed, seedable sequence (no dependency, same on every run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// One to three random edits of `bytes`.
-fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        let at = rng.below(out.len() + 1);
-        match rng.below(6) {
-            0 if at < out.len() => out[at] ^= 1 << rng.below(8),
-            1 if at < out.len() => out[at] = rng.next() as u8,
-            2 => {
-                let digits: Vec<u8> = (0..1 + rng.below(12))
-                    .map(|_| b'0' + rng.below(10) as u8)
-                    .collect();
-                out.splice(at..at, digits);
-            }
-            3 if at < out.len() => {
-                let end = (at + 1 + rng.below(16)).min(out.len());
-                let chunk = out[at..end].to_vec();
-                out.splice(at..at, chunk);
-            }
-            4 => out.truncate(at),
-            _ if at < out.len() => {
-                let special = [b'\n', b' ', b'-', b'(', b')', b',', b':', b'=', b'#', 0xff];
-                out[at] = special[rng.below(special.len())];
-            }
-            _ => {}
-        }
-    }
-    out
-}
 
 /// Reads a mutant; when it reads and `write` is set, writes it back through its source and
 /// fresh, and reads again (writes are synced to disk, so only some mutants are written).
