@@ -63,8 +63,8 @@ mod tests;
 use std::path::Path;
 
 pub use dicom::{
-    read_dicom_series, DicomSeries, SeriesFault, SeriesInfo, ORIENTATION_TOLERANCE,
-    SPACING_TOLERANCE, TILT_TOLERANCE,
+    read_dicom_series, write_dicom_seg, DicomSeries, SeriesFault, SeriesInfo,
+    ORIENTATION_TOLERANCE, SEG_SOP_CLASS_UID, SPACING_TOLERANCE, TILT_TOLERANCE,
 };
 pub use error::{FormatError, InvalidImage};
 pub use metaimage::{read_metaimage, write_metaimage};

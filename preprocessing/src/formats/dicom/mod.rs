@@ -61,6 +61,7 @@
 //! with an undefined length is refused there too.
 
 mod scan;
+mod seg;
 mod slice;
 
 #[cfg(test)]
@@ -69,6 +70,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use super::{ElementType, FormatError, RawImage};
+pub use seg::{write_dicom_seg, SEG_SOP_CLASS_UID};
 use slice::{FileKind, Slice};
 
 /// The most any cosine of a slice's ImageOrientationPatient may differ from the first slice's.
