@@ -507,6 +507,7 @@ pub fn write_dicom_seg(
             let mut src = Ds::default();
             src.text(0x0008_1150, b"UI", class)
                 .text(0x0008_1155, b"UI", uid)
+                .text(0x0028_135A, b"CS", "YES")
                 .seq(
                     0x0040_A170,
                     vec![code(

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Checks the DICOM SEG files autoseg's `write_dicom_seg` wrote against highdicom and pydicom.
+
+Usage:
+    AUTOSEG_SEG_OUT=/tmp/segs cargo test -p autoseg-preprocessing --lib formats::dicom::seg
+    python scripts/check_dicom_seg.py /tmp/segs
+
+Every `<name>.dcm` in the folder has a `<name>.json` beside it (dims [x, y, z], the label values
+x fastest, the segments [[label, name], ...], the source fixture under fixtures/data/dicom/).
+For each, the SEG is read with highdicom (`hd.seg.segread`); the label volume is rebuilt with
+`get_pixels_by_source_instance` (the source slices in the reader's z order: ascending along
+the slice normal; combine_segments=True, segment numbers mapped back to label values) and
+compared voxel for voxel with the written label map; the frame of reference, study, patient
+and referenced series/instances are compared with the source series; `pydicom.dcmread` +
+`pixel_array` must decode the frames, which are also compared with the label map one by one
+through each frame's segment and source instance; `get_volume`'s planes, placed by its
+affine, must match the label map's planes at the same positions; `dciodvfy` is
+run when it is on the PATH. Tested with highdicom 0.28.2, pydicom 3.0.2. Exits non-zero on
+any mismatch.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "data" / "dicom"
+
+
+def source_slices(folder):
+    """The source series' datasets in z order (ascending along the slice normal)."""
+    slices = []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name.upper() == "DICOMDIR":
+            continue
+        ds = pydicom.dcmread(f)
+        if "PixelData" not in ds:
+            continue
+        slices.append(ds)
+    iop = np.array(slices[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:]))
+    slices.sort(key=lambda d: float(np.dot(np.array(d.ImagePositionPatient, dtype=float), normal)))
+    return slices
+
+
+def check(dcm):
+    meta = json.loads(dcm.with_suffix(".json").read_text())
+    nx, ny, nz = meta["dims"]
+    want = np.array(meta["values"], dtype=np.uint16).reshape(nz, ny, nx)
+    label_of = {i + 1: lab for i, (lab, _) in enumerate(meta["segments"])}
+    src = source_slices(FIXTURES / meta["source"])
+    assert len(src) == nz, (len(src), nz)
+    uids = [d.SOPInstanceUID for d in src]
+
+    seg = hd.seg.segread(dcm)
+    assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"
+    assert seg.SegmentationType == "BINARY"
+    assert seg.FrameOfReferenceUID == src[0].FrameOfReferenceUID
+    assert seg.StudyInstanceUID == src[0].StudyInstanceUID
+    assert seg.PatientID == src[0].PatientID
+    assert seg.SeriesInstanceUID != src[0].SeriesInstanceUID
+    ref = seg.ReferencedSeriesSequence
+    assert len(ref) == 1 and ref[0].SeriesInstanceUID == src[0].SeriesInstanceUID
+    assert {r.ReferencedSOPInstanceUID for r in ref[0].ReferencedInstanceSequence} == set(uids)
+    labels = [s.SegmentLabel for s in seg.SegmentSequence]
+    assert labels == [n.replace("\\", "/") for _, n in meta["segments"]], labels
+
+    # highdicom: one label plane per source instance (segment numbers), mapped to label values.
+    got = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=False
+    )
+    assert got.shape == (nz, ny, nx), got.shape
+    lut = np.zeros(len(label_of) + 1, dtype=np.uint16)
+    for number, lab in label_of.items():
+        lut[number] = lab
+    rebuilt = lut[got]
+    bad = int((rebuilt != want).sum())
+    assert bad == 0, f"{bad} voxels differ from the label map"
+
+    # pydicom: the frames decode; each frame is its segment's mask on its source slice.
+    ds = pydicom.dcmread(dcm)
+    px = ds.pixel_array
+    n = int(ds.NumberOfFrames)
+    px = px.reshape(n, ny, nx)
+    for f, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        uid = group.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        z = uids.index(uid)
+        assert np.array_equal(px[f].astype(bool), want[z] == label_of[number]), (f, number, z)
+        ipp = np.array(group.PlanePositionSequence[0].ImagePositionPatient, dtype=float)
+        assert np.allclose(ipp, np.array(src[z].ImagePositionPatient, dtype=float), atol=1e-4), (ipp, z)
+
+    # highdicom's get_volume: each of its planes, placed by its affine, is the label map's plane
+    # at that position (highdicom may order the planes the other way along the normal).
+    vol = seg.get_volume(combine_segments=True)
+    arr = lut[vol.array]
+    assert arr.shape == (nz, ny, nx), arr.shape
+    iop = np.array(src[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    first = np.array(src[0].ImagePositionPatient, dtype=float)
+    last = np.array(src[-1].ImagePositionPatient, dtype=float)
+    dz = float(np.dot(last - first, normal)) / (nz - 1) if nz > 1 else 1.0
+    spacing = [float(x) for x in src[0].PixelSpacing]
+    assert np.allclose(vol.affine[:3, 1], iop[3:] * spacing[0], atol=1e-4), vol.affine
+    assert np.allclose(vol.affine[:3, 2], iop[:3] * spacing[1], atol=1e-4), vol.affine
+    for a in range(nz):
+        pos = vol.affine[:3, :] @ np.array([a, 0, 0, 1.0])
+        z = int(round(float(np.dot(pos - first, normal)) / dz))
+        assert np.array_equal(arr[a], want[z]), f"get_volume plane {a} (z {z}) differs"
+    note = f"; get_volume {tuple(vol.array.shape)} matches by position"
+    print(
+        f"{dcm.name}: OK ({meta['source']}: {nx}x{ny}x{nz}, {n} frames, "
+        f"segments {labels}, {int((want > 0).sum())} labelled voxels match{note})"
+    )
+
+
+def main():
+    folder = Path(sys.argv[1])
+    files = sorted(folder.glob("*.dcm"))
+    if not files:
+        sys.exit(f"no .dcm files in {folder}")
+    print(f"highdicom {hd.__version__}, pydicom {pydicom.__version__}")
+    for dcm in files:
+        check(dcm)
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        print("dciodvfy: not installed, skipped")
+    else:
+        for dcm in files:
+            r = subprocess.run([tool, str(dcm)], capture_output=True, text=True)
+            print(f"dciodvfy {dcm.name}:\n{r.stdout}{r.stderr}")
+    print(f"all {len(files)} SEG files check")
+
+
+if __name__ == "__main__":
+    main()
