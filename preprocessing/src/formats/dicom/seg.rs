@@ -7,16 +7,28 @@
 //! defined lengths); each data set is kept sorted by tag in a `BTreeMap` before it is encoded.
 //!
 //! # Choices
-//! - **Frames:** one per (segment, slice), segment-major, slices in the image's z order;
-//!   frames without a voxel of their segment are omitted (highdicom's default
-//!   `omit_empty_frames=True`). A label map with no segment voxel at all keeps one empty
-//!   frame (segment 1, first slice), as highdicom does, since a SEG needs a frame.
+//! - **Frames:** one per (segment, slice), in highdicom's order: segment-major, then the
+//!   slices from the last of the image's z order to the first (highdicom numbers planes
+//!   descending along row cosine × column cosine); DimensionIndexValues are (segment number,
+//!   nz − k) for slice k. Frames without a voxel of their segment are omitted (highdicom's
+//!   default `omit_empty_frames=True`). A label map with no segment voxel at all keeps one
+//!   empty frame (segment 1, plane index 1), since a SEG needs a frame. For the oblique
+//!   fixture the frames, their functional groups and the PixelData bytes equal highdicom
+//!   0.28.2's for the same input.
 //! - **UIDs:** the SeriesInstanceUID, SOPInstanceUID and DimensionOrganizationUID are
 //!   `2.25.<n>` with `n` a 128-bit number from two randomly keyed SipHash hashers of std
 //!   (`RandomState`) over the time, the process id, a counter and the source series UID
 //!   (random per call, not cryptographic).
 //! - **Codes:** every segment's category is SCT 91723000 "Anatomical Structure" and its type
-//!   SCT 85756007 "Tissue" (a generic code: dataset.json names carry no coded meaning).
+//!   SCT 85756007 "Tissue" (a generic code: dataset.json names carry no coded meaning); its
+//!   SegmentationAlgorithmIdentificationSequence names `autoseg` (the crate version) of family
+//!   DCM 123110 "Artificial Intelligence". Source references carry SpatialLocationsPreserved
+//!   `YES`, purpose DCM 121322 and derivation DCM 113076 "Segmentation", as highdicom's.
+//! - Other attributes as highdicom 0.28 writes them for the same input (compared attribute by
+//!   attribute): SegmentsOverlap `NO`, PresentationLUTShape `IDENTITY`, InstanceCreation
+//!   Date/Time, the top-level SourceImageSequence. Not written: ContributingEquipmentSequence
+//!   (type 3; highdicom names itself there). SliceThickness is the z spacing (the series reader
+//!   does not keep the source's SliceThickness, which highdicom copies).
 //! - SeriesNumber 100, InstanceNumber 1, ContentLabel `AUTOSEG`, Manufacturer and
 //!   ManufacturerModelName `autoseg`, SoftwareVersions the crate version, ContentDate/Time the
 //!   UTC time of writing, SpecificCharacterSet `ISO_IR 192` (UTF-8). A segment name is
@@ -38,7 +50,7 @@ const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 const IMPLEMENTATION_CLASS_UID: &str = "2.25.182735318326113953960226457432412470017";
 
 /// One encoded data set: encoded elements by tag (group << 16 | element).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ds(BTreeMap<u32, Vec<u8>>);
 
 /// VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
@@ -340,14 +352,14 @@ pub fn write_dicom_seg(
     }
     let mut frames: Vec<(u16, usize)> = Vec::new();
     for (s, slices) in present.iter().enumerate() {
-        for (k, &p) in slices.iter().enumerate() {
+        for (k, &p) in slices.iter().enumerate().rev() {
             if p {
                 frames.push(((s + 1) as u16, k));
             }
         }
     }
     if frames.is_empty() {
-        frames.push((1, 0));
+        frames.push((1, nz - 1));
     }
     // Pixel data: frames of rows × columns bits, LSB first, packed continuously.
     let total_bits = frames.len() * plane;
@@ -385,6 +397,8 @@ pub fn write_dicom_seg(
     let mut ds = Ds::default();
     ds.text(0x0008_0005, b"CS", "ISO_IR 192")
         .text(0x0008_0008, b"CS", "DERIVED\\PRIMARY")
+        .text(0x0008_0012, b"DA", &date)
+        .text(0x0008_0013, b"TM", &time)
         .text(0x0008_0016, b"UI", SEG_SOP_CLASS_UID)
         .text(0x0008_0018, b"UI", &sop_uid)
         .text(0x0008_0020, b"DA", &info.study_date)
@@ -420,21 +434,27 @@ pub fn write_dicom_seg(
         .us(0x0028_0103, &[0])
         .text(0x0028_2110, b"CS", "00")
         .text(0x0062_0001, b"CS", "BINARY")
+        .text(0x0062_0013, b"CS", "NO")
         .text(0x0070_0080, b"CS", "AUTOSEG")
         .text(0x0070_0081, b"LO", "")
-        .text(0x0070_0084, b"PN", "");
+        .text(0x0070_0084, b"PN", "")
+        .text(0x2050_0020, b"CS", "IDENTITY");
 
-    // Common Instance Reference: the source series and its instances.
-    let instances = info
-        .slices
-        .iter()
-        .map(|(class, uid)| {
-            let mut r = Ds::default();
-            r.text(0x0008_1150, b"UI", class)
-                .text(0x0008_1155, b"UI", uid);
-            r
-        })
-        .collect();
+    // Common Instance Reference: the source series and its instances; every source image in
+    // the top-level SourceImageSequence too (as highdicom).
+    let references = || -> Vec<Ds> {
+        info.slices
+            .iter()
+            .map(|(class, uid)| {
+                let mut r = Ds::default();
+                r.text(0x0008_1150, b"UI", class)
+                    .text(0x0008_1155, b"UI", uid);
+                r
+            })
+            .collect()
+    };
+    ds.seq(0x0008_2112, references());
+    let instances = references();
     let mut series_ref = Ds::default();
     series_ref
         .seq(0x0008_114A, instances)
@@ -456,11 +476,19 @@ pub fn write_dicom_seg(
     ds.seq(
         0x0020_9222,
         vec![
-            index(0x0062_000B, 0x0062_000A, "ReferencedSegmentNumber"),
-            index(0x0020_0032, 0x0020_9113, "ImagePositionPatient"),
+            index(0x0062_000B, 0x0062_000A, "Referenced Segment Number"),
+            index(0x0020_0032, 0x0020_9113, "Image Position Patient"),
         ],
     );
 
+    let mut algorithm = Ds::default();
+    algorithm
+        .seq(
+            0x0066_002F,
+            vec![code("123110", "DCM", "Artificial Intelligence")],
+        )
+        .text(0x0066_0031, b"LO", env!("CARGO_PKG_VERSION"))
+        .text(0x0066_0036, b"LO", "autoseg");
     let segment_items = segments
         .iter()
         .enumerate()
@@ -474,6 +502,7 @@ pub fn write_dicom_seg(
             .text(0x0062_0005, b"LO", &lo(name))
             .text(0x0062_0008, b"CS", "AUTOMATIC")
             .text(0x0062_0009, b"LO", "autoseg")
+            .seq(0x0062_0007, vec![algorithm.clone()])
             .seq(0x0062_000F, vec![code("85756007", "SCT", "Tissue")]);
             s
         })
@@ -521,7 +550,7 @@ pub fn write_dicom_seg(
                 .seq(0x0008_2112, vec![src])
                 .seq(0x0008_9215, vec![code("113076", "DCM", "Segmentation")]);
             let mut content = Ds::default();
-            content.ul(0x0020_9157, &[u32::from(s), (k + 1) as u32]);
+            content.ul(0x0020_9157, &[u32::from(s), (nz - k) as u32]);
             let mut pos = Ds::default();
             pos.ds(0x0020_0032, &position(k));
             let mut ident = Ds::default();
@@ -760,7 +789,7 @@ mod fixture_tests {
                 .to_multi_int()
                 .unwrap();
             assert_eq!(index[0], u32::from(seg));
-            let z = index[1] as usize - 1;
+            let z = nz - index[1] as usize;
             let src = item(
                 item(group, tags::DERIVATION_IMAGE_SEQUENCE),
                 tags::SOURCE_IMAGE_SEQUENCE,
