@@ -6,14 +6,18 @@ Usage:
     python scripts/check_dicom_seg.py /tmp/segs
 
 Every `<name>.dcm` in the folder has a `<name>.json` beside it (dims [x, y, z], the label values
-x fastest, the segments [[label, name], ...], the source fixture under fixtures/data/dicom/).
+x fastest, the segments [[label, name], ...], the source fixture under fixtures/data/dicom/, or
+for a synthetic series its UIDs, positions, orientation and spacing: its checks run on stand-in
+datasets, without the comparison with highdicom's writer, which needs the source images).
 For each, the SEG is read with highdicom (`hd.seg.segread`); the label volume is rebuilt with
 `get_pixels_by_source_instance` (the source slices in the reader's z order: ascending along
 the slice normal; combine_segments=True, segment numbers mapped back to label values) and
 compared voxel for voxel with the written label map; the frame of reference, study, patient
 and referenced series/instances are compared with the source series; `pydicom.dcmread` +
 `pixel_array` must decode the frames, which are also compared with the label map one by one
-through each frame's segment and source instance; `get_volume`'s planes, placed by its
+through each frame's segment and source instance; highdicom's own writer, given the same
+label map and source, must give the same frames in the same order and the same PixelData
+bytes (the attributes only one of the two files holds are listed); `get_volume`'s planes, placed by its
 affine, must match the label map's planes at the same positions; `dciodvfy` is
 run when it is on the PATH. Tested with highdicom 0.28.2, pydicom 3.0.2. Exits non-zero on
 any mismatch.
@@ -48,12 +52,100 @@ def source_slices(folder):
     return slices
 
 
+def stand_in_slices(series):
+    """Datasets holding what the checks read of a synthetic source series (no pixels)."""
+    slices = []
+    for (cls, uid), pos in zip(series["instances"], series["positions"]):
+        d = pydicom.Dataset()
+        d.SOPClassUID, d.SOPInstanceUID = cls, uid
+        d.StudyInstanceUID = series["study"]
+        d.SeriesInstanceUID = series["series"]
+        d.FrameOfReferenceUID = series["frame_of_reference"]
+        d.PatientID = series["patient_id"]
+        d.ImagePositionPatient = pos
+        d.ImageOrientationPatient = series["orientation"]
+        d.PixelSpacing = series["pixel_spacing"]
+        slices.append(d)
+    return slices
+
+
+def frame_keys(ds):
+    """Per frame: (segment number, dimension index values, source SOP instance UID)."""
+    return [
+        (
+            int(g.SegmentIdentificationSequence[0].ReferencedSegmentNumber),
+            tuple(int(v) for v in g.FrameContentSequence[0].DimensionIndexValues),
+            g.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID,
+        )
+        for g in ds.PerFrameFunctionalGroupsSequence
+    ]
+
+
+def keywords(ds, prefix=""):
+    """Every attribute keyword, nested ones as `Sequence>Keyword` (first item)."""
+    out = set()
+    for e in ds:
+        k = prefix + (e.keyword or str(e.tag))
+        out.add(k)
+        if e.VR == "SQ" and len(e.value):
+            out |= keywords(e.value[0], k + ">")
+    return out
+
+
+def highdicom_twin(src, want, meta):
+    """highdicom's own BINARY SEG of the same label map and source (its defaults)."""
+    from pydicom.sr.codedict import codes
+
+    nz = len(src)
+    if nz > 1 and "SliceThickness" not in src[0]:
+        # highdicom copies SliceThickness, which the fixtures lack: give it the z spacing.
+        iop = np.array(src[0].ImageOrientationPatient, dtype=float)
+        normal = np.cross(iop[:3], iop[3:])
+        gap = np.dot(
+            np.array(src[-1].ImagePositionPatient, float) - np.array(src[0].ImagePositionPatient, float),
+            normal,
+        )
+        for d in src:
+            d.SliceThickness = f"{abs(gap) / (nz - 1):.6f}"
+    arr = np.zeros(want.shape, np.uint8)
+    descs = []
+    for i, (lab, name) in enumerate(meta["segments"]):
+        arr[want == lab] = i + 1
+        descs.append(
+            hd.seg.SegmentDescription(
+                segment_number=i + 1,
+                segment_label=name.replace("\\", "/"),
+                segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
+                segmented_property_type=hd.sr.CodedConcept("85756007", "SCT", "Tissue"),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=hd.AlgorithmIdentificationSequence(
+                    name="autoseg", version="0", family=codes.cid7162.ArtificialIntelligence
+                ),
+            )
+        )
+    return hd.seg.Segmentation(
+        source_images=src,
+        pixel_array=arr,
+        segmentation_type="BINARY",
+        segment_descriptions=descs,
+        series_instance_uid=hd.UID(),
+        series_number=100,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="autoseg",
+        manufacturer_model_name="autoseg",
+        software_versions="0",
+        device_serial_number="0",
+    )
+
+
 def check(dcm):
     meta = json.loads(dcm.with_suffix(".json").read_text())
     nx, ny, nz = meta["dims"]
     want = np.array(meta["values"], dtype=np.uint16).reshape(nz, ny, nx)
     label_of = {i + 1: lab for i, (lab, _) in enumerate(meta["segments"])}
-    src = source_slices(FIXTURES / meta["source"])
+    synthetic = isinstance(meta["source"], dict)
+    src = stand_in_slices(meta["source"]) if synthetic else source_slices(FIXTURES / meta["source"])
     assert len(src) == nz, (len(src), nz)
     uids = [d.SOPInstanceUID for d in src]
 
@@ -113,6 +205,20 @@ def check(dcm):
         z = int(round(float(np.dot(pos - first, normal)) / dz))
         assert np.array_equal(arr[a], want[z]), f"get_volume plane {a} (z {z}) differs"
     note = f"; get_volume {tuple(vol.array.shape)} matches by position"
+
+    # highdicom's own writer on the same input: same frames (segment, index, source) in the
+    # same order and the same PixelData bytes; the attributes only one of the two writes.
+    if synthetic:
+        note += "; synthetic source: no highdicom twin"
+        print(f"{dcm.name}: OK (synthetic: {nx}x{ny}x{nz}, {n} frames, segments {labels}{note})")
+        return
+    twin = highdicom_twin(src, want, meta)
+    assert frame_keys(ds) == frame_keys(twin), (frame_keys(ds), frame_keys(twin))
+    assert ds.PixelData == twin.PixelData, "PixelData differs from highdicom's"
+    ours, theirs = keywords(ds), keywords(twin)
+    only_hd = sorted({k.split(">")[0] for k in theirs - ours})
+    only_ours = sorted({k.split(">")[0] for k in ours - theirs})
+    note += f"; frames and PixelData bytes equal highdicom's; only in highdicom's: {only_hd}; only in ours: {only_ours}"
     print(
         f"{dcm.name}: OK ({meta['source']}: {nx}x{ny}x{nz}, {n} frames, "
         f"segments {labels}, {int((want > 0).sum())} labelled voxels match{note})"

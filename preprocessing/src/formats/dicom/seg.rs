@@ -5,34 +5,6 @@
 //! The Part 10 bytes are written by hand (preamble, `DICM`, the file meta group with its group
 //! length, then an explicit VR little endian data set whose sequences and items all have
 //! defined lengths); each data set is kept sorted by tag in a `BTreeMap` before it is encoded.
-//!
-//! # Choices
-//! - **Frames:** one per (segment, slice), in highdicom's order: segment-major, then the
-//!   slices from the last of the image's z order to the first (highdicom numbers planes
-//!   descending along row cosine × column cosine); DimensionIndexValues are (segment number,
-//!   nz − k) for slice k. Frames without a voxel of their segment are omitted (highdicom's
-//!   default `omit_empty_frames=True`). A label map with no segment voxel at all keeps one
-//!   empty frame (segment 1, plane index 1), since a SEG needs a frame. For the oblique
-//!   fixture the frames, their functional groups and the PixelData bytes equal highdicom
-//!   0.28.2's for the same input.
-//! - **UIDs:** the SeriesInstanceUID, SOPInstanceUID and DimensionOrganizationUID are
-//!   `2.25.<n>` with `n` a 128-bit number from two randomly keyed SipHash hashers of std
-//!   (`RandomState`) over the time, the process id, a counter and the source series UID
-//!   (random per call, not cryptographic).
-//! - **Codes:** every segment's category is SCT 91723000 "Anatomical Structure" and its type
-//!   SCT 85756007 "Tissue" (a generic code: dataset.json names carry no coded meaning); its
-//!   SegmentationAlgorithmIdentificationSequence names `autoseg` (the crate version) of family
-//!   DCM 123110 "Artificial Intelligence". Source references carry SpatialLocationsPreserved
-//!   `YES`, purpose DCM 121322 and derivation DCM 113076 "Segmentation", as highdicom's.
-//! - Other attributes as highdicom 0.28 writes them for the same input (compared attribute by
-//!   attribute): SegmentsOverlap `NO`, PresentationLUTShape `IDENTITY`, InstanceCreation
-//!   Date/Time, the top-level SourceImageSequence. Not written: ContributingEquipmentSequence
-//!   (type 3; highdicom names itself there). SliceThickness is the z spacing (the series reader
-//!   does not keep the source's SliceThickness, which highdicom copies).
-//! - SeriesNumber 100, InstanceNumber 1, ContentLabel `AUTOSEG`, Manufacturer and
-//!   ManufacturerModelName `autoseg`, SoftwareVersions the crate version, ContentDate/Time the
-//!   UTC time of writing, SpecificCharacterSet `ISO_IR 192` (UTF-8). A segment name is
-//!   cut to 64 characters (LO) with any `\` replaced by `/`.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -301,8 +273,39 @@ fn check(
 /// Writes `labels` (a label map on `source`'s grid) as a binary DICOM Segmentation Storage
 /// object at `path`, explicit VR little endian, one segment per entry of `segments` (label
 /// value, name), numbered 1.. in their order; label 0 is background. Patient, study and frame
-/// of reference are the source's; the series and instance are new. See the
-/// [module docs](self) of `seg` for frames, UIDs and codes; written atomically.
+/// of reference are the source's; the series and instance are new. The shared functional
+/// groups give PixelSpacing (y, x spacing), SliceThickness and SpacingBetweenSlices (z
+/// spacing) and ImageOrientationPatient (the direction's first two columns); each frame's
+/// ImagePositionPatient is `origin + k · spacing_z · direction column 2` for slice k, and it
+/// references slice k's SOP instance. The file is written atomically.
+///
+/// # Choices
+/// - **Frames:** one per (segment, slice), in highdicom's order: segment-major, then the
+///   slices from the last of the image's z order to the first (highdicom numbers planes
+///   descending along row cosine × column cosine); DimensionIndexValues are (segment number,
+///   nz − k) for slice k. Frames without a voxel of their segment are omitted (highdicom's
+///   default `omit_empty_frames=True`). A label map with no segment voxel at all keeps one
+///   empty frame (segment 1, plane index 1), since a SEG needs a frame. For the ct_int16 and
+///   oblique fixtures the frames, their functional groups and the PixelData bytes equal highdicom
+///   0.28.2's for the same input.
+/// - **UIDs:** the SeriesInstanceUID, SOPInstanceUID and DimensionOrganizationUID are
+///   `2.25.<n>` with `n` a 128-bit number from two randomly keyed SipHash hashers of std
+///   (`RandomState`) over the time, the process id, a counter and the source series UID
+///   (random per call, not cryptographic).
+/// - **Codes:** every segment's category is SCT 91723000 "Anatomical Structure" and its type
+///   SCT 85756007 "Tissue" (a generic code: dataset.json names carry no coded meaning); its
+///   SegmentationAlgorithmIdentificationSequence names `autoseg` (the crate version) of family
+///   DCM 123110 "Artificial Intelligence". Source references carry SpatialLocationsPreserved
+///   `YES`, purpose DCM 121322 and derivation DCM 113076 "Segmentation", as highdicom's.
+/// - Other attributes as highdicom 0.28 writes them for the same input (compared attribute by
+///   attribute): SegmentsOverlap `NO`, PresentationLUTShape `IDENTITY`, InstanceCreation
+///   Date/Time, the top-level SourceImageSequence. Not written: ContributingEquipmentSequence
+///   (type 3; highdicom names itself there). SliceThickness is the z spacing (the series reader
+///   does not keep the source's SliceThickness, which highdicom copies).
+/// - SeriesNumber 100, InstanceNumber 1, ContentLabel `AUTOSEG`, Manufacturer and
+///   ManufacturerModelName `autoseg`, SoftwareVersions the crate version, ContentDate/Time the
+///   UTC time of writing, SpecificCharacterSet `ISO_IR 192` (UTF-8). A segment name is
+///   cut to 64 characters (LO) with any `\` replaced by `/`.
 ///
 /// # Errors
 /// [`FormatError::InvalidImage`] naming `path` when the label map is not 3-D, one-component
@@ -647,7 +650,7 @@ mod fixture_tests {
     use dicom_dictionary_std::tags;
     use dicom_object::{open_file, InMemDicomObject};
 
-    use super::super::read_dicom_series;
+    use super::super::{read_dicom_series, SeriesInfo};
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
@@ -701,6 +704,17 @@ mod fixture_tests {
 
     fn write_and_check(name: &str, element: ElementType) {
         let series = read_dicom_series(&fixture(name)).unwrap();
+        write_and_check_series(name, &series, element, serde_json::json!(name));
+    }
+
+    /// Writes the synthetic label map of `series`' dims, reads it back, compares; `source`
+    /// goes to the JSON for the Python check.
+    fn write_and_check_series(
+        name: &str,
+        series: &DicomSeries,
+        element: ElementType,
+        source: serde_json::Value,
+    ) {
         let dims = series.image.dims.clone();
         let values = label_values(&dims);
         let mut labels = series.image.clone();
@@ -712,7 +726,7 @@ mod fixture_tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("{name}.dcm"));
-        write_dicom_seg(&path, &labels, &series, &segments()).unwrap();
+        write_dicom_seg(&path, &labels, series, &segments()).unwrap();
 
         let obj = open_file(&path).unwrap();
         assert_eq!(obj.meta().transfer_syntax(), EXPLICIT_VR_LE);
@@ -770,6 +784,10 @@ mod fixture_tests {
             pixels.len(),
             (n_frames * nx * ny).div_ceil(8).next_multiple_of(2)
         );
+        let last_bit = n_frames * nx * ny;
+        for bit in last_bit..8 * pixels.len() {
+            assert_eq!(pixels[bit / 8] >> (bit % 8) & 1, 0, "padding bit {bit} set");
+        }
         let frames = obj
             .element(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
             .unwrap()
@@ -825,7 +843,7 @@ mod fixture_tests {
             std::fs::create_dir_all(&out).unwrap();
             std::fs::copy(&path, out.join(format!("{name}.dcm"))).unwrap();
             let json = serde_json::json!({
-                "source": name,
+                "source": source,
                 "dims": dims,
                 "values": values,
                 "segments": segs,
@@ -842,6 +860,76 @@ mod fixture_tests {
     #[test]
     fn oblique_seg_reads_back() {
         write_and_check("oblique", ElementType::U16);
+    }
+
+    /// A synthetic series of 5 × 3 pixels (15 bits a frame: frames do not start on a byte; 8
+    /// frames: 15 bytes, so one byte of padding) and
+    /// an oblique direction; the Python check rebuilds its source from the JSON.
+    #[test]
+    fn odd_sized_frames_pack_continuously() {
+        let (c, s) = (0.8, 0.6);
+        // Row cosine (c, s, 0), column cosine (0, 0, -1), normal = row × column.
+        let row = [c, s, 0.0];
+        let col = [0.0, 0.0, -1.0];
+        let n = [
+            row[1] * col[2] - row[2] * col[1],
+            row[2] * col[0] - row[0] * col[2],
+            row[0] * col[1] - row[1] * col[0],
+        ];
+        let direction = vec![
+            row[0], col[0], n[0], row[1], col[1], n[1], row[2], col[2], n[2],
+        ];
+        let dims = vec![5, 3, 5];
+        let image = RawImage::new(
+            dims.clone(),
+            vec![0.7, 1.3, 2.5],
+            vec![10.0, -4.0, 7.0],
+            direction,
+            1,
+            ElementType::I16,
+            vec![0; 2 * 75],
+        )
+        .unwrap();
+        let root = "2.25.1234567";
+        let info = SeriesInfo {
+            patient_id: "SYN".into(),
+            patient_name: "Syn^Thetic".into(),
+            study_instance_uid: format!("{root}.1"),
+            series_instance_uid: format!("{root}.2"),
+            frame_of_reference_uid: format!("{root}.3"),
+            modality: "MR".into(),
+            slices: (0..dims[2])
+                .map(|k| {
+                    (
+                        "1.2.840.10008.5.1.4.1.1.4".to_string(),
+                        format!("{root}.4.{k}"),
+                    )
+                })
+                .collect(),
+            ..SeriesInfo::default()
+        };
+        let series = DicomSeries { image, info };
+        let positions: Vec<Vec<f64>> = (0..dims[2])
+            .map(|k| {
+                (0..3)
+                    .map(|a| {
+                        series.image.origin[a]
+                            + series.image.direction[3 * a + 2] * series.image.spacing[2] * k as f64
+                    })
+                    .collect()
+            })
+            .collect();
+        let source = serde_json::json!({
+            "study": series.info.study_instance_uid,
+            "series": series.info.series_instance_uid,
+            "frame_of_reference": series.info.frame_of_reference_uid,
+            "patient_id": series.info.patient_id,
+            "instances": series.info.slices,
+            "positions": positions,
+            "orientation": [row[0], row[1], row[2], col[0], col[1], col[2]],
+            "pixel_spacing": [1.3, 0.7],
+        });
+        write_and_check_series("synthetic_5x3", &series, ElementType::U8, source);
     }
 
     #[test]
