@@ -19,7 +19,8 @@ through each frame's segment and source instance; highdicom's own writer, given 
 label map and source, must give the same frames in the same order and the same PixelData
 bytes (the attributes only one of the two files holds are listed); `get_volume`'s planes, placed by its
 affine, must match the label map's planes at the same positions; `dciodvfy` is
-run when it is on the PATH. Tested with highdicom 0.28.2, pydicom 3.0.2. Exits non-zero on
+run when it is on the PATH (Debian package `dicom3tools`); an `Error` line from it fails the
+check, warnings are printed. Tested with highdicom 0.28.2, pydicom 3.0.2. Exits non-zero on
 any mismatch.
 """
 
@@ -237,9 +238,13 @@ def main():
     if tool is None:
         print("dciodvfy: not installed, skipped")
     else:
+        errors = 0
         for dcm in files:
             r = subprocess.run([tool, str(dcm)], capture_output=True, text=True)
             print(f"dciodvfy {dcm.name}:\n{r.stdout}{r.stderr}")
+            errors += sum(line.startswith("Error") for line in (r.stdout + r.stderr).splitlines())
+        if errors:
+            sys.exit(f"dciodvfy reported {errors} errors")
     print(f"all {len(files)} SEG files check")
 
 

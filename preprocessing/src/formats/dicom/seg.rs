@@ -284,8 +284,8 @@ fn check(
 ///   slices from the last of the image's z order to the first (highdicom numbers planes
 ///   descending along row cosine × column cosine); DimensionIndexValues are (segment number,
 ///   nz − k) for slice k. Frames without a voxel of their segment are omitted (highdicom's
-///   default `omit_empty_frames=True`). A label map with no segment voxel at all keeps one
-///   empty frame (segment 1, plane index 1), since a SEG needs a frame. For the ct_int16 and
+///   default `omit_empty_frames=True`). A label map with no segment voxel at all gets every
+///   frame (segments × slices, all empty), as highdicom 0.28 does. For the ct_int16 and
 ///   oblique fixtures the frames, their functional groups and the PixelData bytes equal highdicom
 ///   0.28.2's for the same input.
 /// - **UIDs:** the SeriesInstanceUID, SOPInstanceUID and DimensionOrganizationUID are
@@ -353,16 +353,16 @@ pub fn write_dicom_seg(
         }
         present[usize::from(s) - 1][i / plane] = true;
     }
+    // With no segment voxel at all, every frame (highdicom: "omitting all frames is not
+    // possible").
+    let all = !present.iter().flatten().any(|&p| p);
     let mut frames: Vec<(u16, usize)> = Vec::new();
     for (s, slices) in present.iter().enumerate() {
         for (k, &p) in slices.iter().enumerate().rev() {
-            if p {
+            if p || all {
                 frames.push(((s + 1) as u16, k));
             }
         }
-    }
-    if frames.is_empty() {
-        frames.push((1, nz - 1));
     }
     // Pixel data: frames of rows × columns bits, LSB first, packed continuously.
     let total_bits = frames.len() * plane;
@@ -704,7 +704,8 @@ mod fixture_tests {
 
     fn write_and_check(name: &str, element: ElementType) {
         let series = read_dicom_series(&fixture(name)).unwrap();
-        write_and_check_series(name, &series, element, serde_json::json!(name));
+        let values = label_values(&series.image.dims);
+        write_and_check_series(name, &series, element, serde_json::json!(name), values);
     }
 
     /// Writes the synthetic label map of `series`' dims, reads it back, compares; `source`
@@ -714,9 +715,9 @@ mod fixture_tests {
         series: &DicomSeries,
         element: ElementType,
         source: serde_json::Value,
+        values: Vec<u16>,
     ) {
         let dims = series.image.dims.clone();
-        let values = label_values(&dims);
         let mut labels = series.image.clone();
         labels.forget_source();
         labels.element = element;
@@ -761,7 +762,7 @@ mod fixture_tests {
             labels_read,
             ["liver", "spleen", "absent tumour", "kidney/left"]
         );
-        // Frames expected: (segment, slice) with a voxel of that segment.
+        // Frames expected: (segment, slice) with a voxel of that segment; all when none has.
         let segs = segments();
         let mut want_frames = 0;
         for (v, _) in &segs {
@@ -770,6 +771,9 @@ mod fixture_tests {
                     want_frames += 1;
                 }
             }
+        }
+        if want_frames == 0 {
+            want_frames = segs.len() * nz;
         }
         let n_frames: usize = obj
             .element(tags::NUMBER_OF_FRAMES)
@@ -929,28 +933,17 @@ mod fixture_tests {
             "orientation": [row[0], row[1], row[2], col[0], col[1], col[2]],
             "pixel_spacing": [1.3, 0.7],
         });
-        write_and_check_series("synthetic_5x3", &series, ElementType::U8, source);
+        let values = label_values(&dims);
+        write_and_check_series("synthetic_5x3", &series, ElementType::U8, source, values);
     }
 
+    /// No segment voxel: every (segment, slice) frame, all empty, as highdicom.
     #[test]
-    fn empty_label_map_keeps_one_frame() {
+    fn empty_label_map_gets_every_frame() {
         let series = read_dicom_series(&fixture("ct_int16")).unwrap();
-        let mut labels = series.image.clone();
-        labels.forget_source();
-        labels.element = ElementType::U8;
-        labels.data = vec![0; labels.n_voxels()];
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("empty.dcm");
-        write_dicom_seg(&path, &labels, &series, &[(1, "a".into())]).unwrap();
-        let obj = open_file(&path).unwrap();
-        let n: usize = obj
-            .element(tags::NUMBER_OF_FRAMES)
-            .unwrap()
-            .to_int()
-            .unwrap();
-        assert_eq!(n, 1);
-        let pixels = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
-        assert!(pixels.iter().all(|&b| b == 0));
+        let values = vec![0; series.image.n_voxels()];
+        let source = serde_json::json!("ct_int16");
+        write_and_check_series("ct_int16_empty", &series, ElementType::U8, source, values);
     }
 
     #[test]
