@@ -21,6 +21,12 @@ const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// A fixed `2.25` UID naming this implementation in the file meta group.
 const IMPLEMENTATION_CLASS_UID: &str = "2.25.182735318326113953960226457432412470017";
 
+/// The most PixelData bytes: a defined 32-bit length, even, below the undefined-length marker.
+const MAX_PIXEL_BYTES: usize = 0xFFFF_FFFE;
+/// The most frames: each frame's functional groups take under 1 KiB, so the per-frame
+/// sequence's 32-bit length holds them.
+const MAX_FRAMES: usize = 4_000_000;
+
 /// One encoded data set: encoded elements by tag (group << 16 | element).
 #[derive(Default, Clone)]
 struct Ds(BTreeMap<u32, Vec<u8>>);
@@ -310,8 +316,10 @@ fn check(
 /// # Errors
 /// [`FormatError::InvalidImage`] naming `path` when the label map is not 3-D, one-component
 /// `u8`/`u16` on the source's grid, when the source's slice list does not match its planes,
-/// when `segments` is empty, lists label 0 or a label twice, or when a voxel holds a label
-/// that is not listed; [`FormatError::Write`] when the file cannot be written.
+/// when `segments` is empty, lists label 0 or a label twice, when a voxel holds a label
+/// that is not listed, or when the frames pass what one file with 32-bit lengths holds (4
+/// GiB of pixel data, 4 million frames); [`FormatError::OutOfMemory`] when the pixel data
+/// cannot be reserved; [`FormatError::Write`] when the file cannot be written.
 pub fn write_dicom_seg(
     path: &Path,
     labels: &RawImage,
@@ -366,10 +374,22 @@ pub fn write_dicom_seg(
     }
     // Pixel data: frames of rows × columns bits, LSB first, packed continuously.
     let total_bits = frames.len() * plane;
-    let mut pixels = vec![0u8; total_bits.div_ceil(8)];
-    if pixels.len() % 2 == 1 {
-        pixels.push(0);
+    let bytes = total_bits.div_ceil(8).next_multiple_of(2);
+    if bytes > MAX_PIXEL_BYTES || frames.len() > MAX_FRAMES {
+        return Err(invalid(format!(
+            "{} frames of {ny} × {nx} pixels pass what one SEG file with defined lengths can hold \
+             ({MAX_FRAMES} frames, {MAX_PIXEL_BYTES} bytes of pixel data)",
+            frames.len()
+        )));
     }
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(bytes)
+        .map_err(|_| FormatError::OutOfMemory {
+            path: path.to_path_buf(),
+            bytes: bytes as u128,
+        })?;
+    pixels.resize(bytes, 0);
     for (f, &(s, k)) in frames.iter().enumerate() {
         let want = segments[usize::from(s) - 1].0;
         let base = f * plane;
@@ -664,7 +684,7 @@ mod fixture_tests {
         vec![
             (1, "liver".into()),
             (2, "spleen".into()),
-            (5, "absent tumour".into()),
+            (5, "absent tümour".into()),
             (3, "kidney\\left".into()),
         ]
     }
@@ -760,7 +780,7 @@ mod fixture_tests {
             .collect();
         assert_eq!(
             labels_read,
-            ["liver", "spleen", "absent tumour", "kidney/left"]
+            ["liver", "spleen", "absent tümour", "kidney/left"]
         );
         // Frames expected: (segment, slice) with a voxel of that segment; all when none has.
         let segs = segments();
