@@ -1,6 +1,7 @@
 //! Native NRRD and MetaImage codecs: readers and writers around one neutral struct,
 //! [`RawImage`], whose geometry is what SimpleITK reports for the same file; and a DICOM
-//! series reader ([`read_dicom_series`], folder of single-frame files to one [`RawImage`]).
+//! series reader ([`read_dicom_series`], folder of single-frame files to one [`RawImage`]) with
+//! a DICOM SEG writer for label maps on its grid ([`write_dicom_seg`]).
 //!
 //! | format    | files                          | encodings read            | written as            |
 //! |-----------|--------------------------------|---------------------------|-----------------------|
@@ -63,8 +64,8 @@ mod tests;
 use std::path::Path;
 
 pub use dicom::{
-    read_dicom_series, DicomSeries, SeriesFault, SeriesInfo, ORIENTATION_TOLERANCE,
-    SPACING_TOLERANCE, TILT_TOLERANCE,
+    read_dicom_series, write_dicom_seg, DicomSeries, SeriesFault, SeriesInfo,
+    ORIENTATION_TOLERANCE, SEG_SOP_CLASS_UID, SPACING_TOLERANCE, TILT_TOLERANCE,
 };
 pub use error::{FormatError, InvalidImage};
 pub use metaimage::{read_metaimage, write_metaimage};

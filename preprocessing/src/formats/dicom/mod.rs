@@ -2,7 +2,8 @@
 //! the geometry, voxel type and values SimpleITK gives for
 //! `sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder))` (verified against
 //! SimpleITK 2.5.7 on the fixtures of `scripts/make_dicom_fixtures.py`), and the identifying
-//! fields a DICOM SEG writer needs ([`SeriesInfo`]).
+//! fields a DICOM SEG writer needs ([`SeriesInfo`]); and that writer, [`write_dicom_seg`] (a
+//! binary Segmentation Storage object of a label map on the series' grid).
 //!
 //! # What is read
 //! Single-frame DICOM Part 10 files (`DICM` after the 128-byte preamble), one sample per pixel
@@ -61,6 +62,7 @@
 //! with an undefined length is refused there too.
 
 mod scan;
+mod seg;
 mod slice;
 
 #[cfg(test)]
@@ -69,6 +71,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use super::{ElementType, FormatError, RawImage};
+pub use seg::{write_dicom_seg, SEG_SOP_CLASS_UID};
 use slice::{FileKind, Slice};
 
 /// The most any cosine of a slice's ImageOrientationPatient may differ from the first slice's.
