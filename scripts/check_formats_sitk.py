@@ -7,6 +7,9 @@
 2. A model trained on the SimpleITK-converted .nrrd dataset (tiny budget) predicts imagesTs,
    and a DICOM series SimpleITK wrote from one test case: every mask, read by SimpleITK, has
    exactly the input's size, spacing, origin and direction.
+3. `predict --dicom-seg` on that series: highdicom reads the DICOM SEG back (per source
+   instance, segments combined) equal to the mask voxel for voxel, pydicom decodes its frames,
+   and it refers to the source series and frame of reference.
 
 Run (after `cargo build --release`):
     /tmp/pyenv/bin/python scripts/check_formats_sitk.py
@@ -21,6 +24,9 @@ import sys
 import tempfile
 import tomllib
 
+import highdicom as hd
+import numpy as np
+import pydicom
 import SimpleITK as sitk
 
 sitk.ProcessObject_SetGlobalWarningDisplay(False)
@@ -153,7 +159,38 @@ def main():
                         for a, b in zip(mask.GetDirection(), series.GetDirection())))
         check("DICOM series in (written by SimpleITK): the mask has the series' geometry as "
               "SimpleITK's series reader reports it (to 1e-9)", same)
-        print(f"SimpleITK {sitk.Version.VersionString()}")
+        check_seg(os.path.join(series_root, "series1"), pred_dicom, model, mask)
+        print(f"SimpleITK {sitk.Version.VersionString()}, highdicom {hd.__version__}, "
+              f"pydicom {pydicom.__version__}")
+
+
+def check_seg(series, pred, model, mask):
+    run("predict", "-i", os.path.dirname(series), "-o", pred, "-m", model, "--folds", "0",
+        "--no-tta", "--device", "cpu", "--dicom-seg")
+    seg = hd.seg.segread(os.path.join(pred, "series1.seg.dcm"))
+    sources = [pydicom.dcmread(os.path.join(series, f)) for f in sorted(os.listdir(series))]
+    normal = np.cross(np.array(sources[0].ImageOrientationPatient[:3], float),
+                      np.array(sources[0].ImageOrientationPatient[3:], float))
+    sources.sort(key=lambda d: float(np.dot(np.array(d.ImagePositionPatient, float), normal)))
+    uids = [d.SOPInstanceUID for d in sources]
+    numbers = {int(d.SegmentNumber): d.SegmentLabel for d in seg.SegmentSequence}
+    with open(os.path.join(model, "dataset.json")) as f:
+        value_of = {name: v for name, v in json.load(f)["labels"].items()}
+    lut = np.zeros(max(numbers) + 1, np.uint16)
+    for number, name in numbers.items():
+        lut[number] = value_of[name]
+    got = lut[seg.get_pixels_by_source_instance(source_sop_instance_uids=uids,
+                                                  combine_segments=True)]
+    want = sitk.GetArrayFromImage(mask)
+    check(f"DICOM SEG: highdicom reads back the mask ({int((want > 0).sum())} labelled voxels, "
+          f"segments {sorted(numbers.values())})", got.shape == want.shape and (got == want).all())
+    ds = pydicom.dcmread(os.path.join(pred, "series1.seg.dcm"))
+    frames = ds.pixel_array
+    check(f"DICOM SEG: pydicom decodes its {ds.NumberOfFrames} frame(s)", frames.shape[0] == ds.NumberOfFrames)
+    check("DICOM SEG: refers to the source series and its frame of reference",
+          ds.ReferencedSeriesSequence[0].SeriesInstanceUID == sources[0].SeriesInstanceUID
+          and ds.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
+          and ds.StudyInstanceUID == sources[0].StudyInstanceUID)
 
 
 if __name__ == "__main__":

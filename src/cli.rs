@@ -333,6 +333,11 @@ pub struct PredictArgs {
     /// Also write per-class probabilities (`<case>.npz`).
     #[arg(long)]
     pub save_probabilities: bool,
+    /// For DICOM series inputs, also write `<case>.seg.dcm` beside the mask: a binary DICOM
+    /// Segmentation object, one segment per dataset.json label (its name), referring to the
+    /// source series and its frame of reference, for DICOM viewers (3D Slicer, OHIF).
+    #[arg(long)]
+    pub dicom_seg: bool,
     /// Do not apply the postprocessing recorded in results/best.toml.
     #[arg(long)]
     pub no_postprocessing: bool,

@@ -59,9 +59,10 @@ fn train_2d(dataset: &Path, work: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `predict` of `input` into `output` with fold 0 of `model`, without test-time mirroring.
-fn predict(input: &Path, output: &Path, model: &Path) {
-    autoseg(&[
+/// `predict` of `input` into `output` with fold 0 of `model`, without test-time mirroring, and
+/// `extra` arguments.
+fn predict(input: &Path, output: &Path, model: &Path, extra: &[&str]) {
+    let mut args = vec![
         "predict",
         "-i",
         input.to_str().unwrap(),
@@ -74,7 +75,9 @@ fn predict(input: &Path, output: &Path, model: &Path) {
         "--no-tta",
         "--device",
         "cpu",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    autoseg(&args);
 }
 
 /// `fingerprint.toml` without its file stamps (sizes and times of the raw files), and
@@ -135,7 +138,12 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
     train_2d(&dataset, &work);
     let pred = tmp.path().join("pred");
     let images_ts = dataset.join("imagesTs");
-    predict(&images_ts, &pred, &work.join(dataset.file_name().unwrap()));
+    predict(
+        &images_ts,
+        &pred,
+        &work.join(dataset.file_name().unwrap()),
+        &[],
+    );
     // DICOM series in: a folder of series folders, a mask per series in the model's format
     // with the series' geometry (as SimpleITK's series reader gives it).
     let dicom = tmp.path().join("dicom");
@@ -148,11 +156,8 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
         }
     }
     let pred_dicom = tmp.path().join("pred-dicom");
-    predict(
-        &dicom,
-        &pred_dicom,
-        &work.join(dataset.file_name().unwrap()),
-    );
+    let model = work.join(dataset.file_name().unwrap());
+    predict(&dicom, &pred_dicom, &model, &["--dicom-seg"]);
     for series in ["ct_int16", "oblique"] {
         let source = formats::read_dicom_series(&dicom.join(series))
             .unwrap()
@@ -162,6 +167,20 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
         assert_eq!(mask.spacing, source.spacing, "{series}");
         assert_eq!(mask.origin, source.origin, "{series}");
         assert_eq!(mask.direction, source.direction, "{series}");
+        // --dicom-seg: a Segmentation object beside the mask, referring to the source series.
+        let seg = std::fs::read(pred_dicom.join(format!("{series}.seg.dcm"))).unwrap();
+        assert_eq!(&seg[128..132], b"DICM", "{series}");
+        let info = formats::read_dicom_series(&dicom.join(series))
+            .unwrap()
+            .info;
+        for uid in [
+            "1.2.840.10008.5.1.4.1.1.66.4",
+            info.series_instance_uid.as_str(),
+            info.frame_of_reference_uid.as_str(),
+        ] {
+            let found = seg.windows(uid.len()).any(|w| w == uid.as_bytes());
+            assert!(found, "{series}: the SEG does not hold {uid}");
+        }
     }
 
     let mut n = 0;
@@ -201,7 +220,12 @@ fn a_png_dataset_trains_and_predicts_png_masks() {
     assert!(train_2d(&dataset, &work).contains("cross-validation"));
     let pred = tmp.path().join("pred");
     let images_ts = dataset.join("imagesTs");
-    predict(&images_ts, &pred, &work.join(dataset.file_name().unwrap()));
+    predict(
+        &images_ts,
+        &pred,
+        &work.join(dataset.file_name().unwrap()),
+        &[],
+    );
     let mut n = 0;
     for entry in std::fs::read_dir(&images_ts).unwrap() {
         let input = entry.unwrap().path();

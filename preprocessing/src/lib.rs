@@ -38,8 +38,8 @@ pub use dataset::{
     Labels, NotAFile, PathProblem,
 };
 pub use image_io::{
-    is_dicom_folder, read_image, read_label_map, read_stacked, write_image, write_label_map,
-    ImageError, ImageFormat, StackError,
+    is_dicom_folder, read_image, read_label_map, read_stacked, write_dicom_seg, write_image,
+    write_label_map, ImageError, ImageFormat, StackError,
 };
 pub use nifti_io::{
     read_header, read_image_from_bytes, read_label_map_from_bytes, DataType, NiftiInfo,

@@ -14,7 +14,7 @@
 //! device (one case ahead). A case that fails is reported and skipped; the exit code is then 1.
 //! The time spent per phase is printed at the end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -28,36 +28,67 @@ use autoseg_inference::{
 };
 use autoseg_network::checkpoint::CheckpointKind;
 use autoseg_planner::WorkLayout;
-use autoseg_preprocessing::Progress;
+use autoseg_preprocessing::{read_dataset_json, Progress};
 
 use crate::cli::{CheckpointArg, DeviceArg, PredictArgs};
 use crate::commands::EXIT_FAILURE;
 use crate::progress::Bar;
 
+mod dicom_seg;
+
 /// Runs `autoseg predict`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitCode> {
+    let unpacked = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let (code, dataset_json) = predict_any(args, unpacked.path())?;
+    if args.dicom_seg {
+        let dataset = read_dataset_json(&dataset_json)?;
+        let n_failed = dicom_seg::write_all(args, &dataset)?;
+        if n_failed > 0 {
+            return Ok(exit_code(n_failed));
+        }
+    }
+    Ok(code)
+}
+
+/// Predicts with whatever kind of model `-m` names (unpacking a zip into `unpacked`); returns
+/// the exit code and the model's dataset.json.
+fn predict_any(args: &PredictArgs, unpacked: &Path) -> anyhow::Result<(ExitCode, PathBuf)> {
+    let json_in = |folder: &Path| folder.join("dataset.json");
     if args.model.extension().is_some_and(|e| e == "zip") && args.model.is_file() {
-        let unpacked = tempfile::tempdir().context("cannot create a temporary folder")?;
         if is_model_zip(&args.model) {
-            let model = unpack_model_zip(&args.model, unpacked.path())?;
-            return predict_model(args, &model);
+            let model = unpack_model_zip(&args.model, unpacked)?;
+            return Ok((predict_model(args, &model)?, model.dataset_json()));
         }
         if args.configuration.is_none() {
-            if let Some(results) = unpack_nnunet_results_zip(&args.model, unpacked.path())? {
-                return predict_nnunet_results(args, &results);
+            if let Some(results) = unpack_nnunet_results_zip(&args.model, unpacked)? {
+                let json = nnunet_results_dataset_json(&results);
+                return Ok((predict_nnunet_results(args, &results)?, json));
             }
         }
-        let folder =
-            unpack_nnunet_zip(&args.model, args.configuration.as_deref(), unpacked.path())?;
-        return predict_nnunet(args, &folder);
+        let folder = unpack_nnunet_zip(&args.model, args.configuration.as_deref(), unpacked)?;
+        return Ok((predict_nnunet(args, &folder)?, json_in(&folder)));
     }
     if is_nnunet_results_folder(&args.model) {
-        return predict_nnunet_results(args, &args.model);
+        let json = nnunet_results_dataset_json(&args.model);
+        return Ok((predict_nnunet_results(args, &args.model)?, json));
     }
     if is_nnunet_model_folder(&args.model) {
-        return predict_nnunet(args, &args.model);
+        return Ok((predict_nnunet(args, &args.model)?, json_in(&args.model)));
     }
-    predict_model(args, &WorkLayout::new(&args.model))
+    let model = WorkLayout::new(&args.model);
+    Ok((predict_model(args, &model)?, model.dataset_json()))
+}
+
+/// The dataset.json of an nnU-Net results folder: its first model folder's.
+fn nnunet_results_dataset_json(results: &Path) -> PathBuf {
+    std::fs::read_dir(results)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("dataset.json"))
+        .filter(|p| p.is_file())
+        .min()
+        .unwrap_or_else(|| results.join("dataset.json"))
 }
 
 /// `--folds`, else `default`.

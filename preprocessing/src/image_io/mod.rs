@@ -274,6 +274,24 @@ pub fn write_label_map(path: &Path, labels: &LabelMap, level: u32) -> Result<(),
     }
 }
 
+/// Writes `labels`, a mask predicted from the DICOM series in `series_folder` (on its grid),
+/// as a binary DICOM Segmentation object referring to that series: one segment per entry of
+/// `segments` (label value, name), as [`crate::formats`]' `write_dicom_seg` writes it.
+///
+/// # Errors
+/// [`ImageError`] naming the folder or file: the series cannot be read again, the mask is not
+/// on its grid, holds a label `segments` does not list, or the file cannot be written.
+pub fn write_dicom_seg(
+    path: &Path,
+    labels: &LabelMap,
+    series_folder: &Path,
+    segments: &[(u16, String)],
+) -> Result<(), ImageError> {
+    let series = formats::read_dicom_series(series_folder)?;
+    let raw = itk::raw_from_labels(labels, path)?;
+    Ok(formats::write_dicom_seg(path, &raw, &series, segments)?)
+}
+
 /// Whether a volume's grid is a natural image's: one slice with nnU-Net's z spacing of 999
 /// ([`formats::NATURAL_SPACING`]).
 fn is_natural<T>(volume: &crate::volume::Volume<T>) -> bool {
