@@ -242,3 +242,52 @@ fn a_png_dataset_trains_and_predicts_png_masks() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn every_other_format_goes_through_plan_and_train_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (fixture, ending) in [
+        // `.nhdr`/`.mhd` differ from `.nrrd`/`.mha` in the file layout only (their plans are
+        // checked above); `.nii` is every other test's format.
+        ("ct3d", ".mha"),
+        ("demo2d", ".bmp"),
+        ("demo2d", ".tif"),
+        ("demo3d", ".tiff"),
+    ] {
+        let name = ending.trim_start_matches('.');
+        let raw = tmp.path().join(format!("raw-{name}"));
+        let dataset = autoseg_fixtures::write_as(fixture, &raw, ending).unwrap();
+        let work = tmp.path().join(format!("work-{name}"));
+        train_2d(&dataset, &work);
+        let pred = tmp.path().join(format!("pred-{name}"));
+        let images_ts = dataset.join("imagesTs");
+        predict(
+            &images_ts,
+            &pred,
+            &work.join(dataset.file_name().unwrap()),
+            &[],
+        );
+        let mut n = 0;
+        for entry in std::fs::read_dir(&images_ts).unwrap() {
+            let input = entry.unwrap().path();
+            let file = input.file_name().unwrap().to_str().unwrap();
+            let Some(case) = file.strip_suffix(&format!("_0000{ending}")) else {
+                continue; // a TIFF stack's sidecar
+            };
+            let source = read_image(&input).unwrap();
+            let mask = read_label_map(&pred.join(format!("{case}{ending}"))).unwrap();
+            assert_eq!(mask.data_shape(), source.data_shape(), "{ending}: {case}");
+            assert_eq!(
+                mask.geometry.spacing(),
+                source.geometry.spacing(),
+                "{ending}: {case}"
+            );
+            assert!(
+                mask.geometry.compare(&source.geometry).is_match(),
+                "{ending}: {case}"
+            );
+            n += 1;
+        }
+        assert!(n > 0, "{ending}: no test case predicted");
+    }
+}
