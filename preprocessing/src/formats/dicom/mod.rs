@@ -61,6 +61,7 @@
 //! for that walk only up to the ceiling. An element other than a sequence or the pixel data
 //! with an undefined length is refused there too.
 
+mod part10;
 mod scan;
 mod seg;
 mod slice;
