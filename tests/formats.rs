@@ -80,6 +80,24 @@ fn predict(input: &Path, output: &Path, model: &Path, extra: &[&str]) {
     autoseg(&args);
 }
 
+/// Each test case of `images_ts` (its `_0000` file; a TIFF stack's sidecar is not one) with
+/// the mask `predict` wrote for it into `pred`: (case, input, mask). Never empty.
+fn predicted_cases(images_ts: &Path, pred: &Path, ending: &str) -> Vec<(String, PathBuf, PathBuf)> {
+    let mut cases: Vec<(String, PathBuf, PathBuf)> = std::fs::read_dir(images_ts)
+        .unwrap()
+        .filter_map(|entry| {
+            let input = entry.unwrap().path();
+            let file = input.file_name()?.to_str()?.to_string();
+            let case = file.strip_suffix(&format!("_0000{ending}"))?.to_string();
+            let mask = pred.join(format!("{case}{ending}"));
+            Some((case, input, mask))
+        })
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "{}: no test case", images_ts.display());
+    cases
+}
+
 /// `fingerprint.toml` without its file stamps (sizes and times of the raw files), and
 /// `plans.toml`, as `autoseg plan` writes them for `dataset`, every float rounded to 12
 /// significant digits: NRRD stores no spacing, only axis vectors, whose lengths SimpleITK (and
@@ -183,22 +201,16 @@ fn an_nrrd_dataset_trains_and_predicts_masks_in_its_inputs_geometry() {
         }
     }
 
-    let mut n = 0;
-    for entry in std::fs::read_dir(&images_ts).unwrap() {
-        let input = entry.unwrap().path();
-        let name = input.file_name().unwrap().to_str().unwrap();
-        let case = name.strip_suffix("_0000.nrrd").unwrap();
+    for (case, input, mask) in predicted_cases(&images_ts, &pred, ".nrrd") {
         let source = formats::read_image(&input).unwrap();
-        let mask = formats::read_image(&pred.join(format!("{case}.nrrd"))).unwrap();
+        let mask = formats::read_image(&mask).unwrap();
         // What SimpleITK would report: the input's size, spacing, origin and direction, exactly.
         assert_eq!(mask.dims, source.dims, "{case}");
         assert_eq!(mask.spacing, source.spacing, "{case}");
         assert_eq!(mask.origin, source.origin, "{case}");
         assert_eq!(mask.direction, source.direction, "{case}");
         assert_eq!(mask.element, formats::ElementType::U8, "{case}");
-        n += 1;
     }
-    assert!(n > 0);
     let out = autoseg(&[
         "evaluate",
         "--pred",
@@ -226,21 +238,15 @@ fn a_png_dataset_trains_and_predicts_png_masks() {
         &work.join(dataset.file_name().unwrap()),
         &[],
     );
-    let mut n = 0;
-    for entry in std::fs::read_dir(&images_ts).unwrap() {
-        let input = entry.unwrap().path();
-        let name = input.file_name().unwrap().to_str().unwrap();
-        let case = name.strip_suffix("_0000.png").unwrap();
+    for (case, input, mask) in predicted_cases(&images_ts, &pred, ".png") {
         let source = formats::read_natural(&input).unwrap();
-        let mask = formats::read_natural(&pred.join(format!("{case}.png"))).unwrap();
+        let mask = formats::read_natural(&mask).unwrap();
         assert_eq!(mask.dims, source.dims, "{case}");
         assert_eq!(
             (mask.components, mask.element),
             (1, formats::ElementType::U8)
         );
-        n += 1;
     }
-    assert!(n > 0);
 }
 
 #[test]
@@ -267,15 +273,9 @@ fn every_other_format_goes_through_plan_and_train_and_predict() {
             &work.join(dataset.file_name().unwrap()),
             &[],
         );
-        let mut n = 0;
-        for entry in std::fs::read_dir(&images_ts).unwrap() {
-            let input = entry.unwrap().path();
-            let file = input.file_name().unwrap().to_str().unwrap();
-            let Some(case) = file.strip_suffix(&format!("_0000{ending}")) else {
-                continue; // a TIFF stack's sidecar
-            };
+        for (case, input, mask) in predicted_cases(&images_ts, &pred, ending) {
             let source = read_image(&input).unwrap();
-            let mask = read_label_map(&pred.join(format!("{case}{ending}"))).unwrap();
+            let mask = read_label_map(&mask).unwrap();
             assert_eq!(mask.data_shape(), source.data_shape(), "{ending}: {case}");
             assert_eq!(
                 mask.geometry.spacing(),
@@ -286,8 +286,6 @@ fn every_other_format_goes_through_plan_and_train_and_predict() {
                 mask.geometry.compare(&source.geometry).is_match(),
                 "{ending}: {case}"
             );
-            n += 1;
         }
-        assert!(n > 0, "{ending}: no test case predicted");
     }
 }

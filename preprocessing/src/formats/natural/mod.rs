@@ -563,6 +563,17 @@ pub(crate) fn checked_size(
     Ok(bytes)
 }
 
+/// Opens `path` and reads its length (the decoders bound what a file may expand to by it).
+pub(crate) fn open_with_len(path: &Path) -> Result<(std::fs::File, u64), FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    Ok((file, len))
+}
+
 /// A zeroed buffer of `n` bytes, reserved fallibly.
 pub(crate) fn zeroed(n: usize, path: &Path) -> Result<Vec<u8>, FormatError> {
     let mut v = reserve(n as u128, path)?;

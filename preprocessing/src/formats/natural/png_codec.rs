@@ -1,26 +1,15 @@
 //! PNG as Pillow (through imageio, as `skimage.io.imread` calls it) decodes it, and 8/16-bit
 //! grey PNG writing.
 
-use std::fs::File;
 use std::io::{BufReader, Cursor};
 use std::path::Path;
 
-use super::{checked_size, decode_error, zeroed, Array, Labels, PILLOW_MAX_PIXELS};
+use super::{checked_size, decode_error, open_with_len, zeroed, Array, Labels, PILLOW_MAX_PIXELS};
 use crate::formats::{ElementType, FormatError};
 
 /// Decodes a PNG into the array Pillow + imageio give (`H × W` or `H × W × c`).
 pub(crate) fn decode(path: &Path) -> Result<Array, FormatError> {
-    let file = File::open(path).map_err(|source| FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file_len = file
-        .metadata()
-        .map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let (file, file_len) = open_with_len(path)?;
     let ceiling = usize::try_from(crate::limits::volume_ceiling()).unwrap_or(usize::MAX);
     let mut decoder =
         png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: ceiling });

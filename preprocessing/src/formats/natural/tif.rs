@@ -2,7 +2,6 @@
 //! single sample squeezed, tifffile's own `{"shape": [...]}` description honoured), and TIFF
 //! writing as tifffile writes a grey image or stack.
 
-use std::fs::File;
 use std::io::{BufReader, Cursor};
 use std::path::Path;
 
@@ -12,7 +11,7 @@ use tiff::encoder::{Compression, DeflateLevel, TiffEncoder};
 use tiff::tags::Tag;
 use tiff::ColorType;
 
-use super::{checked_size, decode_error, Array, Labels};
+use super::{checked_size, decode_error, open_with_len, Array, Labels};
 use crate::formats::{ElementType, FormatError};
 
 /// The most a TIFF's pixel data may expand (LZW's worst case is below 4096:1), so that a
@@ -56,17 +55,7 @@ fn layout(color: ColorType) -> (usize, u8) {
 /// separate sample planes), with the pages first when there are several, or the shape of
 /// tifffile's own description.
 pub(crate) fn decode(path: &Path) -> Result<Array, FormatError> {
-    let file = File::open(path).map_err(|source| FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file_len = file
-        .metadata()
-        .map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .len();
+    let (file, file_len) = open_with_len(path)?;
     let ceiling = usize::try_from(crate::limits::volume_ceiling()).unwrap_or(usize::MAX);
     let mut limits = Limits::default();
     limits.decoding_buffer_size = ceiling;
