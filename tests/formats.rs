@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use autoseg_planner::Plans;
 use autoseg_preprocessing::formats;
 use autoseg_preprocessing::{read_image, read_label_map, write_image, write_label_map};
 
@@ -247,6 +248,46 @@ fn a_png_dataset_trains_and_predicts_png_masks() {
             (1, formats::ElementType::U8)
         );
     }
+}
+
+/// autoseg's planner on `demo2d` stored as PNG against the plans nnU-Net 2.8.1 made of the same
+/// files (`scripts/make_nnunet_png_plans.sh`, NaturalImage2DIO): every number equal, the
+/// network's features included (nothing was edited).
+#[test]
+fn a_png_dataset_plans_as_nnunet_plans_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = autoseg_fixtures::write_as("demo2d", &tmp.path().join("raw"), ".png").unwrap();
+    let work = tmp.path().join("work");
+    autoseg(&[
+        "plan",
+        dataset.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let ours = Plans::read(&work.join(dataset.file_name().unwrap()).join("plans.toml")).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/data/nnunet/png_plans/nnUNetPlans.json");
+    let nnunet = Plans::from_nnunet_json(&std::fs::read_to_string(golden).unwrap()).unwrap();
+    let names: Vec<&String> = ours.configurations.keys().collect();
+    assert_eq!(
+        names,
+        ["2d"],
+        "nnU-Net plans no 3-D configuration for 2-D images"
+    );
+    assert_eq!(ours.configurations, nnunet.configurations);
+    assert_eq!(ours.transpose_forward, nnunet.transpose_forward);
+    assert_eq!(
+        ours.foreground_intensity_properties,
+        nnunet.foreground_intensity_properties
+    );
+    assert_eq!(
+        ours.original_median_spacing_after_transp,
+        nnunet.original_median_spacing_after_transp
+    );
+    assert_eq!(
+        ours.original_median_shape_after_transp,
+        nnunet.original_median_shape_after_transp
+    );
 }
 
 #[test]

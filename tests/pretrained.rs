@@ -92,7 +92,8 @@ fn fine_tuning_from_nnunet_plans_and_weights() {
     .unwrap();
     assert_eq!(moved, Plans::from_nnunet_json(&theirs_text).unwrap());
     let theirs: serde_json::Value = serde_json::from_str(&theirs_text).unwrap();
-    let ours: serde_json::Value = serde_json::from_str(&moved.to_nnunet_json().unwrap()).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&moved.to_nnunet_json(".nii.gz").unwrap()).unwrap();
     assert_eq!(ours, theirs);
 
     let out = ok(&["preprocess", dataset_s, "--work", work_s, "-c", "2d"]);

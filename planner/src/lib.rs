@@ -76,6 +76,7 @@ pub use fingerprint::{
 pub use layout::{fold_folder, fold_of_folder, WorkLayout, SUMMARY_JSON};
 pub use lock::WorkLock;
 pub use lowres::LowresDecision;
+pub use nnunet_plans::nnunet_reader_for;
 pub use planner::{plan, plan_with_report};
 pub use plans::{
     ArchitectureEntry, Configuration, ConfigurationEntry, NormalizationScheme, Plans,

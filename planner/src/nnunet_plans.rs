@@ -20,6 +20,26 @@ use crate::{ForegroundIntensityProperties, NetworkKind, PlanError, PlannerPreset
 const PLAIN: &str = "dynamic_network_architectures.architectures.unet.PlainConvUNet";
 const RESENC: &str = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet";
 
+/// nnU-Net's image readers whose arrays autoseg's readers give for the same files (axis order
+/// z, y, x; NibabelIO transposes to it): plans written for these describe autoseg's arrays.
+/// `NibabelIOWithReorient` (RAS reorientation) is not among them.
+const SAME_AXES_READERS: [&str; 4] = ["SimpleITKIO", "NibabelIO", "NaturalImage2DIO", "Tiff3DIO"];
+
+/// The reader nnU-Net 2.8.1's registry (`determine_reader_writer_from_file_ending`, readers
+/// tried in the order `NaturalImage2DIO`, `SimpleITKIO`, `Tiff3DIO`, `NibabelIO`) picks for a
+/// dataset whose `file_ending` is `file_ending` and whose images are 2-D when `two_d`: a 3-D
+/// `.tif` stack is not read by `NaturalImage2DIO`, so `Tiff3DIO` gets it. `.nhdr` and `.mhd`,
+/// which no nnU-Net reader lists, get `SimpleITKIO` (SimpleITK reads them).
+pub fn nnunet_reader_for(file_ending: &str, two_d: bool) -> &'static str {
+    match file_ending.to_ascii_lowercase().as_str() {
+        ".png" | ".bmp" => "NaturalImage2DIO",
+        ".tif" if two_d => "NaturalImage2DIO",
+        ".tif" | ".tiff" => "Tiff3DIO",
+        ".nii" => "NibabelIO",
+        _ => "SimpleITKIO",
+    }
+}
+
 impl Plans {
     /// Reads nnU-Net's plans (`nnUNetPlans.json`, or a trained model's `plans.json`).
     ///
@@ -34,10 +54,11 @@ impl Plans {
             .as_object()
             .ok_or_else(|| fault("not a JSON object".into()))?;
         let reader = top.get("image_reader_writer").and_then(Value::as_str);
-        if let Some(reader) = reader.filter(|r| *r != "SimpleITKIO") {
+        if let Some(reader) = reader.filter(|r| !SAME_AXES_READERS.contains(r)) {
             return Err(fault(format!(
-                "image_reader_writer is {reader}; autoseg reads images as nnU-Net's SimpleITKIO does \
-                 (axis order z, y, x) and would present other readers' axes in another order"
+                "image_reader_writer is {reader}; autoseg reads images as nnU-Net's {} do \
+                 (axis order z, y, x) and would present other readers' axes in another order",
+                SAME_AXES_READERS.join(", ")
             )));
         }
         let configs = obj(top, "configurations")?;
@@ -360,9 +381,16 @@ impl Plans {
     /// nnU-Net's `original_median_spacing_after_transp` and `original_median_shape_after_transp`
     /// are written when the plans record them (autoseg's planner and nnU-Net's files do).
     ///
+    /// `image_reader_writer` is the reader nnU-Net would pick for the dataset's `file_ending`
+    /// ([`nnunet_reader_for`]; the images are 2-D when the median image has one slice).
+    ///
     /// # Errors
     /// [`PlanError::NnUnetPlans`] when serialisation fails.
-    pub fn to_nnunet_json(&self) -> Result<String, PlanError> {
+    pub fn to_nnunet_json(&self, file_ending: &str) -> Result<String, PlanError> {
+        let two_d = self
+            .original_median_shape_after_transp
+            .as_deref()
+            .is_some_and(|shape| shape.first() == Some(&1));
         let plans_name = self.planner.nnunet_plans_name();
         let configurations = self
             .configurations
@@ -382,7 +410,7 @@ impl Plans {
                 .original_median_spacing_after_transp
                 .as_deref(),
             original_median_shape_after_transp: self.original_median_shape_after_transp.as_deref(),
-            image_reader_writer: "SimpleITKIO",
+            image_reader_writer: nnunet_reader_for(file_ending, two_d),
             transpose_forward: self.transpose_forward,
             transpose_backward: self.transpose_backward,
             configurations: Ordered(configurations),

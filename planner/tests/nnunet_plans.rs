@@ -90,7 +90,7 @@ fn nnunets_plans_written_back_equal_nnunets_file() {
         let text = fixture_of(name);
         let written = Plans::from_nnunet_json(&text)
             .unwrap()
-            .to_nnunet_json()
+            .to_nnunet_json(".nii.gz")
             .unwrap();
         let original: serde_json::Value = serde_json::from_str(&text).unwrap();
         let written_json: serde_json::Value = serde_json::from_str(&written).unwrap();
@@ -121,7 +121,7 @@ fn a_cascade_round_trips_through_nnunets_format() {
             ..Default::default()
         },
     );
-    let json = plans.to_nnunet_json().unwrap();
+    let json = plans.to_nnunet_json(".nii.gz").unwrap();
     assert_eq!(Plans::from_nnunet_json(&json).unwrap(), plans);
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
@@ -132,4 +132,41 @@ fn a_cascade_round_trips_through_nnunets_format() {
         value["configurations"]["3d_lowres"]["data_identifier"],
         "nnUNetPlans_3d_lowres"
     );
+}
+
+/// Plans of a PNG dataset as nnU-Net 2.8.1 wrote them (`NaturalImage2DIO`,
+/// `scripts/make_nnunet_png_plans.sh`) are read, and written back for `.png` name that reader
+/// again; every reader nnU-Net's registry picks is the one named for its ending.
+#[test]
+fn plans_of_readers_with_autosegs_axes_are_read_and_written_with_their_reader() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/data/nnunet/png_plans/nnUNetPlans.json"),
+    )
+    .unwrap();
+    let plans = Plans::from_nnunet_json(&text).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&plans.to_nnunet_json(".png").unwrap()).unwrap();
+    let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(written, original);
+    for (ending, two_d, reader) in [
+        (".png", true, "NaturalImage2DIO"),
+        (".bmp", true, "NaturalImage2DIO"),
+        (".tif", true, "NaturalImage2DIO"),
+        (".tif", false, "Tiff3DIO"),
+        (".tiff", false, "Tiff3DIO"),
+        (".nii", false, "NibabelIO"),
+        (".nii.gz", false, "SimpleITKIO"),
+        (".nrrd", false, "SimpleITKIO"),
+        (".mha", false, "SimpleITKIO"),
+        (".gipl", false, "SimpleITKIO"),
+    ] {
+        assert_eq!(
+            autoseg_planner::nnunet_reader_for(ending, two_d),
+            reader,
+            "{ending}"
+        );
+        let edited = text.replacen("NaturalImage2DIO", reader, 1);
+        assert!(Plans::from_nnunet_json(&edited).is_ok(), "{reader}");
+    }
 }

@@ -107,10 +107,12 @@ fn write_folders(
         }
     };
     let plans = Plans::read(&plans_path).map_err(plan_error(&plans_path))?;
-    let plans_json = plans.to_nnunet_json().map_err(plan_error(&plans_path))?;
     let dataset_path = model.dataset_json();
     let dataset_bytes = std::fs::read(&dataset_path).map_err(io_err(&dataset_path, "read"))?;
     let dataset = parse_dataset_json(&dataset_bytes, &dataset_path)?;
+    let plans_json = plans
+        .to_nnunet_json(&dataset.file_ending)
+        .map_err(plan_error(&plans_path))?;
     let json = |text: &[u8], path: &Path| {
         serde_json::from_slice::<serde_json::Value>(text)
             .map(|v| Value::from_json(&v))
