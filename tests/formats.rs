@@ -330,3 +330,53 @@ fn every_other_format_goes_through_plan_and_train_and_predict() {
         }
     }
 }
+
+/// Copies the folder tree at `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A dataset whose images are DICOM series folders (`imagesTr/<case>_0000/`) and whose labels
+/// are NIfTI files SimpleITK wrote on each series' grid (`scripts/make_dicom_dataset.py`):
+/// verify accepts it (autoseg's series geometry is SimpleITK's), plan-and-train trains on it,
+/// and predict of `imagesTs`' series folders writes NIfTI masks with each series' geometry
+/// (that of SimpleITK's labels).
+#[test]
+fn a_dataset_of_dicom_series_folders_trains_and_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("raw/Dataset950_DicomCt");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/data/dicom_dataset/Dataset950_DicomCt"),
+        &root,
+    );
+    let verify = autoseg(&["verify", root.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains("dataset OK (0 warning(s))"), "{report}");
+    let work = tmp.path().join("work");
+    assert!(train_2d(&root, &work).contains("cross-validation"));
+    let pred = tmp.path().join("pred");
+    let images_ts = root.join("imagesTs");
+    predict(&images_ts, &pred, &work.join("Dataset950_DicomCt"), &[]);
+    for name in ["ct_008", "ct_009"] {
+        let series = read_image(&images_ts.join(format!("{name}_0000"))).unwrap();
+        let mask = read_label_map(&pred.join(format!("{name}.nii.gz"))).unwrap();
+        let reference = read_label_map(&root.join(format!("labelsTs/{name}.nii.gz"))).unwrap();
+        assert_eq!(mask.data_shape(), series.data_shape(), "{name}");
+        assert!(mask.geometry.compare(&series.geometry).is_match(), "{name}");
+        assert!(
+            mask.geometry.compare(&reference.geometry).is_match(),
+            "{name}"
+        );
+    }
+}

@@ -22,10 +22,13 @@ use rayon::prelude::*;
 pub use fault::Fault;
 
 use crate::dataset::{
-    discover_listed, regular_file, split_channel_name, Case, CaseId, DatasetError, DatasetJson,
-    NotAFile, Skipped,
+    channel_index, discover_listed, regular_file, split_channel_name, Case, CaseId, DatasetError,
+    DatasetJson, NotAFile, Skipped,
 };
-use crate::{read_dataset_json, read_image, read_label_map, Geometry, ImageError, ImageFormat};
+use crate::{
+    is_dicom_folder, read_dataset_json, read_image, read_label_map, Geometry, ImageError,
+    ImageFormat,
+};
 
 /// One problem: the case and file it concerns (where it concerns one) and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,8 +300,7 @@ fn check_channel_count(case: &Case, ctx: &CaseContext<'_>, report: &mut Report) 
         let indices: Vec<usize> = case
             .images
             .iter()
-            .filter_map(|p| p.file_name()?.to_str())
-            .filter_map(|name| split_channel_name(name, ending).map(|(_, idx)| usize::from(idx)))
+            .filter_map(|path| channel_index(path, ending).map(usize::from))
             .collect();
         let file = |idx: usize| ctx.image_dir.join(format!("{}_{idx:04}{ending}", case.id));
         missing = (0..expected)
@@ -337,6 +339,7 @@ fn check_images(case: &Case, report: &mut Report) -> (Option<(PathBuf, Geometry)
     for path in &case.images {
         let fault = match regular_file(path) {
             Ok(()) => None,
+            Err(NotAFile::Directory) if is_dicom_folder(path) => None,
             Err(NotAFile::Missing) => Some(Fault::MissingImage),
             Err(found) => Some(Fault::ImageNotAFile { found }),
         };

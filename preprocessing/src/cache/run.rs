@@ -10,6 +10,7 @@ use autoseg_planner::{Plans, WorkLayout};
 use super::format::{write_case, CachedCase, CaseKeys};
 use super::stamp::{fnv1a, read_stamp, write_stamp, Stamp, StampFields, STAMP_FILE};
 use super::CacheError;
+use crate::dataset::content_stamp;
 use crate::pipeline::{preprocess_case, PreprocessError, PreprocessSpec};
 use crate::{Case, Dataset, Progress};
 
@@ -64,15 +65,13 @@ pub fn case_path(dir: &Path, case_id: &str) -> PathBuf {
 pub fn source_key(case: &Case) -> Result<u64, CacheError> {
     let mut text = Vec::new();
     for path in case.images.iter().chain(case.label.iter()) {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| CacheError::io(path, "cannot stat input file", e))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        let (size, modified) =
+            content_stamp(path).map_err(|e| CacheError::io(path, "cannot stat input file", e))?;
+        let mtime = modified
+            .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         text.extend_from_slice(path.as_os_str().as_encoded_bytes());
-        text.extend_from_slice(format!("|{}|{mtime}\n", meta.len()).as_bytes());
+        text.extend_from_slice(format!("|{size}|{mtime}\n").as_bytes());
     }
     Ok(fnv1a(&text))
 }

@@ -4,6 +4,11 @@
 //! `create_lists_from_splitted_dataset_folder`, `get_filenames_of_train_images_and_targets`).
 //! Case ids are the unique names (minus `_XXXX{file_ending}`) of the files with the ending,
 //! sorted; a case's channel files match `^{case}_\d\d\d\d{ending}$`, sorted by name.
+//!
+//! autoseg's addition: a folder named `{case}_{XXXX}` (no ending) holding a DICOM series is a
+//! channel too ([`crate::is_dicom_folder`]), so scans come straight from the scanner; the
+//! case's label stays `{case}{ending}` in `labelsTr` (on the series' grid). A case's channels
+//! are sorted by their index.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -72,10 +77,35 @@ pub(crate) fn regular_file(path: &Path) -> Result<(), NotAFile> {
     }
 }
 
+/// The size and modification time that stand for a case file's content in the stamps that
+/// notice stale fingerprints and cache files: a file's own; for a DICOM series folder the sum
+/// of its files' sizes and the latest time of the folder and its files (a slice rewritten,
+/// added or removed changes one of them).
+///
+/// # Errors
+/// The metadata of `path` (or of a file in the folder) cannot be read.
+pub(crate) fn content_stamp(path: &Path) -> io::Result<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path)?;
+    let mut stamp = (meta.len(), meta.modified()?);
+    if meta.is_dir() {
+        stamp.0 = 0;
+        for entry in std::fs::read_dir(path)? {
+            let meta = std::fs::metadata(entry?.path())?;
+            if meta.is_file() {
+                stamp.0 += meta.len();
+                stamp.1 = stamp.1.max(meta.modified()?);
+            }
+        }
+    }
+    Ok(stamp)
+}
+
 /// What [`files_with_ending`] finds in one folder.
 struct Listing {
     /// Names of the regular files, sorted.
     names: Vec<String>,
+    /// Names of the DICOM series folders named like a channel (`{CASE}_{XXXX}`), sorted.
+    series: Vec<String>,
     /// Regular files whose names are not UTF-8 (whatever their ending), sorted.
     misnamed: Vec<PathBuf>,
     /// Entries that are not regular files, in listing order.
@@ -87,6 +117,7 @@ struct Listing {
 fn files_with_ending(dir: &Path, ending: &str) -> io::Result<Listing> {
     let mut listing = Listing {
         names: Vec::new(),
+        series: Vec::new(),
         misnamed: Vec::new(),
         skipped: Vec::new(),
     };
@@ -98,6 +129,11 @@ fn files_with_ending(dir: &Path, ending: &str) -> io::Result<Listing> {
         let has_ending = name.as_encoded_bytes().ends_with(ending.as_bytes());
         match (regular_file(&path), name.to_str()) {
             (Ok(()), Some(name)) if has_ending => listing.names.push(name.to_string()),
+            (Err(NotAFile::Directory), Some(name))
+                if split_channel_name(name, "").is_some() && crate::is_dicom_folder(&path) =>
+            {
+                listing.series.push(name.to_string());
+            }
             (Ok(()), None) => listing.misnamed.push(path),
             // Gone since the listing, or not named like a case file.
             (Err(NotAFile::Missing), _) | (Ok(()), Some(_)) => {}
@@ -106,6 +142,7 @@ fn files_with_ending(dir: &Path, ending: &str) -> io::Result<Listing> {
         }
     }
     listing.names.sort();
+    listing.series.sort();
     listing.misnamed.sort();
     Ok(listing)
 }
@@ -122,6 +159,15 @@ pub fn split_channel_name<'a>(name: &'a str, ending: &str) -> Option<(&'a str, u
     Some((case, digits.parse().ok()?))
 }
 
+/// The channel index of a case's image path: `{CASE}_{XXXX}{ending}`, or a DICOM series
+/// folder's `{CASE}_{XXXX}`.
+pub(crate) fn channel_index(path: &Path, ending: &str) -> Option<u16> {
+    let name = path.file_name()?.to_str()?;
+    split_channel_name(name, ending)
+        .or_else(|| split_channel_name(name, ""))
+        .map(|(_, index)| index)
+}
+
 /// Discovers the cases of an image folder. `label_dir` gives each case's label path
 /// `{label_dir}/{case}{ending}`; with `labels_must_exist == false` only label paths that hold a
 /// regular file are kept (test cases; other entries there are skipped), otherwise the expected
@@ -134,19 +180,32 @@ pub(crate) fn discover(
 ) -> io::Result<Discovered> {
     let Listing {
         names,
+        series,
         mut misnamed,
         mut skipped,
     } = files_with_ending(image_dir, ending)?;
-    // Names are sorted, so each case's channel files arrive in name order.
-    let mut by_case: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+    let mut by_case: BTreeMap<&str, Vec<(u16, PathBuf)>> = BTreeMap::new();
     for name in &names {
         match split_channel_name(name, ending) {
-            Some((case, _)) => by_case.entry(case).or_default().push(image_dir.join(name)),
+            Some((case, index)) => by_case
+                .entry(case)
+                .or_default()
+                .push((index, image_dir.join(name))),
             None => misnamed.push(image_dir.join(name)),
         }
     }
+    for name in &series {
+        if let Some((case, index)) = split_channel_name(name, "") {
+            let channels = by_case.entry(case).or_default();
+            channels.push((index, image_dir.join(name)));
+        }
+    }
     let mut cases = Vec::with_capacity(by_case.len());
-    for (id, images) in by_case {
+    for (id, mut channels) in by_case {
+        // Stable: files of one index keep their name order (only a file and a series folder
+        // can share an index, and verify reports that).
+        channels.sort_by_key(|&(index, _)| index);
+        let images = channels.into_iter().map(|(_, path)| path).collect();
         let path = label_dir.join(format!("{id}{ending}"));
         let label = if labels_must_exist {
             Some(path)
@@ -363,6 +422,81 @@ mod tests {
             permission.to_string(),
             "cannot be read: Permission denied (os error 13)"
         );
+    }
+
+    /// A file that DICOM readers take for DICOM: 128 bytes of preamble, then `DICM`.
+    fn dicom_file(path: &Path, extra: usize) {
+        let mut bytes = vec![0u8; 128];
+        bytes.extend_from_slice(b"DICM");
+        bytes.resize(132 + extra, 7);
+        std::fs::write(path, bytes).expect("write test file");
+    }
+
+    #[test]
+    fn dicom_series_folders_named_like_channels_are_channels() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("imagesTr");
+        for dir in [
+            "ct_0000",
+            "mr_0001",
+            "notes_0000",
+            "x_0000.nii.gz",
+            "series",
+        ] {
+            std::fs::create_dir_all(img.join(dir)).expect("mkdir");
+        }
+        for dir in ["ct_0000", "mr_0001", "x_0000.nii.gz", "series"] {
+            dicom_file(&img.join(dir).join("IM1"), 0);
+        }
+        touch(&img, &["mr_0000.nii.gz", "mr_0002.nii.gz"]);
+        let found = discover(&img, &img, ".nii.gz", false).expect("discover");
+        let cases: Vec<(&str, &[PathBuf])> = found
+            .cases
+            .iter()
+            .map(|c| (c.id.as_str(), &c.images[..]))
+            .collect();
+        // A series folder sorts among a case's files by its channel index; a folder without
+        // DICOM files, or not named `{CASE}_{XXXX}`, is no channel.
+        let mr = [
+            img.join("mr_0000.nii.gz"),
+            img.join("mr_0001"),
+            img.join("mr_0002.nii.gz"),
+        ];
+        assert_eq!(cases, [("ct", &[img.join("ct_0000")][..]), ("mr", &mr[..])]);
+        assert_eq!(channel_index(&img.join("mr_0001"), ".nii.gz"), Some(1));
+        assert_eq!(
+            channel_index(&img.join("mr_0002.nii.gz"), ".nii.gz"),
+            Some(2)
+        );
+        assert_eq!(channel_index(&img.join("series"), ".nii.gz"), None);
+        // The folder named with the ending is still reported as a directory.
+        assert_eq!(found.skipped.len(), 1);
+        assert_eq!(found.skipped[0].path, img.join("x_0000.nii.gz"));
+    }
+
+    #[test]
+    fn a_series_folders_stamp_changes_with_its_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let series = tmp.path().join("ct_0000");
+        std::fs::create_dir_all(&series).expect("mkdir");
+        dicom_file(&series.join("IM1"), 10);
+        dicom_file(&series.join("IM2"), 20);
+        let (size, _) = content_stamp(&series).expect("stamp");
+        assert_eq!(size, 2 * 132 + 30);
+        // A slice rewritten in place (same size) leaves the folder's own time alone; its
+        // file's time moves the stamp.
+        let before = content_stamp(&series).expect("stamp");
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        let file = std::fs::File::options()
+            .write(true)
+            .open(series.join("IM2"))
+            .expect("open");
+        file.set_modified(later).expect("set mtime");
+        let after = content_stamp(&series).expect("stamp");
+        assert_eq!(after.0, before.0);
+        assert!(after.1 > before.1);
+        let (file_size, _) = content_stamp(&series.join("IM1")).expect("stamp");
+        assert_eq!(file_size, 142);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use autoseg_planner::{LabelEntry, LabelValue};
 pub(crate) use discovery::{
-    cases_from_entries, discover, regular_file, warn_skipped, Discovered, Skipped,
+    cases_from_entries, channel_index, content_stamp, discover, regular_file, warn_skipped,
+    Discovered, Skipped,
 };
 pub use discovery::{discover_image_cases, split_channel_name};
 pub use fault::{JsonFault, NotAFile, PathProblem};

@@ -1,5 +1,6 @@
 //! The stamp of the raw files a fingerprint was computed from (`dataset.json`, every training
-//! image and label: name, size, modification time), so a stale `fingerprint.toml` is noticed.
+//! image and label: name, size, modification time; a DICOM series folder by its files), so a
+//! stale `fingerprint.toml` is noticed.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -7,6 +8,7 @@ use std::time::UNIX_EPOCH;
 use autoseg_planner::{Fingerprint, StampEntry};
 
 use super::FingerprintError;
+use crate::dataset::content_stamp;
 use crate::Dataset;
 
 /// The files whose content the fingerprint depends on, in a fixed order: `dataset.json`, then
@@ -36,15 +38,14 @@ fn stamp_entry(root: &Path, path: &Path) -> Result<StampEntry, FingerprintError>
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    let modified = meta.modified().map_err(io_err)?;
+    let (size, modified) = content_stamp(path).map_err(io_err)?;
     let mtime_secs = match modified.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
     };
     Ok(StampEntry {
         name: stamp_name(root, path),
-        size: meta.len(),
+        size,
         mtime_secs,
     })
 }

@@ -15,6 +15,8 @@
 //! `read_dicom_series`: slices sorted along their normal, spacing from the positions, rescale
 //! applied, as SimpleITK's series reader gives it) with its ITK geometry, so a mask predicted
 //! from it is written with the series' spacing, origin and direction in the model's format.
+//! In a dataset, a series folder named `{CASE}_{XXXX}` is a case's channel
+//! ([`crate::dataset`]'s discovery).
 //!
 //! Natural images and TIFF follow [`crate::formats::natural`] (nnU-Net's readers, quirks
 //! included). A `.tif` file is read by the first of nnU-Net's two readers that reads it, as
