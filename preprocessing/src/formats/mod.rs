@@ -10,7 +10,7 @@
 //!
 //! nnU-Net's `NaturalImage2DIO` (`.png`, `.bmp`, `.tif`) and `Tiff3DIO` (`.tif`, `.tiff` stacks
 //! with a `.json` spacing sidecar) have their own readers and writers, [`read_natural`],
-//! [`write_natural_seg`], [`read_tiff3d`], [`read_tiff3d_seg`], [`write_tiff3d_seg`], and the
+//! [`write_natural_seg`], [`read_tif`], [`read_tiff3d`], [`read_tiff3d_seg`], [`write_tiff3d_seg`], and the
 //! registry's rule for a `.tif`, [`reader_for`].
 //!
 //! Geometry is given as ITK gives it: `spacing` and `origin` per spatial axis, `direction` the
@@ -70,8 +70,9 @@ pub use dicom::{
 pub use error::{FormatError, InvalidImage};
 pub use metaimage::{read_metaimage, write_metaimage};
 pub use natural::{
-    read_natural, read_tiff3d, read_tiff3d_seg, reader_for, write_natural_seg, write_tiff3d_seg,
-    NaturalReader, Tiff3d, NATURAL_ENDINGS, NATURAL_SPACING, PILLOW_MAX_PIXELS, TIFF3D_ENDINGS,
+    read_natural, read_tif, read_tiff3d, read_tiff3d_seg, reader_for, write_natural_seg,
+    write_tiff3d_seg, NaturalReader, Tiff3d, NATURAL_ENDINGS, NATURAL_SPACING, PILLOW_MAX_PIXELS,
+    TIFF3D_ENDINGS,
 };
 pub use nrrd::{read_nrrd, write_nrrd};
 

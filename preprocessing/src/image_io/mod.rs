@@ -217,10 +217,9 @@ pub fn read_label_map(path: &Path) -> Result<LabelMap, ImageError> {
 /// An image as nnU-Net's registry reads it: `NaturalImage2DIO` for `.png`, `.bmp` and the
 /// `.tif` files it reads, `Tiff3DIO.read_images` for the other `.tif` and all `.tiff` files.
 fn read_natural_image(path: &Path) -> Result<formats::RawImage, ImageError> {
-    let tiff3d = || Ok(formats::read_tiff3d(path)?.image);
     match ImageFormat::of(path)? {
-        ImageFormat::Tiff => tiff3d(),
-        ImageFormat::Tif => formats::read_natural(path).or_else(|_| tiff3d()),
+        ImageFormat::Tiff => Ok(formats::read_tiff3d(path)?.image),
+        ImageFormat::Tif => Ok(formats::read_tif(path, false)?),
         _ => Ok(formats::read_natural(path)?),
     }
 }
@@ -228,10 +227,9 @@ fn read_natural_image(path: &Path) -> Result<formats::RawImage, ImageError> {
 /// A segmentation as nnU-Net's registry reads it: as [`read_natural_image`], with
 /// `Tiff3DIO.read_seg`'s sidecar rule for stacks (`case.tif` → `case.json`).
 fn read_natural_seg(path: &Path) -> Result<formats::RawImage, ImageError> {
-    let tiff3d = || Ok(formats::read_tiff3d_seg(path)?.image);
     match ImageFormat::of(path)? {
-        ImageFormat::Tiff => tiff3d(),
-        ImageFormat::Tif => formats::read_natural(path).or_else(|_| tiff3d()),
+        ImageFormat::Tiff => Ok(formats::read_tiff3d_seg(path)?.image),
+        ImageFormat::Tif => Ok(formats::read_tif(path, true)?),
         _ => Ok(formats::read_natural(path)?),
     }
 }

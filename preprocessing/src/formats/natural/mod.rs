@@ -148,6 +148,32 @@ pub fn read_natural(path: &Path) -> Result<RawImage, FormatError> {
             })
         }
     };
+    natural_from_array(array, path)
+}
+
+/// Reads a `.tif` file as nnU-Net's registry reads one: as [`read_natural`] when
+/// `NaturalImage2DIO` accepts its array, else as [`read_tiff3d`] (`seg`: [`read_tiff3d_seg`]).
+/// The file is decoded once (trying one reader after the other would decode a stack twice).
+///
+/// # Errors
+/// As [`read_tiff3d`].
+pub fn read_tif(path: &Path, seg: bool) -> Result<RawImage, FormatError> {
+    let array = tif::decode(path)?;
+    if natural_accepts(&skimage_shape(&array.shape)) {
+        return natural_from_array(array, path);
+    }
+    let extra_cut = if seg { 0 } else { 5 };
+    Ok(tiff3d_from_array(array, path, extra_cut, seg)?.image)
+}
+
+/// Whether `NaturalImage2DIO` accepts an array of `shape` (after skimage's axis rule): 2-D, or
+/// 3-D with 3 or 4 channels last.
+fn natural_accepts(shape: &[usize]) -> bool {
+    matches!(shape, [_, _] | [_, _, 3 | 4])
+}
+
+/// `NaturalImage2DIO`'s image of a decoded array (skimage's axis rule applied first).
+fn natural_from_array(array: Array, path: &Path) -> Result<RawImage, FormatError> {
     let array = skimage_axes(array, path)?;
     let refuse = |reason: String| FormatError::NotAccepted {
         path: path.to_path_buf(),
@@ -190,16 +216,11 @@ pub fn read_natural(path: &Path) -> Result<RawImage, FormatError> {
 /// whose third-last is has that axis moved last (`swapaxes(-1, -3)`, `swapaxes(-2, -3)`).
 fn skimage_axes(array: Array, path: &Path) -> Result<Array, FormatError> {
     let n = array.shape.len();
-    if n < 3 {
-        return Ok(array);
-    }
-    let last = array.shape[n - 1];
-    let third = array.shape[n - 3];
-    if [3, 4].contains(&last) || ![3, 4].contains(&third) {
+    if skimage_shape(&array.shape) == array.shape {
         return Ok(array);
     }
     // (..., a, b, c) -> (..., b, c, a)
-    let (a, b, c) = (third, array.shape[n - 2], last);
+    let (a, b, c) = (array.shape[n - 3], array.shape[n - 2], array.shape[n - 1]);
     let outer: usize = array.shape[..n - 3].iter().product();
     let size = array.element.size();
     let mut data = reserve(array.data.len() as u128, path)?;
@@ -216,15 +237,22 @@ fn skimage_axes(array: Array, path: &Path) -> Result<Array, FormatError> {
             }
         }
     }
-    let mut shape = array.shape;
-    shape[n - 3] = b;
-    shape[n - 2] = c;
-    shape[n - 1] = a;
     Ok(Array {
-        shape,
+        shape: skimage_shape(&array.shape),
         element: array.element,
         data,
     })
+}
+
+/// The shape [`skimage_axes`] gives an array of `shape`: `(..., a, b, c)` becomes
+/// `(..., b, c, a)` when `c` is not 3 or 4 long and `a` is.
+fn skimage_shape(shape: &[usize]) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    let n = shape.len();
+    if n >= 3 && ![3, 4].contains(&shape[n - 1]) && [3, 4].contains(&shape[n - 3]) {
+        shape[n - 3..].rotate_left(1);
+    }
+    shape
 }
 
 /// Writes a segmentation as `NaturalImage2DIO.write_seg` does: `u8` when its maximum is below
@@ -295,7 +323,17 @@ fn read_tiff3d_as(path: &Path, extra_cut: usize, seg: bool) -> Result<Tiff3d, Fo
             expected: ".tif or .tiff",
         });
     }
-    let array = tif::decode(path)?;
+    tiff3d_from_array(tif::decode(path)?, path, extra_cut, seg)
+}
+
+/// `Tiff3DIO`'s image of a decoded array, its spacing from the sidecar named by `extra_cut`.
+fn tiff3d_from_array(
+    array: Array,
+    path: &Path,
+    extra_cut: usize,
+    seg: bool,
+) -> Result<Tiff3d, FormatError> {
+    let ending = ending_of(path);
     let [z, y, x] = array.shape[..] else {
         return Err(FormatError::NotAccepted {
             path: path.to_path_buf(),
