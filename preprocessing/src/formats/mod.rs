@@ -25,9 +25,9 @@
 //!
 //! **Write-back:** an image read from a file remembers that file (header text, comments,
 //! key/value pairs, skipped and trailing bytes, the encoded payload). Written back unchanged to
-//! the same kind of file (`.nrrd`/`.nhdr`/`.mha`/`.mhd`/`.gipl`), it reproduces the file byte for byte
-//! (and its data file, named as before, beside the new header). With changed voxels but the
-//! same geometry and type, the header is kept and the voxels re-encoded in the file's
+//! the same kind of file (`.nrrd`/`.nhdr`/`.mha`/`.mhd`/`.gipl`), it reproduces the file byte
+//! for byte (and its data file, named as before, beside the new header). With changed voxels
+//! but the same geometry and type, the header is kept and the voxels re-encoded in the file's
 //! encoding, unless the header records what new voxels would change (MetaImage
 //! `CompressedDataSize` or `HeaderSize` with compressed data, a gzip NRRD's byte skip). Those,
 //! images with another geometry or type, data files named outside the header's folder, and new

@@ -160,9 +160,10 @@ fn what_the_interface_refuses_is_named() {
     );
     assert!(err.to_string().contains("vec.nrrd"), "{err}");
 
-    let err = read_image(Path::new("scan.gipl")).unwrap_err();
+    let err = read_image(Path::new("scan.gipl.gz")).unwrap_err();
     assert!(matches!(err, ImageError::Ending { .. }), "{err}");
     assert!(err.to_string().contains(".nii.gz, .nii, .nrrd"), "{err}");
+    assert!(err.to_string().contains(".gipl"), "{err}");
 
     let err = read_label_map(&fixtures().join("ascii.nrrd")).unwrap_err();
     assert!(
