@@ -297,6 +297,7 @@ fn every_other_format_goes_through_plan_and_train_and_predict() {
         // `.nhdr`/`.mhd` differ from `.nrrd`/`.mha` in the file layout only (their plans are
         // checked above); `.nii` is every other test's format.
         ("ct3d", ".mha"),
+        ("ct3d", ".gipl"),
         ("demo2d", ".bmp"),
         ("demo2d", ".tif"),
         ("demo3d", ".tiff"),

@@ -1,10 +1,10 @@
-//! The one error type of NRRD, MetaImage, natural-image and TIFF reading and writing and of
+//! The one error type of NRRD, MetaImage, GIPL, natural-image and TIFF reading and writing and of
 //! DICOM series reading; every variant names the file and the fault.
 
 use std::io;
 use std::path::PathBuf;
 
-/// An NRRD, MetaImage, PNG, BMP or TIFF file could not be read or written.
+/// An NRRD, MetaImage, GIPL, PNG, BMP or TIFF file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatError {
@@ -26,12 +26,13 @@ pub enum FormatError {
         #[source]
         source: io::Error,
     },
-    /// The file does not start as the format requires (NRRD's `NRRD000x` magic).
+    /// The file does not start as the format requires (NRRD's `NRRD000x` magic), or does not
+    /// hold GIPL's magic number.
     #[error("{}: not a {format} file: {reason}", path.display())]
     NotFormat {
         /// The file.
         path: PathBuf,
-        /// `NRRD` or `MetaImage`.
+        /// `NRRD`, `MetaImage` or `GIPL`.
         format: &'static str,
         /// What was found instead.
         reason: String,
@@ -242,7 +243,8 @@ pub enum FormatError {
         /// What is wrong with the series.
         fault: Box<super::dicom::SeriesFault>,
     },
-    /// The file name ends in none of `.nrrd`, `.nhdr`, `.mha`, `.mhd` (as the function needs).
+    /// The file name ends in none of `.nrrd`, `.nhdr`, `.mha`, `.mhd`, `.gipl` (as the function
+    /// needs).
     #[error("{}: unknown image format: the name must end in {expected}", path.display())]
     Extension {
         /// The file.

@@ -1,4 +1,4 @@
-//! Native NRRD and MetaImage codecs: readers and writers around one neutral struct,
+//! Native NRRD, MetaImage and GIPL codecs: readers and writers around one neutral struct,
 //! [`RawImage`], whose geometry is what SimpleITK reports for the same file; and a DICOM
 //! series reader ([`read_dicom_series`], folder of single-frame files to one [`RawImage`]) with
 //! a DICOM SEG writer for label maps on its grid ([`write_dicom_seg`]).
@@ -7,6 +7,7 @@
 //! |-----------|--------------------------------|---------------------------|-----------------------|
 //! | NRRD      | `.nrrd`, `.nhdr` + data file   | raw, gzip, ascii          | gzip, LPS space       |
 //! | MetaImage | `.mha`, `.mhd` + `.raw`/`.zraw`| binary, zlib, ascii       | zlib (CompressedData) |
+//! | GIPL      | `.gipl`                        | big-endian binary         | as SimpleITK writes it |
 //!
 //! nnU-Net's `NaturalImage2DIO` (`.png`, `.bmp`, `.tif`) and `Tiff3DIO` (`.tif`, `.tiff` stacks
 //! with a `.json` spacing sidecar) have their own readers and writers, [`read_natural`],
@@ -19,12 +20,14 @@
 //! converted to LPS as ITK's `NrrdImageIO` does; other spaces (`scanner-xyz`,
 //! `3D-right-handed`, ...) are taken as they are. MetaImage's `TransformMatrix` lists the axis
 //! directions as its rows, so the direction is its transpose (verified against SimpleITK 2.5).
+//! GIPL holds no direction: it reads as the identity (axes of negative spacings reversed), as
+//! ITK's `GiplImageIO` gives it ([`read_gipl`]).
 //!
 //! **Write-back:** an image read from a file remembers that file (header text, comments,
 //! key/value pairs, skipped and trailing bytes, the encoded payload). Written back unchanged to
-//! the same kind of file (`.nrrd`/`.nhdr`/`.mha`/`.mhd`), it reproduces the file byte for byte
-//! (and its data file, named as before, beside the new header). With changed voxels but the
-//! same geometry and type, the header is kept and the voxels re-encoded in the file's
+//! the same kind of file (`.nrrd`/`.nhdr`/`.mha`/`.mhd`/`.gipl`), it reproduces the file byte
+//! for byte (and its data file, named as before, beside the new header). With changed voxels
+//! but the same geometry and type, the header is kept and the voxels re-encoded in the file's
 //! encoding, unless the header records what new voxels would change (MetaImage
 //! `CompressedDataSize` or `HeaderSize` with compressed data, a gzip NRRD's byte skip). Those,
 //! images with another geometry or type, data files named outside the header's folder, and new
@@ -52,6 +55,7 @@ mod dicom;
 mod encode;
 mod error;
 mod geometry;
+mod gipl;
 mod metaimage;
 mod natural;
 mod nrrd;
@@ -68,6 +72,7 @@ pub use dicom::{
     ORIENTATION_TOLERANCE, SEG_SOP_CLASS_UID, SPACING_TOLERANCE, TILT_TOLERANCE,
 };
 pub use error::{FormatError, InvalidImage};
+pub use gipl::{read_gipl, write_gipl};
 pub use metaimage::{read_metaimage, write_metaimage};
 pub use natural::{
     read_natural, read_tif, read_tiff3d, read_tiff3d_seg, reader_for, write_natural_seg,
@@ -78,7 +83,7 @@ pub use nrrd::{read_nrrd, write_nrrd};
 
 use source::Source;
 
-/// The voxel component types both formats share.
+/// The voxel component types the formats share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ElementType {
     /// Unsigned 8-bit (`uchar`, `MET_UCHAR`).
@@ -264,43 +269,47 @@ impl std::fmt::Debug for RawImage {
     }
 }
 
-/// Reads an NRRD (`.nrrd`, `.nhdr`) or MetaImage (`.mha`, `.mhd`) file, chosen by extension.
+/// Reads an NRRD (`.nrrd`, `.nhdr`), MetaImage (`.mha`, `.mhd`) or GIPL (`.gipl`) file, chosen
+/// by extension.
 ///
 /// # Errors
 /// [`FormatError::Extension`] for any other extension, else as [`read_nrrd`] /
-/// [`read_metaimage`].
+/// [`read_metaimage`] / [`read_gipl`].
 pub fn read_image(path: &Path) -> Result<RawImage, FormatError> {
     match Kind::of(path) {
         Some(Kind::Nrrd) => read_nrrd(path),
         Some(Kind::MetaImage) => read_metaimage(path),
+        Some(Kind::Gipl) => read_gipl(path),
         None => Err(FormatError::Extension {
             path: path.to_path_buf(),
-            expected: ".nrrd, .nhdr, .mha or .mhd",
+            expected: ".nrrd, .nhdr, .mha, .mhd or .gipl",
         }),
     }
 }
 
-/// Writes `image` as NRRD or MetaImage, chosen by the extension of `path`.
+/// Writes `image` as NRRD, MetaImage or GIPL, chosen by the extension of `path`.
 ///
 /// # Errors
 /// [`FormatError::Extension`] for any other extension, else as [`write_nrrd`] /
-/// [`write_metaimage`].
+/// [`write_metaimage`] / [`write_gipl`].
 pub fn write_image(image: &RawImage, path: &Path) -> Result<(), FormatError> {
     match Kind::of(path) {
         Some(Kind::Nrrd) => write_nrrd(image, path),
         Some(Kind::MetaImage) => write_metaimage(image, path),
+        Some(Kind::Gipl) => write_gipl(image, path),
         None => Err(FormatError::Extension {
             path: path.to_path_buf(),
-            expected: ".nrrd, .nhdr, .mha or .mhd",
+            expected: ".nrrd, .nhdr, .mha, .mhd or .gipl",
         }),
     }
 }
 
-/// The two formats, by extension.
+/// The formats with a header and a source to write back, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Nrrd,
     MetaImage,
+    Gipl,
 }
 
 impl Kind {
@@ -309,6 +318,7 @@ impl Kind {
         match ext.as_str() {
             "nrrd" | "nhdr" => Some(Kind::Nrrd),
             "mha" | "mhd" => Some(Kind::MetaImage),
+            "gipl" => Some(Kind::Gipl),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 //! | `.nii.gz`, `.nii`   | [`crate::nifti_io`] (NIfTI-1 and -2)    | the NIfTI header fields   |
 //! | `.nrrd`, `.nhdr`    | [`crate::formats`] NRRD                 | ITK spacing/origin/direction |
 //! | `.mha`, `.mhd`      | [`crate::formats`] MetaImage            | ITK spacing/origin/direction |
+//! | `.gipl`             | [`crate::formats`] GIPL                 | ITK spacing/origin (direction: identity or axis flips) |
 //! | `.png`, `.bmp`      | nnU-Net's `NaturalImage2DIO`            | none (spacing 999, 1, 1)  |
 //! | `.tif`              | `NaturalImage2DIO`, else `Tiff3DIO`     | `Tiff3DIO`: the `.json` sidecar's spacing |
 //! | `.tiff`             | nnU-Net's `Tiff3DIO`                    | the `.json` sidecar's spacing |
@@ -35,7 +36,10 @@
 //! source as a 2-D file), as nnU-Net's `write_seg` does.
 //!
 //! nnU-Net reads `.nrrd`, `.mha` and `.gipl` through SimpleITK; `.nhdr` and `.mhd` (a header
-//! with a separate data file) are autoseg's additions. `.gipl` is not read. Multi-component
+//! with a separate data file) are autoseg's additions. A GIPL file holds no direction: it reads
+//! as SimpleITK reads it (the identity, an axis reversed where its spacing is negative), and a
+//! mask is written with its source's spacing and origin (a rotation, which GIPL cannot hold,
+//! is dropped as SimpleITK's writer drops it). Multi-component
 //! (vector, RGB) NRRD or MetaImage files and 4-D files are refused by name: store each channel
 //! as its own file, as for NIfTI.
 
@@ -74,17 +78,20 @@ pub enum ImageFormat {
     Mha,
     /// `.mhd`: MetaImage header with a `.raw`/`.zraw` data file.
     Mhd,
+    /// `.gipl`: GIPL (big-endian, 256-byte header), as ITK's `GiplImageIO` reads and writes it.
+    Gipl,
 }
 
 impl ImageFormat {
     /// Every format with its ending, in the order `evaluate` tries them on a folder of masks.
-    pub const ALL: [(ImageFormat, &'static str); 10] = [
+    pub const ALL: [(ImageFormat, &'static str); 11] = [
         (ImageFormat::NiftiGz, ".nii.gz"),
         (ImageFormat::Nifti, ".nii"),
         (ImageFormat::Nrrd, ".nrrd"),
         (ImageFormat::Nhdr, ".nhdr"),
         (ImageFormat::Mha, ".mha"),
         (ImageFormat::Mhd, ".mhd"),
+        (ImageFormat::Gipl, ".gipl"),
         (ImageFormat::Png, ".png"),
         (ImageFormat::Bmp, ".bmp"),
         (ImageFormat::Tif, ".tif"),
@@ -136,9 +143,11 @@ impl ImageFormat {
     fn family(self) -> Family {
         match self {
             ImageFormat::Nifti | ImageFormat::NiftiGz => Family::Nifti,
-            ImageFormat::Nrrd | ImageFormat::Nhdr | ImageFormat::Mha | ImageFormat::Mhd => {
-                Family::Itk
-            }
+            ImageFormat::Nrrd
+            | ImageFormat::Nhdr
+            | ImageFormat::Mha
+            | ImageFormat::Mhd
+            | ImageFormat::Gipl => Family::Itk,
             ImageFormat::Png | ImageFormat::Bmp | ImageFormat::Tif | ImageFormat::Tiff => {
                 Family::Natural
             }
@@ -176,7 +185,7 @@ pub fn is_dicom_folder(dir: &Path) -> bool {
 enum Family {
     /// [`crate::nifti_io`].
     Nifti,
-    /// [`crate::formats`]' NRRD and MetaImage codecs (SimpleITK's conventions).
+    /// [`crate::formats`]' NRRD, MetaImage and GIPL codecs (SimpleITK's conventions).
     Itk,
     /// [`crate::formats::natural`] (nnU-Net's `NaturalImage2DIO` and `Tiff3DIO`).
     Natural,
@@ -236,7 +245,8 @@ fn read_natural_seg(path: &Path) -> Result<formats::RawImage, ImageError> {
 
 /// Writes `image` as float32 in the format `path`'s ending names, atomically. `level` is the
 /// gzip level of `.nii.gz` files; NRRD and MetaImage files are always compressed (gzip,
-/// zlib), as SimpleITK writes them for nnU-Net.
+/// zlib), as SimpleITK writes them for nnU-Net; GIPL files are not (the format has no
+/// compression).
 ///
 /// # Errors
 /// [`ImageError`] naming the file: an unknown ending, data whose shape is not the geometry's,

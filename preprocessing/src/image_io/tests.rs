@@ -160,9 +160,10 @@ fn what_the_interface_refuses_is_named() {
     );
     assert!(err.to_string().contains("vec.nrrd"), "{err}");
 
-    let err = read_image(Path::new("scan.gipl")).unwrap_err();
+    let err = read_image(Path::new("scan.gipl.gz")).unwrap_err();
     assert!(matches!(err, ImageError::Ending { .. }), "{err}");
     assert!(err.to_string().contains(".nii.gz, .nii, .nrrd"), "{err}");
+    assert!(err.to_string().contains(".gipl"), "{err}");
 
     let err = read_label_map(&fixtures().join("ascii.nrrd")).unwrap_err();
     assert!(
@@ -208,7 +209,8 @@ fn formats_are_named_by_their_endings() {
     );
     assert_eq!(ImageFormat::from_ending(".NRRD"), Some(ImageFormat::Nrrd));
     assert_eq!(ImageFormat::from_ending(".png"), Some(ImageFormat::Png));
-    assert_eq!(ImageFormat::from_ending(".gipl"), None);
+    assert_eq!(ImageFormat::from_ending(".gipl"), Some(ImageFormat::Gipl));
+    assert_eq!(ImageFormat::from_ending(".gipl.gz"), None);
     assert_eq!(
         ImageFormat::of_path(Path::new("a/b_0000.nii.gz")),
         Some(ImageFormat::NiftiGz)
@@ -333,4 +335,43 @@ fn natural_segmentations_are_written_as_their_sources_writer_writes_them() {
     assert_eq!(image.data.shape(), [3, 1, 5, 7]);
     let err = write_image(&dir.path().join("x.png"), &image, 1).unwrap_err();
     assert!(matches!(err, ImageError::SegmentationOnly { .. }), "{err}");
+}
+
+#[test]
+fn gipl_goes_through_the_itk_paths_with_its_geometry() {
+    let gipl = test_support::fixture_dir("gipl");
+    let dir = tempfile::tempdir().unwrap();
+    // A label map SimpleITK wrote, read and written as nnU-Net's write_seg writes it (u8 for a
+    // maximum below 255): the same file, byte for byte.
+    let labels = read_label_map(&gipl.join("labels_u8.gipl")).unwrap();
+    assert_eq!(labels.data.shape(), &[1, 4, 5, 6]);
+    let target = dir.path().join("labels_u8.gipl");
+    write_label_map(&target, &labels, 1).unwrap();
+    assert!(std::fs::read(&target).unwrap() == std::fs::read(gipl.join("labels_u8.gipl")).unwrap());
+    // Reversed axes (negative spacings) survive a mask written from the image.
+    let image = read_image(&gipl.join("negative_spacing.gipl")).unwrap();
+    let mask = Volume {
+        data: image.data.mapv(|v| (v as u16) % 3),
+        geometry: image.geometry.clone(),
+    };
+    let target = dir.path().join("mask.gipl");
+    write_label_map(&target, &mask, 1).unwrap();
+    let back = read_label_map(&target).unwrap();
+    assert!(back.geometry.compare(&image.geometry).is_match());
+    assert_eq!(back.data, mask.data);
+    let raw = formats::read_image(&target).unwrap();
+    assert_eq!(raw.direction[0], -1.0);
+    assert_eq!(raw.element, ElementType::U8);
+    // Float images are written as 32-bit floats.
+    let target = dir.path().join("ct.gipl");
+    let ct = read_image(&gipl.join("ct_i16.gipl")).unwrap();
+    write_image(&target, &ct, 1).unwrap();
+    assert_eq!(
+        formats::read_image(&target).unwrap().element,
+        ElementType::F32
+    );
+    assert_eq!(read_image(&target).unwrap().data, ct.data);
+    // Four axes are refused by name.
+    let err = read_image(&gipl.join("four_d.gipl")).unwrap_err();
+    assert!(matches!(err, ImageError::Dims { .. }), "{err}");
 }

@@ -250,7 +250,7 @@ fn writer_refusals() {
         Err(ImageError::Nifti(NiftiIoError::GzipLevel { level: 10, .. }))
     ));
     assert!(matches!(
-        write_image(&dir.path().join("x.gipl"), &small_image(1), 1),
+        write_image(&dir.path().join("x.gipl.gz"), &small_image(1), 1),
         Err(ImageError::Ending { .. })
     ));
     let mut wrong = small_image(1);
