@@ -30,8 +30,8 @@ fuzz_target!(|bytes: &[u8]| {
             .zip(image.data.iter())
             .all(|(a, b)| a.to_bits() == b.to_bits()));
         assert_eq!(
-            header_bits(back.geometry.header()),
-            header_bits(image.geometry.header())
+            header_bits(&back.geometry.header()),
+            header_bits(&image.geometry.header())
         );
     }
 });
