@@ -61,7 +61,10 @@
 //! for that walk only up to the ceiling. An element other than a sequence or the pixel data
 //! with an undefined length is refused there too.
 
+mod codec;
+mod multiframe;
 mod part10;
+mod pixels;
 mod scan;
 mod seg;
 mod slice;
@@ -202,6 +205,15 @@ pub enum SeriesFault {
         /// The median gap (mm).
         median: f64,
     },
+    /// A multi-frame file beside other image files (a series is read from one multi-frame
+    /// file, or from single-frame files).
+    #[error("{multi_frame_file} is a multi-frame image but the folder holds other image files too ({other_file}); a series is read from one multi-frame file or from single-frame files")]
+    MultiFrameMixed {
+        /// The multi-frame file.
+        multi_frame_file: PathBuf,
+        /// Another image file of the folder.
+        other_file: PathBuf,
+    },
     /// Uneven spacing beyond [`SPACING_TOLERANCE`].
     #[error("uneven slice spacing: a gap of {gap} mm between positions {before:?} and {after:?}, where the mean spacing is {mean} mm (tolerance 1% + 0.001 mm)")]
     UnevenSpacing {
@@ -266,7 +278,8 @@ pub fn read_dicom_series(folder: &Path) -> Result<DicomSeries, FormatError> {
     Ok(DicomSeries { image, info })
 }
 
-/// Every file of the folder (by name order) read, DICOMDIRs skipped.
+/// Every file of the folder (by name order) read, DICOMDIRs skipped: one slice per frame,
+/// named by its file, followed by ` (frame N)` for a frame of a multi-frame file.
 fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -289,7 +302,9 @@ fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError>
     files.sort();
     let ceiling = crate::limits::volume_ceiling();
     let mut total: u64 = 0;
+    let mut budget = ceiling;
     let mut slices = Vec::new();
+    let mut images: Vec<(PathBuf, bool)> = Vec::new();
     for (path, len) in files {
         total = total.saturating_add(len);
         if total > ceiling {
@@ -303,9 +318,33 @@ fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError>
                 },
             });
         }
-        match slice::read_file(&path, len)? {
-            FileKind::Slice(s) => slices.push((path, s)),
+        match slice::read_file(&path, len, &mut budget)? {
+            FileKind::Image {
+                frames,
+                multi_frame,
+            } => {
+                for s in frames {
+                    let name = match s.frame {
+                        Some(k) => PathBuf::from(format!("{} (frame {k})", path.display())),
+                        None => path.clone(),
+                    };
+                    slices.push((name, Box::new(s)));
+                }
+                images.push((path, multi_frame));
+            }
             FileKind::Dicomdir => {}
+        }
+    }
+    if images.len() > 1 {
+        if let Some(k) = images.iter().position(|(_, multi)| *multi) {
+            let other = if k == 0 { 1 } else { 0 };
+            return Err(FormatError::Series {
+                path: folder.to_path_buf(),
+                fault: Box::new(SeriesFault::MultiFrameMixed {
+                    multi_frame_file: images[k].0.clone(),
+                    other_file: images[other].0.clone(),
+                }),
+            });
         }
     }
     Ok(slices)
