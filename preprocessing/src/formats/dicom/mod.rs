@@ -302,7 +302,7 @@ fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError>
     files.sort();
     let ceiling = crate::limits::volume_ceiling();
     let mut total: u64 = 0;
-    let mut budget = ceiling;
+    let mut budget = slice::DecodeBudget { used: 0, ceiling };
     let mut slices = Vec::new();
     let mut images: Vec<(PathBuf, bool)> = Vec::new();
     for (path, len) in files {

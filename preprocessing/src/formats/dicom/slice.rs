@@ -77,9 +77,47 @@ pub(super) enum FileKind {
     Dicomdir,
 }
 
+/// The decoded pixel bytes of a folder's files so far, against the memory ceiling.
+pub(super) struct DecodeBudget {
+    /// Bytes taken by the files read so far.
+    pub(super) used: u64,
+    /// The ceiling they must stay within.
+    pub(super) ceiling: u64,
+}
+
+impl DecodeBudget {
+    /// Takes `bytes` for a file's frames (`dims`: columns, rows, frames), or refuses them.
+    fn take(
+        &mut self,
+        path: &Path,
+        dims: [usize; 3],
+        samples: usize,
+        bytes: u64,
+    ) -> Result<(), FormatError> {
+        let total = self.used.saturating_add(bytes);
+        if total > self.ceiling {
+            return Err(FormatError::OverCeiling {
+                path: path.to_path_buf(),
+                dims: dims.to_vec(),
+                components: samples,
+                memory: crate::limits::OverCeiling {
+                    bytes: total,
+                    ceiling: self.ceiling,
+                },
+            });
+        }
+        self.used = total;
+        Ok(())
+    }
+}
+
 /// Reads the whole file (`len` bytes, checked against the ceiling by the caller) and parses
-/// it; its decoded pixel data must fit in `budget` bytes, which it is taken from.
-pub(super) fn read_file(path: &Path, len: u64, budget: &mut u64) -> Result<FileKind, FormatError> {
+/// it; its decoded pixel data is taken from `budget` before any frame is decoded.
+pub(super) fn read_file(
+    path: &Path,
+    len: u64,
+    budget: &mut DecodeBudget,
+) -> Result<FileKind, FormatError> {
     let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
@@ -220,7 +258,7 @@ fn required_uint(
 fn parse_frames(
     path: &Path,
     object: &DefaultDicomObject,
-    budget: &mut u64,
+    budget: &mut DecodeBudget,
 ) -> Result<FileKind, FormatError> {
     let bad = |field: &str, value: String, reason: &str| FormatError::BadField {
         path: path.to_path_buf(),
@@ -391,18 +429,7 @@ fn parse_frames(
             element_bytes: shape.bytes,
         })?;
     // The decoded size is checked before any frame is decoded (RLE and JPEG expand).
-    if decoded as u64 > *budget {
-        return Err(FormatError::OverCeiling {
-            path: path.to_path_buf(),
-            dims: vec![cols, rows, n_frames],
-            components: shape.samples,
-            memory: crate::limits::OverCeiling {
-                bytes: crate::limits::volume_ceiling() - *budget + decoded as u64,
-                ceiling: crate::limits::volume_ceiling(),
-            },
-        });
-    }
-    *budget -= decoded as u64;
+    budget.take(path, [cols, rows, n_frames], shape.samples, decoded as u64)?;
     let frames = pixels::frames(path, object, shape, n_frames, planar)?;
     let slices = frames
         .into_iter()

@@ -272,7 +272,9 @@ fn voxel_type_follows_simpleitk() {
 }
 
 /// Truncations and random byte edits of one slice (in a folder with two intact ones, so that
-/// the series checks run too): every read returns `Ok` or `Err`, none panics.
+/// the series checks run too; a multi-frame file alone), half of the edits in the file's last
+/// quarter, where the (compressed) pixel data lies: every read returns `Ok` or `Err`, none
+/// panics.
 #[test]
 fn mutated_slices_never_panic() {
     let mut rng = Rng(0x5eed_d1c0_u64);
@@ -282,6 +284,15 @@ fn mutated_slices_never_panic() {
         ("ct_int16", 1200),
         ("mr_uint16_implicit", 800),
         ("deflated", 800),
+        ("rle_ct_int16", 600),
+        ("rle_rgb", 300),
+        ("jpeg_lossless_sv1_ct_int16", 600),
+        ("jpeg_baseline_uint8", 300),
+        ("j2k_lossless_ct_int16", 600),
+        ("j2k_lossy_mr_uint16", 300),
+        ("legacy_ct_int16", 400),
+        ("legacy_ct_int16_rle", 400),
+        ("legacy_ct_oblique_j2k", 400),
     ] {
         let src = fixture_dir().join(fixture);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&src)
@@ -289,10 +300,11 @@ fn mutated_slices_never_panic() {
             .map(|e| e.unwrap().path())
             .collect();
         names.sort();
-        for file in &names[..2] {
+        let keep = names.len().min(3) - 1;
+        for file in &names[..keep] {
             std::fs::copy(file, dir.path().join(file.file_name().unwrap())).unwrap();
         }
-        let original = std::fs::read(&names[2]).unwrap();
+        let original = std::fs::read(&names[keep]).unwrap();
         let target = dir.path().join("mutant");
         for i in 0..mutants {
             let mut bytes = original.clone();
@@ -300,7 +312,11 @@ fn mutated_slices_never_panic() {
                 bytes.truncate(rng.below(original.len()));
             } else {
                 for _ in 0..1 + rng.below(4) {
-                    let at = rng.below(bytes.len());
+                    let at = if rng.below(2) == 0 {
+                        rng.below(bytes.len())
+                    } else {
+                        bytes.len() - 1 - rng.below(bytes.len() / 4)
+                    };
                     match rng.below(3) {
                         0 => bytes[at] ^= 1 << rng.below(8),
                         1 => bytes[at] = rng.next() as u8,
@@ -556,4 +572,30 @@ fn broken_encodings_are_refused() {
         } => assert!(multi_frame_file.ends_with("MF0000") && other_file.ends_with("IM0000")),
         other => panic!("multiframe_mixed: {other}"),
     }
+}
+
+/// The decoded size of a file's frames is taken from the folder's budget before decoding.
+#[test]
+fn decoded_size_is_checked_against_the_ceiling() {
+    use super::slice::{read_file, DecodeBudget};
+    let path = fixture_dir().join("legacy_ct_int16_rle").join("MF0000");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // Five 8 x 6 frames of 2 bytes: 480 bytes, from a file of a few hundred.
+    let mut budget = DecodeBudget {
+        used: 100,
+        ceiling: 579,
+    };
+    match read_file(&path, len, &mut budget) {
+        Err(FormatError::OverCeiling { dims, memory, .. }) => {
+            assert_eq!(
+                (dims, memory.bytes, memory.ceiling),
+                (vec![8, 6, 5], 580, 579)
+            )
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("read past the ceiling"),
+    }
+    budget.ceiling = 580;
+    assert!(read_file(&path, len, &mut budget).is_ok());
+    assert_eq!(budget.used, 580);
 }
