@@ -121,6 +121,7 @@ fn interleave(frame: &[u8], n: usize) -> Vec<u8> {
 
 /// The fragment ranges of each frame: all fragments for one frame, one fragment per frame,
 /// or the runs the basic offset table starts (offsets of item headers from the first).
+#[allow(clippy::single_range_in_vec_init)] // One frame's range of fragments, not its indices.
 fn group_fragments(
     fragments: &[Vec<u8>],
     offsets: &[u32],
@@ -220,6 +221,7 @@ mod tests {
     use super::group_fragments;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // One frame's range of fragments.
     fn fragments_group_into_frames() {
         let f = |n: usize| vec![0u8; n];
         let frags = vec![f(10), f(4), f(6), f(2)];
