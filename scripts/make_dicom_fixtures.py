@@ -6,9 +6,16 @@ a folder (`ImageSeriesReader` with `GetGDCMSeriesFileNames`), and `expected.json
 size, spacing, origin, direction, numpy dtype and every voxel. Broken series go to
 `fixtures/data/dicom/broken/<name>/` (no known answer: the Rust reader must refuse them).
 
+Encoded series (`encoded.json`, written by `dicom_encoded.py` beside this script): some good
+series re-encoded in compressed transfer syntaxes and as Legacy Converted Enhanced multi-frame
+files, each with the series it came from, what SimpleITK reads, and for lossy ones pydicom's
+decode; broken compressed and multi-frame files go to `broken/` with the others.
+
 Usage: python scripts/make_dicom_fixtures.py   (needs pydicom, SimpleITK, numpy; tested with
-pydicom 3.0.2, SimpleITK 2.5.7). The series are tiny (8 x 6 pixels, at most 5 slices) and the
-UIDs are fixed, so a rerun rewrites the same bytes.
+pydicom 3.0.2, SimpleITK 2.5.7; the encoded series also need highdicom 0.28, Pillow with
+OpenJPEG, python-gdcm 3.2, pyjpegls and pylibjpeg with its openjpeg and libjpeg plugins). The
+series are tiny (8 x 6 pixels, at most 5 slices) and the UIDs are fixed, so a rerun rewrites
+the same bytes.
 """
 
 import json
@@ -247,6 +254,9 @@ def main():
     with open(ROOT / "expected.json", "w") as f:
         json.dump(expected, f, indent=1)
         f.write("\n")
+    import dicom_encoded
+
+    dicom_encoded.main(ROOT, read_sitk)
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     print(f"wrote {len(GOOD)} good series, broken ones and expected.json: {total} bytes")
 

@@ -1,6 +1,7 @@
 //! Native NRRD, MetaImage and GIPL codecs: readers and writers around one neutral struct,
 //! [`RawImage`], whose geometry is what SimpleITK reports for the same file; and a DICOM
-//! series reader ([`read_dicom_series`], folder of single-frame files to one [`RawImage`]) with
+//! series reader ([`read_dicom_series`], a folder of single-frame files or one enhanced
+//! multi-frame file, native or compressed, to one [`RawImage`]) with
 //! a DICOM SEG writer for label maps on its grid ([`write_dicom_seg`]).
 //!
 //! | format    | files                          | encodings read            | written as            |

@@ -6,16 +6,42 @@
 //! binary Segmentation Storage object of a label map on the series' grid).
 //!
 //! # What is read
-//! Single-frame DICOM Part 10 files (`DICM` after the 128-byte preamble), one sample per pixel
+//! DICOM Part 10 files (`DICM` after the 128-byte preamble), one sample per pixel
 //! (MONOCHROME2) or 8-bit RGB (3 components, either planar configuration, rescaling ignored,
-//! as SimpleITK's vector image), 8, 16 or 32 bits allocated, in native transfer syntaxes:
-//! implicit VR little endian, explicit VR little endian, explicit VR big endian and deflated
-//! explicit VR little endian. A DICOMDIR (by name or by its SOP class) is skipped; any other
-//! file that is not DICOM is an error naming it. Sub-folders are ignored. Not read (refused
-//! with [`FormatError::Unsupported`]): multi-frame files, compressed (encapsulated) pixel
-//! data, MONOCHROME1 (SimpleITK inverts it: `(2^BitsStored − 1) − v` for unsigned data, and
-//! fails on some signed data), colour images other than 8-bit RGB (YBR, palette, 16-bit RGB),
-//! HighBit other than BitsStored − 1.
+//! as SimpleITK's vector image), 8, 16 or 32 bits allocated, in native transfer syntaxes
+//! (implicit VR little endian, explicit VR little endian, explicit VR big endian, deflated
+//! explicit VR little endian) or with encapsulated pixel data in (`codec.rs`): RLE Lossless
+//! (1.2.840.10008.1.2.5, decoded here), JPEG Lossless process 14 and its SV1 (.4.57, .4.70)
+//! and JPEG Baseline 8-bit (.4.50) through jpeg-decoder, JPEG 2000 lossless and lossy (.4.90,
+//! .4.91, components of at most 16 bits) through hayro-jpeg2000, signed components as OpenJPEG
+//! gives them and lossy values clamped to their precision. Lossless syntaxes read voxel for
+//! voxel as the native series; lossy ones within one or two units of pydicom's decode
+//! (OpenJPEG, libjpeg-turbo). Fragments make frames one each, all for one frame, or as the
+//! basic offset table groups them.
+//!
+//! A series is a folder of single-frame files, or one multi-frame file with functional groups
+//! (Enhanced CT/MR, Legacy Converted Enhanced; `multiframe.rs`): each frame's position,
+//! orientation, pixel spacing and rescale come from its PerFrameFunctionalGroupsSequence item,
+//! else SharedFunctionalGroupsSequence, else the top level (PlanePositionSequence,
+//! PlaneOrientationSequence, PixelMeasuresSequence, PixelValueTransformationSequence), and the
+//! frames are sorted and checked exactly as slices are. Errors name a frame as the file
+//! followed by ` (frame N)`. SimpleITK 2.5.7 reads such a file as a 4-D image (size
+//! `[x, y, frames, 1]`) of the frames in file order, its origin at the first frame and its
+//! normal turned to follow them: the same voxels in space, where this reader gives the 3-D
+//! volume of the single-frame series the file was converted from.
+//!
+//! A DICOMDIR (by name or by its SOP class) is skipped; any other file that is not DICOM is an
+//! error naming it. Sub-folders are ignored. Not read (refused with
+//! [`FormatError::Unsupported`] naming the file): JPEG-LS (.4.80, .4.81; no pure-Rust decoder
+//! exists), JPEG Extended 12-bit (.4.51), HTJ2K and any other encapsulated syntax; multi-frame
+//! files without functional groups, or without any frame position (SimpleITK stacks such
+//! frames in file order with spacing 1, origin 0); MONOCHROME1 (SimpleITK inverts it:
+//! `(2^BitsStored − 1) − v` for unsigned data, and fails on some signed data), colour images
+//! other than 8-bit RGB (YBR, palette, 16-bit RGB), HighBit other than BitsStored − 1. A
+//! compressed frame that does not decode to exactly its header's size is
+//! [`FormatError::Decode`]; fragments that do not make NumberOfFrames frames, or a
+//! PerFrameFunctionalGroupsSequence of another length, are [`FormatError::BadField`]; native
+//! data shorter than NumberOfFrames frames is [`FormatError::DataTooShort`].
 //!
 //! # Geometry (as ITK's `GDCMImageIO` and `ImageSeriesReader`)
 //! The slice normal is the cross product of ImageOrientationPatient's row and column
@@ -42,7 +68,8 @@
 //! union of their ranges (SimpleITK takes the first file's type).
 //!
 //! # Refused (with [`FormatError::Series`] naming the folder and a [`SeriesFault`])
-//! An empty folder; files of two SeriesInstanceUIDs; slices whose Rows, Columns,
+//! An empty folder; files of two SeriesInstanceUIDs; a multi-frame file beside other image
+//! files (several multi-frame files, or a mix with single-frame ones); slices whose Rows, Columns,
 //! SamplesPerPixel, BitsAllocated, BitsStored or PixelRepresentation differ; for more than one slice a missing
 //! ImagePositionPatient, ImageOrientationPatient or PixelSpacing; orientations that differ by
 //! more than [`ORIENTATION_TOLERANCE`] in any cosine; two slices at one position; positions off
@@ -59,9 +86,17 @@
 //! sequences and items) and a defined length passing the bytes left is refused
 //! ([`FormatError::BadHeader`]) before dicom-rs sees the file; a deflated data set is inflated
 //! for that walk only up to the ceiling. An element other than a sequence or the pixel data
-//! with an undefined length is refused there too.
+//! with an undefined length is refused there too. Compressed pixel data expands: each file's
+//! decoded size (rows · columns · samples · bytes · frames) is added to the folder's and
+//! checked against the ceiling before any of its frames is decoded, and each frame is decoded
+//! into a buffer of exactly its size (a decoder's larger or smaller output is an error).
+//! Third-party decoders run under `catch_unwind`, so a panic in one is an error naming the
+//! file; none panicked on the seeded mutations of the tests.
 
+mod codec;
+mod multiframe;
 mod part10;
+mod pixels;
 mod scan;
 mod seg;
 mod slice;
@@ -123,7 +158,8 @@ pub struct SeriesInfo {
     pub frame_of_reference_uid: String,
     /// Modality (0008,0060).
     pub modality: String,
-    /// Per slice, in the image's z order: (SOPClassUID, SOPInstanceUID).
+    /// Per slice, in the image's z order: (SOPClassUID, SOPInstanceUID); every frame of a
+    /// multi-frame file lists that file's instance (without its frame number).
     pub slices: Vec<(String, String)>,
 }
 
@@ -202,6 +238,15 @@ pub enum SeriesFault {
         /// The median gap (mm).
         median: f64,
     },
+    /// A multi-frame file beside other image files (a series is read from one multi-frame
+    /// file, or from single-frame files).
+    #[error("{multi_frame_file} is a multi-frame image but the folder holds other image files too ({other_file}); a series is read from one multi-frame file or from single-frame files")]
+    MultiFrameMixed {
+        /// The multi-frame file.
+        multi_frame_file: PathBuf,
+        /// Another image file of the folder.
+        other_file: PathBuf,
+    },
     /// Uneven spacing beyond [`SPACING_TOLERANCE`].
     #[error("uneven slice spacing: a gap of {gap} mm between positions {before:?} and {after:?}, where the mean spacing is {mean} mm (tolerance 1% + 0.001 mm)")]
     UnevenSpacing {
@@ -266,7 +311,8 @@ pub fn read_dicom_series(folder: &Path) -> Result<DicomSeries, FormatError> {
     Ok(DicomSeries { image, info })
 }
 
-/// Every file of the folder (by name order) read, DICOMDIRs skipped.
+/// Every file of the folder (by name order) read, DICOMDIRs skipped: one slice per frame,
+/// named by its file, followed by ` (frame N)` for a frame of a multi-frame file.
 fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -289,7 +335,9 @@ fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError>
     files.sort();
     let ceiling = crate::limits::volume_ceiling();
     let mut total: u64 = 0;
+    let mut budget = slice::DecodeBudget { used: 0, ceiling };
     let mut slices = Vec::new();
+    let mut images: Vec<(PathBuf, bool)> = Vec::new();
     for (path, len) in files {
         total = total.saturating_add(len);
         if total > ceiling {
@@ -303,9 +351,33 @@ fn read_slices(folder: &Path) -> Result<Vec<(PathBuf, Box<Slice>)>, FormatError>
                 },
             });
         }
-        match slice::read_file(&path, len)? {
-            FileKind::Slice(s) => slices.push((path, s)),
+        match slice::read_file(&path, len, &mut budget)? {
+            FileKind::Image {
+                frames,
+                multi_frame,
+            } => {
+                for s in frames {
+                    let name = match s.frame {
+                        Some(k) => PathBuf::from(format!("{} (frame {k})", path.display())),
+                        None => path.clone(),
+                    };
+                    slices.push((name, Box::new(s)));
+                }
+                images.push((path, multi_frame));
+            }
             FileKind::Dicomdir => {}
+        }
+    }
+    if images.len() > 1 {
+        if let Some(k) = images.iter().position(|(_, multi)| *multi) {
+            let other = if k == 0 { 1 } else { 0 };
+            return Err(FormatError::Series {
+                path: folder.to_path_buf(),
+                fault: Box::new(SeriesFault::MultiFrameMixed {
+                    multi_frame_file: images[k].0.clone(),
+                    other_file: images[other].0.clone(),
+                }),
+            });
         }
     }
     Ok(slices)

@@ -1,26 +1,29 @@
-//! One DICOM file read into a [`Slice`]: the header fields the series needs and the stored
-//! pixel values as little-endian bytes (before masking and rescaling).
+//! One DICOM file read into [`Slice`]s, one per frame: the header fields the series needs and
+//! the stored pixel values as little-endian bytes (before masking and rescaling).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use dicom_core::header::HasLength;
-use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 
 use super::super::error::shorten;
 use super::super::FormatError;
-use super::scan;
+use super::codec::FrameShape;
+use super::multiframe::{self, FrameGeometry};
+use super::{pixels, scan};
 
 /// The Media Storage SOP Class of a DICOMDIR (Media Storage Directory Storage).
 pub(super) const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 
-/// The header fields of one file and its stored pixel values.
+/// The header fields of one frame of a file and its stored pixel values.
 pub(super) struct Slice {
     pub(super) strings: SliceStrings,
+    /// The frame's number in a multi-frame file (from 1); `None` in a single-frame file.
+    pub(super) frame: Option<usize>,
     pub(super) rows: usize,
     pub(super) cols: usize,
     /// Samples per pixel: 1, or 3 for RGB (then `pixels` holds them by pixel).
@@ -63,14 +66,58 @@ pub(super) struct SliceStrings {
 
 /// What a file in the folder turned out to be.
 pub(super) enum FileKind {
-    /// An image slice.
-    Slice(Box<Slice>),
+    /// An image: its frames (one slice each) in file order.
+    Image {
+        /// The frames.
+        frames: Vec<Slice>,
+        /// Whether the file is multi-frame (NumberOfFrames above 1, or functional groups).
+        multi_frame: bool,
+    },
     /// A DICOMDIR (skipped).
     Dicomdir,
 }
 
-/// Reads the whole file (`len` bytes, checked against the ceiling by the caller) and parses it.
-pub(super) fn read_file(path: &Path, len: u64) -> Result<FileKind, FormatError> {
+/// The decoded pixel bytes of a folder's files so far, against the memory ceiling.
+pub(super) struct DecodeBudget {
+    /// Bytes taken by the files read so far.
+    pub(super) used: u64,
+    /// The ceiling they must stay within.
+    pub(super) ceiling: u64,
+}
+
+impl DecodeBudget {
+    /// Takes `bytes` for a file's frames (`dims`: columns, rows, frames), or refuses them.
+    fn take(
+        &mut self,
+        path: &Path,
+        dims: [usize; 3],
+        samples: usize,
+        bytes: u64,
+    ) -> Result<(), FormatError> {
+        let total = self.used.saturating_add(bytes);
+        if total > self.ceiling {
+            return Err(FormatError::OverCeiling {
+                path: path.to_path_buf(),
+                dims: dims.to_vec(),
+                components: samples,
+                memory: crate::limits::OverCeiling {
+                    bytes: total,
+                    ceiling: self.ceiling,
+                },
+            });
+        }
+        self.used = total;
+        Ok(())
+    }
+}
+
+/// Reads the whole file (`len` bytes, checked against the ceiling by the caller) and parses
+/// it; its decoded pixel data is taken from `budget` before any frame is decoded.
+pub(super) fn read_file(
+    path: &Path,
+    len: u64,
+    budget: &mut DecodeBudget,
+) -> Result<FileKind, FormatError> {
     let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
@@ -117,11 +164,11 @@ pub(super) fn read_file(path: &Path, len: u64) -> Result<FileKind, FormatError> 
     {
         return Ok(FileKind::Dicomdir);
     }
-    parse_slice(path, &object).map(|s| FileKind::Slice(Box::new(s)))
+    parse_frames(path, &object, budget)
 }
 
 /// A text element, trimmed of DICOM's padding; empty when absent or not text.
-fn text(object: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
+fn text(object: &InMemDicomObject, tag: dicom_core::Tag) -> String {
     match object.element_opt(tag) {
         Ok(Some(e)) => e
             .to_str()
@@ -132,9 +179,9 @@ fn text(object: &DefaultDicomObject, tag: dicom_core::Tag) -> String {
 }
 
 /// A numeric element as `f64` values; `None` when absent or empty.
-fn numbers(
+pub(super) fn numbers(
     path: &Path,
-    object: &DefaultDicomObject,
+    object: &InMemDicomObject,
     tag: dicom_core::Tag,
     name: &str,
 ) -> Result<Option<Vec<f64>>, FormatError> {
@@ -164,9 +211,9 @@ fn numbers(
 }
 
 /// Exactly `N` numbers, or `None` when absent.
-fn fixed<const N: usize>(
+pub(super) fn fixed<const N: usize>(
     path: &Path,
-    object: &DefaultDicomObject,
+    object: &InMemDicomObject,
     tag: dicom_core::Tag,
     name: &str,
 ) -> Result<Option<[f64; N]>, FormatError> {
@@ -186,7 +233,7 @@ fn fixed<const N: usize>(
 /// One unsigned integer element, required.
 fn required_uint(
     path: &Path,
-    object: &DefaultDicomObject,
+    object: &InMemDicomObject,
     tag: dicom_core::Tag,
     name: &'static str,
 ) -> Result<u32, FormatError> {
@@ -207,7 +254,12 @@ fn required_uint(
     })
 }
 
-fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, FormatError> {
+/// The frames of a parsed file.
+fn parse_frames(
+    path: &Path,
+    object: &DefaultDicomObject,
+    budget: &mut DecodeBudget,
+) -> Result<FileKind, FormatError> {
     let bad = |field: &str, value: String, reason: &str| FormatError::BadField {
         path: path.to_path_buf(),
         field: field.to_string(),
@@ -277,14 +329,22 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
             )))
         }
     };
-    if let Ok(Some(frames)) = object.element_opt(tags::NUMBER_OF_FRAMES) {
-        let n = frames.to_int::<i64>().unwrap_or(1);
-        if n != 1 {
-            return Err(unsupported(format!(
-                "NumberOfFrames {n} (multi-frame files are not read yet; only one frame per file)"
-            )));
+    let n_frames = match object.element_opt(tags::NUMBER_OF_FRAMES) {
+        Ok(Some(e)) => {
+            let text = e.to_str().unwrap_or_default();
+            match text.trim_matches(['\0', ' ']).parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(bad(
+                        "NumberOfFrames",
+                        shorten(&text),
+                        "must be a whole number of at least 1",
+                    ))
+                }
+            }
         }
-    }
+        _ => 1,
+    };
     let rows = required_uint(path, object, tags::ROWS, "Rows")? as usize;
     let cols = required_uint(path, object, tags::COLUMNS, "Columns")? as usize;
     if rows == 0 || cols == 0 {
@@ -336,141 +396,65 @@ fn parse_slice(path: &Path, object: &DefaultDicomObject) -> Result<Slice, Format
             "must be 0 (unsigned) or 1 (signed)",
         ));
     }
-    let position = fixed::<3>(
-        path,
-        object,
-        tags::IMAGE_POSITION_PATIENT,
-        "ImagePositionPatient",
-    )?;
-    let orientation = fixed::<6>(
-        path,
-        object,
-        tags::IMAGE_ORIENTATION_PATIENT,
-        "ImageOrientationPatient",
-    )?;
-    let pixel_spacing = fixed::<2>(path, object, tags::PIXEL_SPACING, "PixelSpacing")?;
-    if let Some(s) = pixel_spacing {
-        if s.iter().any(|v| *v <= 0.0) {
-            return Err(bad("PixelSpacing", format!("{s:?}"), "must be positive"));
-        }
-    }
-    let spacing_between_slices = numbers(
-        path,
-        object,
-        tags::SPACING_BETWEEN_SLICES,
-        "SpacingBetweenSlices",
-    )?
-    .and_then(|v| v.first().copied())
-    .filter(|v| *v != 0.0);
-    let first = |tag, name| -> Result<Option<f64>, FormatError> {
-        Ok(numbers(path, object, tag, name)?.and_then(|v| v.first().copied()))
+    let enhanced = multiframe::is_enhanced(object);
+    let geometries: Vec<FrameGeometry> = if enhanced {
+        multiframe::per_frame(path, object, n_frames)?
+    } else if n_frames == 1 {
+        vec![multiframe::top_level(path, object)?]
+    } else {
+        return Err(unsupported(format!(
+            "{n_frames} frames without functional groups (only Enhanced and Legacy Converted \
+             Enhanced multi-frame images, with per-frame positions, are read)"
+        )));
     };
-    let slope = first(tags::RESCALE_SLOPE, "RescaleSlope")?.unwrap_or(1.0);
-    let intercept = first(tags::RESCALE_INTERCEPT, "RescaleIntercept")?.unwrap_or(0.0);
-
     if samples == 3 && (bits_allocated != 8 || bits_stored != 8) {
         return Err(unsupported(format!(
             "RGB with BitsAllocated {bits_allocated}, BitsStored {bits_stored} (8 and 8 are read)"
         )));
     }
-    let bytes_per_value = bits_allocated as usize / 8;
-    let expected = rows
-        .checked_mul(cols)
-        .and_then(|n| n.checked_mul(samples as usize))
-        .and_then(|n| n.checked_mul(bytes_per_value))
-        .ok_or_else(|| FormatError::TooManyVoxels {
-            path: path.to_path_buf(),
-            sizes: vec![cols, rows],
-            element_bytes: bytes_per_value,
-        })?;
-    let element = match object.element_opt(tags::PIXEL_DATA) {
-        Ok(Some(e)) => e,
-        _ => {
-            return Err(FormatError::MissingField {
-                path: path.to_path_buf(),
-                field: "PixelData",
-            })
-        }
-    };
-    let pixels = match element.value() {
-        Value::Primitive(p) => le_bytes(p, expected),
-        _ => {
-            return Err(unsupported(format!(
-                "encapsulated (compressed) pixel data, transfer syntax {} (only native \
-                 implicit/explicit VR little endian, explicit VR big endian and deflated are read)",
-                object.meta().transfer_syntax().trim_end_matches('\0')
-            )))
-        }
-    };
-    let Some(mut pixels) = pixels else {
-        return Err(FormatError::DataTooShort {
-            path: path.to_path_buf(),
-            expected: expected as u128,
-            found: primitive_len(element.value()) as u128,
-        });
-    };
-    if planar {
-        // Colour-by-plane (R plane, G plane, B plane) to colour-by-pixel.
-        let n = rows * cols;
-        pixels = (0..n * 3).map(|i| pixels[(i % 3) * n + i / 3]).collect();
-    }
-    Ok(Slice {
-        strings,
+    let shape = FrameShape {
         rows,
         cols,
         samples: samples as usize,
-        bits_allocated: bits_allocated as u16,
-        bits_stored: bits_stored as u16,
-        signed: representation == 1,
-        position,
-        orientation,
-        pixel_spacing,
-        spacing_between_slices,
-        slope,
-        intercept,
-        pixels,
+        bytes: bits_allocated as usize / 8,
+    };
+    let decoded = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(shape.samples))
+        .and_then(|n| n.checked_mul(shape.bytes))
+        .and_then(|n| n.checked_mul(n_frames))
+        .ok_or_else(|| FormatError::TooManyVoxels {
+            path: path.to_path_buf(),
+            sizes: vec![cols, rows, n_frames],
+            element_bytes: shape.bytes,
+        })?;
+    // The decoded size is checked before any frame is decoded (RLE and JPEG expand).
+    budget.take(path, [cols, rows, n_frames], shape.samples, decoded as u64)?;
+    let frames = pixels::frames(path, object, shape, n_frames, planar)?;
+    let slices = frames
+        .into_iter()
+        .zip(geometries)
+        .enumerate()
+        .map(|(k, (pixels, g))| Slice {
+            strings: strings.clone(),
+            frame: (n_frames > 1 || enhanced).then_some(k + 1),
+            rows,
+            cols,
+            samples: samples as usize,
+            bits_allocated: bits_allocated as u16,
+            bits_stored: bits_stored as u16,
+            signed: representation == 1,
+            position: g.position,
+            orientation: g.orientation,
+            pixel_spacing: g.pixel_spacing,
+            spacing_between_slices: g.spacing_between_slices,
+            slope: g.slope,
+            intercept: g.intercept,
+            pixels,
+        })
+        .collect();
+    Ok(FileKind::Image {
+        frames: slices,
+        multi_frame: n_frames > 1 || enhanced,
     })
-}
-
-/// Bytes a primitive value holds.
-fn primitive_len(
-    value: &Value<dicom_object::InMemDicomObject, dicom_core::value::InMemFragment>,
-) -> usize {
-    match value {
-        Value::Primitive(p) => p.to_bytes().len(),
-        _ => 0,
-    }
-}
-
-/// The first `expected` bytes of the pixel data, little-endian whatever the host and the
-/// transfer syntax (the parser decoded OW values to native `u16`s); `None` when shorter.
-fn le_bytes(value: &PrimitiveValue, expected: usize) -> Option<Vec<u8>> {
-    fn collect<T: Copy, const N: usize>(
-        values: &[T],
-        expected: usize,
-        le: impl Fn(T) -> [u8; N],
-    ) -> Option<Vec<u8>> {
-        if values.len().checked_mul(N)? < expected {
-            return None;
-        }
-        let mut out = Vec::new();
-        out.try_reserve_exact(expected).ok()?;
-        for v in values.iter().take(expected.div_ceil(N)) {
-            out.extend_from_slice(&le(*v));
-        }
-        out.truncate(expected);
-        Some(out)
-    }
-    match value {
-        PrimitiveValue::U8(v) => collect(v, expected, |x: u8| [x]),
-        PrimitiveValue::U16(v) => collect(v, expected, u16::to_le_bytes),
-        PrimitiveValue::I16(v) => collect(v, expected, i16::to_le_bytes),
-        PrimitiveValue::U32(v) => collect(v, expected, u32::to_le_bytes),
-        PrimitiveValue::I32(v) => collect(v, expected, i32::to_le_bytes),
-        PrimitiveValue::F32(v) => collect(v, expected, f32::to_le_bytes),
-        PrimitiveValue::F64(v) => collect(v, expected, f64::to_le_bytes),
-        PrimitiveValue::U64(v) => collect(v, expected, u64::to_le_bytes),
-        PrimitiveValue::I64(v) => collect(v, expected, i64::to_le_bytes),
-        _ => None,
-    }
 }
