@@ -93,8 +93,9 @@ def keywords(ds, prefix=""):
     return out
 
 
-def highdicom_twin(src, want, meta):
-    """highdicom's own BINARY SEG of the same label map and source (its defaults)."""
+def highdicom_twin(src, want, meta, labelled=False):
+    """highdicom's own BINARY SEG of the same label map and source (its defaults); `want` holds
+    label values, or segment numbers already when `labelled`."""
     from pydicom.sr.codedict import codes
 
     nz = len(src)
@@ -108,10 +109,11 @@ def highdicom_twin(src, want, meta):
         )
         for d in src:
             d.SliceThickness = f"{abs(gap) / (nz - 1):.6f}"
-    arr = np.zeros(want.shape, np.uint8)
+    arr = want.astype(np.uint8) if labelled else np.zeros(want.shape, np.uint8)
     descs = []
     for i, (lab, name) in enumerate(meta["segments"]):
-        arr[want == lab] = i + 1
+        if not labelled:
+            arr[want == lab] = i + 1
         descs.append(
             hd.seg.SegmentDescription(
                 segment_number=i + 1,
@@ -140,12 +142,86 @@ def highdicom_twin(src, want, meta):
     )
 
 
+def multi_frame_source(folder):
+    """The one multi-frame file of `folder`, or None."""
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and f.name.upper() != "DICOMDIR"]
+    if len(files) != 1:
+        return None
+    ds = pydicom.dcmread(files[0])
+    return ds if int(ds.get("NumberOfFrames", 1)) > 1 else None
+
+
+def check_multi_frame(dcm, meta, source, want, label_of):
+    """A SEG of a multi-frame source (one Enhanced/Legacy Converted file): highdicom's planes per
+    source frame, pydicom's frames by ReferencedFrameNumber, and highdicom's own writer's
+    frames and PixelData for the same input."""
+    nz, ny, nx = want.shape
+    shared = source.SharedFunctionalGroupsSequence[0]
+    iop = np.array(shared.PlaneOrientationSequence[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    groups = source.PerFrameFunctionalGroupsSequence
+    pos = [np.array(g.PlanePositionSequence[0].ImagePositionPatient, dtype=float) for g in groups]
+    # Frame numbers (from 1) in z order: ascending along the normal.
+    frames_z = sorted(range(1, len(groups) + 1), key=lambda f: float(np.dot(pos[f - 1], normal)))
+    assert len(frames_z) == nz, (len(frames_z), nz)
+    seg = hd.seg.segread(dcm)
+    ref = seg.ReferencedSeriesSequence
+    assert len(ref) == 1 and ref[0].SeriesInstanceUID == source.SeriesInstanceUID
+    assert [r.ReferencedSOPInstanceUID for r in ref[0].ReferencedInstanceSequence] == [source.SOPInstanceUID]
+    got = seg.get_pixels_by_source_frame(
+        source_sop_instance_uid=source.SOPInstanceUID,
+        source_frame_numbers=frames_z,
+        combine_segments=True,
+        skip_overlap_checks=False,
+    )
+    lut = np.zeros(len(label_of) + 1, dtype=np.uint16)
+    for number, lab in label_of.items():
+        lut[number] = lab
+    bad = int((lut[got] != want).sum())
+    assert bad == 0, f"{bad} voxels differ from the label map"
+    ds = pydicom.dcmread(dcm)
+    n = int(ds.NumberOfFrames)
+    px = ds.pixel_array.reshape(n, ny, nx)
+    for f, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        src_item = group.DerivationImageSequence[0].SourceImageSequence[0]
+        assert src_item.ReferencedSOPInstanceUID == source.SOPInstanceUID
+        z = frames_z.index(int(src_item.ReferencedFrameNumber))
+        assert np.array_equal(px[f].astype(bool), want[z] == label_of[number]), (f, number, z)
+        ipp = np.array(group.PlanePositionSequence[0].ImagePositionPatient, dtype=float)
+        assert np.allclose(ipp, pos[frames_z[z] - 1], atol=1e-4), (ipp, z)
+    # highdicom's writer on the same source: its pixel array is in the source's frame order.
+    arr = np.zeros((nz, ny, nx), np.uint8)
+    for z, frame in enumerate(frames_z):
+        for i, (lab, _) in enumerate(meta["segments"]):
+            arr[frame - 1][want[z] == lab] = i + 1
+    twin = highdicom_twin([source], arr, meta, labelled=True)
+    keys = lambda d: sorted(
+        (
+            int(g.SegmentIdentificationSequence[0].ReferencedSegmentNumber),
+            int(g.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber),
+        )
+        for g in d.PerFrameFunctionalGroupsSequence
+    )
+    assert keys(ds) == keys(twin), (keys(ds), keys(twin))
+    same_bytes = ds.PixelData == twin.PixelData
+    print(
+        f"{dcm.name}: OK ({meta['source']}: multi-frame source, {n} frames, every frame's "
+        f"ReferencedFrameNumber and plane match; highdicom's twin has the same (segment, source "
+        f"frame) set{', and the same PixelData bytes' if same_bytes else ' (frame order differs)'})"
+    )
+
+
 def check(dcm):
     meta = json.loads(dcm.with_suffix(".json").read_text())
     nx, ny, nz = meta["dims"]
     want = np.array(meta["values"], dtype=np.uint16).reshape(nz, ny, nx)
     label_of = {i + 1: lab for i, (lab, _) in enumerate(meta["segments"])}
     synthetic = isinstance(meta["source"], dict)
+    if not synthetic:
+        source = multi_frame_source(FIXTURES / meta["source"])
+        if source is not None:
+            return check_multi_frame(dcm, meta, source, want, label_of)
     src = stand_in_slices(meta["source"]) if synthetic else source_slices(FIXTURES / meta["source"])
     assert len(src) == nz, (len(src), nz)
     uids = [d.SOPInstanceUID for d in src]

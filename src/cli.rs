@@ -414,7 +414,8 @@ pub struct FixturesArgs {
     /// Folder to write it into.
     pub out_dir: Option<PathBuf>,
     /// The image format of its files, by ending: `.nii.gz` (default), `.nii`, `.nrrd`,
-    /// `.nhdr`, `.mha` or `.mhd` (the `broken` and `hostile` corpora are NIfTI only).
+    /// `.nhdr`, `.mha`, `.mhd`, `.gipl`, `.png`, `.bmp`, `.tif` or `.tiff` (natural formats as
+    /// 8-bit grey images; the `broken` and `hostile` corpora are NIfTI only).
     #[arg(long, default_value = ".nii.gz")]
     pub file_ending: String,
 }

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Shared by the fuzz targets: one temporary folder per process and a small memory ceiling (so
 //! that a declared size the readers accept stays far below libFuzzer's RSS limit).
 

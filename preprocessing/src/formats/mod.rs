@@ -69,7 +69,7 @@ mod tests;
 use std::path::Path;
 
 pub use dicom::{
-    read_dicom_series, write_dicom_seg, DicomSeries, SeriesFault, SeriesInfo,
+    read_dicom_series, write_dicom_seg, DicomSeries, SeriesFault, SeriesInfo, SourceSlice,
     ORIENTATION_TOLERANCE, SEG_SOP_CLASS_UID, SPACING_TOLERANCE, TILT_TOLERANCE,
 };
 pub use error::{FormatError, InvalidImage};

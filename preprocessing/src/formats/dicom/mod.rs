@@ -158,9 +158,19 @@ pub struct SeriesInfo {
     pub frame_of_reference_uid: String,
     /// Modality (0008,0060).
     pub modality: String,
-    /// Per slice, in the image's z order: (SOPClassUID, SOPInstanceUID); every frame of a
-    /// multi-frame file lists that file's instance (without its frame number).
-    pub slices: Vec<(String, String)>,
+    /// Per slice, in the image's z order: the image it came from.
+    pub slices: Vec<SourceSlice>,
+}
+
+/// The source image of one slice: its instance, and its frame in a multi-frame file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSlice {
+    /// SOPClassUID (0008,0016).
+    pub sop_class_uid: String,
+    /// SOPInstanceUID (0008,0018).
+    pub sop_instance_uid: String,
+    /// The frame's number in a multi-frame file (from 1); `None` for a single-frame file.
+    pub frame: Option<usize>,
 }
 
 /// Why the files of a folder do not make one readable series.
@@ -300,11 +310,10 @@ pub fn read_dicom_series(folder: &Path) -> Result<DicomSeries, FormatError> {
         modality: first.modality.clone(),
         slices: slices
             .iter()
-            .map(|(_, s)| {
-                (
-                    s.strings.sop_class_uid.clone(),
-                    s.strings.sop_instance_uid.clone(),
-                )
+            .map(|(_, s)| SourceSlice {
+                sop_class_uid: s.strings.sop_class_uid.clone(),
+                sop_instance_uid: s.strings.sop_instance_uid.clone(),
+                frame: s.frame,
             })
             .collect(),
     };

@@ -273,12 +273,19 @@ pub fn write_dicom_seg(
         .text(0x0070_0084, b"PN", "")
         .text(0x2050_0020, b"CS", "IDENTITY");
 
-    // Common Instance Reference: the source series and its instances; every source image in
-    // the top-level SourceImageSequence too (as highdicom).
+    // Common Instance Reference: the source series and its instances (a multi-frame file
+    // once); every source image in the top-level SourceImageSequence too (as highdicom).
+    let mut instances: Vec<(&str, &str)> = Vec::new();
+    for slice in &info.slices {
+        let instance = (&*slice.sop_class_uid, &*slice.sop_instance_uid);
+        if !instances.contains(&instance) {
+            instances.push(instance);
+        }
+    }
     let references = || -> Vec<Ds> {
-        info.slices
+        instances
             .iter()
-            .map(|(class, uid)| {
+            .map(|&(class, uid)| {
                 let mut r = Ds::default();
                 r.text(0x0008_1150, b"UI", class)
                     .text(0x0008_1155, b"UI", uid);
@@ -365,19 +372,25 @@ pub fn write_dicom_seg(
     let per_frame = frames
         .iter()
         .map(|&(s, k)| {
-            let (class, uid) = &info.slices[k];
+            let slice = &info.slices[k];
             let mut src = Ds::default();
-            src.text(0x0008_1150, b"UI", class)
-                .text(0x0008_1155, b"UI", uid)
-                .text(0x0028_135A, b"CS", "YES")
-                .seq(
-                    0x0040_A170,
-                    vec![code(
-                        "121322",
-                        "DCM",
-                        "Source image for image processing operation",
-                    )],
-                );
+            src.text(0x0008_1150, b"UI", &slice.sop_class_uid).text(
+                0x0008_1155,
+                b"UI",
+                &slice.sop_instance_uid,
+            );
+            // ReferencedFrameNumber: the frame of a multi-frame source.
+            if let Some(frame) = slice.frame {
+                src.text(0x0008_1160, b"IS", &frame.to_string());
+            }
+            src.text(0x0028_135A, b"CS", "YES").seq(
+                0x0040_A170,
+                vec![code(
+                    "121322",
+                    "DCM",
+                    "Source image for image processing operation",
+                )],
+            );
             let mut derivation = Ds::default();
             derivation
                 .seq(0x0008_2112, vec![src])
@@ -435,7 +448,7 @@ mod fixture_tests {
     use dicom_dictionary_std::tags;
     use dicom_object::{open_file, InMemDicomObject};
 
-    use super::super::{read_dicom_series, SeriesInfo};
+    use super::super::{read_dicom_series, SeriesInfo, SourceSlice};
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
@@ -603,8 +616,14 @@ mod fixture_tests {
             );
             assert_eq!(
                 str_of(src, tags::REFERENCED_SOP_INSTANCE_UID),
-                series.info.slices[z].1
+                series.info.slices[z].sop_instance_uid
             );
+            // A multi-frame source's frame is named (ReferencedFrameNumber).
+            let frame = src
+                .element(tags::REFERENCED_FRAME_NUMBER)
+                .ok()
+                .map(|e| e.to_int::<usize>().unwrap());
+            assert_eq!(frame, series.info.slices[z].frame);
             let ipp: Vec<f64> = item(group, tags::PLANE_POSITION_SEQUENCE)
                 .element(tags::IMAGE_POSITION_PATIENT)
                 .unwrap()
@@ -651,6 +670,40 @@ mod fixture_tests {
         write_and_check("oblique", ElementType::U16);
     }
 
+    /// A Legacy Converted Enhanced CT (one file, five frames): every SEG frame names its source
+    /// frame, and the series' references list the one instance once.
+    #[test]
+    fn multi_frame_source_frames_are_referenced() {
+        write_and_check("legacy_ct_oblique", ElementType::U8);
+        let series = read_dicom_series(&fixture("legacy_ct_oblique")).unwrap();
+        let frames: Vec<Option<usize>> = series.info.slices.iter().map(|s| s.frame).collect();
+        let mut sorted: Vec<usize> = frames.iter().map(|f| f.unwrap()).collect();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [1, 2, 3, 4, 5]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.dcm");
+        let dims = &series.image.dims;
+        let labels = RawImage::new(
+            dims.clone(),
+            series.image.spacing.clone(),
+            series.image.origin.clone(),
+            series.image.direction.clone(),
+            1,
+            ElementType::U8,
+            vec![1; dims.iter().product()],
+        )
+        .unwrap();
+        write_dicom_seg(&path, &labels, &series, &[(1, "all".into())]).unwrap();
+        let obj = open_file(&path).unwrap();
+        let referenced = item(&obj, tags::REFERENCED_SERIES_SEQUENCE)
+            .element(tags::REFERENCED_INSTANCE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()
+            .len();
+        assert_eq!(referenced, 1);
+    }
+
     /// A synthetic series of 5 × 3 pixels (15 bits a frame: frames do not start on a byte; 8
     /// frames: 15 bytes, so one byte of padding) and
     /// an oblique direction; the Python check rebuilds its source from the JSON.
@@ -688,11 +741,10 @@ mod fixture_tests {
             frame_of_reference_uid: format!("{root}.3"),
             modality: "MR".into(),
             slices: (0..dims[2])
-                .map(|k| {
-                    (
-                        "1.2.840.10008.5.1.4.1.1.4".to_string(),
-                        format!("{root}.4.{k}"),
-                    )
+                .map(|k| SourceSlice {
+                    sop_class_uid: "1.2.840.10008.5.1.4.1.1.4".to_string(),
+                    sop_instance_uid: format!("{root}.4.{k}"),
+                    frame: None,
                 })
                 .collect(),
             ..SeriesInfo::default()
@@ -713,7 +765,12 @@ mod fixture_tests {
             "series": series.info.series_instance_uid,
             "frame_of_reference": series.info.frame_of_reference_uid,
             "patient_id": series.info.patient_id,
-            "instances": series.info.slices,
+            "instances": series
+                .info
+                .slices
+                .iter()
+                .map(|s| [&s.sop_class_uid, &s.sop_instance_uid])
+                .collect::<Vec<_>>(),
             "positions": positions,
             "orientation": [row[0], row[1], row[2], col[0], col[1], col[2]],
             "pixel_spacing": [1.3, 0.7],

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::super::{ElementType, FormatError};
-use super::{output_type, read_dicom_series, SeriesFault, Slice};
+use super::{output_type, read_dicom_series, SeriesFault, Slice, SourceSlice};
 use crate::test_support::{self, element_of, floats, Rng};
 
 /// `fixtures/data/dicom/`.
@@ -88,13 +88,12 @@ fn series_info_of_one_fixture() {
     assert_eq!(info.modality, "CT");
     // Positions descend with the instance index (steps 10, 7, 4, 1, -2 along the normal), so
     // z order is the files in reverse: instance 4 first.
-    let want: Vec<(String, String)> = (0..5)
+    let want: Vec<SourceSlice> = (0..5)
         .rev()
-        .map(|k| {
-            (
-                "1.2.840.10008.5.1.4.1.1.2".to_string(),
-                format!("{root}.3.{k}"),
-            )
+        .map(|k| SourceSlice {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".to_string(),
+            sop_instance_uid: format!("{root}.3.{k}"),
+            frame: None,
         })
         .collect();
     assert_eq!(info.slices, want);
