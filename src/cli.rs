@@ -415,7 +415,7 @@ pub struct FixturesArgs {
     pub out_dir: Option<PathBuf>,
     /// The image format of its files, by ending: `.nii.gz` (default), `.nii`, `.nrrd`,
     /// `.nhdr`, `.mha`, `.mhd`, `.gipl`, `.png`, `.bmp`, `.tif` or `.tiff` (natural formats as
-    /// 8-bit grey images; the `broken` and `hostile` corpora are NIfTI only).
+    /// 8-bit grey images; the `broken` and `hostile` corpora keep their entries' own formats).
     #[arg(long, default_value = ".nii.gz")]
     pub file_ending: String,
 }
