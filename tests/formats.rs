@@ -274,20 +274,7 @@ fn a_png_dataset_plans_as_nnunet_plans_it() {
         ["2d"],
         "nnU-Net plans no 3-D configuration for 2-D images"
     );
-    assert_eq!(ours.configurations, nnunet.configurations);
-    assert_eq!(ours.transpose_forward, nnunet.transpose_forward);
-    assert_eq!(
-        ours.foreground_intensity_properties,
-        nnunet.foreground_intensity_properties
-    );
-    assert_eq!(
-        ours.original_median_spacing_after_transp,
-        nnunet.original_median_spacing_after_transp
-    );
-    assert_eq!(
-        ours.original_median_shape_after_transp,
-        nnunet.original_median_shape_after_transp
-    );
+    crate::plan::assert_same_plans(&ours, &nnunet);
 }
 
 #[test]

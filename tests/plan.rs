@@ -205,13 +205,19 @@ fn planning_demo3d_gives_the_plans_nnunet_wrote_for_it() {
         assert_ne!(architecture.features_per_stage, planned.features_per_stage);
         architecture.features_per_stage = planned.features_per_stage.clone();
     }
+    // nnU-Net's medians: the shape's 50.5 rounded half to even as Python's round does.
+    assert_same_plans(&ours, &nnunet);
+}
+
+/// Plans equal in what nnU-Net plans: configurations, transposition, intensity properties and
+/// the medians of spacing and shape.
+pub(crate) fn assert_same_plans(ours: &Plans, nnunet: &Plans) {
     assert_eq!(ours.configurations, nnunet.configurations);
     assert_eq!(ours.transpose_forward, nnunet.transpose_forward);
     assert_eq!(
         ours.foreground_intensity_properties,
         nnunet.foreground_intensity_properties
     );
-    // nnU-Net's medians, the shape's 50.5 rounded half to even as Python's round does.
     assert_eq!(
         ours.original_median_spacing_after_transp,
         nnunet.original_median_spacing_after_transp
