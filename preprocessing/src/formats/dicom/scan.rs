@@ -154,6 +154,18 @@ fn explicit_header(data: &[u8], p: usize, le: bool) -> Option<(usize, u32)> {
 /// Walks the data set's element headers linearly: sequences and items are entered (their
 /// contents are elements), values are stepped over after their length is checked; items of
 /// encapsulated pixel data are fragments and stepped over likewise.
+/// The width of one value of a binary VR. dicom-rs reads `len / width` values of such an
+/// element but moves on by `len` bytes, so a length that is not a multiple of the width would
+/// put its parser out of step with the file (and a forged length after that past this scan).
+fn value_width(vr: VR) -> Option<u32> {
+    match vr {
+        VR::US | VR::SS | VR::OW => Some(2),
+        VR::AT | VR::UL | VR::SL | VR::FL | VR::OF | VR::OL => Some(4),
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => Some(8),
+        _ => None,
+    }
+}
+
 fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
     let dictionary = StandardDataDictionary;
     let mut p = 0;
@@ -184,17 +196,25 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
             continue;
         }
         let tag = Tag(group, element);
-        let (header, len, sequence) = if explicit {
+        let (header, len, vr) = if explicit {
             let (header, len) = explicit_header(data, p, le).ok_or_else(|| {
                 format!("the element header at data set byte {p} is cut or has no valid VR")
             })?;
-            (header, len, &data[p + 4..p + 6] == b"SQ")
+            let vr = VR::from_binary([data[p + 4], data[p + 5]]);
+            (header, len, vr)
         } else {
-            let is_sq = dictionary
-                .by_tag(tag)
-                .is_some_and(|e| e.vr().relaxed() == VR::SQ);
-            (8, u32_at(data, p + 4, le), is_sq)
+            let vr = dictionary.by_tag(tag).map(|e| e.vr().relaxed());
+            (8, u32_at(data, p + 4, le), vr)
         };
+        let sequence = vr == Some(VR::SQ);
+        if let Some(width) = vr.and_then(value_width) {
+            if len != UNDEFINED && len % width != 0 {
+                return Err(format!(
+                    "element {tag} at data set byte {p}: {len} bytes of {} are not whole {width}-byte values",
+                    vr.map_or("?", |v| v.to_string())
+                ));
+            }
+        }
         if len == UNDEFINED {
             if tag == Tag(0x7FE0, 0x0010) {
                 in_fragments = true;

@@ -170,6 +170,16 @@ fn broken_series_are_refused() {
         }
         other => panic!("truncated: {other}"),
     }
+    // Found by `cargo fuzz` (read_dicom; kept in `fuzz/`, which the fixture script leaves
+    // alone): an AT element 2 bytes long put dicom-rs out of step with the file (it reads
+    // whole tags, then moves on by the length), and a later "length" made it reserve 4 GiB.
+    // The pre-scan refuses lengths that are not whole values.
+    match read_dicom_series(&fixture_dir().join("fuzz/odd_length_at")) {
+        Err(FormatError::BadHeader { reason, .. }) => {
+            assert!(reason.contains("not whole 4-byte values"), "{reason}")
+        }
+        other => panic!("odd_length_at: {other:?}"),
+    }
     match broken("not_dicom") {
         FormatError::NotFormat { path, format, .. } => {
             assert!(path.ends_with("README") && format == "DICOM")
