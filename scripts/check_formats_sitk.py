@@ -3,7 +3,9 @@
 
 1. The `ct3d` fixture (NIfTI, rotated affine) converted by SimpleITK to .nrrd and .mha gives
    the fingerprint and plans of the NIfTI original (floats compared to 12 significant digits:
-   NRRD stores axis vectors, not spacings).
+   NRRD stores axis vectors, not spacings); its training images written by SimpleITK as DICOM
+   series folders (int16) give the fingerprint and plans of the same int16 images in NIfTI
+   (6 significant digits: DICOM's decimal strings).
 2. A model trained on the SimpleITK-converted .nrrd dataset (tiny budget) predicts imagesTs,
    and a DICOM series SimpleITK wrote from one test case: every mask, read by SimpleITK, has
    exactly the input's size, spacing, origin and direction.
@@ -109,6 +111,34 @@ def write_series(image, folder):
         writer.Execute(sl)
 
 
+def rounded_to(value, digits):
+    if isinstance(value, float):
+        return float(f"{value:.{digits - 1}e}")
+    if isinstance(value, list):
+        return [rounded_to(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded_to(v, digits) for k, v in value.items()}
+    return value
+
+
+def dicom_dataset(nifti_root, out):
+    """The dataset's training images as DICOM series folders written by SimpleITK
+    (`imagesTr/<case>_0000/`, int16), beside the same int16 images as NIfTI; labels copied.
+    Returns (NIfTI root, DICOM root)."""
+    roots = (os.path.join(out, "int16-nifti", os.path.basename(nifti_root)),
+             os.path.join(out, "int16-dicom", os.path.basename(nifti_root)))
+    for root in roots:
+        os.makedirs(os.path.join(root, "imagesTr"))
+        shutil.copytree(os.path.join(nifti_root, "labelsTr"), os.path.join(root, "labelsTr"))
+        shutil.copy(os.path.join(nifti_root, "dataset.json"), root)
+    for name in sorted(os.listdir(os.path.join(nifti_root, "imagesTr"))):
+        image = sitk.ReadImage(os.path.join(nifti_root, "imagesTr", name))
+        cast = sitk.Cast(sitk.RescaleIntensity(image, 0, 1000), sitk.sitkInt16)
+        sitk.WriteImage(cast, os.path.join(roots[0], "imagesTr", name), True)
+        write_series(cast, os.path.join(roots[1], "imagesTr", name.replace(".nii.gz", "")))
+    return roots
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         run("fixtures", "ct3d", os.path.join(tmp, "nifti"))
@@ -125,6 +155,19 @@ def main():
                   ours[0] == reference[0])
             check(f"{ending} (SimpleITK-converted): plans equal the NIfTI original's",
                   ours[1] == reference[1])
+
+        # The training images as DICOM series (SimpleITK's writer; int16, so the NIfTI
+        # reference is the same int16 images): DICOM stores spacing and positions as decimal
+        # strings of at most 16 characters, so floats are compared to 6 significant digits.
+        nifti16, dicom16 = dicom_dataset(nifti, os.path.join(tmp, "int16"))
+        ref16 = plan(nifti16, os.path.join(tmp, "work-int16-nifti"))
+        ours16 = plan(dicom16, os.path.join(tmp, "work-int16-dicom"))
+        check("DICOM series folders (SimpleITK-written) as training images: fingerprint equals "
+              "the same int16 images' in NIfTI (6 significant digits)",
+              rounded_to(ours16[0], 6) == rounded_to(ref16[0], 6))
+        check("DICOM series folders (SimpleITK-written) as training images: plans equal the "
+              "NIfTI images' (6 significant digits)",
+              rounded_to(ours16[1], 6) == rounded_to(ref16[1], 6))
 
         root = roots[".nrrd"]
         work = os.path.join(tmp, "work-train")
