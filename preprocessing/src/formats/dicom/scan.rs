@@ -172,10 +172,34 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
     // Nesting of undefined-length pixel data (encapsulated fragments follow until its
     // sequence delimiter).
     let mut in_fragments = false;
+    // The ends of the defined-length sequences and items p is inside, innermost last: what
+    // they hold must end exactly there (dicom-rs counts bytes to find their ends, and a value
+    // running past one would put it out of step with the file).
+    let mut ends: Vec<usize> = Vec::new();
     while p < data.len() {
-        if p + 8 > data.len() {
+        while let Some(&end) = ends.last() {
+            match p.cmp(&end) {
+                std::cmp::Ordering::Equal => {
+                    ends.pop();
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(format!(
+                        "an element at data set byte {p} runs past the end of its sequence or item (byte {end})"
+                    ))
+                }
+                std::cmp::Ordering::Less => break,
+            }
+        }
+        let limit = ends.last().copied().unwrap_or(data.len());
+        if p + 8 > limit {
             return Err(format!("an element header at data set byte {p} is cut"));
         }
+        let within = |start: usize, len: u32, what: &str| {
+            start
+                .checked_add(len as usize)
+                .filter(|&end| end <= limit)
+                .ok_or_else(|| too_long(&data[..limit], p, len, what))
+        };
         let group = u16_at(data, p, le);
         let element = u16_at(data, p + 2, le);
         if group == 0xFFFE {
@@ -183,9 +207,13 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
             let len = u32_at(data, p + 4, le);
             match element {
                 0xE000 if len != UNDEFINED => {
-                    let end =
-                        fits(data, p + 8, len).ok_or_else(|| too_long(data, p, len, "an item"))?;
-                    p = if in_fragments { end } else { p + 8 };
+                    let end = within(p + 8, len, "an item")?;
+                    if in_fragments {
+                        p = end;
+                    } else {
+                        ends.push(end);
+                        p += 8;
+                    }
                 }
                 0xE0DD => {
                     in_fragments = false;
@@ -197,7 +225,7 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
         }
         let tag = Tag(group, element);
         let (header, len, vr) = if explicit {
-            let (header, len) = explicit_header(data, p, le).ok_or_else(|| {
+            let (header, len) = explicit_header(&data[..limit], p, le).ok_or_else(|| {
                 format!("the element header at data set byte {p} is cut or has no valid VR")
             })?;
             let vr = VR::from_binary([data[p + 4], data[p + 5]]);
@@ -225,11 +253,10 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
             }
             p += header;
         } else if sequence {
-            fits(data, p + header, len).ok_or_else(|| too_long(data, p, len, "a sequence"))?;
+            ends.push(within(p + header, len, "a sequence")?);
             p += header;
         } else {
-            p = fits(data, p + header, len)
-                .ok_or_else(|| too_long(data, p, len, &format!("element {tag}")))?;
+            p = within(p + header, len, &format!("element {tag}"))?;
         }
     }
     Ok(())

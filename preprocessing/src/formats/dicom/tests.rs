@@ -180,6 +180,15 @@ fn broken_series_are_refused() {
         }
         other => panic!("odd_length_at: {other:?}"),
     }
+    // Found by `cargo fuzz` too: elements that run past the end of their defined-length
+    // sequence item (dicom-rs counts the item's bytes, goes out of step and reserves 2.4 GB).
+    match read_dicom_series(&fixture_dir().join("fuzz/item_overrun")) {
+        Err(FormatError::BadHeader { reason, .. }) => assert!(
+            reason.contains("runs past the end") || reason.contains("remain"),
+            "{reason}"
+        ),
+        other => panic!("item_overrun: {other:?}"),
+    }
     match broken("not_dicom") {
         FormatError::NotFormat { path, format, .. } => {
             assert!(path.ends_with("README") && format == "DICOM")
