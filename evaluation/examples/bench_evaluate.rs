@@ -106,9 +106,24 @@ fn reference_blobs(case: u64, shape: [usize; 3]) -> Vec<Blob> {
     };
     vec![
         // "Liver", "kidney", and a "tumour" inside the liver (painted last).
-        organ(1, [s(0) * 0.5, s(1) * 0.45, s(2) * 0.35], [s(0) * 0.22, s(1) * 0.18, s(2) * 0.2], 0),
-        organ(2, [s(0) * 0.5, s(1) * 0.6, s(2) * 0.7], [s(0) * 0.12, s(1) * 0.07, s(2) * 0.06], 3),
-        organ(3, [s(0) * 0.52, s(1) * 0.42, s(2) * 0.33], [s(0) * 0.05, s(1) * 0.04, s(2) * 0.04], 6),
+        organ(
+            1,
+            [s(0) * 0.5, s(1) * 0.45, s(2) * 0.35],
+            [s(0) * 0.22, s(1) * 0.18, s(2) * 0.2],
+            0,
+        ),
+        organ(
+            2,
+            [s(0) * 0.5, s(1) * 0.6, s(2) * 0.7],
+            [s(0) * 0.12, s(1) * 0.07, s(2) * 0.06],
+            3,
+        ),
+        organ(
+            3,
+            [s(0) * 0.52, s(1) * 0.42, s(2) * 0.33],
+            [s(0) * 0.05, s(1) * 0.04, s(2) * 0.04],
+            6,
+        ),
     ]
 }
 
@@ -138,7 +153,11 @@ fn generate(dir: &Path, n_cases: u64, shape: [usize; 3]) {
             .collect();
         // A stray false positive of class 2 far from the kidney.
         let mut stray = reference[1];
-        stray.centre = [shape[0] as f64 * 0.3, shape[1] as f64 * 0.7, shape[2] as f64 * 0.3];
+        stray.centre = [
+            shape[0] as f64 * 0.3,
+            shape[1] as f64 * 0.7,
+            shape[2] as f64 * 0.3,
+        ];
         stray.radii = [4.0, 10.0, 10.0];
         prediction.push(stray);
         write(&dir.join("ref").join(&name), paint(shape, &reference));
@@ -161,7 +180,8 @@ fn time<T>(label: &str, repeats: usize, mut f: impl FnMut() -> T) -> T {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = PathBuf::from(args.first().map_or("/tmp/bench_eval", String::as_str));
-    let num = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect("number"));
+    let num =
+        |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect("number"));
     let n_cases = num(1, 5) as u64;
     let shape = [num(2, 200), num(3, 512), num(4, 512)];
     let repeats = num(5, 3);
