@@ -85,6 +85,8 @@ fn plane_boxes<T: LabelVoxel>(
     let n = buckets.n_buckets;
     let other = n - 1;
     let mut boxes = vec![EMPTY; n];
+    // Background in both maps marks nothing when it is in no class (the usual case).
+    let skip_background = buckets.of(T::BACKGROUND.to_i64()) == other;
     // First and last x of each bucket in the current row.
     let mut first = vec![usize::MAX; n];
     let mut last = vec![0usize; n];
@@ -105,6 +107,9 @@ fn plane_boxes<T: LabelVoxel>(
             }
         };
         for (x, (&r, &p)) in r_row.iter().zip(p_row.iter()).enumerate() {
+            if skip_background && r == T::BACKGROUND && p == T::BACKGROUND {
+                continue;
+            }
             let br = buckets.of(r.to_i64());
             if Some(br) == ignored {
                 continue;
@@ -163,6 +168,8 @@ mod tests {
             LabelValue::Single(9),
             LabelValue::Region(vec![3, 5]), // 5 is also the ignore label below.
         ];
+        // A region holding the background: background voxels mark its box too.
+        let with_background = [LabelValue::Single(2), LabelValue::Region(vec![0, 4])];
         for (round, shape) in [(6, 7, 8), (1, 9, 4), (11, 1, 3), (4, 4, 4)]
             .iter()
             .enumerate()
@@ -175,10 +182,12 @@ mod tests {
                 };
                 let reference = Array3::from_shape_fn(*shape, &mut draw);
                 let prediction = Array3::from_shape_fn(*shape, &mut draw);
-                let boxes = class_boxes(reference.view(), prediction.view(), &classes, ignore);
-                for (class, got) in classes.iter().zip(boxes) {
-                    let want = scanned_box(&reference, &prediction, class, ignore);
-                    assert_eq!(got, want, "round {round}, {class:?}, ignore {ignore:?}");
+                for classes in [&classes[..], &with_background[..]] {
+                    let boxes = class_boxes(reference.view(), prediction.view(), classes, ignore);
+                    for (class, got) in classes.iter().zip(boxes) {
+                        let want = scanned_box(&reference, &prediction, class, ignore);
+                        assert_eq!(got, want, "round {round}, {class:?}, ignore {ignore:?}");
+                    }
                 }
             }
         }

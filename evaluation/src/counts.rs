@@ -185,14 +185,22 @@ const CHUNK: usize = 1 << 16;
 /// The joint histogram of two C-contiguous maps, in parallel over chunks.
 fn count_slices<T: LabelVoxel>(reference: &[T], prediction: &[T], buckets: &Buckets) -> Vec<u64> {
     let n = buckets.n_buckets;
+    let background = buckets.of(T::BACKGROUND.to_i64());
     reference
         .par_chunks(CHUNK)
         .zip(prediction.par_chunks(CHUNK))
         .map(|(r, p)| {
             let mut acc = vec![0u64; n * n];
+            // Background in both maps, most voxels, skips the bucket look-ups.
+            let mut both_background = 0;
             for (&r, &p) in r.iter().zip(p) {
-                acc[buckets.of(r.to_i64()) * n + buckets.of(p.to_i64())] += 1;
+                if r == T::BACKGROUND && p == T::BACKGROUND {
+                    both_background += 1;
+                } else {
+                    acc[buckets.of(r.to_i64()) * n + buckets.of(p.to_i64())] += 1;
+                }
             }
+            acc[background * n + background] += both_background;
             acc
         })
         .reduce(|| vec![0u64; n * n], add_into)
