@@ -165,15 +165,35 @@ fn generate(dir: &Path, n_cases: u64, shape: [usize; 3]) {
     }
 }
 
+/// CPU seconds (user + system) of this process so far, from `/proc/self/stat` (Linux); 0
+/// elsewhere.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `f` `repeats` times; prints the best wall time and the least CPU time of a run (CPU
+/// time is steadier than wall time on a shared machine).
 fn time<T>(label: &str, repeats: usize, mut f: impl FnMut() -> T) -> T {
-    let mut best = f64::INFINITY;
+    let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
     let mut out = None;
     for _ in 0..repeats {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         out = Some(f());
         best = best.min(start.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(cpu_seconds() - cpu);
     }
-    println!("{label}: {best:.3} s (best of {repeats})");
+    println!("{label}: {best:.3} s wall, {best_cpu:.2} s CPU (best of {repeats})");
     out.expect("at least one repeat")
 }
 
