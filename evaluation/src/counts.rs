@@ -81,13 +81,31 @@ impl VoxelCounts {
 }
 
 /// Maps voxel values to a small bucket index: one bucket per value of interest, plus "other".
-struct Buckets {
+pub(crate) struct Buckets {
     lowest: i64,
     table: Vec<u32>,
-    n_buckets: usize,
+    pub(crate) n_buckets: usize,
 }
 
 impl Buckets {
+    /// One bucket per label number of `classes` and the ignore label, plus "other".
+    pub(crate) fn for_classes(classes: &[LabelValue], ignore: Option<u16>) -> Buckets {
+        let values: Vec<i64> = classes
+            .iter()
+            .flat_map(|c| c.values().iter().map(|&l| i64::from(l)))
+            .chain(ignore.map(i64::from))
+            .collect();
+        Buckets::new(&values)
+    }
+
+    /// Whether `bucket` holds a label number of `class`.
+    pub(crate) fn in_class(&self, bucket: usize, class: &LabelValue) -> bool {
+        class
+            .values()
+            .iter()
+            .any(|&l| self.of(i64::from(l)) == bucket)
+    }
+
     /// `values` are `u16` label numbers, so the table spans at most 65536 entries.
     fn new(values: &[i64]) -> Buckets {
         let mut sorted = values.to_vec();
@@ -107,7 +125,8 @@ impl Buckets {
         }
     }
 
-    fn of(&self, value: i64) -> usize {
+    /// The bucket of a voxel value.
+    pub(crate) fn of(&self, value: i64) -> usize {
         let other = self.n_buckets - 1;
         usize::try_from(value - self.lowest)
             .ok()
@@ -131,12 +150,7 @@ impl Confusion {
         classes: &[LabelValue],
         ignore: Option<u16>,
     ) -> Confusion {
-        let values: Vec<i64> = classes
-            .iter()
-            .flat_map(|c| c.values().iter().map(|&l| i64::from(l)))
-            .chain(ignore.map(i64::from))
-            .collect();
-        let buckets = Buckets::new(&values);
+        let buckets = Buckets::for_classes(classes, ignore);
         let matrix = match (reference.as_slice(), prediction.as_slice()) {
             (Some(r), Some(p)) => count_slices(r, p, &buckets),
             _ => count_views(reference, prediction, &buckets),
@@ -147,7 +161,7 @@ impl Confusion {
     /// The counts of one class, leaving out voxels whose reference is `ignore`.
     pub(crate) fn counts(&self, class: &LabelValue, ignore: Option<u16>) -> VoxelCounts {
         let n = self.buckets.n_buckets;
-        let in_class: Vec<bool> = (0..n).map(|b| self.bucket_in(b, class)).collect();
+        let in_class: Vec<bool> = (0..n).map(|b| self.buckets.in_class(b, class)).collect();
         let ignored = ignore.map(|l| self.buckets.of(i64::from(l)));
         let mut counts = VoxelCounts::default();
         for r in (0..n).filter(|&r| Some(r) != ignored) {
@@ -163,13 +177,6 @@ impl Confusion {
         }
         counts
     }
-
-    fn bucket_in(&self, bucket: usize, class: &LabelValue) -> bool {
-        class
-            .values()
-            .iter()
-            .any(|&l| self.buckets.of(i64::from(l)) == bucket)
-    }
 }
 
 /// Voxels per parallel chunk of a contiguous case.
@@ -178,14 +185,22 @@ const CHUNK: usize = 1 << 16;
 /// The joint histogram of two C-contiguous maps, in parallel over chunks.
 fn count_slices<T: LabelVoxel>(reference: &[T], prediction: &[T], buckets: &Buckets) -> Vec<u64> {
     let n = buckets.n_buckets;
+    let background = buckets.of(T::BACKGROUND.to_i64());
     reference
         .par_chunks(CHUNK)
         .zip(prediction.par_chunks(CHUNK))
         .map(|(r, p)| {
             let mut acc = vec![0u64; n * n];
+            // Background in both maps, most voxels, skips the bucket look-ups.
+            let mut both_background = 0;
             for (&r, &p) in r.iter().zip(p) {
-                acc[buckets.of(r.to_i64()) * n + buckets.of(p.to_i64())] += 1;
+                if r == T::BACKGROUND && p == T::BACKGROUND {
+                    both_background += 1;
+                } else {
+                    acc[buckets.of(r.to_i64()) * n + buckets.of(p.to_i64())] += 1;
+                }
             }
+            acc[background * n + background] += both_background;
             acc
         })
         .reduce(|| vec![0u64; n * n], add_into)

@@ -56,6 +56,7 @@
 //! # Ok::<(), autoseg_evaluation::EvaluationError>(())
 //! ```
 
+mod boxes;
 mod classes;
 mod components;
 mod counts;

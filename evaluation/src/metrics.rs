@@ -8,6 +8,7 @@ use autoseg_planner::LabelValue;
 use ndarray::{s, Array3, ArrayView3, Zip};
 use rayon::prelude::*;
 
+use crate::boxes::{class_boxes, Corners};
 use crate::classes::{class_contains, validate_classes, LabelVoxel};
 use crate::counts::{Confusion, VoxelCounts};
 use crate::surface::{surface_metrics_on_axes, SurfaceMetrics};
@@ -228,14 +229,23 @@ pub fn evaluate_case<T: LabelVoxel>(
         &settings.classes,
         settings.ignore_label,
     );
+    let boxes = settings.surface.map(|_| {
+        class_boxes(
+            case.reference,
+            case.prediction,
+            &settings.classes,
+            settings.ignore_label,
+        )
+    });
     let metrics = settings
         .classes
-        .iter()
-        .map(|class| {
+        .par_iter()
+        .enumerate()
+        .map(|(i, class)| {
             let counts = confusion.counts(class, settings.ignore_label);
-            let surface = settings
-                .surface
-                .map(|s| class_surface_metrics(case, class, settings.ignore_label, s));
+            let surface = settings.surface.zip(boxes.as_ref()).map(|(s, boxes)| {
+                class_surface_metrics(case, class, boxes[i], settings.ignore_label, s)
+            });
             (class.clone(), LabelMetrics { counts, surface })
         })
         .collect();
@@ -280,16 +290,19 @@ pub(crate) fn validate_case<T>(
     Ok(())
 }
 
+/// The surface metrics of one class, computed on `bounds`, the box of the class in either map
+/// (`None` when it is in neither).
 fn class_surface_metrics<T: LabelVoxel>(
     case: &CaseInput<'_, T>,
     class: &LabelValue,
+    bounds: Option<Corners>,
     ignore: Option<u16>,
     settings: SurfaceSettings,
 ) -> SurfaceMetrics {
     let (nz, ny, nx) = case.reference.dim();
     let axes = [nz > 1, ny > 1, nx > 1];
     // Work on the bounding box of the class in either map: outside it both masks are empty.
-    let Some((low, high)) = class_bounding_box(case, class, ignore) else {
+    let Some((low, high)) = bounds else {
         let empty = Array3::from_elem((1, 1, 1), false);
         return surface_metrics_on_axes(empty.view(), empty.view(), case.spacing, 0.0, axes);
     };
@@ -322,43 +335,4 @@ fn class_mask<T: LabelVoxel>(
     Zip::from(&labels)
         .and(&reference)
         .par_map_collect(|&v, &r| counts_as(class, v, r, ignore))
-}
-
-/// Inclusive corners of the voxels in the class in the reference or the prediction; `None`
-/// when there is none. Parallel over z slices.
-fn class_bounding_box<T: LabelVoxel>(
-    case: &CaseInput<'_, T>,
-    class: &LabelValue,
-    ignore: Option<u16>,
-) -> Option<([usize; 3], [usize; 3])> {
-    let ignore = ignore.map(i64::from);
-    let (nz, ny, nx) = case.reference.dim();
-    let merge = |a: [usize; 4], b: [usize; 4]| {
-        [
-            a[0].min(b[0]),
-            a[1].max(b[1]),
-            a[2].min(b[2]),
-            a[3].max(b[3]),
-        ]
-    };
-    let empty = [usize::MAX, 0, usize::MAX, 0];
-    let slices: Vec<(usize, [usize; 4])> = (0..nz)
-        .into_par_iter()
-        .filter_map(|z| {
-            let mut yx = empty;
-            for y in 0..ny {
-                for x in 0..nx {
-                    let r = case.reference[[z, y, x]];
-                    let p = case.prediction[[z, y, x]];
-                    if counts_as(class, r, r, ignore) || counts_as(class, p, r, ignore) {
-                        yx = merge(yx, [y, y, x, x]);
-                    }
-                }
-            }
-            (yx != empty).then_some((z, yx))
-        })
-        .collect();
-    let (z_low, z_high) = (slices.first()?.0, slices.last()?.0);
-    let yx = slices.iter().fold(empty, |acc, (_, b)| merge(acc, *b));
-    Some(([z_low, yx[0], yx[2]], [z_high, yx[1], yx[3]]))
 }

@@ -85,6 +85,15 @@ pub(crate) fn surface_metrics_on_axes(
     }
     let pred_to_ref = directed_distances(&prediction_surface, &reference_surface, spacing);
     let ref_to_pred = directed_distances(&reference_surface, &prediction_surface, spacing);
+    metrics_from_distances(pred_to_ref, ref_to_pred, nsd_tolerance_mm)
+}
+
+/// HD95, ASSD and NSD from both directed distance sets (each non-empty).
+fn metrics_from_distances(
+    pred_to_ref: Vec<f64>,
+    ref_to_pred: Vec<f64>,
+    nsd_tolerance_mm: f64,
+) -> SurfaceMetrics {
     let within = |d: &[f64]| d.iter().filter(|&&v| v <= nsd_tolerance_mm).count();
     let n_surface = pred_to_ref.len() + ref_to_pred.len();
     let nsd = (within(&pred_to_ref) + within(&ref_to_pred)) as f64 / n_surface as f64;
@@ -183,7 +192,138 @@ fn bounding_box<'a>(voxels: impl Iterator<Item = &'a Voxel>) -> (Voxel, Voxel) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classes::class_contains;
+    use crate::edt::tests::{reference_squared_distance_transform, Rng};
+    use crate::{evaluate_case, CaseInput, EvaluationSettings, LabelValue, SurfaceSettings};
     use ndarray::s;
+
+    /// The distances of the old path: a transform of the whole volume, not of a box.
+    fn full_volume_distances(
+        from: &[Voxel],
+        to: &[Voxel],
+        shape: (usize, usize, usize),
+        spacing: [f64; 3],
+    ) -> Vec<f64> {
+        let mut features = Array3::from_elem(shape, false);
+        to.iter().for_each(|&v| features[v] = true);
+        let d2 = reference_squared_distance_transform(features.view(), spacing);
+        from.iter().map(|&v| d2[v].sqrt()).collect()
+    }
+
+    /// A map of `0..n_values` painted as random boxes (some touching the volume's edges).
+    fn random_labels(rng: &mut Rng, shape: (usize, usize, usize), n_values: u64) -> Array3<u16> {
+        let dims = [shape.0, shape.1, shape.2];
+        let mut labels = Array3::zeros(shape);
+        for _ in 0..6 {
+            let value = rng.below(n_values) as u16;
+            let mut range = [(0, 0); 3];
+            for (axis, r) in range.iter_mut().enumerate() {
+                let a = rng.below(dims[axis] as u64) as usize;
+                let b = rng.below(dims[axis] as u64) as usize;
+                *r = (a.min(b), a.max(b) + 1);
+            }
+            let (z, y, x) = (range[0], range[1], range[2]);
+            labels
+                .slice_mut(s![z.0..z.1, y.0..y.1, x.0..x.1])
+                .fill(value);
+        }
+        labels
+    }
+
+    const SHAPES: [(usize, usize, usize); 4] = [(9, 14, 23), (1, 20, 31), (12, 5, 40), (3, 3, 3)];
+
+    #[test]
+    fn box_transform_equals_the_full_volume_transform() {
+        let mut rng = Rng(0xB0C5);
+        let spacing = [2.5, 0.7, 1.3];
+        for round in 0..40 {
+            let shape = SHAPES[round % SHAPES.len()];
+            let axes = [shape.0 > 1, shape.1 > 1, shape.2 > 1];
+            let a = random_labels(&mut rng, shape, 3).mapv(|v| v == 1);
+            let mut b = random_labels(&mut rng, shape, 3).mapv(|v| v == 1);
+            if round % 5 == 0 {
+                b.fill(false);
+                b[[shape.0 - 1, 0, shape.2 - 1]] = true; // A single voxel in a corner.
+            }
+            let (a, b) = (
+                surface_voxels(a.view(), axes),
+                surface_voxels(b.view(), axes),
+            );
+            if a.is_empty() || b.is_empty() {
+                continue;
+            }
+            for (from, to) in [(&a, &b), (&b, &a)] {
+                let boxed = directed_distances(from, to, spacing);
+                let full = full_volume_distances(from, to, shape, spacing);
+                for (x, y) in boxed.iter().zip(&full) {
+                    assert!((x - y).abs() <= 1e-12 * y.max(1.0), "{x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn evaluated_surface_metrics_equal_the_full_volume_path() {
+        let mut rng = Rng(0xE7A1);
+        let spacing = [1.7, 0.9, 0.6];
+        let ignore = 4;
+        let classes = [
+            LabelValue::Single(1),
+            LabelValue::Single(2),
+            LabelValue::Region(vec![1, 3]),
+            LabelValue::Single(7), // Never present: both masks empty.
+        ];
+        let settings = EvaluationSettings {
+            classes: classes.to_vec(),
+            ignore_label: Some(ignore),
+            surface: Some(SurfaceSettings {
+                nsd_tolerance_mm: 1.0,
+            }),
+        };
+        for round in 0..24 {
+            let shape = SHAPES[round % SHAPES.len()];
+            let axes = [shape.0 > 1, shape.1 > 1, shape.2 > 1];
+            let reference = random_labels(&mut rng, shape, 5);
+            let prediction = random_labels(&mut rng, shape, 4);
+            let case = CaseInput {
+                prediction_file: "p".into(),
+                reference_file: "r".into(),
+                prediction: prediction.view(),
+                reference: reference.view(),
+                spacing,
+            };
+            let evaluated = evaluate_case(&case, &settings).unwrap();
+            for (class, metrics) in &evaluated.metrics {
+                let mask = |labels: &Array3<u16>| {
+                    ndarray::Zip::from(labels)
+                        .and(&reference)
+                        .map_collect(|&v, &r| class_contains(class, v.into()) && r != ignore)
+                };
+                let r = surface_voxels(mask(&reference).view(), axes);
+                let p = surface_voxels(mask(&prediction).view(), axes);
+                let got = metrics.surface.unwrap();
+                if r.is_empty() || p.is_empty() {
+                    let want = surface_metrics(
+                        mask(&reference).view(),
+                        mask(&prediction).view(),
+                        spacing,
+                        1.0,
+                    );
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"));
+                    continue;
+                }
+                let want = metrics_from_distances(
+                    full_volume_distances(&p, &r, shape, spacing),
+                    full_volume_distances(&r, &p, shape, spacing),
+                    1.0,
+                );
+                let close = |x: f64, y: f64| (x - y).abs() <= 1e-12 * y.abs().max(1.0);
+                assert!(close(got.hd95, want.hd95), "{class:?}: {got:?} vs {want:?}");
+                assert!(close(got.assd, want.assd), "{class:?}: {got:?} vs {want:?}");
+                assert_eq!(got.nsd, want.nsd, "{class:?}");
+            }
+        }
+    }
 
     #[test]
     fn surface_of_a_solid_cube_is_its_shell() {
