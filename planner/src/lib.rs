@@ -50,6 +50,7 @@ mod layout;
 mod lock;
 mod lowres;
 mod nnunet_plans;
+mod nnunet_plans_out;
 mod numeric;
 mod order;
 pub mod pickle;
@@ -76,7 +77,7 @@ pub use fingerprint::{
 pub use layout::{fold_folder, fold_of_folder, WorkLayout, SUMMARY_JSON};
 pub use lock::WorkLock;
 pub use lowres::LowresDecision;
-pub use nnunet_plans::nnunet_reader_for;
+pub use nnunet_plans_out::nnunet_reader_for;
 pub use planner::{plan, plan_with_report};
 pub use plans::{
     ArchitectureEntry, Configuration, ConfigurationEntry, NormalizationScheme, Plans,
