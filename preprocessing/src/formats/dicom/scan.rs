@@ -28,10 +28,21 @@ pub(super) fn check_lengths(path: &Path, data: &[u8]) -> Result<(), FormatError>
         path: path.to_path_buf(),
         reason,
     };
-    // The meta group: explicit VR little endian, group 0002.
+    // The meta group: explicit VR little endian, read as dicom-rs reads it: a group length
+    // (0002,0000) first, then elements (of any group) until that many bytes are read; the
+    // transfer syntax is the last (0002,0010) among them.
     let mut p = 4;
     let mut ts = String::new();
-    while p + 8 <= data.len() && u16::from_le_bytes([data[p], data[p + 1]]) == 0x0002 {
+    let (header, len) = explicit_header(data, p, true)
+        .filter(|&(_, len)| len == 4)
+        .filter(|_| u16::from_le_bytes([data[p], data[p + 1]]) == 0x0002)
+        .filter(|_| u16::from_le_bytes([data[p + 2], data[p + 3]]) == 0x0000)
+        .filter(|&(header, _)| p + header + 4 <= data.len())
+        .ok_or_else(|| bad("the file meta group does not start with its group length".into()))?;
+    let group_length = u32_at(data, p + header, true) as usize;
+    p += header + len as usize;
+    let meta_start = p;
+    while p - meta_start < group_length {
         let (header, len) = explicit_header(data, p, true).ok_or_else(|| {
             bad(format!(
                 "file meta element at byte {} is cut or has no valid VR",
@@ -46,7 +57,7 @@ pub(super) fn check_lengths(path: &Path, data: &[u8]) -> Result<(), FormatError>
         }
         let end = fits(data, p + header, len)
             .ok_or_else(|| bad(too_long(data, p, len, "file meta element")))?;
-        if u16::from_le_bytes([data[p + 2], data[p + 3]]) == 0x0010 {
+        if data[p..p + 4] == [0x02, 0x00, 0x10, 0x00] {
             ts = String::from_utf8_lossy(&data[p + header..end])
                 .trim_end_matches(['\0', ' '])
                 .to_string();
