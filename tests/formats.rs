@@ -281,10 +281,12 @@ fn a_png_dataset_plans_as_nnunet_plans_it() {
 fn every_other_format_goes_through_plan_and_train_and_predict() {
     let tmp = tempfile::tempdir().unwrap();
     for (fixture, ending) in [
-        // `.nhdr`/`.mhd` differ from `.nrrd`/`.mha` in the file layout only (their plans are
-        // checked above); `.nii` is every other test's format.
+        // `.nii` is every other test's format; `.nhdr`/`.mhd` (a header and a data file) on
+        // the small 2-D fixture.
         ("ct3d", ".mha"),
         ("ct3d", ".gipl"),
+        ("demo2d", ".nhdr"),
+        ("demo2d", ".mhd"),
         ("demo2d", ".bmp"),
         ("demo2d", ".tif"),
         ("demo3d", ".tiff"),
