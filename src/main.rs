@@ -15,6 +15,11 @@ use cli::{Cli, Command};
 
 use commands::{EXIT_FAILURE, EXIT_USAGE};
 
+/// The system allocator with the per-thread cap the DICOM reader sets while dicom-rs parses a
+/// file (`autoseg_preprocessing::with_allocation_cap`).
+#[global_allocator]
+static ALLOCATOR: autoseg_preprocessing::CappedAllocator = autoseg_preprocessing::CappedAllocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);

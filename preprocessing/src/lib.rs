@@ -9,6 +9,7 @@
 //! Must not: depend on libtorch, print to the terminal (it logs through `tracing`), or panic on
 //! anything read from a user's file.
 
+mod alloc_cap;
 pub mod cache;
 pub mod crop;
 mod dataset;
@@ -30,6 +31,7 @@ mod volume;
 #[cfg(test)]
 mod test_support;
 
+pub use alloc_cap::{with_allocation_cap, CappedAllocator};
 pub use autoseg_planner::{write_atomic, write_atomic_with};
 pub use cache::{preprocess, CacheError, CachedCase, PreprocessSettings, PreprocessSummary};
 pub use dataset::{
@@ -55,3 +57,9 @@ pub use volume::{
     Affine, Geometry, GeometryDiff, GeometryRecord, HeaderGeometry, Image, ItkGeometry, LabelMap,
     Shape3, SourceGeometry, Spacing, Volume,
 };
+
+/// This crate's unit tests run under the allocator the binaries install, so that the DICOM
+/// reader's allocation cap is tested as it runs.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: CappedAllocator = CappedAllocator;

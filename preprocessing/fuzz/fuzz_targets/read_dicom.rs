@@ -8,6 +8,10 @@ mod common;
 use autoseg_preprocessing::formats::read_dicom_series;
 use libfuzzer_sys::fuzz_target;
 
+/// As in the `autoseg` binary: the allocation cap the DICOM reader sets takes effect.
+#[global_allocator]
+static ALLOCATOR: autoseg_preprocessing::CappedAllocator = autoseg_preprocessing::CappedAllocator;
+
 fuzz_target!(|bytes: &[u8]| {
     let folder = common::scratch().join("series");
     std::fs::create_dir_all(&folder).expect("the series folder");

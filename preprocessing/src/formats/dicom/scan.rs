@@ -22,8 +22,8 @@ const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 /// Checks the element lengths of `data` (the file after its 128-byte preamble, starting at
-/// `DICM`).
-pub(super) fn check_lengths(path: &Path, data: &[u8]) -> Result<(), FormatError> {
+/// `DICM`); returns the data set's length in bytes (inflated, for a deflated data set).
+pub(super) fn check_lengths(path: &Path, data: &[u8]) -> Result<usize, FormatError> {
     let bad = |reason: String| FormatError::BadHeader {
         path: path.to_path_buf(),
         reason,
@@ -79,11 +79,12 @@ pub(super) fn check_lengths(path: &Path, data: &[u8]) -> Result<(), FormatError>
                     crate::limits::gb(u128::from(ceiling))
                 )));
             }
-            walk(&inflated, true, true).map_err(bad)
+            walk(&inflated, true, true).map_err(bad)?;
+            Ok(inflated.len())
         }
-        IMPLICIT_LE => walk(rest, false, true).map_err(bad),
-        EXPLICIT_BE => walk(rest, true, false).map_err(bad),
-        _ => walk(rest, true, true).map_err(bad),
+        IMPLICIT_LE => walk(rest, false, true).map_err(bad).map(|()| rest.len()),
+        EXPLICIT_BE => walk(rest, true, false).map_err(bad).map(|()| rest.len()),
+        _ => walk(rest, true, true).map_err(bad).map(|()| rest.len()),
     }
 }
 
@@ -230,7 +231,13 @@ fn walk(data: &[u8], explicit: bool, le: bool) -> Result<(), String> {
                     in_fragments = false;
                     p += 8;
                 }
-                _ => p += 8,
+                0xE000 | 0xE00D => p += 8,
+                // dicom-rs reads any other (FFFE,xxxx) as an element with a length to reserve.
+                _ => {
+                    return Err(format!(
+                        "({group:04X},{element:04X}) at data set byte {p} is neither an item nor a delimiter"
+                    ))
+                }
             }
             continue;
         }

@@ -147,14 +147,19 @@ pub(super) fn read_file(
                     .to_string(),
         });
     }
-    scan::check_lengths(path, &bytes[128..])?;
-    let object = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
-        .from_reader(&bytes[128..])
-        .map_err(|e| FormatError::BadHeader {
-            path: path.to_path_buf(),
-            reason: format!("cannot parse the DICOM data set: {e}"),
-        })?;
+    let data_set_len = scan::check_lengths(path, &bytes[128..])?;
+    // No value dicom-rs reserves can be longer than the (inflated) data set: a length the scan
+    // did not see fails as an allocation error (crate::alloc_cap), 1 MiB left for its buffers.
+    let cap = data_set_len.max(bytes.len()).saturating_add(1 << 20);
+    let object = crate::with_allocation_cap(cap, || {
+        OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(&bytes[128..])
+    })
+    .map_err(|e| FormatError::BadHeader {
+        path: path.to_path_buf(),
+        reason: format!("cannot parse the DICOM data set: {e}"),
+    })?;
     drop(bytes);
     if object
         .meta()

@@ -193,6 +193,17 @@ fn broken_series_are_refused() {
     // reads the meta group by its length (the first transfer syntax counts), the scan read it
     // while the group was 0002 (the second), so the two walked the data set differently.
     assert!(read_dicom_series(&fixture_dir().join("fuzz/meta_group_length")).is_err());
+    // And a (FFFE,FFFF) "delimiter" the scan stepped over, which dicom-rs reads as an element
+    // of 0xFFFDFFFF bytes.
+    match read_dicom_series(&fixture_dir().join("fuzz/fffe_element")) {
+        Err(FormatError::BadHeader { reason, .. }) => {
+            assert!(
+                reason.contains("neither an item nor a delimiter"),
+                "{reason}"
+            )
+        }
+        other => panic!("fffe_element: {other:?}"),
+    }
     match broken("not_dicom") {
         FormatError::NotFormat { path, format, .. } => {
             assert!(path.ends_with("README") && format == "DICOM")
