@@ -482,11 +482,11 @@ fn stack(slices: &mut [(PathBuf, Box<Slice>)]) -> Result<Geometry, SeriesFault> 
     let several = slices.len() > 1;
     if several {
         for (file, s) in slices.iter() {
-            let missing = if s.position.is_none() {
+            let missing = if s.geometry.position.is_none() {
                 Some("ImagePositionPatient")
-            } else if s.orientation.is_none() {
+            } else if s.geometry.orientation.is_none() {
                 Some("ImageOrientationPatient")
-            } else if s.pixel_spacing.is_none() {
+            } else if s.geometry.pixel_spacing.is_none() {
                 Some("PixelSpacing")
             } else {
                 None
@@ -501,6 +501,7 @@ fn stack(slices: &mut [(PathBuf, Box<Slice>)]) -> Result<Geometry, SeriesFault> 
     }
     let first_orientation = slices[0]
         .1
+        .geometry
         .orientation
         .unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     let row = normalized([
@@ -514,7 +515,7 @@ fn stack(slices: &mut [(PathBuf, Box<Slice>)]) -> Result<Geometry, SeriesFault> 
         first_orientation[5],
     ]);
     let normal = cross(row, col);
-    let pixel_spacing = slices[0].1.pixel_spacing.unwrap_or([1.0, 1.0]);
+    let pixel_spacing = slices[0].1.geometry.pixel_spacing.unwrap_or([1.0, 1.0]);
     let direction = [
         row[0], col[0], normal[0], row[1], col[1], normal[1], row[2], col[2], normal[2],
     ];
@@ -524,14 +525,14 @@ fn stack(slices: &mut [(PathBuf, Box<Slice>)]) -> Result<Geometry, SeriesFault> 
             spacing: [
                 pixel_spacing[1],
                 pixel_spacing[0],
-                s.spacing_between_slices.unwrap_or(1.0),
+                s.geometry.spacing_between_slices.unwrap_or(1.0),
             ],
-            origin: s.position.unwrap_or([0.0; 3]),
+            origin: s.geometry.position.unwrap_or([0.0; 3]),
             direction,
         });
     }
     for (file, s) in slices.iter().skip(1) {
-        let o = s.orientation.unwrap_or_default();
+        let o = s.geometry.orientation.unwrap_or_default();
         if o.iter()
             .zip(first_orientation)
             .any(|(a, b)| (a - b).abs() > ORIENTATION_TOLERANCE)
@@ -545,7 +546,7 @@ fn stack(slices: &mut [(PathBuf, Box<Slice>)]) -> Result<Geometry, SeriesFault> 
             });
         }
     }
-    let pos = |s: &Slice| s.position.unwrap_or_default();
+    let pos = |s: &Slice| s.geometry.position.unwrap_or_default();
     slices.sort_by(|a, b| dot(normal, pos(&a.1)).total_cmp(&dot(normal, pos(&b.1))));
     let positions: Vec<[f64; 3]> = slices.iter().map(|(_, s)| pos(s)).collect();
     let projections: Vec<f64> = positions.iter().map(|p| dot(normal, *p)).collect();
@@ -621,10 +622,10 @@ fn is_integer(v: f64) -> bool {
 
 /// The slope GDCM applies (a slope of 0 counts as 1).
 fn effective_slope(s: &Slice) -> f64 {
-    if s.slope == 0.0 {
+    if s.geometry.slope == 0.0 {
         1.0
     } else {
-        s.slope
+        s.geometry.slope
     }
 }
 
@@ -642,13 +643,13 @@ fn output_type(slices: &[(PathBuf, Box<Slice>)]) -> ElementType {
     if first.samples != 1
         || slices
             .iter()
-            .all(|(_, s)| effective_slope(s) == 1.0 && s.intercept == 0.0)
+            .all(|(_, s)| effective_slope(s) == 1.0 && s.geometry.intercept == 0.0)
     {
         return stored;
     }
     if slices
         .iter()
-        .any(|(_, s)| !is_integer(effective_slope(s)) || !is_integer(s.intercept))
+        .any(|(_, s)| !is_integer(effective_slope(s)) || !is_integer(s.geometry.intercept))
     {
         return ElementType::F64;
     }
@@ -661,7 +662,10 @@ fn output_type(slices: &[(PathBuf, Box<Slice>)]) -> ElementType {
     let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
     for (_, s) in slices {
         let slope = effective_slope(s);
-        let (a, b) = (slope * lo + s.intercept, slope * hi + s.intercept);
+        let (a, b) = (
+            slope * lo + s.geometry.intercept,
+            slope * hi + s.geometry.intercept,
+        );
         min = min.min(a.min(b));
         max = max.max(a.max(b));
     }
@@ -738,13 +742,13 @@ fn assemble(
     let stored_bytes = usize::from(first.bits_allocated / 8);
     for (_, s) in slices {
         let slope = effective_slope(s);
-        let identity = s.samples != 1 || (slope == 1.0 && s.intercept == 0.0);
+        let identity = s.samples != 1 || (slope == 1.0 && s.geometry.intercept == 0.0);
         for chunk in s.pixels.chunks_exact(stored_bytes) {
             let v = stored_value(s, chunk);
             let out = if identity {
                 v as f64
             } else {
-                slope * v as f64 + s.intercept
+                slope * v as f64 + s.geometry.intercept
             };
             push(&mut data, element, out);
         }

@@ -31,15 +31,8 @@ pub(super) struct Slice {
     pub(super) bits_allocated: u16,
     pub(super) bits_stored: u16,
     pub(super) signed: bool,
-    /// ImagePositionPatient, when present.
-    pub(super) position: Option<[f64; 3]>,
-    /// ImageOrientationPatient (row cosine, column cosine), when present.
-    pub(super) orientation: Option<[f64; 6]>,
-    /// PixelSpacing (between rows, between columns), when present.
-    pub(super) pixel_spacing: Option<[f64; 2]>,
-    pub(super) spacing_between_slices: Option<f64>,
-    pub(super) slope: f64,
-    pub(super) intercept: f64,
+    /// Where the frame lies and how its values are rescaled.
+    pub(super) geometry: FrameGeometry,
     /// `rows * cols * samples` stored values of `bits_allocated / 8` little-endian bytes each.
     pub(super) pixels: Vec<u8>,
 }
@@ -449,12 +442,7 @@ fn parse_frames(
             bits_allocated: bits_allocated as u16,
             bits_stored: bits_stored as u16,
             signed: representation == 1,
-            position: g.position,
-            orientation: g.orientation,
-            pixel_spacing: g.pixel_spacing,
-            spacing_between_slices: g.spacing_between_slices,
-            slope: g.slope,
-            intercept: g.intercept,
+            geometry: g,
             pixels,
         })
         .collect();

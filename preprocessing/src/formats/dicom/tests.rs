@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::super::{ElementType, FormatError};
+use super::multiframe::FrameGeometry;
 use super::{output_type, read_dicom_series, SeriesFault, Slice, SourceSlice};
 use crate::test_support::{self, element_of, floats, Rng};
 
@@ -263,12 +264,14 @@ fn header(
         bits_allocated,
         bits_stored,
         signed,
-        position: None,
-        orientation: None,
-        pixel_spacing: None,
-        spacing_between_slices: None,
-        slope,
-        intercept,
+        geometry: FrameGeometry {
+            position: None,
+            orientation: None,
+            pixel_spacing: None,
+            spacing_between_slices: None,
+            slope,
+            intercept,
+        },
         pixels: vec![],
     }
 }
