@@ -37,6 +37,10 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
+# The fixture description SimpleITK gives (size, spacing, origin, direction, type, values), as
+# for the NRRD/MetaImage fixtures.
+from make_format_fixtures import describe  # noqa: E402  (scripts/ is on sys.path)
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "data", "gipl")
 HEADER = 256
 
@@ -168,20 +172,6 @@ def write_broken():
             error = str(e).strip().splitlines()[-1].strip()
         out[name] = {"sitk": error, "refused_as": variant}
     return out
-
-
-def describe(path):
-    img = sitk.ReadImage(path)
-    values = sitk.GetArrayFromImage(img).ravel()
-    return {
-        "size": list(img.GetSize()),
-        "spacing": list(img.GetSpacing()),
-        "origin": list(img.GetOrigin()),
-        "direction": list(img.GetDirection()),
-        "components": img.GetNumberOfComponentsPerPixel(),
-        "pixel": str(values.dtype),
-        "values": [float(v) for v in values],
-    }
 
 
 def main():

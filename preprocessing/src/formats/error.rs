@@ -2,7 +2,7 @@
 //! DICOM series reading; every variant names the file and the fault.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// An NRRD, MetaImage, GIPL, PNG, BMP or TIFF file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -278,4 +278,16 @@ pub(crate) fn shorten(text: &str) -> String {
     }
     let cut: String = text.chars().take(MAX).collect();
     format!("{cut}...")
+}
+
+impl FormatError {
+    /// [`FormatError::BadField`]: `field` of `path` holds `value`, wrong for `reason`.
+    pub(crate) fn bad_field(path: &Path, field: &str, value: String, reason: &str) -> FormatError {
+        FormatError::BadField {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            value,
+            reason: reason.to_string(),
+        }
+    }
 }

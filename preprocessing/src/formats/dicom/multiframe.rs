@@ -137,11 +137,8 @@ fn geometry(
     measures: &[&InMemDicomObject],
     transform: &[&InMemDicomObject],
 ) -> Result<FrameGeometry, FormatError> {
-    let bad = |field: &str, value: String, reason: &str| FormatError::BadField {
-        path: path.to_path_buf(),
-        field: field.to_string(),
-        value,
-        reason: reason.to_string(),
+    let bad = |field: &str, value: String, reason: &str| {
+        FormatError::bad_field(path, field, value, reason)
     };
     let first_number = |o: &InMemDicomObject, tag, name| -> Result<Option<f64>, FormatError> {
         Ok(numbers(path, o, tag, name)?.and_then(|v| v.first().copied()))

@@ -258,11 +258,8 @@ fn parse_frames(
     object: &DefaultDicomObject,
     budget: &mut DecodeBudget,
 ) -> Result<FileKind, FormatError> {
-    let bad = |field: &str, value: String, reason: &str| FormatError::BadField {
-        path: path.to_path_buf(),
-        field: field.to_string(),
-        value,
-        reason: reason.to_string(),
+    let bad = |field: &str, value: String, reason: &str| {
+        FormatError::bad_field(path, field, value, reason)
     };
     let unsupported = |what: String| FormatError::Unsupported {
         path: path.to_path_buf(),
