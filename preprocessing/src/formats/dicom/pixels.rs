@@ -38,13 +38,18 @@ pub(super) fn frames(
     match element.value() {
         Value::Primitive(p) => {
             let expected = frame_len * n_frames;
-            let Some(bytes) = le_bytes(p, expected) else {
+            let Some(mut bytes) = le_bytes(p, expected) else {
                 return Err(FormatError::DataTooShort {
                     path: path.to_path_buf(),
                     expected: expected as u128,
                     found: p.to_bytes().len() as u128,
                 });
             };
+            // A single-frame file (a series' usual slice): its bytes are the frame, uncopied.
+            if n_frames == 1 && !planar && frame_len > 0 {
+                bytes.truncate(frame_len);
+                return Ok(vec![bytes]);
+            }
             let mut out = Vec::new();
             for frame in bytes.chunks_exact(frame_len.max(1)).take(n_frames) {
                 out.push(if planar {
